@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { isValidSpanId, isValidTraceId } from "./trace-context.ts";
+
+/**
+ * The records that travel on Lifeline's topics, named after ECS fields (https://www.elastic.co/docs/reference/ecs)
+ * so that a document in Elasticsearch is the record as it was sent. Bump SCHEMA_VERSION on any change
+ * a reader would notice; readers accept every version up to their own.
+ */
+export const SCHEMA_VERSION = 1;
+
+const traceId = z.string().refine(isValidTraceId, "must be 32 lowercase hex digits, not all zero");
+const spanId = z.string().refine(isValidSpanId, "must be 16 lowercase hex digits, not all zero");
+const timestamp = z.iso.datetime({ offset: true });
+
+const lifelineMeta = z.looseObject({
+  schema_version: z.number().int().min(1).max(SCHEMA_VERSION),
+  command_id: z.string().optional(),
+  rollout_id: z.string().optional(),
+});
+
+const common = {
+  "@timestamp": timestamp,
+  message: z.string().optional(),
+  host: z.looseObject({ name: z.string().min(1) }),
+  service: z.looseObject({ name: z.string().min(1), environment: z.string().optional() }).optional(),
+  trace: z.object({ id: traceId }).optional(),
+  span: z.object({ id: spanId }).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  lifeline: lifelineMeta,
+};
+
+export const eventOutcome = z.enum(["success", "failure", "unknown"]);
+export type EventOutcome = z.infer<typeof eventOutcome>;
+
+/** A service's log line (or joined multiline record) as the shipper sends it. */
+export const logRecordSchema = z.looseObject({
+  ...common,
+  event: z.looseObject({
+    id: z.string().min(1),
+    dataset: z.string().optional(),
+    original: z.string().optional(),
+  }),
+  log: z.looseObject({
+    file: z.object({ path: z.string() }),
+    offset: z.number().int().nonnegative(),
+    level: z.string().optional(),
+    /** e.g. "truncated", "invalid_utf8", "multiline". */
+    flags: z.array(z.string()).optional(),
+  }),
+});
+export type LogRecord = z.infer<typeof logRecordSchema>;
+
+/** One step of a stop/start, or a controller decision, or a heartbeat. */
+export const lifecycleEventSchema = z.looseObject({
+  ...common,
+  event: z.looseObject({
+    id: z.string().min(1),
+    kind: z.literal("event"),
+    /** Namespaced step, e.g. "stop.signal_sent", "command.rejected", "rollout.halted". */
+    action: z.string().regex(/^[a-z_]+\.[a-z_]+$/, "must look like area.step, e.g. stop.signal_sent"),
+    outcome: eventOutcome,
+    /** Nanoseconds, as ECS defines event.duration. */
+    duration: z.number().int().nonnegative().optional(),
+    reason: z.string().optional(),
+  }),
+  process: z
+    .looseObject({ pid: z.number().int().optional(), exit_code: z.number().int().optional() })
+    .optional(),
+});
+export type LifecycleEvent = z.infer<typeof lifecycleEventSchema>;
+
+/**
+ * Deterministic event id: the same inputs always give the same id, so a record sent twice
+ * (after a crash or a retry) lands on the same Elasticsearch document instead of a duplicate.
+ */
+export function deterministicId(...parts: Array<string | number | bigint>): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(String(part)).update("\u0000");
+  return hash.digest("base64url").slice(0, 27);
+}

@@ -1,0 +1,156 @@
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
+import { type Admin, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import { z } from "zod";
+import { parseBoolean, parseList } from "../config.ts";
+import { ConfigError, RetryableError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+
+export const kafkaSettingsSchema = z.strictObject({
+  /** host:port of one or more brokers. */
+  brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, "must be host:port")).min(1),
+  clientId: z.string().default("lifeline"),
+  tls: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** PEM file of the CA that signed the brokers' certificates (default: the system's CAs). */
+      caFile: z.string().optional(),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      rejectUnauthorized: z.boolean().default(true),
+    })
+    .optional(),
+  sasl: z
+    .strictObject({
+      mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+      username: z.string().min(1),
+      password: z.string().min(1),
+    })
+    .optional(),
+  connectionTimeoutMs: z.number().int().positive().default(3_000),
+  requestTimeoutMs: z.number().int().positive().default(30_000),
+});
+export type KafkaSettings = z.output<typeof kafkaSettingsSchema>;
+
+/** The environment variables every component honours for Kafka (config path under `kafka.`). */
+export const kafkaEnvOverrides = {
+  LIFELINE_KAFKA_BROKERS: { path: "kafka.brokers", parse: parseList },
+  LIFELINE_KAFKA_TLS: { path: "kafka.tls.enabled", parse: parseBoolean },
+  LIFELINE_KAFKA_TLS_CA: { path: "kafka.tls.caFile" },
+  LIFELINE_KAFKA_SASL_MECHANISM: { path: "kafka.sasl.mechanism" },
+  LIFELINE_KAFKA_USERNAME: { path: "kafka.sasl.username" },
+  LIFELINE_KAFKA_PASSWORD: { path: "kafka.sasl.password" },
+};
+
+let negativeTimeoutWarningFiltered = false;
+
+/**
+ * kafkajs 2.2.4 arms an idle timer with a negative delay (requestQueue.scheduleCheckPendingRequests), which
+ * Node 24 reports as TimeoutNegativeWarning on every connection; Node clamps it to 1 ms, so it is noise.
+ * Every other warning still reaches the handlers that were there before.
+ */
+function filterNegativeTimeoutWarning(): void {
+  if (negativeTimeoutWarningFiltered) return;
+  negativeTimeoutWarningFiltered = true;
+  const previous = process.listeners("warning");
+  process.removeAllListeners("warning");
+  process.on("warning", (warning) => {
+    if (warning.name === "TimeoutNegativeWarning") return;
+    for (const listener of previous) listener(warning);
+  });
+}
+
+/** The one place a kafkajs client is made, so TLS, SASL, timeouts and logging are the same everywhere. */
+export function createKafka(settings: KafkaSettings, logger?: Logger): Kafka {
+  filterNegativeTimeoutWarning();
+  const config: KafkaConfig = {
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    connectionTimeout: settings.connectionTimeoutMs,
+    requestTimeout: settings.requestTimeoutMs,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => {
+      if (!logger) return;
+      const { message, ...rest } = entry.log;
+      const level = entry.level <= logLevel.ERROR ? "warn" : entry.level === logLevel.WARN ? "warn" : "debug";
+      logger[level]({ kafkajs: entry.namespace, ...rest }, message);
+    },
+  };
+  if (settings.tls?.enabled) config.ssl = tlsOptions(settings.tls);
+  if (settings.sasl) config.sasl = settings.sasl as SASLOptions;
+  return new Kafka(config);
+}
+
+function tlsOptions(tls: NonNullable<KafkaSettings["tls"]>): ConnectionOptions {
+  const read = (file: string | undefined) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (cause) {
+      throw new ConfigError(
+        "kafka.tls_file",
+        `cannot read Kafka TLS file ${file}: ${(cause as Error).message}`,
+      );
+    }
+  };
+  return {
+    ca: read(tls.caFile),
+    cert: read(tls.certFile),
+    key: read(tls.keyFile),
+    rejectUnauthorized: tls.rejectUnauthorized,
+  };
+}
+
+const UNREACHABLE_ERRORS = new Set([
+  "KafkaJSConnectionError",
+  "KafkaJSConnectionClosedError",
+  "KafkaJSNumberOfRetriesExceeded",
+  "KafkaJSBrokerNotFound",
+  "KafkaJSRequestTimeoutError",
+]);
+
+/** Turns kafkajs errors into Lifeline's error tree with a message an operator can act on. */
+export function translateKafkaError(error: unknown, settings: KafkaSettings): Error {
+  const name = (error as { name?: string })?.name ?? "";
+  const message = (error as Error)?.message ?? String(error);
+  const where = settings.brokers.join(",");
+  if (name === "KafkaJSSASLAuthenticationError" || /SASL|authentication/i.test(message)) {
+    return new ConfigError("kafka.auth_failed", `Kafka at ${where} rejected the credentials: ${message}`, {
+      cause: error,
+      hint: "check LIFELINE_KAFKA_SASL_MECHANISM, LIFELINE_KAFKA_USERNAME and LIFELINE_KAFKA_PASSWORD",
+    });
+  }
+  if (
+    UNREACHABLE_ERRORS.has(name) ||
+    UNREACHABLE_ERRORS.has((error as { cause?: { name?: string } })?.cause?.name ?? "")
+  ) {
+    return new RetryableError("kafka.unreachable", `cannot reach Kafka at ${where}: ${message}`, {
+      cause: error,
+      hint: "start the local servers with `lifeline services up`, or set LIFELINE_KAFKA_BROKERS to a running cluster",
+    });
+  }
+  return error instanceof Error ? error : new Error(message);
+}
+
+export interface KafkaClusterInfo {
+  clusterId: string;
+  brokers: string[];
+}
+
+/** Asks the cluster for its metadata: the proof that Kafka really serves, not only that a port is open. */
+export async function describeKafka(settings: KafkaSettings): Promise<KafkaClusterInfo> {
+  const kafka = createKafka({
+    ...settings,
+    connectionTimeoutMs: Math.min(settings.connectionTimeoutMs, 3_000),
+  });
+  const admin: Admin = kafka.admin({ retry: { retries: 0 } });
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    return { clusterId: cluster.clusterId, brokers: cluster.brokers.map((b) => `${b.host}:${b.port}`) };
+  } catch (error) {
+    throw translateKafkaError(error, settings);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}

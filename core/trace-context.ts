@@ -1,0 +1,76 @@
+import { randomBytes } from "node:crypto";
+
+/** W3C Trace Context (https://www.w3.org/TR/trace-context/) helpers: ids are lowercase hex. */
+export interface TraceContext {
+  traceId: string;
+  spanId: string;
+  /** Bit 0 = sampled. */
+  flags: number;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ALL_ZERO = /^0+$/;
+
+export function isValidTraceId(id: string): boolean {
+  return /^[0-9a-f]{32}$/.test(id) && !ALL_ZERO.test(id);
+}
+
+export function isValidSpanId(id: string): boolean {
+  return /^[0-9a-f]{16}$/.test(id) && !ALL_ZERO.test(id);
+}
+
+/** Parses a traceparent header; undefined for anything the spec says to ignore. */
+export function parseTraceparent(header: string | undefined | null): TraceContext | undefined {
+  if (!header) return undefined;
+  const match = TRACEPARENT.exec(header.trim().toLowerCase());
+  if (!match) return undefined;
+  const [, version, traceId, spanId, flags, rest] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
+  if (version === "ff") return undefined;
+  // Version 00 has exactly four fields; later versions may append more, which we ignore.
+  if (version === "00" && rest !== undefined) return undefined;
+  if (!isValidTraceId(traceId) || !isValidSpanId(spanId)) return undefined;
+  return { traceId, spanId, flags: Number.parseInt(flags, 16) };
+}
+
+export function formatTraceparent(context: TraceContext): string {
+  return `00-${context.traceId}-${context.spanId}-${(context.flags & 0xff).toString(16).padStart(2, "0")}`;
+}
+
+export function newTraceId(): string {
+  return randomBytes(16).toString("hex");
+}
+
+export function newSpanId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/** A new span in the same trace, or the root of a new sampled trace. */
+export function childContext(parent?: TraceContext): TraceContext {
+  return { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), flags: parent?.flags ?? 1 };
+}
+
+/**
+ * Normalises a trace id found in a log line: accepts 32 hex (any case) or a 64-bit decimal
+ * (Datadog's dd.trace_id), left-padding to 32 hex as OpenTelemetry does for 64-bit ids.
+ */
+export function normaliseTraceId(value: unknown): string | undefined {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) value = String(value);
+  if (typeof value !== "string") return undefined;
+  const text = value.trim().toLowerCase();
+  if (/^[0-9a-f]{32}$/.test(text)) return isValidTraceId(text) ? text : undefined;
+  if (/^[0-9a-f]{16}$/.test(text))
+    return isValidTraceId(text.padStart(32, "0")) ? text.padStart(32, "0") : undefined;
+  if (/^[0-9]{1,20}$/.test(text)) {
+    const big = BigInt(text);
+    if (big === 0n || big >= 2n ** 64n) return undefined;
+    return big.toString(16).padStart(32, "0");
+  }
+  return undefined;
+}
