@@ -61,9 +61,14 @@ function filterNegativeTimeoutWarning(): void {
 }
 
 /** The one place a kafkajs client is made, so TLS, SASL, timeouts and logging are the same everywhere. */
-export function createKafka(settings: KafkaSettings, logger?: Logger): Kafka {
+export function createKafka(
+  settings: KafkaSettings,
+  logger?: Logger,
+  overrides: Partial<KafkaConfig> = {},
+): Kafka {
   filterNegativeTimeoutWarning();
   const config: KafkaConfig = {
+    ...overrides,
     clientId: settings.clientId,
     brokers: settings.brokers,
     connectionTimeout: settings.connectionTimeoutMs,

@@ -1,0 +1,39 @@
+import { randomBytes } from "node:crypto";
+import type { Client } from "@elastic/elasticsearch";
+import type { Kafka } from "kafkajs";
+import { inject } from "vitest";
+import { createElastic } from "../../core/elastic/client.ts";
+import { createKafka } from "../../core/kafka/client.ts";
+
+export function connections() {
+  return inject("connections");
+}
+
+/** A name no other test (or earlier run) uses: tests never share a topic or an index. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+}
+
+export function testKafka(): Kafka {
+  return createKafka({ ...connections().kafka, clientId: "lifeline-test" });
+}
+
+export function testElastic(): Client {
+  return createElastic(connections().elasticsearch);
+}
+
+/** Creates a fresh topic and waits for its leaders. */
+export async function freshTopic(kafka: Kafka, prefix: string, numPartitions = 3): Promise<string> {
+  const topic = uniqueName(`test.${prefix}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [{ topic, numPartitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return topic;
+}

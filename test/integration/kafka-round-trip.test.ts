@@ -1,0 +1,54 @@
+import { CompressionTypes } from "kafkajs";
+import { describe, expect, it } from "vitest";
+import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
+import { freshTopic, testKafka, uniqueName } from "../helpers/services.ts";
+
+describe("kafka round trip through the project's client factory", () => {
+  it("delivers every produced record exactly once, in order per key, with its headers", async () => {
+    const kafka = testKafka();
+    const topic = await freshTopic(kafka, "round-trip", 3);
+    const keys = Array.from({ length: 10 }, (_, i) => `file-${i}`);
+    const perKey = 200;
+    const traceparents = new Map<string, string>();
+
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let seq = 0; seq < perKey; seq++) {
+      const messages = keys.map((key) => {
+        const traceparent = formatTraceparent({ traceId: newTraceId(), spanId: newSpanId(), flags: 1 });
+        traceparents.set(`${key}/${seq}`, traceparent);
+        return { key, value: JSON.stringify({ key, seq }), headers: { traceparent } };
+      });
+      await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages });
+    }
+    await producer.disconnect();
+
+    const expected = keys.length * perKey;
+    const received = new Map<string, number[]>();
+    let count = 0;
+    const consumer = kafka.consumer({ groupId: uniqueName("test-group") });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      consumer
+        .run({
+          eachMessage: async ({ message }) => {
+            const record = JSON.parse(String(message.value)) as { key: string; seq: number };
+            expect(String(message.key)).toBe(record.key);
+            expect(String(message.headers?.traceparent)).toBe(
+              traceparents.get(`${record.key}/${record.seq}`),
+            );
+            received.set(record.key, [...(received.get(record.key) ?? []), record.seq]);
+            if (++count === expected) resolve();
+          },
+        })
+        .catch(reject);
+    });
+    await consumer.disconnect();
+
+    expect(count).toBe(expected);
+    for (const key of keys) {
+      expect(received.get(key)).toEqual(Array.from({ length: perKey }, (_, i) => i));
+    }
+  });
+});
