@@ -11,6 +11,7 @@ if (major < 24) {
 
 export default defineConfig({
   test: {
+    reporters: ["default", "./test/helpers/summary-reporter.ts"],
     projects: [
       {
         test: {

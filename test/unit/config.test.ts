@@ -1,0 +1,81 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { loadConfigFile } from "../../core/config.ts";
+import { connectionEnvOverrides, connectionsSchema } from "../../core/connections.ts";
+import { ConfigError } from "../../core/errors.ts";
+
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/config/${name}`, import.meta.url));
+const load = (name: string, env: NodeJS.ProcessEnv = {}) =>
+  loadConfigFile(fixture(name), connectionsSchema, { env, overrides: connectionEnvOverrides });
+
+function errorOf(action: () => unknown): ConfigError {
+  try {
+    action();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config loading", () => {
+  it("reads a valid file and fills in defaults", () => {
+    const config = load("valid.yaml");
+    expect(config.kafka.brokers).toEqual(["kafka-1:9092", "kafka-2:9092"]);
+    expect(config.kafka.clientId).toBe("lifeline");
+    expect(config.kafka.connectionTimeoutMs).toBe(3_000);
+    expect(config.elasticsearch.apiKey).toBe("aWQ6a2V5");
+  });
+
+  it("an unknown key names the file, the key and the likely intended key", () => {
+    const error = errorOf(() => load("unknown-key.yaml"));
+    expect(error.message).toContain(fixture("unknown-key.yaml"));
+    expect(error.message).toContain('kafka.brokres: unknown key (did you mean "brokers"?)');
+  });
+
+  it("an unknown nested key names its full path", () => {
+    const error = errorOf(() => load("unknown-nested-key.yaml"));
+    expect(error.message).toContain('kafka.sasl.pasword: unknown key (did you mean "password"?)');
+  });
+
+  it("wrong types are reported per key, all at once", () => {
+    const error = errorOf(() => load("wrong-type.yaml"));
+    expect(error.message).toMatch(/kafka\.brokers: .*array/i);
+    expect(error.message).toMatch(/elasticsearch\.url: /);
+  });
+
+  it("broken YAML names the file", () => {
+    const error = errorOf(() => load("bad-yaml.yaml"));
+    expect(error.code).toBe("config.bad_yaml");
+    expect(error.message).toContain(fixture("bad-yaml.yaml"));
+  });
+
+  it("cross-field rules: basic auth and an API key together are refused", () => {
+    const error = errorOf(() => load("both-auth.yaml"));
+    expect(error.message).toContain("set either username/password or apiKey, not both");
+  });
+
+  it("a missing file is a ConfigError naming it", () => {
+    const error = errorOf(() => load("no-such-file.yaml"));
+    expect(error.code).toBe("config.unreadable");
+    expect(error.message).toContain("no-such-file.yaml");
+  });
+
+  it("environment variables override the file", () => {
+    const config = load("valid.yaml", {
+      LIFELINE_KAFKA_BROKERS: "a:1, b:2",
+      LIFELINE_KAFKA_PASSWORD: "from-env",
+      LIFELINE_ES_URL: "http://es:9200",
+      LIFELINE_ES_TLS_VERIFY: "false",
+    });
+    expect(config.kafka.brokers).toEqual(["a:1", "b:2"]);
+    expect(config.kafka.sasl?.password).toBe("from-env");
+    expect(config.elasticsearch.url).toBe("http://es:9200");
+    expect(config.elasticsearch.tls?.rejectUnauthorized).toBe(false);
+  });
+
+  it("a malformed environment value names the variable", () => {
+    const error = errorOf(() => load("valid.yaml", { LIFELINE_KAFKA_TLS: "maybe" }));
+    expect(error.message).toContain("LIFELINE_KAFKA_TLS");
+  });
+});

@@ -1,0 +1,62 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { DEFAULT_ELASTICSEARCH_VERSION, DEFAULT_KAFKA_VERSION } from "../../local-services/settings.ts";
+
+const composeFile = fileURLToPath(new URL("../../docker-compose.yml", import.meta.url));
+const dclint = fileURLToPath(new URL("../../node_modules/dclint/bin/dclint.cjs", import.meta.url));
+
+function lint(file: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [dclint, file, "--color", "false"], (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr });
+    });
+  });
+}
+
+describe("docker-compose.yml", () => {
+  it("passes dclint (Compose specification schema and its rules)", async () => {
+    const result = await lint(composeFile);
+    expect(result.output).not.toMatch(/error/);
+    expect(result.code).toBe(0);
+  });
+
+  it("a file that breaks the Compose schema fails the same check", async () => {
+    const broken = join(mkdtempSync(join(tmpdir(), "lifeline-compose-")), "docker-compose.yml");
+    writeFileSync(
+      broken,
+      "services:\n  web:\n    image: nginx:1.27\n    restart: sometimes\n    healthcheck: yes\n",
+    );
+    const result = await lint(broken);
+    expect(result.code).not.toBe(0);
+  });
+
+  it("runs the same Kafka and Elasticsearch versions as the local servers the tests use", () => {
+    const compose = parse(readFileSync(composeFile, "utf8")) as {
+      services: Record<string, { image?: string }>;
+    };
+    expect(compose.services.kafka?.image).toBe(`apache/kafka:${DEFAULT_KAFKA_VERSION}`);
+    expect(compose.services.elasticsearch?.image).toBe(
+      `docker.elastic.co/elasticsearch/elasticsearch:${DEFAULT_ELASTICSEARCH_VERSION}`,
+    );
+    expect(compose.services.kibana?.image).toBe(
+      `docker.elastic.co/kibana/kibana:${DEFAULT_ELASTICSEARCH_VERSION}`,
+    );
+  });
+
+  it("has a health check on every long-running service", () => {
+    const compose = parse(readFileSync(composeFile, "utf8"), { merge: true }) as {
+      services: Record<string, { restart?: string; healthcheck?: unknown }>;
+    };
+    const longRunning = Object.entries(compose.services).filter(([, s]) => s.restart !== "no");
+    expect(longRunning.length).toBeGreaterThan(5);
+    for (const [name, service] of longRunning) {
+      if (name === "demo-host") continue; // its health is the agent's and shipper's, reported through Kafka
+      expect(service.healthcheck, name).toBeDefined();
+    }
+  });
+});

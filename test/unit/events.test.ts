@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { deterministicId, lifecycleEventSchema, logRecordSchema, SCHEMA_VERSION } from "../../core/events.ts";
+
+const stopEvent = {
+  "@timestamp": "2026-11-27T05:00:00.000Z",
+  host: { name: "web-1" },
+  service: { name: "api" },
+  trace: { id: "4bf92f3577b34da6a3ce929d0e0e4736" },
+  span: { id: "00f067aa0ba902b7" },
+  event: { id: "e1", kind: "event", action: "stop.escalated", outcome: "success", duration: 30_000_000_000 },
+  process: { pid: 4242, exit_code: 137 },
+  lifeline: { schema_version: SCHEMA_VERSION, command_id: "c1", rollout_id: "r1" },
+};
+
+describe("event schemas", () => {
+  it("accepts a lifecycle event with ECS names", () => {
+    expect(lifecycleEventSchema.parse(stopEvent)).toMatchObject({ event: { action: "stop.escalated" } });
+  });
+
+  it.each([
+    ["an invalid trace id", { ...stopEvent, trace: { id: "0".repeat(32) } }, "trace.id"],
+    [
+      "an action without an area",
+      { ...stopEvent, event: { ...stopEvent.event, action: "stopped" } },
+      "event.action",
+    ],
+    ["an unknown outcome", { ...stopEvent, event: { ...stopEvent.event, outcome: "ok" } }, "event.outcome"],
+    [
+      "a newer schema version",
+      { ...stopEvent, lifeline: { schema_version: SCHEMA_VERSION + 1 } },
+      "lifeline.schema_version",
+    ],
+    ["no host", { ...stopEvent, host: undefined }, "host"],
+  ])("rejects %s, naming the field", (_, event, field) => {
+    const result = lifecycleEventSchema.safeParse(event);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((issue) => issue.path.join("."))).toContain(field);
+  });
+
+  it("accepts a log record with its file offset", () => {
+    const record = {
+      "@timestamp": "2026-11-27T05:00:00Z",
+      message: "GET /health 200",
+      host: { name: "web-1" },
+      event: { id: deterministicId("web-1", "dev:ino:fp", 0) },
+      log: { file: { path: "/var/log/api.log" }, offset: 0, flags: ["truncated"] },
+      lifeline: { schema_version: 1 },
+    };
+    expect(logRecordSchema.safeParse(record).success).toBe(true);
+  });
+
+  it("deterministic ids are stable, distinct per input, and do not collide on joined strings", () => {
+    expect(deterministicId("host", "file", 10)).toBe(deterministicId("host", "file", 10));
+    expect(deterministicId("host", "file", 10)).not.toBe(deterministicId("host", "file", 11));
+    expect(deterministicId("ab", "c")).not.toBe(deterministicId("a", "bc"));
+    expect(deterministicId("x")).toMatch(/^[A-Za-z0-9_-]{27}$/);
+  });
+});
