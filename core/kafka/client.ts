@@ -144,10 +144,12 @@ export interface KafkaClusterInfo {
 
 /** Asks the cluster for its metadata: the proof that Kafka really serves, not only that a port is open. */
 export async function describeKafka(settings: KafkaSettings): Promise<KafkaClusterInfo> {
-  const kafka = createKafka({
-    ...settings,
-    connectionTimeoutMs: Math.min(settings.connectionTimeoutMs, 3_000),
-  });
+  // Fail fast: this answers "does Kafka serve?", callers that wait for it poll.
+  const kafka = createKafka(
+    { ...settings, connectionTimeoutMs: Math.min(settings.connectionTimeoutMs, 3_000) },
+    undefined,
+    { retry: { retries: 1, initialRetryTime: 200 } },
+  );
   const admin: Admin = kafka.admin({ retry: { retries: 0 } });
   try {
     await admin.connect();

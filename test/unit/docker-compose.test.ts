@@ -10,18 +10,23 @@ import { DEFAULT_ELASTICSEARCH_VERSION, DEFAULT_KAFKA_VERSION } from "../../loca
 const composeFile = fileURLToPath(new URL("../../docker-compose.yml", import.meta.url));
 const dclint = fileURLToPath(new URL("../../node_modules/dclint/bin/dclint.cjs", import.meta.url));
 
+// --max-warnings 0: the style rules count too, so the file stays as dclint --fix leaves it.
 function lint(file: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [dclint, file, "--color", "false"], (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr });
-    });
+    execFile(
+      process.execPath,
+      [dclint, file, "--color", "false", "--max-warnings", "0"],
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr });
+      },
+    );
   });
 }
 
 describe("docker-compose.yml", () => {
   it("passes dclint (Compose specification schema and its rules)", async () => {
     const result = await lint(composeFile);
-    expect(result.output).not.toMatch(/error/);
+    expect(result.output.trim()).toBe("");
     expect(result.code).toBe(0);
   });
 
