@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { describeError, LifelineError } from "../core/errors.ts";
 import { runServices } from "../local-services/main.ts";
+import { runShipper } from "../shipper/main.ts";
 
 interface Command {
   summary: string;
@@ -13,7 +14,7 @@ const commands: Record<string, Command> = {
     summary: "start, check or stop local Kafka and Elasticsearch (development and tests)",
     run: runServices,
   },
-  shipper: { summary: "tail service logs and lifecycle journals into Kafka" },
+  shipper: { summary: "tail service logs and lifecycle journals into Kafka", run: runShipper },
   agent: { summary: "run signed stop/start commands for this host's declared services" },
   collector: { summary: "receive OTLP/HTTP traces and logs into Kafka" },
   indexer: { summary: "index Kafka records into Elasticsearch as ECS documents" },

@@ -1,0 +1,108 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { loadConfigFile } from "../core/config.ts";
+import { connectionEnvOverrides } from "../core/connections.ts";
+import { elasticSettingsSchema } from "../core/elastic/client.ts";
+import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { MULTILINE_PRESETS } from "./tail/multiline.ts";
+
+const regex = z.string().refine((source) => {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be a valid regular expression");
+
+export const multilineSchema = z.strictObject({
+  /** A named rule for common stack traces; pattern fields below override it. */
+  preset: z.enum(Object.keys(MULTILINE_PRESETS) as [string, ...string[]]).optional(),
+  /** A line matching this begins a new record; every other line continues the current one. */
+  start: regex.optional(),
+  /** A line matching this continues the current record; every other line begins a new one. */
+  continuation: regex.optional(),
+  /** Inverts the match of `start` or `continuation`. */
+  negate: z.boolean().default(false),
+  maxLines: z.number().int().positive().default(500),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1 << 20),
+  /** A record with no new line for this long is complete (unless a line is still half-written). */
+  timeoutMs: z.number().int().positive().default(1_000),
+});
+export type MultilineConfig = z.output<typeof multilineSchema>;
+
+export const inputSchema = z.strictObject({
+  /** Names the input in metrics and becomes event.dataset. */
+  name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
+  /** Glob patterns of files to tail, e.g. /var/log/api/*.log. */
+  paths: z.array(z.string().min(1)).min(1),
+  exclude: z.array(z.string()).default([]),
+  /** `logs` for service logs; `lifecycle` for the agent's journal (its lines are lifecycle events already). */
+  kind: z.enum(["logs", "lifecycle"]).default("logs"),
+  service: z.strictObject({ name: z.string().min(1), environment: z.string().optional() }).optional(),
+  parser: z.enum(["auto", "json", "logfmt", "plain"]).default("auto"),
+  multiline: multilineSchema.optional(),
+  /** Added to every record under labels. */
+  fields: z.record(z.string(), z.string()).default({}),
+  /** Longer lines are cut here and flagged `truncated`. */
+  maxLineBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(900 * 1024)
+    .default(256 * 1024),
+  /** Where a file never seen before starts: its beginning, or its end (only new lines). */
+  startAt: z.enum(["beginning", "end"]).default("beginning"),
+});
+export type InputConfig = z.output<typeof inputSchema>;
+
+export const shipperConfigSchema = z.strictObject({
+  host: z.strictObject({ name: z.string().min(1).default(hostname()) }).default({ name: hostname() }),
+  /** Where offsets are kept; one file, rewritten atomically. */
+  checkpointDir: z.string().min(1),
+  inputs: z.array(inputSchema).min(1),
+  /** Topic prefix; topics are <prefix>.logs and <prefix>.lifecycle. */
+  topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
+  limits: z
+    .strictObject({
+      /** Bytes read but not yet acknowledged by Kafka; past this, reading pauses (the files are the buffer). */
+      inflightBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(32 << 20),
+      batchBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1 << 20),
+      lingerMs: z.number().int().nonnegative().default(20),
+      /** Files read at the same time; the others wait their turn. */
+      openFiles: z.number().int().positive().default(2_048),
+    })
+    .default({ inflightBytes: 32 << 20, batchBytes: 1 << 20, lingerMs: 20, openFiles: 2_048 }),
+  compression: z.enum(["gzip", "none"]).default("gzip"),
+  /** How often every path is re-listed and re-checked, in case a watch event was missed. */
+  reconcileIntervalMs: z.number().int().positive().default(2_000),
+  checkpointIntervalMs: z.number().int().positive().default(1_000),
+  http: z
+    .strictObject({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(9466),
+    })
+    .optional(),
+  kafka: kafkaSettingsSchema.optional(),
+  elasticsearch: elasticSettingsSchema.optional(),
+});
+export type ShipperConfig = z.output<typeof shipperConfigSchema>;
+
+export function loadShipperConfig(file: string, env: NodeJS.ProcessEnv = process.env): ShipperConfig {
+  return loadConfigFile(file, shipperConfigSchema, {
+    env,
+    overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
+  });
+}

@@ -1,0 +1,76 @@
+import { parseArgs } from "node:util";
+import { resolveKafka } from "../core/connections.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { Supervisor } from "../core/lifecycle.ts";
+import { createLogger } from "../core/logger.ts";
+import { ObservabilityServer } from "../core/observability/http.ts";
+import { loadShipperConfig } from "./config.ts";
+import { createShipperMetrics } from "./metrics.ts";
+import { Shipper } from "./shipper.ts";
+
+export const shipperHelp = `Usage: lifeline shipper --config FILE
+
+Tails the files the config's inputs name into Kafka (topics <prefix>.logs and <prefix>.lifecycle).
+Offsets are saved only after Kafka acknowledged the lines; SIGTERM/SIGINT flushes and saves them.
+
+Options:
+  --config FILE   shipper YAML config (see README, "Shipper")
+  --validate      check the config and exit
+
+Environment: LIFELINE_KAFKA_* (see \`lifeline services --help\`), LIFELINE_HOST_NAME, LIFELINE_LOG_LEVEL.
+`;
+
+export async function runShipper(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      validate: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help || !values.config) {
+    process.stdout.write(shipperHelp);
+    return values.help ? 0 : 2;
+  }
+  const config = loadShipperConfig(values.config);
+  if (values.validate) {
+    process.stdout.write(`${values.config}: valid shipper config (${config.inputs.length} inputs)\n`);
+    return 0;
+  }
+  const logger = createLogger("shipper");
+  const kafkaSettings = resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} });
+  const kafka = createKafka({ ...kafkaSettings, clientId: `lifeline-shipper-${config.host.name}` }, logger);
+  const metrics = createShipperMetrics();
+  const shipper = new Shipper({ config, kafka, logger, metrics });
+  await ensureTopics(kafka, shipper.topics);
+  const components = [shipper];
+  const observability = config.http
+    ? new ObservabilityServer({ registry: metrics.registry, health: () => shipper.health(), ...config.http })
+    : undefined;
+  const supervisor = new Supervisor(
+    observability
+      ? [
+          {
+            name: "http",
+            start: async () => {
+              const port = await observability.start();
+              logger.info({ port }, "metrics and health endpoint listening");
+            },
+            stop: () => observability.stop(),
+          },
+          ...components,
+        ]
+      : components,
+    logger,
+  );
+  await supervisor.start();
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  logger.info("stopping");
+  await supervisor.stop(AbortSignal.timeout(30_000));
+  return 0;
+}

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Registry } from "prom-client";
+
+export function createShipperMetrics() {
+  const registry = new Registry();
+  const labelNames = ["input"] as const;
+  return {
+    registry,
+    linesRead: new Counter({
+      name: "lifeline_shipper_records_read_total",
+      help: "Records read (multiline joined)",
+      labelNames,
+      registers: [registry],
+    }),
+    bytesRead: new Counter({
+      name: "lifeline_shipper_bytes_read_total",
+      help: "Bytes read from files",
+      labelNames,
+      registers: [registry],
+    }),
+    recordsAcked: new Counter({
+      name: "lifeline_shipper_records_acked_total",
+      help: "Records acknowledged by Kafka",
+      registers: [registry],
+    }),
+    bytesAcked: new Counter({
+      name: "lifeline_shipper_bytes_acked_total",
+      help: "Bytes acknowledged by Kafka",
+      registers: [registry],
+    }),
+    truncatedLines: new Counter({
+      name: "lifeline_shipper_truncated_lines_total",
+      help: "Lines cut at maxLineBytes",
+      labelNames,
+      registers: [registry],
+    }),
+    invalidUtf8: new Counter({
+      name: "lifeline_shipper_invalid_utf8_total",
+      help: "Lines with invalid UTF-8, replaced",
+      labelNames,
+      registers: [registry],
+    }),
+    binarySkipped: new Counter({
+      name: "lifeline_shipper_binary_files_skipped_total",
+      help: "Files skipped as binary",
+      labelNames,
+      registers: [registry],
+    }),
+    truncations: new Counter({
+      name: "lifeline_shipper_file_truncations_total",
+      help: "Files truncated under the reader (copytruncate)",
+      labelNames,
+      registers: [registry],
+    }),
+    rotations: new Counter({
+      name: "lifeline_shipper_file_rotations_total",
+      help: "Files renamed or deleted while read",
+      labelNames,
+      registers: [registry],
+    }),
+    kafkaErrors: new Counter({
+      name: "lifeline_shipper_kafka_errors_total",
+      help: "Failed Kafka sends (retried)",
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: "lifeline_shipper_dead_lettered_total",
+      help: "Records too large for the broker, dead-lettered",
+      registers: [registry],
+    }),
+    filesOpen: new Gauge({
+      name: "lifeline_shipper_files_open",
+      help: "Files with an open handle",
+      registers: [registry],
+    }),
+    inflightBytes: new Gauge({
+      name: "lifeline_shipper_inflight_bytes",
+      help: "Bytes read, not yet acknowledged",
+      registers: [registry],
+    }),
+    bytesBehind: new Gauge({
+      name: "lifeline_shipper_bytes_behind",
+      help: "Bytes between the acknowledged offset and the end of each file",
+      labelNames: ["input", "path"] as const,
+      registers: [registry],
+    }),
+  };
+}
+export type ShipperMetrics = ReturnType<typeof createShipperMetrics>;

@@ -1,0 +1,547 @@
+import { open, readdir, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { FSWatcher } from "chokidar";
+import type { Kafka } from "kafkajs";
+import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { BatchProducer, type OutboundRecord } from "../core/kafka/batch-producer.ts";
+import type { Component } from "../core/lifecycle.ts";
+import type { Logger } from "../core/logger.ts";
+import { formatTraceparent } from "../core/trace-context.ts";
+import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
+import type { InputConfig, ShipperConfig } from "./config.ts";
+import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
+import type { ShipperMetrics } from "./metrics.ts";
+import { extractFields } from "./parse/fields.ts";
+import { fingerprintOf, identityKey } from "./tail/file-identity.ts";
+import { FileTailer, type TailerEvents } from "./tail/file-tailer.ts";
+import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
+
+interface Input {
+  config: InputConfig;
+  matcher: PathMatcher;
+  multiline: MultilineRule | undefined;
+  topic: string;
+}
+
+interface TrackedFile {
+  tailer: FileTailer;
+  input: Input;
+  /** Stable per file (and per truncation), persisted: the basis of deterministic event ids. */
+  fileId: string;
+  /** When the path stopped pointing at this file (renamed away or deleted): read to the end, then close. */
+  detachedAt: number | undefined;
+}
+
+const TICK_MS = 100;
+
+/**
+ * Tails every input's files into Kafka. Offsets advance only after Kafka acknowledged a record; the
+ * checkpoint is written atomically every second and on stop. Files are the buffer: when Kafka is slow or away,
+ * reading pauses at `limits.inflightBytes` and resumes by itself.
+ */
+export class Shipper implements Component {
+  readonly name = "shipper";
+  private readonly config: ShipperConfig;
+  private readonly logger: Logger;
+  private readonly metrics: ShipperMetrics;
+  private readonly producer: BatchProducer;
+  private readonly checkpoints: CheckpointStore;
+  private readonly inputs: Input[];
+  private readonly files = new Map<string, TrackedFile>();
+  private saved = new Map<string, FileCheckpoint>();
+  private watcher: FSWatcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private reconciling: Promise<void> | undefined;
+  private reconcileAgain = false;
+  private reconcileSoon: NodeJS.Timeout | undefined;
+  private saving: Promise<void> = Promise.resolve();
+  private dirty = false;
+  private stopped = false;
+  private started = false;
+  private readonly events: TailerEvents;
+
+  constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    const prefix = options.config.topicPrefix;
+    this.producer = new BatchProducer({
+      kafka: options.kafka,
+      logger: options.logger.child({ component: "kafka-producer" }),
+      batchBytes: options.config.limits.batchBytes,
+      lingerMs: options.config.limits.lingerMs,
+      inflightBytes: options.config.limits.inflightBytes,
+      compression: options.config.compression,
+      deadLetterTopic: `${prefix}.dead-letter`,
+      metrics: {
+        sent: (records, bytes) => {
+          this.metrics.recordsAcked.inc(records);
+          this.metrics.bytesAcked.inc(bytes);
+        },
+        failed: () => this.metrics.kafkaErrors.inc(),
+        deadLettered: (records) => this.metrics.deadLettered.inc(records),
+      },
+    });
+    this.checkpoints = new CheckpointStore(options.config.checkpointDir);
+    this.inputs = options.config.inputs.map((config) => ({
+      config,
+      matcher: { include: config.paths, exclude: config.exclude },
+      multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
+      topic: `${prefix}.${config.kind === "lifecycle" ? "lifecycle" : "logs"}`,
+    }));
+    this.events = {
+      record: (tailer, record) => this.onRecord(tailer, record),
+      waitForRoom: () => this.producer.waitForRoom(),
+      truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
+      binarySkipped: (tailer) => {
+        this.metrics.binarySkipped.inc({ input: tailer.input });
+        this.logger.warn({ path: tailer.path }, "binary file skipped (NUL bytes in its first 8 KiB)");
+        this.dirty = true;
+      },
+      bytesRead: (tailer, bytes) => this.metrics.bytesRead.inc({ input: tailer.input }, bytes),
+    };
+  }
+
+  get topics(): string[] {
+    return [...new Set(this.inputs.map((input) => input.topic)), `${this.config.topicPrefix}.dead-letter`];
+  }
+
+  health() {
+    return {
+      healthy: this.started && !this.stopped && this.producer.healthy,
+      details: {
+        files: this.files.size,
+        inflightBytes: this.producer.inflightBytes,
+        kafkaLastError: this.producer.lastError ?? null,
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    this.saved = await this.checkpoints.load();
+    await this.producer.start();
+    await this.reconcile();
+    const patterns = this.inputs.flatMap((input) => input.config.paths);
+    this.watcher = watchPatterns(
+      patterns,
+      (kind, path) => this.onWatchEvent(kind, path),
+      (error) => this.logger.warn({ err: error }, "file watcher error; the reconcile pass covers it"),
+    );
+    this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
+    this.timers.push(setInterval(() => this.tick(), TICK_MS));
+    this.timers.push(setInterval(() => void this.saveCheckpoint(), this.config.checkpointIntervalMs));
+    this.started = true;
+    this.logger.info({ files: this.files.size, inputs: this.inputs.length }, "shipper started");
+  }
+
+  async stop(deadline: AbortSignal): Promise<void> {
+    if (this.stopped || !this.started) {
+      this.stopped = true;
+      return;
+    }
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.reconcileSoon);
+    await this.watcher?.close();
+    await this.reconciling;
+    // Stop reading; records already complete go out, half-written lines are read again next time.
+    await Promise.all([...this.files.values()].map(async ({ tailer }) => tailer.close()));
+    for (const { tailer } of this.files.values()) tailer.flushRecords();
+    await this.producer.stop(deadline);
+    await this.saveCheckpoint(true);
+    this.logger.info({ files: this.files.size }, "shipper stopped, checkpoint saved");
+  }
+
+  private onWatchEvent(kind: "add" | "change" | "unlink", path: string): void {
+    if (this.stopped) return;
+    this.logger.debug({ kind, path }, "watch event");
+    if (kind === "change") {
+      for (const file of this.files.values()) if (file.tailer.path === path) void this.pump(file);
+      return;
+    }
+    // New or vanished paths: look again shortly, once, whatever the number of events.
+    this.reconcileSoon ??= setTimeout(() => {
+      this.reconcileSoon = undefined;
+      void this.reconcile();
+    }, 20);
+  }
+
+  private reconcile(): Promise<void> {
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return this.reconciling;
+    }
+    this.reconciling = (async () => {
+      try {
+        do {
+          this.reconcileAgain = false;
+          await this.reconcileOnce();
+        } while (this.reconcileAgain && !this.stopped);
+      } catch (error) {
+        this.logger.error({ err: error }, "reconcile pass failed");
+      } finally {
+        this.reconciling = undefined;
+      }
+    })();
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const seen = new Map<string, string>(); // identity key → path
+    const opened: TrackedFile[] = [];
+    for (const input of this.inputs) {
+      for (const path of await listMatching(input.matcher)) {
+        if (this.stopped) return;
+        const info = await stat(path).catch(() => undefined);
+        if (!info) continue;
+        const key = identityKey(info);
+        seen.set(key, path);
+        const known = this.files.get(key);
+        if (known) {
+          if (known.tailer.path !== path) known.tailer.path = path; // renamed, and still matched
+          known.detachedAt = undefined;
+          continue;
+        }
+        const file = await this.openFile(path, input, info.size);
+        if (file) opened.push(file);
+      }
+    }
+    if (this.saved.size > 0) opened.push(...(await this.recoverRotatedWhileStopped(seen)));
+    const now = Date.now();
+    for (const [key, file] of this.files) {
+      if (seen.has(key)) continue;
+      if (file.detachedAt === undefined) {
+        file.detachedAt = now;
+        file.tailer.state = "draining";
+        this.metrics.rotations.inc({ input: file.input.config.name });
+        this.logger.info(
+          { path: file.tailer.path, read: file.tailer.position },
+          "file renamed away or deleted: reading it to its end",
+        );
+      } else if (this.drained(file, now)) {
+        file.tailer.finish();
+        await file.tailer.close();
+        if (file.tailer.ackedOffset >= file.tailer.position) {
+          this.files.delete(key);
+          this.dirty = true;
+        }
+      }
+    }
+    if (opened.length > 0) {
+      // The new files' ids must be on disk before any of their records is sent.
+      await this.saveCheckpoint(true);
+    }
+    this.metrics.filesOpen.set([...this.files.values()].filter((f) => f.tailer.state !== "closed").length);
+    for (const file of this.files.values()) void this.pump(file);
+  }
+
+  /** A detached file is done when read to its end, nothing is pending, and it stopped growing a while ago. */
+  private drained(file: TrackedFile, now: number): boolean {
+    const { tailer } = file;
+    const quiet = Math.max(1_000, 2 * this.config.reconcileIntervalMs);
+    return (
+      tailer.position >= tailer.size &&
+      now - tailer.lastGrowthAt >= quiet &&
+      now - (file.detachedAt ?? now) >= quiet
+    );
+  }
+
+  private async openFile(path: string, input: Input, sizeHint: number, fromCheckpoint?: FileCheckpoint) {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(path, "r");
+    } catch (error) {
+      this.logger.warn({ path, err: (error as Error).message }, "cannot open file; will retry");
+      return undefined;
+    }
+    const info = await handle.stat();
+    const key = identityKey(info);
+    if (this.files.has(key)) {
+      await handle.close();
+      return undefined;
+    }
+    const saved = fromCheckpoint ?? this.saved.get(key);
+    let offset = input.config.startAt === "end" && !this.started ? sizeHint : 0;
+    let fileId: string | undefined;
+    const current = await fingerprintOf(handle, info.size);
+    if (saved) {
+      const sameContent =
+        saved.fingerprintBytes <= info.size &&
+        (await fingerprintOf(handle, info.size, saved.fingerprintBytes)).fingerprint === saved.fingerprint;
+      if (sameContent) {
+        offset = saved.offset <= info.size ? saved.offset : 0;
+        fileId = saved.offset <= info.size ? saved.fileId : undefined;
+        if (saved.offset > info.size)
+          this.logger.warn(
+            { path, saved: saved.offset, size: info.size },
+            "file shorter than its checkpoint: truncated while stopped, reading from the start",
+          );
+      } else {
+        this.logger.info({ path }, "inode reused by a new file: reading it from the start");
+        offset = 0;
+      }
+      this.saved.delete(key);
+    } else if (this.started) {
+      offset = 0; // a file that appears while running is read from its start, whatever startAt says
+    }
+    const identity = { dev: info.dev, ino: info.ino, ...current };
+    const tailer = new FileTailer({
+      handle,
+      path,
+      input: input.config.name,
+      identity,
+      offset,
+      maxLineBytes: input.config.maxLineBytes,
+      multiline: input.multiline,
+      events: this.events,
+    });
+    const file: TrackedFile = {
+      tailer,
+      input,
+      fileId: fileId ?? deterministicId(this.config.host.name, key, current.fingerprint, Date.now()),
+      detachedAt: undefined,
+    };
+    this.files.set(key, file);
+    this.dirty = true;
+    return file;
+  }
+
+  /**
+   * A file renamed away (and no longer matched) while the shipper was stopped still holds lines that were never
+   * sent. Look for it, by device and inode, next to where it was, and read it to its end.
+   */
+  private async recoverRotatedWhileStopped(seen: Map<string, string>): Promise<TrackedFile[]> {
+    const recovered: TrackedFile[] = [];
+    for (const [key, saved] of [...this.saved]) {
+      if (seen.has(key) || this.files.has(key)) continue;
+      const input = this.inputs.find((candidate) => candidate.config.name === saved.input);
+      const dir = dirname(saved.path);
+      const names = input ? await readdir(dir).catch(() => [] as string[]) : [];
+      for (const name of names) {
+        const path = join(dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (!info?.isFile() || identityKey(info) !== key || info.size <= saved.offset || !input) continue;
+        const file = await this.openFile(path, input, info.size, saved);
+        if (file) {
+          file.detachedAt = Date.now();
+          file.tailer.state = "draining";
+          this.logger.info(
+            { path, from: saved.offset, size: info.size },
+            "found a file rotated while stopped: reading the rest",
+          );
+          recovered.push(file);
+        }
+        break;
+      }
+      this.saved.delete(key);
+    }
+    return recovered;
+  }
+
+  private async pump(file: TrackedFile): Promise<void> {
+    try {
+      await file.tailer.pump();
+    } catch (error) {
+      this.logger.warn({ path: file.tailer.path, err: (error as Error).message }, "read failed; will retry");
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const file of this.files.values()) {
+      file.tailer.tick(now);
+      this.metrics.bytesBehind.set(
+        { input: file.input.config.name, path: file.tailer.path },
+        Math.max(0, file.tailer.size - file.tailer.ackedOffset),
+      );
+    }
+    this.metrics.inflightBytes.set(this.producer.inflightBytes);
+  }
+
+  private onTruncated(
+    tailer: FileTailer,
+    previous: number,
+    before: { fingerprint: string; fingerprintBytes: number },
+  ): void {
+    const file = this.files.get(identityKey(tailer.identity));
+    if (!file) return;
+    // New content in the same inode: new ids, so its records never collide with the old content's.
+    file.fileId = deterministicId(file.fileId, "truncated", tailer.generation, Date.now());
+    this.dirty = true;
+    this.metrics.truncations.inc({ input: file.input.config.name });
+    this.logger.warn(
+      { path: tailer.path, previous },
+      "file truncated (copytruncate?): reading it from the start",
+    );
+    void this.catchUpFromCopy(file, previous, before);
+  }
+
+  /**
+   * copytruncate copies the file, then truncates it: lines written after our last read are only in the copy.
+   * Find the copy (same first bytes, at least as long as what we had read) beside the file and read that tail.
+   */
+  private async catchUpFromCopy(
+    file: TrackedFile,
+    readUpTo: number,
+    { fingerprint, fingerprintBytes }: { fingerprint: string; fingerprintBytes: number },
+  ): Promise<void> {
+    const { tailer } = file;
+    const dir = dirname(tailer.path);
+    if (fingerprintBytes === 0) return;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name);
+      if (path === tailer.path) continue;
+      const info = await stat(path).catch(() => undefined);
+      if (!info?.isFile() || info.size <= readUpTo || this.files.has(identityKey(info))) continue;
+      const handle = await open(path, "r").catch(() => undefined);
+      if (!handle) continue;
+      const prefix = await fingerprintOf(handle, info.size, fingerprintBytes);
+      await handle.close();
+      if (prefix.fingerprint !== fingerprint) continue;
+      const copy = await this.openFile(path, file.input, info.size, {
+        key: identityKey(info),
+        input: file.input.config.name,
+        path,
+        dev: info.dev,
+        ino: info.ino,
+        fingerprint,
+        fingerprintBytes,
+        offset: readUpTo,
+        size: info.size,
+        mtimeMs: info.mtimeMs,
+        updatedAt: new Date().toISOString(),
+        fileId: deterministicId(file.fileId, "copy", path),
+      });
+      if (copy) {
+        copy.detachedAt = Date.now();
+        copy.tailer.state = "draining";
+        this.logger.info(
+          { copy: path, from: readUpTo, to: info.size },
+          "reading the lines only the copytruncate copy has",
+        );
+        await this.saveCheckpoint(true);
+        void this.pump(copy);
+      }
+      return;
+    }
+  }
+
+  private onRecord(tailer: FileTailer, record: JoinedRecord): void {
+    const file = this.files.get(identityKey(tailer.identity));
+    if (!file) return;
+    const input = file.input;
+    this.metrics.linesRead.inc({ input: input.config.name });
+    if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
+    if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
+    const generation = tailer.generation;
+    const endOffset = record.endOffset;
+    const outbound = this.buildRecord(file, record);
+    this.producer.enqueue({
+      ...outbound,
+      onAck: () => {
+        if (tailer.generation === generation && endOffset > tailer.ackedOffset) {
+          tailer.ackedOffset = endOffset;
+          this.dirty = true;
+        }
+      },
+    });
+  }
+
+  private buildRecord(file: TrackedFile, record: JoinedRecord): Omit<OutboundRecord, "onAck"> {
+    const { tailer, input } = file;
+    const text = record.lines.join("\n");
+    const key = `${this.config.host.name}|${identityKey(tailer.identity)}`;
+    const eventId = deterministicId(file.fileId, record.startOffset);
+    if (input.config.kind === "lifecycle") {
+      const event = parseObject(text);
+      if (event) {
+        const eventMeta = (event.event ?? {}) as Record<string, unknown>;
+        event.event = { ...eventMeta, id: eventMeta.id ?? eventId };
+        event.log = {
+          ...((event.log as object) ?? {}),
+          file: { path: tailer.path },
+          offset: record.startOffset,
+        };
+        return { topic: input.topic, key, value: JSON.stringify(event), ...traceHeader(event) };
+      }
+      record.flags.add("invalid_json");
+    }
+    const fields = extractFields(record.lines[0] ?? "", input.config.parser);
+    const flags = [...record.flags];
+    const document: Record<string, unknown> = {
+      "@timestamp": fields.timestamp ?? new Date().toISOString(),
+      message: fields.format === "plain" || record.lines.length > 1 ? text : (fields.message ?? text),
+      event: {
+        id: eventId,
+        created: new Date().toISOString(),
+        dataset: input.config.name,
+        ...(fields.format !== "plain" ? { original: text } : {}),
+      },
+      log: {
+        file: { path: tailer.path },
+        offset: record.startOffset,
+        ...(fields.level ? { level: fields.level } : {}),
+        ...(flags.length > 0 ? { flags } : {}),
+      },
+      host: { name: this.config.host.name },
+      ...(input.config.service ? { service: input.config.service } : {}),
+      ...(fields.traceId ? { trace: { id: fields.traceId } } : {}),
+      ...(fields.spanId ? { span: { id: fields.spanId } } : {}),
+      ...(Object.keys(input.config.fields).length > 0 ? { labels: input.config.fields } : {}),
+      lifeline: { schema_version: SCHEMA_VERSION, format: fields.format },
+    };
+    return { topic: input.topic, key, value: JSON.stringify(document), ...traceHeader(document) };
+  }
+
+  private saveCheckpoint(force = false): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      if (!this.dirty && !force) return;
+      this.dirty = false;
+      const entries: FileCheckpoint[] = [];
+      for (const [key, { tailer, input, fileId }] of this.files) {
+        entries.push({
+          key,
+          input: input.config.name,
+          path: tailer.path,
+          dev: tailer.identity.dev,
+          ino: tailer.identity.ino,
+          fingerprint: tailer.identity.fingerprint,
+          fingerprintBytes: tailer.identity.fingerprintBytes,
+          offset: tailer.ackedOffset,
+          size: tailer.size,
+          mtimeMs: tailer.mtimeMs,
+          updatedAt: new Date().toISOString(),
+          fileId,
+        });
+      }
+      // Checkpoints of files not found yet (first pass still running) are kept as they were.
+      for (const [key, saved] of this.saved) if (!this.files.has(key)) entries.push(saved);
+      try {
+        await this.checkpoints.save(entries);
+      } catch (error) {
+        this.dirty = true;
+        this.logger.error({ err: error }, "checkpoint write failed; will retry");
+      }
+    });
+    return this.saving;
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === "object" && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The W3C traceparent header, when the record names both its trace and its span (nothing is invented). */
+function traceHeader(document: Record<string, unknown>): { headers?: Record<string, string> } {
+  const traceId = (document.trace as { id?: string } | undefined)?.id;
+  const spanId = (document.span as { id?: string } | undefined)?.id;
+  if (!traceId || !spanId) return {};
+  return { headers: { traceparent: formatTraceparent({ traceId, spanId, flags: 1 }) } };
+}

@@ -1,0 +1,277 @@
+import { isUtf8 } from "node:buffer";
+import type { FileHandle } from "node:fs/promises";
+import { FINGERPRINT_BYTES, type FileIdentity, fingerprintOf, hashPrefix } from "./file-identity.ts";
+import { type JoinedRecord, MultilineJoiner, type MultilineRule } from "./multiline.ts";
+
+const CHUNK_BYTES = 64 * 1024;
+const BINARY_SNIFF_BYTES = 8 * 1024;
+
+export type TailerState = "active" | "draining" | "closed";
+
+export interface TailerEvents {
+  /** A complete record, in file order. Must not block: backpressure is `waitForRoom`. */
+  record(tailer: FileTailer, record: JoinedRecord): void;
+  waitForRoom(): Promise<void>;
+  /** `before` identifies the old content, to find a copy of it. */
+  truncated(
+    tailer: FileTailer,
+    previousPosition: number,
+    before: { fingerprint: string; fingerprintBytes: number },
+  ): void;
+  binarySkipped(tailer: FileTailer): void;
+  bytesRead(tailer: FileTailer, bytes: number): void;
+}
+
+/**
+ * Reads one file from an offset, splits it into lines, joins multiline records and hands them on in order.
+ * It owns an open handle, so it keeps reading a file that was renamed or deleted (draining) to its end.
+ */
+export class FileTailer {
+  readonly identity: FileIdentity;
+  readonly input: string;
+  path: string;
+  state: TailerState = "active";
+  /** Next byte to read. */
+  position: number;
+  /** Everything below this offset is acknowledged by Kafka (or needed no record): the checkpoint. */
+  ackedOffset: number;
+  /** Bumped on truncation, so acknowledgements of records from before it are ignored. */
+  generation = 0;
+  size = 0;
+  mtimeMs = 0;
+  lastGrowthAt = Date.now();
+  skipped = false;
+
+  private readonly handle: FileHandle;
+  private readonly maxLineBytes: number;
+  private readonly joiner: MultilineJoiner;
+  private readonly events: TailerEvents;
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private partialStart = 0;
+  private partialTruncated = false;
+  private pumping: Promise<void> | undefined;
+  private again = false;
+  private stopping = false;
+
+  constructor(options: {
+    handle: FileHandle;
+    path: string;
+    input: string;
+    identity: FileIdentity;
+    offset: number;
+    maxLineBytes: number;
+    multiline: MultilineRule | undefined;
+    events: TailerEvents;
+  }) {
+    this.handle = options.handle;
+    this.path = options.path;
+    this.input = options.input;
+    this.identity = options.identity;
+    this.position = options.offset;
+    this.ackedOffset = options.offset;
+    this.partialStart = options.offset;
+    this.maxLineBytes = options.maxLineBytes;
+    this.events = options.events;
+    this.joiner = new MultilineJoiner(options.multiline, (record) => this.events.record(this, record));
+  }
+
+  /** Reads whatever is new; concurrent calls coalesce into one more pass. */
+  pump(): Promise<void> {
+    if (this.state === "closed") return Promise.resolve();
+    if (this.pumping) {
+      this.again = true;
+      return this.pumping;
+    }
+    this.pumping = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.readToEnd();
+        } while (this.again && !this.stopping && this.state !== "closed");
+      } finally {
+        this.pumping = undefined;
+      }
+    })();
+    return this.pumping;
+  }
+
+  /** Multiline timeout; a half-written line holds the record back. */
+  tick(now: number): void {
+    this.joiner.tick(now, this.partialBytes > 0);
+  }
+
+  /** True while bytes are read but not yet handed on (a partial line or a pending multiline record). */
+  get holdsData(): boolean {
+    return this.partialBytes > 0 || this.joiner.pending;
+  }
+
+  /** Ends the file: a trailing line without newline is complete now, the pending record too. */
+  finish(): void {
+    if (this.partialBytes > 0) this.emitPartialAsLine(this.position);
+    this.joiner.flush();
+  }
+
+  /** Completes the pending record without treating a partial line as complete (shutdown). */
+  flushRecords(): void {
+    this.joiner.flush();
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    await this.pumping;
+    if (this.state === "closed") return;
+    this.state = "closed";
+    await this.handle.close().catch(() => {});
+  }
+
+  private async readToEnd(): Promise<void> {
+    for (;;) {
+      const stat = await this.handle.stat();
+      this.size = stat.size;
+      this.mtimeMs = stat.mtimeMs;
+      if (stat.size < this.position) {
+        this.restartAfterTruncation(stat.size);
+        continue;
+      }
+      if (stat.size === this.position || this.stopping || this.skipped) return;
+      if (this.position > 0 && (await this.contentReplaced())) {
+        // Truncated and written again past our offset between two looks (copytruncate under heavy writes).
+        this.restartAfterTruncation(stat.size);
+        continue;
+      }
+      if (this.identity.fingerprintBytes < FINGERPRINT_BYTES && stat.size > this.identity.fingerprintBytes) {
+        // Only ever extended over bytes already there, so it stays a prefix of the same content.
+        Object.assign(this.identity, await fingerprintOf(this.handle, stat.size));
+      }
+      while (this.position < stat.size && !this.stopping) {
+        await this.events.waitForRoom();
+        const length = Math.min(CHUNK_BYTES, stat.size - this.position);
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+        if (bytesRead === 0) break;
+        if (await this.contentReplaced()) {
+          // Truncated (and maybe refilled) around this read: the chunk may be new content at an old offset.
+          // Drop it; everything before it was checked against the fingerprint and is the old content.
+          this.restartAfterTruncation(stat.size);
+          break;
+        }
+        const chunk = buffer.subarray(0, bytesRead);
+        if (this.position === 0 && chunk.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
+          this.skipped = true;
+          this.position = stat.size;
+          this.ackedOffset = stat.size;
+          this.events.binarySkipped(this);
+          return;
+        }
+        this.consume(chunk);
+        this.position += bytesRead;
+        this.lastGrowthAt = Date.now();
+        this.events.bytesRead(this, bytesRead);
+      }
+    }
+  }
+
+  /** The first bytes no longer match the fingerprint: the file was truncated and refilled. */
+  private async contentReplaced(): Promise<boolean> {
+    const { fingerprint, fingerprintBytes } = this.identity;
+    if (fingerprintBytes === 0) return false;
+    // A short read (the file is now shorter than the fingerprint) hashes differently: also replaced.
+    return (await fingerprintOf(this.handle, fingerprintBytes, fingerprintBytes)).fingerprint !== fingerprint;
+  }
+
+  private restartAfterTruncation(newSize: number): void {
+    // A half-read line of the old content is not a line: whoever reads the copy reads it whole from its start.
+    const previous = this.partialBytes > 0 ? this.partialStart : this.position;
+    const before = {
+      fingerprint: this.identity.fingerprint,
+      fingerprintBytes: this.identity.fingerprintBytes,
+    };
+    this.resetPartial(0);
+    this.joiner.flush();
+    this.generation++;
+    this.position = 0;
+    this.ackedOffset = 0;
+    this.partialStart = 0;
+    this.size = newSize;
+    this.identity.fingerprint = hashPrefix(Buffer.alloc(0));
+    this.identity.fingerprintBytes = 0;
+    this.events.truncated(this, previous, before);
+  }
+
+  private consume(chunk: Buffer): void {
+    let start = 0;
+    const now = Date.now();
+    for (;;) {
+      const newline = chunk.indexOf(10, start);
+      if (newline === -1) {
+        this.appendPartial(chunk.subarray(start));
+        return;
+      }
+      const end = this.position + newline + 1;
+      if (this.partialBytes === 0) {
+        this.emitLine(chunk.subarray(start, newline), this.position + start, end, false, now);
+      } else {
+        this.appendPartial(chunk.subarray(start, newline));
+        const line = this.partial.length === 1 ? (this.partial[0] as Buffer) : Buffer.concat(this.partial);
+        const truncated = this.partialTruncated;
+        const lineStart = this.partialStart;
+        this.resetPartial(end);
+        this.emitLine(line, lineStart, end, truncated, now);
+      }
+      start = newline + 1;
+      this.partialStart = this.position + start;
+    }
+  }
+
+  private appendPartial(piece: Buffer): void {
+    if (piece.length === 0) return;
+    const room = this.maxLineBytes - this.partialBytes;
+    if (room <= 0) {
+      this.partialTruncated = true;
+      return;
+    }
+    const kept = piece.length > room ? piece.subarray(0, room) : piece;
+    if (kept.length < piece.length) this.partialTruncated = true;
+    // Copy: a slice would keep the whole 64 KiB read buffer alive while the line waits for its end.
+    this.partial.push(Buffer.from(kept));
+    this.partialBytes += kept.length;
+  }
+
+  private resetPartial(nextStart: number): void {
+    this.partial = [];
+    this.partialBytes = 0;
+    this.partialTruncated = false;
+    this.partialStart = nextStart;
+  }
+
+  private emitPartialAsLine(end: number): void {
+    const line = Buffer.concat(this.partial);
+    const truncated = this.partialTruncated;
+    const start = this.partialStart;
+    this.resetPartial(end);
+    this.emitLine(line, start, end, truncated, Date.now());
+  }
+
+  private emitLine(raw: Buffer, start: number, end: number, truncated: boolean, now: number): void {
+    let line = raw.length > 0 && raw[raw.length - 1] === 13 ? raw.subarray(0, raw.length - 1) : raw;
+    if (line.length > this.maxLineBytes) {
+      line = line.subarray(0, this.maxLineBytes);
+      truncated = true;
+    }
+    if (line.length === 0) {
+      // A blank line makes no record of its own, but may belong to a multiline one (Go panics have them).
+      this.joiner.pushBlank(end, now);
+      return;
+    }
+    const flags = new Set<string>();
+    if (truncated) flags.add("truncated");
+    let text: string;
+    if (isUtf8(line)) text = line.toString("utf8");
+    else {
+      flags.add("invalid_utf8");
+      text = new TextDecoder("utf-8", { fatal: false }).decode(line);
+    }
+    this.joiner.push(text, line.length, start, end, flags, now);
+  }
+}

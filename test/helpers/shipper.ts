@@ -1,0 +1,156 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Consumer, Kafka } from "kafkajs";
+import { stringify } from "yaml";
+import { lifelineBin } from "./cli.ts";
+import { uniqueName } from "./services.ts";
+
+export interface ShipperUnderTest {
+  process: ChildProcess;
+  output: () => string;
+  /** Resolves once the shipper logged that it started. */
+  started: Promise<void>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function shipperWorkspace(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), `lifeline-${name}-`));
+  const logs = join(dir, "logs");
+  mkdirSync(logs);
+  return { dir, logs, checkpointDir: join(dir, "state"), prefix: uniqueName(`test-${name}`) };
+}
+
+export function writeShipperConfig(dir: string, config: Record<string, unknown>): string {
+  const file = join(dir, "shipper.yaml");
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** Runs the real `lifeline shipper` as a child process, so tests can SIGKILL it. */
+export function startShipper(configFile: string, env: NodeJS.ProcessEnv = process.env): ShipperUnderTest {
+  const child = spawn(process.execPath, [lifelineBin, "shipper", "--config", configFile], {
+    env: { LIFELINE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  let onStarted: () => void = () => {};
+  let onFailed: (error: Error) => void = () => {};
+  const started = new Promise<void>((resolve, reject) => {
+    onStarted = resolve;
+    onFailed = reject;
+  });
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.includes('"msg":"shipper started"')) onStarted();
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => {
+      onFailed(new Error(`shipper exited (${code}) before starting:\n${output.slice(-3000)}`));
+      resolve(code);
+    });
+  });
+  return {
+    process: child,
+    output: () => output,
+    started,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface ConsumedRecord {
+  key: string;
+  value: Record<string, unknown>;
+  headers: Record<string, string>;
+  partition: number;
+  offset: string;
+}
+
+/** Reads a topic from its beginning in the background; tests await what they need from it, never sleep. */
+export class TopicReader {
+  readonly records: ConsumedRecord[] = [];
+  private readonly consumer: Consumer;
+  private readonly topic: string;
+  private waiters: Array<() => void> = [];
+  private failure: Error | undefined;
+
+  constructor(kafka: Kafka, topic: string) {
+    this.topic = topic;
+    this.consumer = kafka.consumer({ groupId: uniqueName("test-reader"), maxBytes: 50 << 20 });
+  }
+
+  async start(): Promise<this> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    this.consumer
+      .run({
+        eachBatch: async ({ batch }) => {
+          for (const message of batch.messages) {
+            const headers: Record<string, string> = {};
+            for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+            this.records.push({
+              key: String(message.key),
+              value: JSON.parse(String(message.value)) as Record<string, unknown>,
+              headers,
+              partition: batch.partition,
+              offset: message.offset,
+            });
+          }
+          for (const wake of this.waiters.splice(0)) wake();
+        },
+      })
+      .catch((error: Error) => {
+        this.failure = error;
+        for (const wake of this.waiters.splice(0)) wake();
+      });
+    return this;
+  }
+
+  /** Resolves once `done(records)` holds; fails after timeoutMs saying how many records came. */
+  async waitFor(done: (records: ConsumedRecord[]) => boolean, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(this.records)) {
+      if (this.failure) throw this.failure;
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(
+          `timed out after ${timeoutMs} ms with ${this.records.length} records from ${this.topic}`,
+        );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.records;
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+}
+
+/** Reads a topic from its beginning until `done` says enough. */
+export async function consumeUntil(
+  kafka: Kafka,
+  topic: string,
+  done: (records: ConsumedRecord[]) => boolean,
+  timeoutMs = 60_000,
+): Promise<ConsumedRecord[]> {
+  const reader = await new TopicReader(kafka, topic).start();
+  try {
+    return [...(await reader.waitFor(done, timeoutMs))];
+  } finally {
+    await reader.stop();
+  }
+}
