@@ -14,12 +14,13 @@ export interface MultilineRule {
 }
 
 export const MULTILINE_PRESETS: Record<string, { start?: string; continuation?: string }> = {
-  // Java/Kotlin/Scala: "\tat ...", "... 12 more", "Caused by:", "Suppressed:".
+  // Java/Kotlin/Scala: "\tat ...", "... 12 more", "Caused by:", "Suppressed:", and the exception line itself
+  // ("java.lang.IllegalStateException: boom") under the log line that reported it.
   java: {
-    continuation: String.raw`^(\s+at\s|\s+\.\.\.\s\d+\s(more|common frames omitted)|\s*Caused by:|\s+Suppressed:|\s)`,
+    continuation: String.raw`^(\s+at\s|\s+\.\.\.\s\d+\s(more|common frames omitted)|\s*Caused by:|\s+Suppressed:|\s|[\w$.]+(Exception|Error|Throwable)(: .*)?$)`,
   },
   // .NET: "   at ...", "--- End of inner exception stack trace ---", " ---> InnerException".
-  dotnet: { continuation: String.raw`^(\s+at\s|\s*--- End of |\s*---> |\s)` },
+  dotnet: { continuation: String.raw`^(\s+at\s|\s*--- End of |\s*---> |\s|[\w.]+Exception(: .*)?$)` },
   // Go panics: "goroutine 1 [running]:", "main.main()", "\t/src/main.go:12 +0x1d", blank lines between.
   go: {
     continuation: String.raw`^(\s|$|goroutine \d+ \[|[\w./*()-]+\(.*\)$|created by |exit status \d+|\[signal )`,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Consumer, Kafka } from "kafkajs";
 import { stringify } from "yaml";
+import { ensureTopics } from "../../core/kafka/topics.ts";
 import { lifelineBin } from "./cli.ts";
 import { uniqueName } from "./services.ts";
 
@@ -82,12 +83,16 @@ export class TopicReader {
   private waiters: Array<() => void> = [];
   private failure: Error | undefined;
 
+  private readonly kafka: Kafka;
+
   constructor(kafka: Kafka, topic: string) {
+    this.kafka = kafka;
     this.topic = topic;
     this.consumer = kafka.consumer({ groupId: uniqueName("test-reader"), maxBytes: 50 << 20 });
   }
 
   async start(): Promise<this> {
+    await ensureTopics(this.kafka, [this.topic]);
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     this.consumer
