@@ -27,7 +27,7 @@ export const MULTILINE_PRESETS: Record<string, { start?: string; continuation?: 
   },
   // Python: "Traceback (most recent call last):", indented frames, chained causes, the closing "XError: msg".
   python: {
-    continuation: String.raw`^(\s|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(: .*)?$)`,
+    continuation: String.raw`^(\s|$|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(: .*)?$)`,
   },
   // Node.js: "    at fn (file.js:1:2)", "  [cause]: Error: ...", object dumps indented under the error.
   node: { continuation: String.raw`^(\s+at\s|\s+\[cause\]|\s|\})` },

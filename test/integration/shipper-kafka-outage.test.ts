@@ -8,7 +8,13 @@ import { runningKafkaPid, startKafka, waitForKafka } from "../../local-services/
 import { stopProcess } from "../../local-services/process.ts";
 import { localServicesSettings } from "../../local-services/settings.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
-import { type ShipperUnderTest, shipperWorkspace, startShipper, TopicReader, writeShipperConfig } from "../helpers/shipper.ts";
+import {
+  type ShipperUnderTest,
+  shipperWorkspace,
+  startShipper,
+  TopicReader,
+  writeShipperConfig,
+} from "../helpers/shipper.ts";
 
 const external = Boolean(process.env.LIFELINE_KAFKA_BROKERS);
 
@@ -40,7 +46,12 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
   it("pauses reading while Kafka is away, reports unhealthy, resumes by itself, loses nothing", async () => {
     await startKafka(settings, credentials, () => {});
     await waitForKafka(settings, 120_000);
-    const kafka = createKafka({ brokers, clientId: "outage-test", connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000 });
+    const kafka = createKafka({
+      brokers,
+      clientId: "outage-test",
+      connectionTimeoutMs: 3_000,
+      requestTimeoutMs: 30_000,
+    });
     const ws = shipperWorkspace("outage");
     const writer = new SequenceWriter(join(ws.logs, "app.log"), "app");
     const config = writeShipperConfig(ws.dir, {
@@ -55,7 +66,9 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     });
     shipper = startShipper(config);
     await shipper.started;
-    const port = Number(/"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1]);
+    const port = Number(
+      /"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1],
+    );
     const health = async () => (await fetch(`http://127.0.0.1:${port}/health`)).status;
     expect(await health()).toBe(200);
 

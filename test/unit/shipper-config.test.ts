@@ -1,0 +1,52 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.ts";
+import { loadShipperConfig } from "../../shipper/config.ts";
+
+const example = fileURLToPath(new URL("../../shipper/shipper.example.yaml", import.meta.url));
+
+function configFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "lifeline-shipper-config-")), "shipper.yaml");
+  writeFileSync(file, text);
+  return file;
+}
+
+describe("shipper config", () => {
+  it("the documented example is valid", () => {
+    const config = loadShipperConfig(example, {});
+    expect(config.inputs.map((input) => input.name)).toEqual(["api", "agent-journal"]);
+    expect(config.inputs[1]?.kind).toBe("lifecycle");
+    expect(config.inputs[0]?.multiline?.preset).toBe("java");
+  });
+
+  it("LIFELINE_HOST_NAME overrides the host name", () => {
+    expect(loadShipperConfig(example, { LIFELINE_HOST_NAME: "from-env" }).host.name).toBe("from-env");
+  });
+
+  it.each([
+    [
+      "an unknown key",
+      "checkpointDir: /x\ninputs: [{ name: a, paths: [/a] }]\nreconcileInterval: 5\n",
+      "reconcileInterval: unknown key",
+    ],
+    [
+      "a bad regex",
+      "checkpointDir: /x\ninputs: [{ name: a, paths: [/a], multiline: { start: '([' } }]\n",
+      "must be a valid regular expression",
+    ],
+    [
+      "an unknown preset",
+      "checkpointDir: /x\ninputs: [{ name: a, paths: [/a], multiline: { preset: cobol } }]\n",
+      "inputs.0.multiline.preset",
+    ],
+    ["no inputs", "checkpointDir: /x\ninputs: []\n", "inputs:"],
+    ["a name with spaces", "checkpointDir: /x\ninputs: [{ name: 'my app', paths: [/a] }]\n", "inputs.0.name"],
+  ])("rejects %s, naming it", (_, text, message) => {
+    const file = configFile(text);
+    expect(() => loadShipperConfig(file, {})).toThrowError(ConfigError);
+    expect(() => loadShipperConfig(file, {})).toThrowError(message);
+  });
+});
