@@ -72,6 +72,7 @@ export class Shipper implements Component {
       lingerMs: options.config.limits.lingerMs,
       inflightBytes: options.config.limits.inflightBytes,
       compression: options.config.compression,
+      packBytes: options.config.limits.packBytes,
       deadLetterTopic: `${prefix}.dead-letter`,
       metrics: {
         sent: (records, bytes) => {
@@ -473,7 +474,6 @@ export class Shipper implements Component {
       message: fields.format === "plain" || record.lines.length > 1 ? text : (fields.message ?? text),
       event: {
         id: eventId,
-        created: new Date().toISOString(),
         dataset: input.config.name,
         ...(fields.format !== "plain" ? { original: text } : {}),
       },

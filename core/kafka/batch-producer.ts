@@ -1,8 +1,31 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { CompressionTypes, type Kafka, type Message, type Producer, type TopicMessages } from "kafkajs";
+import {
+  CompressionTypes,
+  type ICustomPartitioner,
+  type Kafka,
+  type Message,
+  Partitioners,
+  type Producer,
+  type TopicMessages,
+} from "kafkajs";
 import type { Component } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import { backoffDelay } from "../retry.ts";
+
+export type Compression = "zstd" | "gzip" | "none";
+
+/**
+ * A message value holds one JSON document, or several separated by "\n" (JSON text never contains a raw
+ * newline); this header says how many. Consumers split with `unpackRecords`.
+ */
+export const RECORDS_HEADER = "lifeline-records";
+
+export function unpackRecords(value: Buffer | string | null): string[] {
+  if (value === null) return [];
+  const text = typeof value === "string" ? value : value.toString("utf8");
+  return text.includes("\n") ? text.split("\n") : [text];
+}
+const COMPRESSION = { zstd: CompressionTypes.ZSTD, gzip: CompressionTypes.GZIP, none: CompressionTypes.None };
 
 export interface OutboundRecord {
   topic: string;
@@ -33,7 +56,9 @@ export class BatchProducer implements Component {
     batchBytes: number;
     lingerMs: number;
     inflightBytes: number;
-    compression: "gzip" | "none";
+    compression: Compression;
+    /** Pack consecutive records of one key into messages of up to this many bytes; 0 sends one per message. */
+    packBytes: number;
     /** Where a record too large for the broker goes, with the reason, instead of being dropped. */
     deadLetterTopic: string;
   };
@@ -57,13 +82,14 @@ export class BatchProducer implements Component {
     batchBytes: number;
     lingerMs: number;
     inflightBytes: number;
-    compression: "gzip" | "none";
+    compression: Compression;
+    packBytes?: number;
     deadLetterTopic: string;
     metrics?: BatchProducerMetrics;
   }) {
     this.kafka = options.kafka;
     this.logger = options.logger;
-    this.options = options;
+    this.options = { ...options, packBytes: options.packBytes ?? 0 };
     this.metrics = options.metrics;
   }
 
@@ -113,6 +139,7 @@ export class BatchProducer implements Component {
 
   private newProducer(): Producer {
     return this.kafka.producer({
+      createPartitioner: cachedPartitioner,
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -212,25 +239,68 @@ export class BatchProducer implements Component {
 
   private async send(batch: Array<OutboundRecord & { bytes: number }>): Promise<void> {
     const byTopic = new Map<string, Message[]>();
-    for (const record of batch) {
-      let messages = byTopic.get(record.topic);
+    const packs = new Map<
+      string,
+      { topic: string; key: string; values: string[]; bytes: number; headers?: Record<string, string> }
+    >();
+    const messagesOf = (topic: string) => {
+      let messages = byTopic.get(topic);
       if (!messages) {
         messages = [];
-        byTopic.set(record.topic, messages);
+        byTopic.set(topic, messages);
       }
-      messages.push({
+      return messages;
+    };
+    const flush = (pack: {
+      topic: string;
+      key: string;
+      values: string[];
+      headers?: Record<string, string>;
+    }) => {
+      const single = pack.values.length === 1;
+      messagesOf(pack.topic).push({
+        key: pack.key,
+        value: single ? (pack.values[0] as string) : pack.values.join("\n"),
+        headers: {
+          ...(single && pack.headers ? pack.headers : {}),
+          [RECORDS_HEADER]: String(pack.values.length),
+        },
+      });
+    };
+    for (const record of batch) {
+      if (this.options.packBytes === 0) {
+        messagesOf(record.topic).push({
+          key: record.key,
+          value: record.value,
+          ...(record.headers ? { headers: record.headers } : {}),
+        });
+        continue;
+      }
+      // Consecutive records of one key (one file) share a message: Kafka's per-message cost is paid per pack.
+      const packKey = `${record.topic}\u0000${record.key}`;
+      const pack = packs.get(packKey);
+      if (pack && pack.bytes + record.value.length <= this.options.packBytes) {
+        pack.values.push(record.value);
+        pack.bytes += record.value.length + 1;
+        continue;
+      }
+      if (pack) flush(pack);
+      packs.set(packKey, {
+        topic: record.topic,
         key: record.key,
-        value: record.value,
+        values: [record.value],
+        bytes: record.value.length,
         ...(record.headers ? { headers: record.headers } : {}),
       });
     }
+    for (const pack of packs.values()) flush(pack);
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     if (!this.producer) throw new Error("producer not started");
     await this.producer.sendBatch({
       topicMessages,
       acks: -1,
       timeout: 30_000,
-      compression: this.options.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
+      compression: COMPRESSION[this.options.compression],
     });
   }
 
@@ -256,6 +326,28 @@ export class BatchProducer implements Component {
     this.metrics?.deadLettered(1);
   }
 }
+
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as the Java client) with the answer cached per key: a file's
+ * records share one key, so the hash runs once per file instead of once per line.
+ */
+const cachedPartitioner: ICustomPartitioner = () => {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const cache = new Map<string, number>();
+  return (args) => {
+    if (args.message.partition !== undefined || args.message.key === null || args.message.key === undefined) {
+      return partitioner(args);
+    }
+    const cacheKey = `${args.topic}\u0000${args.partitionMetadata.length}\u0000${String(args.message.key)}`;
+    let partition = cache.get(cacheKey);
+    if (partition === undefined) {
+      partition = partitioner(args);
+      if (cache.size >= 100_000) cache.clear();
+      cache.set(cacheKey, partition);
+    }
+    return partition;
+  };
+};
 
 function isTooLarge(error: unknown): boolean {
   const type =

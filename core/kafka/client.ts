@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
+import "./kafkajs-fixes.ts";
 import { type Admin, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import { z } from "zod";
 import { parseBoolean, parseList } from "../config.ts";

@@ -128,13 +128,21 @@ export class FileTailer {
   private async readToEnd(): Promise<void> {
     for (;;) {
       const stat = await this.handle.stat();
+      const modified = stat.mtimeMs !== this.mtimeMs;
       this.size = stat.size;
       this.mtimeMs = stat.mtimeMs;
       if (stat.size < this.position) {
         this.restartAfterTruncation(stat.size);
         continue;
       }
-      if (stat.size === this.position || this.stopping || this.skipped) return;
+      if (this.stopping || this.skipped) return;
+      // Same size but written since the last look: truncated and refilled to exactly our offset, maybe.
+      if (stat.size === this.position && !(modified && this.position > 0 && (await this.contentReplaced())))
+        return;
+      if (stat.size === this.position) {
+        this.restartAfterTruncation(stat.size);
+        continue;
+      }
       if (this.position > 0 && (await this.contentReplaced())) {
         // Truncated and written again past our offset between two looks (copytruncate under heavy writes).
         this.restartAfterTruncation(stat.size);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Consumer, Kafka } from "kafkajs";
 import { stringify } from "yaml";
+import { unpackRecords } from "../../core/kafka/batch-producer.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 import { lifelineBin } from "./cli.ts";
 import { uniqueName } from "./services.ts";
@@ -101,13 +102,15 @@ export class TopicReader {
           for (const message of batch.messages) {
             const headers: Record<string, string> = {};
             for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
-            this.records.push({
-              key: String(message.key),
-              value: JSON.parse(String(message.value)) as Record<string, unknown>,
-              headers,
-              partition: batch.partition,
-              offset: message.offset,
-            });
+            for (const document of unpackRecords(message.value)) {
+              this.records.push({
+                key: String(message.key),
+                value: JSON.parse(document) as Record<string, unknown>,
+                headers,
+                partition: batch.partition,
+                offset: message.offset,
+              });
+            }
           }
           for (const wake of this.waiters.splice(0)) wake();
         },

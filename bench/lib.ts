@@ -1,0 +1,84 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Kafka } from "kafkajs";
+
+/** CPU seconds (user + system) a live process used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are the 12th and 13th fields after the command name, in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Peak resident memory of a live process, in MiB. */
+export function peakRssMiB(pid: number): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+/** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */
+export async function topicRecordCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Polls the topic until it holds `expected` records; returns the seconds since `since` when it did. */
+export async function waitForRecords(
+  kafka: Kafka,
+  topic: string,
+  expected: number,
+  since: number,
+  timeoutMs = 600_000,
+) {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (;;) {
+      const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+      const count = offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+      if (count >= expected) return (performance.now() - since) / 1000;
+      if (performance.now() - since > timeoutMs)
+        throw new Error(`${topic}: ${count} of ${expected} records after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface BenchRow {
+  scenario: string;
+  system: string;
+  [metric: string]: string | number;
+}
+
+export function printTable(rows: BenchRow[]): void {
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cell = (value: unknown) =>
+    typeof value === "number"
+      ? Number.isInteger(value)
+        ? String(value)
+        : value.toFixed(2)
+      : String(value ?? "");
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((row) => cell(row[c]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ");
+  console.log(line(columns));
+  for (const row of rows) console.log(line(columns.map((c) => cell(row[c]))));
+}
+
+export function writeResults(name: string, rows: BenchRow[], notes: Record<string, unknown> = {}): string {
+  const dir = fileURLToPath(new URL("./results/", import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}${name}.json`;
+  writeFileSync(
+    file,
+    `${JSON.stringify({ name, date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, notes, rows }, null, 2)}\n`,
+  );
+  return file;
+}

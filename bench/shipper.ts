@@ -1,0 +1,219 @@
+/**
+ * Shipper throughput and memory, side by side in one run with two baselines reading the same files into the
+ * same local Kafka: kcat (librdkafka, one message per line: the raw ceiling) and rsyslog imfile + omkafka
+ * (a C shipper). Each system writes to a fresh topic; "done" is when the topic holds every line.
+ *   npm run bench:shipper            (BENCH_LINES=1000000 by default)
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { resolveKafka } from "../core/connections.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { servicesUp } from "../local-services/manager.ts";
+import { localServicesSettings } from "../local-services/settings.ts";
+import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.ts";
+
+const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
+const root = "/tmp/lifeline-bench-shipper";
+const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
+
+function logLine(i: number, file: number): string {
+  const trace = (i * 2654435761 + file).toString(16).padStart(32, "0").slice(-32);
+  return `2026-11-27T05:00:${String(i % 60).padStart(2, "0")}.${String(i % 1000).padStart(3, "0")}Z INFO [worker-${file}] GET /api/items/${i} 200 ${i % 97}ms trace_id=${trace} seq=${i}\n`;
+}
+
+function writeFiles(dir: string, files: number, linesPerFile: number): number {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let bytes = 0;
+  for (let f = 0; f < files; f++) {
+    const parts: string[] = [];
+    for (let i = 0; i < linesPerFile; i++) parts.push(logLine(i, f));
+    const text = parts.join("");
+    bytes += Buffer.byteLength(text);
+    writeFileSync(join(dir, `app-${f}.log`), text);
+  }
+  return bytes;
+}
+
+interface Measured {
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMiB: number;
+}
+
+/** Runs a command under GNU time, waits for the topic to hold `lines` records, stops it, returns the figures. */
+async function measure(
+  command: string[],
+  done: (since: number) => Promise<number>,
+  exitsByItself: boolean,
+): Promise<Measured> {
+  const timeFile = join(root, `time-${Date.now()}.txt`);
+  const began = performance.now();
+  const child = spawn("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, ...command], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, LIFELINE_LOG_LEVEL: "warn" },
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  let exitCode: number | null = null;
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", (code) => {
+      exitCode = code;
+      resolve();
+    }),
+  );
+  let seconds: number;
+  try {
+    const failedEarly = exited.then(() => {
+      if (exitCode !== 0 || !exitsByItself) throw new Error(`${command[0]} exited with ${exitCode}`);
+      return new Promise<never>(() => {});
+    });
+    seconds = await Promise.race([done(began), failedEarly]);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw new Error(`${(error as Error).message}\n${stderr.slice(-2000)}`);
+  }
+  if (!exitsByItself) {
+    // GNU time forwards nothing; signal the measured process (time's only child).
+    spawn("pkill", ["-TERM", "-P", String(child.pid)]);
+  }
+  await exited;
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  return { seconds, cpuSeconds: (user ?? 0) + (system ?? 0), peakRssMiB: (rssKb ?? 0) / 1024 };
+}
+
+/** Polls the shipper's /metrics until Kafka acknowledged `lines` records; seconds since `since`. */
+async function waitForAckedRecords(port: number, lines: number, since: number): Promise<number> {
+  for (;;) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+      (r) => r.text(),
+      () => "",
+    );
+    const acked = Number(/^lifeline_shipper_records_acked_total (\d+)/m.exec(text)?.[1] ?? 0);
+    if (acked >= lines) return (performance.now() - since) / 1000;
+    if (performance.now() - since > 600_000) throw new Error(`shipper: ${acked} of ${lines} acknowledged`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function main() {
+  if (!process.env.LIFELINE_KAFKA_BROKERS) {
+    await servicesUp(localServicesSettings(), process.env, (m) => process.stderr.write(`[services] ${m}\n`));
+  }
+  const kafkaSettings = resolveKafka();
+  const broker = kafkaSettings.brokers[0] as string;
+  const kafka = createKafka({ ...kafkaSettings, clientId: "bench" });
+  const haveKcat = existsSync("/usr/bin/kcat");
+  const haveRsyslog =
+    existsSync("/usr/sbin/rsyslogd") && existsSync("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so");
+  if (!haveKcat || !haveRsyslog) console.error("baselines need: apt-get install kcat rsyslog-kafka");
+  const run = Date.now().toString(36);
+  const rows: BenchRow[] = [];
+  const scenarios = [
+    { name: "1 file", files: 1, perFile: LINES },
+    { name: "100 files", files: 100, perFile: Math.round(LINES / 100) },
+    { name: "1000 files", files: 1_000, perFile: Math.round(LINES / 1_000), lifelineOnly: true },
+  ];
+
+  for (const scenario of scenarios) {
+    const dir = join(root, scenario.name.replace(" ", "-"));
+    const bytes = writeFiles(dir, scenario.files, scenario.perFile);
+    const lines = scenario.files * scenario.perFile;
+    const files = Array.from({ length: scenario.files }, (_, f) => join(dir, `app-${f}.log`));
+    const row = (system: string, m: Measured): BenchRow => ({
+      scenario: scenario.name,
+      system,
+      lines,
+      "lines/s": Math.round(lines / m.seconds),
+      "MB/s": bytes / 1e6 / m.seconds,
+      "cpu s/M lines": m.cpuSeconds / (lines / 1e6),
+      "peak RSS MiB": m.peakRssMiB,
+      seconds: m.seconds,
+    });
+
+    // Lifeline shipper.
+    const prefix = `bench-${run}-${scenario.files}`;
+    const topic = `${prefix}.logs`;
+    await ensureTopics(kafka, [topic, `${prefix}.lifecycle`, `${prefix}.dead-letter`]);
+    const configFile = join(root, `shipper-${scenario.files}.yaml`);
+    const port = 19_466 + scenario.files;
+    rmSync(join(root, `state-${scenario.files}`), { recursive: true, force: true });
+    writeFileSync(
+      configFile,
+      stringify({
+        host: { name: "bench" },
+        checkpointDir: join(root, `state-${scenario.files}`),
+        topicPrefix: prefix,
+        inputs: [{ name: "bench", paths: [join(dir, "*.log")], service: { name: "bench" } }],
+        http: { port },
+      }),
+    );
+    // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
+    const lifeline = await measure(
+      [process.execPath, lifelineBin, "shipper", "--config", configFile],
+      (since) => waitForAckedRecords(port, lines, since),
+      false,
+    );
+    rows.push(row("lifeline shipper", lifeline));
+    console.error(`${scenario.name}: lifeline ${lifeline.seconds.toFixed(1)} s`);
+    if (scenario.lifelineOnly) continue;
+
+    if (haveKcat) {
+      const kcatTopic = `bench-${run}-kcat-${scenario.files}`;
+      await ensureTopics(kafka, [kcatTopic]);
+      // kcat's -l takes one file; it reads standard input line by line just the same.
+      const kcatCommand = `cat ${files.join(" ")} | kcat -P -b ${broker} -t ${kcatTopic} -z gzip -X acks=all -X enable.idempotence=true`;
+      const kcat = await measure(
+        ["bash", "-c", kcatCommand],
+        (since) => waitForRecords(kafka, kcatTopic, lines, since),
+        true,
+      );
+      rows.push(row("kcat (raw ceiling)", kcat));
+      console.error(`${scenario.name}: kcat ${kcat.seconds.toFixed(1)} s`);
+    }
+
+    if (haveRsyslog) {
+      const rsyslogTopic = `bench-${run}-rsyslog-${scenario.files}`;
+      await ensureTopics(kafka, [rsyslogTopic]);
+      const work = join(root, `rsyslog-${scenario.files}`);
+      rmSync(work, { recursive: true, force: true });
+      mkdirSync(work, { recursive: true });
+      const conf = join(work, "rsyslog.conf");
+      writeFileSync(
+        conf,
+        `global(workDirectory="${work}")
+module(load="imfile" mode="inotify")
+module(load="omkafka")
+template(name="raw" type="string" string="%msg%")
+ruleset(name="tokafka") {
+  action(type="omkafka" broker=["${broker}"] topic="${rsyslogTopic}" template="raw"
+         confParam=["compression.codec=gzip", "acks=all", "enable.idempotence=true"])
+}
+input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStartTail="off")
+`,
+      );
+      const rsyslog = await measure(
+        ["/usr/sbin/rsyslogd", "-n", "-f", conf, "-i", join(work, "rsyslog.pid")],
+        (since) => waitForRecords(kafka, rsyslogTopic, lines, since),
+        false,
+      );
+      rows.push(row("rsyslog imfile+omkafka", rsyslog));
+      console.error(`${scenario.name}: rsyslog ${rsyslog.seconds.toFixed(1)} s`);
+    }
+  }
+  printTable(rows);
+  const file = writeResults("shipper", rows, {
+    linesPerScenario: LINES,
+    lineBytes: logLine(123456, 7).length,
+  });
+  console.error(`results: ${file}`);
+}
+
+await main();

@@ -1,0 +1,57 @@
+import { createRequire } from "node:module";
+import { promisify } from "node:util";
+import { constants, zstdCompress, zstdDecompress } from "node:zlib";
+
+/**
+ * kafkajs 2.2.4 (its last release) groups a batch's messages per partition by copying the partition's array
+ * for every message: quadratic, and the largest cost of a 2,500-message batch. This module replaces that one
+ * internal function with a linear one before kafkajs loads it; it must be imported before "kafkajs".
+ * test/unit/kafkajs-fixes.test.ts checks that the replacement is the one kafkajs uses.
+ */
+type Grouper = (args: {
+  topic: string;
+  partitionMetadata: unknown[];
+  messages: Array<{ key?: unknown; value?: unknown; partition?: number }>;
+  partitioner: (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
+}) => Record<number, unknown[]>;
+
+const require = createRequire(import.meta.url);
+const modulePath = require.resolve("kafkajs/src/producer/groupMessagesPerPartition.js");
+
+export const groupMessagesPerPartition: Grouper = ({ topic, partitionMetadata, messages, partitioner }) => {
+  const result: Record<number, unknown[]> = {};
+  if (partitionMetadata.length === 0) return result;
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    const list = result[partition];
+    if (list) list.push(message);
+    else result[partition] = [message];
+  }
+  return result;
+};
+
+require(modulePath);
+const cached = require.cache[modulePath];
+if (cached) cached.exports = groupMessagesPerPartition;
+
+export function kafkajsGroupingIsLinear(): boolean {
+  return require(modulePath) === groupMessagesPerPartition;
+}
+
+const compress = promisify(zstdCompress);
+const decompress = promisify(zstdDecompress);
+
+/**
+ * Zstandard for Kafka record batches, from Node's own zlib (no extra native module): several times faster than
+ * gzip at a better ratio. Registered for producing and consuming. Level 3 is zstd's default.
+ */
+const zstdCodec = {
+  compress: (encoder: { buffer: Buffer }) =>
+    compress(encoder.buffer, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }),
+  decompress: (buffer: Buffer) => decompress(buffer),
+};
+const codecs = require("kafkajs/src/protocol/message/compression/index.js") as {
+  Codecs: Record<number, () => unknown>;
+  Types: { ZSTD: number };
+};
+codecs.Codecs[codecs.Types.ZSTD] = () => zstdCodec;

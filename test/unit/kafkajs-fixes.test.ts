@@ -1,0 +1,54 @@
+import { createRequire } from "node:module";
+import { describe, expect, it } from "vitest";
+import { unpackRecords } from "../../core/kafka/batch-producer.ts";
+import { groupMessagesPerPartition, kafkajsGroupingIsLinear } from "../../core/kafka/kafkajs-fixes.ts";
+
+const require = createRequire(import.meta.url);
+
+describe("kafkajs fixes", () => {
+  it("kafkajs's producer uses the linear per-partition grouping", () => {
+    expect(kafkajsGroupingIsLinear()).toBe(true);
+  });
+
+  it("groups messages per partition in order", () => {
+    const messages = Array.from({ length: 10 }, (_, i) => ({ key: String(i % 3), value: String(i) }));
+    const grouped = groupMessagesPerPartition({
+      topic: "t",
+      partitionMetadata: [{}, {}, {}],
+      messages,
+      partitioner: ({ message }) => Number((message as { key: string }).key),
+    });
+    expect(
+      Object.fromEntries(
+        Object.entries(grouped).map(([p, list]) => [
+          p,
+          (list as Array<{ value: string }>).map((m) => m.value),
+        ]),
+      ),
+    ).toEqual({
+      0: ["0", "3", "6", "9"],
+      1: ["1", "4", "7"],
+      2: ["2", "5", "8"],
+    });
+  });
+
+  it("zstd is registered as a Kafka codec and round-trips", async () => {
+    const codecs = require("kafkajs/src/protocol/message/compression/index.js") as {
+      lookupCodec: (type: number) => {
+        compress(e: { buffer: Buffer }): Promise<Buffer>;
+        decompress(b: Buffer): Promise<Buffer>;
+      };
+    };
+    const codec = codecs.lookupCodec(4);
+    const input = Buffer.from("lifeline ".repeat(1_000));
+    const compressed = await codec.compress({ buffer: input });
+    expect(compressed.length).toBeLessThan(input.length / 10);
+    expect((await codec.decompress(compressed)).equals(input)).toBe(true);
+  });
+
+  it("a packed message value splits into its JSON documents", () => {
+    expect(unpackRecords(Buffer.from('{"a":1}\n{"b":"x\\ny"}'))).toEqual(['{"a":1}', '{"b":"x\\ny"}']);
+    expect(unpackRecords('{"a":1}')).toEqual(['{"a":1}']);
+    expect(unpackRecords(null)).toEqual([]);
+  });
+});
