@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { describeError, LifelineError } from "../core/errors.ts";
+import { runIndexer } from "../indexer/main.ts";
 import { runServices } from "../local-services/main.ts";
 import { runShipper } from "../shipper/main.ts";
 
@@ -17,7 +18,7 @@ const commands: Record<string, Command> = {
   shipper: { summary: "tail service logs and lifecycle journals into Kafka", run: runShipper },
   agent: { summary: "run signed stop/start commands for this host's declared services" },
   collector: { summary: "receive OTLP/HTTP traces and logs into Kafka" },
-  indexer: { summary: "index Kafka records into Elasticsearch as ECS documents" },
+  indexer: { summary: "index Kafka records into Elasticsearch as ECS documents", run: runIndexer },
   rollout: { summary: "plan and run a batch stop/start across the fleet" },
   timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },
   dashboards: { summary: "install and check the Kibana dashboards and alerting rules" },

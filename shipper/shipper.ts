@@ -33,6 +33,7 @@ interface TrackedFile {
 }
 
 const TICK_MS = 100;
+const READ_CONCURRENCY = 4;
 
 /**
  * Tails every input's files into Kafka. Offsets advance only after Kafka acknowledged a record; the
@@ -59,6 +60,8 @@ export class Shipper implements Component {
   private stopped = false;
   private started = false;
   private readonly events: TailerEvents;
+  private readsInProgress = 0;
+  private readQueue: Array<() => void> = [];
 
   constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
     this.config = options.config;
@@ -92,7 +95,7 @@ export class Shipper implements Component {
     }));
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
-      waitForRoom: () => this.producer.waitForRoom(),
+      acquireRead: () => this.acquireRead(),
       truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
       binarySkipped: (tailer) => {
         this.metrics.binarySkipped.inc({ input: tailer.input });
@@ -100,6 +103,22 @@ export class Shipper implements Component {
         this.dirty = true;
       },
       bytesRead: (tailer, bytes) => this.metrics.bytesRead.inc({ input: tailer.input }, bytes),
+    };
+  }
+
+  /**
+   * Few reads at a time: with a thousand active files, letting every waiting reader through when room opens
+   * would overshoot the in-flight budget by a chunk per file.
+   */
+  private async acquireRead(): Promise<() => void> {
+    await this.producer.waitForRoom();
+    if (this.readsInProgress >= READ_CONCURRENCY) {
+      await new Promise<void>((resolve) => this.readQueue.push(resolve));
+    }
+    this.readsInProgress++;
+    return () => {
+      this.readsInProgress--;
+      this.readQueue.shift()?.();
     };
   }
 

@@ -11,7 +11,8 @@ export type TailerState = "active" | "draining" | "closed";
 export interface TailerEvents {
   /** A complete record, in file order. Must not block: backpressure is `waitForRoom`. */
   record(tailer: FileTailer, record: JoinedRecord): void;
-  waitForRoom(): Promise<void>;
+  /** Backpressure and a bound on reads in progress at once: resolves with a release for after the chunk. */
+  acquireRead(): Promise<() => void>;
   /** `before` identifies the old content, to find a copy of it. */
   truncated(
     tailer: FileTailer,
@@ -153,29 +154,33 @@ export class FileTailer {
         Object.assign(this.identity, await fingerprintOf(this.handle, stat.size));
       }
       while (this.position < stat.size && !this.stopping) {
-        await this.events.waitForRoom();
-        const length = Math.min(CHUNK_BYTES, stat.size - this.position);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
-        if (bytesRead === 0) break;
-        if (await this.contentReplaced()) {
-          // Truncated (and maybe refilled) around this read: the chunk may be new content at an old offset.
-          // Drop it; everything before it was checked against the fingerprint and is the old content.
-          this.restartAfterTruncation(stat.size);
-          break;
+        const release = await this.events.acquireRead();
+        try {
+          const length = Math.min(CHUNK_BYTES, stat.size - this.position);
+          const buffer = Buffer.allocUnsafe(length);
+          const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+          if (bytesRead === 0) break;
+          if (await this.contentReplaced()) {
+            // Truncated (and maybe refilled) around this read: the chunk may be new content at an old offset.
+            // Drop it; everything before it was checked against the fingerprint and is the old content.
+            this.restartAfterTruncation(stat.size);
+            break;
+          }
+          const chunk = buffer.subarray(0, bytesRead);
+          if (this.position === 0 && chunk.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
+            this.skipped = true;
+            this.position = stat.size;
+            this.ackedOffset = stat.size;
+            this.events.binarySkipped(this);
+            return;
+          }
+          this.consume(chunk);
+          this.position += bytesRead;
+          this.lastGrowthAt = Date.now();
+          this.events.bytesRead(this, bytesRead);
+        } finally {
+          release();
         }
-        const chunk = buffer.subarray(0, bytesRead);
-        if (this.position === 0 && chunk.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
-          this.skipped = true;
-          this.position = stat.size;
-          this.ackedOffset = stat.size;
-          this.events.binarySkipped(this);
-          return;
-        }
-        this.consume(chunk);
-        this.position += bytesRead;
-        this.lastGrowthAt = Date.now();
-        this.events.bytesRead(this, bytesRead);
       }
     }
   }

@@ -1,0 +1,110 @@
+import { PermanentError } from "../core/errors.ts";
+import { deterministicId } from "../core/events.ts";
+import { isValidSpanId, isValidTraceId } from "../core/trace-context.ts";
+import type { StreamKind } from "./index-setup.ts";
+
+export interface IndexableDocument {
+  kind: StreamKind;
+  id: string;
+  document: Record<string, unknown>;
+}
+
+/** Where a record came from: the dead letter and the fallback id name it. */
+export interface RecordOrigin {
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Position of the document inside a packed message. */
+  index: number;
+}
+
+const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
+/**
+ * Turns one JSON document from Kafka into the document to index. Throws PermanentError (→ dead letter) for what
+ * no retry can fix: not JSON, not an object. The id is the record's event.id (deterministic at the source), or
+ * one derived from its Kafka position, so a re-delivery is the same document.
+ */
+export function toDocument(
+  kind: StreamKind,
+  text: string,
+  origin: RecordOrigin,
+  now = new Date(),
+): IndexableDocument {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new PermanentError("indexer.not_json", `not JSON: ${(error as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new PermanentError("indexer.not_object", "not a JSON object");
+  }
+  const document = parsed as Record<string, unknown>;
+  const event = (isObject(document.event) ? document.event : {}) as Record<string, unknown>;
+  const id =
+    typeof event.id === "string" && event.id.length > 0 && event.id.length <= 512
+      ? event.id
+      : deterministicId(origin.topic, origin.partition, origin.offset, origin.index);
+  document.event = { ...event, id, ingested: now.toISOString() };
+  fixTimestamp(document, now);
+  if (kind === "logs") promoteParsedFields(document);
+  if (kind === "spans") spanDocument(document);
+  dropInvalidIds(document);
+  return { kind, id, document };
+}
+
+/** A missing or unparseable @timestamp becomes the ingest time; the original is kept. */
+function fixTimestamp(document: Record<string, unknown>, now: Date): void {
+  const raw = document["@timestamp"];
+  const parsed = typeof raw === "string" || typeof raw === "number" ? new Date(raw) : undefined;
+  if (parsed && !Number.isNaN(parsed.getTime()) && parsed.getTime() < now.getTime() + MAX_CLOCK_SKEW_MS) {
+    document["@timestamp"] = parsed.toISOString();
+    return;
+  }
+  if (raw !== undefined) {
+    document.lifeline = {
+      ...(isObject(document.lifeline) ? document.lifeline : {}),
+      original_timestamp: String(raw),
+    };
+  }
+  document["@timestamp"] = now.toISOString();
+}
+
+/** JSON log lines: every field of the original line stays searchable under lifeline.fields (flattened). */
+function promoteParsedFields(document: Record<string, unknown>): void {
+  const event = document.event as Record<string, unknown>;
+  const lifeline = (isObject(document.lifeline) ? document.lifeline : {}) as Record<string, unknown>;
+  if (lifeline.format !== "json" || typeof event.original !== "string") return;
+  try {
+    const fields: unknown = JSON.parse(event.original);
+    if (isObject(fields)) document.lifeline = { ...lifeline, fields };
+  } catch {
+    // The shipper said JSON; if it is not, the message is still there.
+  }
+}
+
+/** The collector's spans: duration and status in ECS terms (event.duration in ns, event.outcome). */
+function spanDocument(document: Record<string, unknown>): void {
+  const event = document.event as Record<string, unknown>;
+  event.kind ??= "event";
+  event.category ??= "span";
+  const span = (isObject(document.span) ? document.span : {}) as Record<string, unknown>;
+  if (typeof span.start_ns === "string" && typeof span.end_ns === "string") {
+    event.duration = Number(BigInt(span.end_ns) - BigInt(span.start_ns));
+    delete span.start_ns;
+    delete span.end_ns;
+  }
+}
+
+/** Trace and span ids that are not W3C ids would make wrong joins: they go, the rest of the record stays. */
+function dropInvalidIds(document: Record<string, unknown>): void {
+  const trace = document.trace as { id?: unknown } | undefined;
+  if (trace && !(typeof trace.id === "string" && isValidTraceId(trace.id))) delete document.trace;
+  const span = document.span as { id?: unknown } | undefined;
+  if (span?.id !== undefined && !(typeof span.id === "string" && isValidSpanId(span.id))) delete span.id;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

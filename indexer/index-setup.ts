@@ -1,0 +1,173 @@
+import type { Client } from "@elastic/elasticsearch";
+import type { Logger } from "../core/logger.ts";
+
+export type StreamKind = "logs" | "lifecycle" | "spans";
+
+export interface IndexLayout {
+  dataStreams: boolean;
+  /** Where documents of each kind are written. */
+  targets: Record<StreamKind, string>;
+}
+
+const keyword = { type: "keyword", ignore_above: 1024 } as const;
+
+/**
+ * ECS field mappings shared by every Lifeline index. `dynamic: false` keeps unknown fields in _source without
+ * mapping them (no mapping explosion); fields parsed from a JSON log line go under `lifeline.fields`, one
+ * flattened field, searchable as keywords.
+ */
+export const ECS_MAPPINGS = {
+  dynamic: false,
+  properties: {
+    "@timestamp": { type: "date" },
+    message: { type: "text" },
+    labels: { type: "flattened" },
+    tags: keyword,
+    event: {
+      properties: {
+        id: keyword,
+        kind: keyword,
+        category: keyword,
+        type: keyword,
+        action: keyword,
+        outcome: keyword,
+        dataset: keyword,
+        reason: { type: "text", fields: { keyword } },
+        duration: { type: "long" },
+        created: { type: "date" },
+        ingested: { type: "date" },
+        original: { type: "keyword", index: false, doc_values: false },
+      },
+    },
+    log: {
+      properties: {
+        level: keyword,
+        offset: { type: "long" },
+        flags: keyword,
+        file: { properties: { path: keyword } },
+      },
+    },
+    host: { properties: { name: keyword, hostname: keyword } },
+    service: {
+      properties: {
+        name: keyword,
+        environment: keyword,
+        version: keyword,
+        node: { properties: { name: keyword } },
+      },
+    },
+    trace: { properties: { id: keyword } },
+    span: {
+      properties: {
+        id: keyword,
+        name: keyword,
+        kind: keyword,
+      },
+    },
+    parent: { properties: { id: keyword } },
+    transaction: { properties: { id: keyword } },
+    error: {
+      properties: {
+        message: { type: "text" },
+        type: keyword,
+        stack_trace: { type: "keyword", index: false, doc_values: false },
+      },
+    },
+    process: {
+      properties: {
+        pid: { type: "long" },
+        exit_code: { type: "long" },
+        name: keyword,
+        signal: keyword,
+      },
+    },
+    lifeline: {
+      properties: {
+        schema_version: { type: "long" },
+        command_id: keyword,
+        rollout_id: keyword,
+        wave: { type: "long" },
+        format: keyword,
+        original_timestamp: keyword,
+        fields: { type: "flattened" },
+        resource: { type: "flattened" },
+        attributes: { type: "flattened" },
+      },
+    },
+  },
+} as const;
+
+export function layout(namespace: string, dataStreams: boolean): IndexLayout {
+  return dataStreams
+    ? {
+        dataStreams,
+        targets: {
+          logs: `logs-lifeline.logs-${namespace}`,
+          lifecycle: `logs-lifeline.lifecycle-${namespace}`,
+          spans: `traces-lifeline-${namespace}`,
+        },
+      }
+    : {
+        dataStreams,
+        targets: {
+          logs: `lifeline-logs-${namespace}`,
+          lifecycle: `lifeline-lifecycle-${namespace}`,
+          spans: `lifeline-traces-${namespace}`,
+        },
+      };
+}
+
+/**
+ * Component and index templates, idempotent (PUT replaces). Data streams where the server has them (with a
+ * retention the server enforces if it runs data stream lifecycle), plain indices where it does not, detected by
+ * trying; `mode` forces one.
+ */
+export async function setupIndices(
+  client: Client,
+  options: {
+    namespace: string;
+    retention: string;
+    replicas: number;
+    mode: "auto" | "data-streams" | "indices";
+  },
+  logger: Logger,
+): Promise<IndexLayout> {
+  await client.cluster.putComponentTemplate({
+    name: "lifeline-ecs-mappings",
+    template: { mappings: ECS_MAPPINGS as never, settings: { number_of_replicas: options.replicas } },
+    _meta: { managed_by: "lifeline" },
+  });
+  const tryDataStreams = options.mode !== "indices";
+  if (tryDataStreams) {
+    try {
+      await putTemplates(client, layout(options.namespace, true), options.retention);
+      return layout(options.namespace, true);
+    } catch (error) {
+      if (options.mode === "data-streams") throw error;
+      logger.warn(
+        { err: (error as Error).message },
+        "data streams not available here: writing to plain indices",
+      );
+    }
+  }
+  await putTemplates(client, layout(options.namespace, false), options.retention);
+  return layout(options.namespace, false);
+}
+
+async function putTemplates(client: Client, target: IndexLayout, retention: string): Promise<void> {
+  const kinds: StreamKind[] = ["logs", "lifecycle", "spans"];
+  for (const kind of kinds) {
+    const index = target.targets[kind];
+    await client.indices.putIndexTemplate({
+      name: `lifeline-${kind}-${index}`,
+      index_patterns: [target.dataStreams ? index : `${index}*`],
+      // Above the official image's built-in logs-*-* and traces-*-* templates (priority 100 and 150).
+      priority: 500,
+      composed_of: ["lifeline-ecs-mappings"],
+      ...(target.dataStreams
+        ? { data_stream: {}, template: { lifecycle: { data_retention: retention } } }
+        : {}),
+      _meta: { managed_by: "lifeline", kind },
+    });
+  }
+}

@@ -1,0 +1,316 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { type Client, errors } from "@elastic/elasticsearch";
+import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import type { ElasticSettings } from "../core/elastic/client.ts";
+import { translateElasticError } from "../core/elastic/client.ts";
+import { PermanentError } from "../core/errors.ts";
+import { unpackRecords } from "../core/kafka/batch-producer.ts";
+import type { Component } from "../core/lifecycle.ts";
+import type { Logger } from "../core/logger.ts";
+import { backoffDelay } from "../core/retry.ts";
+import type { IndexerConfig } from "./config.ts";
+import { type RecordOrigin, toDocument } from "./documents.ts";
+import type { IndexLayout, StreamKind } from "./index-setup.ts";
+import type { IndexerMetrics } from "./metrics.ts";
+
+interface Pending {
+  kind: StreamKind;
+  id: string;
+  action: string;
+  source: string;
+  origin: RecordOrigin;
+  key: string | null;
+}
+
+interface DeadLetter {
+  origin: RecordOrigin;
+  key: string | null;
+  original: string;
+  reason: string;
+  type: string;
+  status?: number;
+}
+
+const RETRYABLE_ITEM_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/**
+ * Kafka → Elasticsearch. Each partition's batch is written (or dead-lettered) before its offset is committed, so
+ * nothing is committed past an unwritten record. Documents are created with their deterministic id: a 409 means
+ * "already there" and counts as written, so re-deliveries never duplicate. While Elasticsearch is unreachable the
+ * batch is retried with backoff, heartbeating, so the partition is effectively paused and the group membership kept.
+ */
+export class Indexer implements Component {
+  readonly name = "indexer";
+  private readonly config: IndexerConfig;
+  private readonly kafka: Kafka;
+  private readonly elastic: Client;
+  private readonly elasticSettings: ElasticSettings;
+  private readonly logger: Logger;
+  private readonly metrics: IndexerMetrics;
+  private readonly layout: IndexLayout;
+  private readonly topics: Record<string, StreamKind>;
+  private readonly deadLetterTopic: string;
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private stopping = false;
+  private lastBulkOk = true;
+  private lastError: string | undefined;
+
+  constructor(options: {
+    config: IndexerConfig;
+    kafka: Kafka;
+    elastic: Client;
+    elasticSettings: ElasticSettings;
+    logger: Logger;
+    metrics: IndexerMetrics;
+    layout: IndexLayout;
+  }) {
+    this.config = options.config;
+    this.kafka = options.kafka;
+    this.elastic = options.elastic;
+    this.elasticSettings = options.elasticSettings;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.layout = options.layout;
+    const prefix = options.config.topicPrefix;
+    this.topics = {
+      [`${prefix}.logs`]: "logs",
+      [`${prefix}.lifecycle`]: "lifecycle",
+      [`${prefix}.spans`]: "spans",
+    };
+    this.deadLetterTopic = `${prefix}.dead-letter`;
+  }
+
+  get topicNames(): string[] {
+    return [...Object.keys(this.topics), this.deadLetterTopic];
+  }
+
+  health() {
+    return {
+      healthy: !this.stopping && this.consumer !== undefined && this.lastBulkOk,
+      details: { lastError: this.lastError ?? null },
+    };
+  }
+
+  async start(): Promise<void> {
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
+    this.consumer = this.kafka.consumer({
+      groupId: this.config.groupId,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      maxBytesPerPartition: 2 << 20,
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: Object.keys(this.topics), fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.config.bulk.concurrency,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+  }
+
+  async stop(deadline: AbortSignal): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const abort = () =>
+      this.logger.warn("stop deadline reached while a batch was being written; it will be redelivered");
+    deadline.addEventListener("abort", abort, { once: true });
+    // disconnect() waits for the running batches to finish (bounded by the retry loop noticing `stopping`).
+    await this.consumer?.disconnect().catch(() => {});
+    await this.producer?.disconnect().catch(() => {});
+    deadline.removeEventListener("abort", abort);
+  }
+
+  private async onBatch({
+    batch,
+    heartbeat,
+    isRunning,
+    isStale,
+    resolveOffset,
+  }: EachBatchPayload): Promise<void> {
+    const kind = this.topics[batch.topic];
+    if (!kind || batch.messages.length === 0) return;
+    const pending: Pending[] = [];
+    const dead: DeadLetter[] = [];
+    const now = new Date();
+    for (const message of batch.messages) {
+      const key = message.key ? message.key.toString() : null;
+      const documents = unpackRecords(message.value);
+      for (let index = 0; index < documents.length; index++) {
+        const text = documents[index] as string;
+        const origin = { topic: batch.topic, partition: batch.partition, offset: message.offset, index };
+        try {
+          const { id, document } = toDocument(kind, text, origin, now);
+          const target = this.layout.targets[kind];
+          pending.push({
+            kind,
+            id,
+            key,
+            origin,
+            action: JSON.stringify({ create: { _index: target, _id: id } }),
+            source: JSON.stringify(document),
+          });
+        } catch (error) {
+          if (!(error instanceof PermanentError)) throw error;
+          dead.push({ origin, key, original: text, reason: error.message, type: error.code });
+        }
+      }
+    }
+    const abandoned = () => this.stopping || !isRunning() || isStale();
+    const written = await this.writeAll(pending, dead, heartbeat, abandoned);
+    if (!written) return; // rebalanced or stopping: the new owner gets this batch again
+    await this.deadLetter(dead, heartbeat, abandoned);
+    const last = batch.messages[batch.messages.length - 1]?.offset as string;
+    // Resolve moves the fetch position past the batch; the commit makes that survive a crash or a rebalance.
+    resolveOffset(last);
+    await this.consumer?.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+    ]);
+    this.metrics.lag.set(
+      { topic: batch.topic, partition: String(batch.partition) },
+      Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
+    );
+  }
+
+  /** Writes every pending document (or moves it to `dead`); false if abandoned before that. */
+  private async writeAll(
+    pending: Pending[],
+    dead: DeadLetter[],
+    heartbeat: () => Promise<void>,
+    abandoned: () => boolean,
+  ): Promise<boolean> {
+    let remaining = pending;
+    for (let attempt = 0; remaining.length > 0; attempt++) {
+      if (abandoned()) return false;
+      const retry: Pending[] = [];
+      for (const chunk of this.chunks(remaining)) {
+        if (abandoned()) return false;
+        retry.push(...(await this.bulk(chunk, dead)));
+        await heartbeat();
+      }
+      remaining = retry;
+      if (remaining.length > 0) {
+        const wait = backoffDelay(attempt, {
+          retries: Infinity,
+          initialDelayMs: 200,
+          maxDelayMs: this.config.bulk.maxRetryDelayMs,
+        });
+        this.logger.warn(
+          { documents: remaining.length, attempt, waitMs: wait, err: this.lastError },
+          "retrying documents Elasticsearch did not take",
+        );
+        for (let waited = 0; waited < wait && !abandoned(); waited += 1_000) {
+          await delay(Math.min(1_000, wait - waited));
+          await heartbeat();
+        }
+      } else {
+        this.lastBulkOk = true;
+        this.lastError = undefined;
+      }
+    }
+    return true;
+  }
+
+  private *chunks(items: Pending[]): Generator<Pending[]> {
+    let chunk: Pending[] = [];
+    let bytes = 0;
+    for (const item of items) {
+      const size = item.action.length + item.source.length + 2;
+      if (chunk.length > 0 && bytes + size > this.config.bulk.maxBytes) {
+        yield chunk;
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(item);
+      bytes += size;
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
+  /** One bulk request; returns what should be retried, moves permanent failures to `dead`. */
+  private async bulk(chunk: Pending[], dead: DeadLetter[]): Promise<Pending[]> {
+    const operations: string[] = [];
+    for (const item of chunk) operations.push(item.action, item.source);
+    const timer = this.metrics.bulkSeconds.startTimer();
+    let response: Awaited<ReturnType<Client["bulk"]>>;
+    try {
+      response = await this.elastic.bulk({ operations: operations as never, refresh: false });
+    } catch (error) {
+      timer();
+      if (error instanceof errors.ResponseError && error.statusCode === 413 && chunk.length > 1) {
+        const half = Math.ceil(chunk.length / 2);
+        this.metrics.retries.inc({ status: "413" });
+        return [
+          ...(await this.bulk(chunk.slice(0, half), dead)),
+          ...(await this.bulk(chunk.slice(half), dead)),
+        ];
+      }
+      const translated = translateElasticError(error, this.elasticSettings);
+      this.lastBulkOk = false;
+      this.lastError = translated.message;
+      this.metrics.retries.inc({
+        status: error instanceof errors.ResponseError ? String(error.statusCode) : "unreachable",
+      });
+      return chunk;
+    }
+    timer();
+    const retry: Pending[] = [];
+    response.items.forEach((entry, i) => {
+      const item = chunk[i] as Pending;
+      const result = entry.create ?? Object.values(entry)[0];
+      const status = result?.status ?? 0;
+      if (status === 200 || status === 201) this.metrics.indexed.inc({ kind: item.kind });
+      else if (status === 409) this.metrics.duplicates.inc({ kind: item.kind });
+      else if (RETRYABLE_ITEM_STATUS.has(status)) {
+        this.metrics.retries.inc({ status: String(status) });
+        retry.push(item);
+      } else {
+        const cause = result?.error as { type?: string; reason?: string } | undefined;
+        dead.push({
+          origin: item.origin,
+          key: item.key,
+          original: item.source,
+          reason: cause?.reason ?? `status ${status}`,
+          type: cause?.type ?? "bulk_item_error",
+          status,
+        });
+      }
+    });
+    return retry;
+  }
+
+  private async deadLetter(
+    dead: DeadLetter[],
+    heartbeat: () => Promise<void>,
+    abandoned: () => boolean,
+  ): Promise<void> {
+    if (dead.length === 0) return;
+    const messages = dead.map((entry) => ({
+      key: entry.key,
+      value: JSON.stringify({
+        "@timestamp": new Date().toISOString(),
+        error: { type: entry.type, reason: entry.reason, ...(entry.status ? { status: entry.status } : {}) },
+        kafka: entry.origin,
+        original: entry.original,
+      }),
+    }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.producer?.send({ topic: this.deadLetterTopic, acks: -1, messages });
+        for (const entry of dead) this.metrics.deadLettered.inc({ reason: entry.type });
+        this.logger.warn(
+          { records: dead.length, reasons: [...new Set(dead.map((d) => d.type))] },
+          "records dead-lettered",
+        );
+        return;
+      } catch (error) {
+        if (abandoned()) throw error;
+        this.logger.warn({ err: (error as Error).message }, "dead-letter topic unavailable, retrying");
+        await delay(backoffDelay(attempt, { retries: Infinity, initialDelayMs: 200, maxDelayMs: 5_000 }));
+        await heartbeat();
+      }
+    }
+  }
+}

@@ -1,0 +1,199 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import type { Client } from "@elastic/elasticsearch";
+import { CompressionTypes, type Kafka } from "kafkajs";
+import { deterministicId } from "../../core/events.ts";
+import { lifelineBin } from "./cli.ts";
+
+export interface ProcessUnderTest {
+  process: ChildProcess;
+  output: () => string;
+  started: Promise<void>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs a real `lifeline <command>` child process; `started` resolves when it logs `readyMessage`. */
+export function startLifeline(
+  args: string[],
+  readyMessage: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ProcessUnderTest {
+  const child = spawn(process.execPath, [lifelineBin, ...args], {
+    env: { LIFELINE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  let onStarted: () => void = () => {};
+  let onFailed: (error: Error) => void = () => {};
+  const started = new Promise<void>((resolve, reject) => {
+    onStarted = resolve;
+    onFailed = reject;
+  });
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.includes(`"msg":"${readyMessage}"`)) onStarted();
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => {
+      onFailed(new Error(`lifeline ${args[0]} exited (${code}) before starting:\n${output.slice(-3000)}`));
+      resolve(code);
+    });
+  });
+  return {
+    process: child,
+    output: () => output,
+    started,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Log records as the shipper sends them: packed, one JSON document per line, deterministic event ids. */
+export async function produceLogRecords(
+  kafka: Kafka,
+  topic: string,
+  count: number,
+  options: { files?: number; perMessage?: number; traceId?: (i: number) => string | undefined } = {},
+): Promise<void> {
+  const files = options.files ?? 10;
+  const perMessage = options.perMessage ?? 100;
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    let messages: Array<{ key: string; value: string }> = [];
+    let pack: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const file = i % files;
+      const traceId = options.traceId?.(i);
+      pack.push(
+        JSON.stringify({
+          "@timestamp": new Date(Date.UTC(2026, 10, 27, 5, 0, 0, i)).toISOString(),
+          message: `seq=${i} GET /items/${i} 200`,
+          event: { id: deterministicId("test", file, i), dataset: "test" },
+          log: { file: { path: `/var/log/app-${file}.log` }, offset: i * 100, level: "info" },
+          host: { name: "test-host" },
+          service: { name: "app" },
+          ...(traceId ? { trace: { id: traceId } } : {}),
+          lifeline: { schema_version: 1, format: "plain" },
+        }),
+      );
+      if (pack.length === perMessage || i === count - 1) {
+        messages.push({ key: `test-host|file-${file}`, value: pack.join("\n") });
+        pack = [];
+      }
+      if (messages.length === 20 || i === count - 1) {
+        await producer.send({ topic, acks: -1, messages, compression: CompressionTypes.ZSTD });
+        messages = [];
+      }
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Counts documents in an index or data stream after a refresh (0 while it does not exist yet). */
+export async function countDocuments(client: Client, index: string): Promise<number> {
+  try {
+    await client.indices.refresh({ index, ignore_unavailable: true });
+    return (await client.count({ index, ignore_unavailable: true, allow_no_indices: true })).count;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls Elasticsearch (it announces nothing) until `index` holds `expected` documents. */
+export async function waitForCount(
+  client: Client,
+  index: string,
+  expected: number,
+  timeoutMs = 120_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = 0;
+  while (Date.now() < deadline) {
+    count = await countDocuments(client, index);
+    if (count >= expected) return count;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${index}: ${count} of ${expected} documents after ${timeoutMs} ms`);
+}
+
+/** Waits until the group has committed every partition of `topic` to its end: nothing left to index. */
+export async function waitForGroupCaughtUp(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const behind = ends.reduce((sum, end) => {
+        const done = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? "-1";
+        return sum + Math.max(0, Number(end.high) - Math.max(0, Number(done)));
+      }, 0);
+      if (behind === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(`group ${groupId} still ${behind} records behind on ${topic}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * A TCP relay in front of Elasticsearch that a test can cut and restore: the indexer then sees a real network
+ * failure (refused connections, reset sockets) while the real server keeps running for everyone else.
+ */
+export class CuttableProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly target: { host: string; port: number };
+  port = 0;
+
+  constructor(target: { host: string; port: number }) {
+    this.target = target;
+  }
+
+  async start(port = 0): Promise<number> {
+    this.server = createServer((client) => {
+      const upstream = connect(this.target);
+      this.sockets.add(client).add(upstream);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on("error", drop).on("close", drop);
+      upstream.on("error", drop).on("close", drop);
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server?.listen(port, "127.0.0.1", resolve));
+    this.port = (this.server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  async restore(): Promise<void> {
+    await this.start(this.port);
+  }
+}

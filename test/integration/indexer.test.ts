@@ -1,0 +1,236 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { ensureTopics } from "../../core/kafka/topics.ts";
+import {
+  CuttableProxy,
+  countDocuments,
+  type ProcessUnderTest,
+  produceLogRecords,
+  startLifeline,
+  waitForCount,
+  waitForGroupCaughtUp,
+} from "../helpers/indexer.ts";
+import { connections, testElastic, testKafka, uniqueName } from "../helpers/services.ts";
+import { shipperWorkspace, TopicReader } from "../helpers/shipper.ts";
+
+function setup(name: string, extra: Record<string, unknown> = {}) {
+  const ws = shipperWorkspace(name);
+  const namespace = uniqueName(name).replaceAll("-", "_");
+  const groupId = uniqueName(`indexer-${name}`);
+  const config = join(ws.dir, "indexer.yaml");
+  writeFileSync(
+    config,
+    stringify({ topicPrefix: ws.prefix, groupId, namespace, indices: { replicas: 0 }, ...extra }),
+  );
+  return { ...ws, namespace, groupId, config, logs: `logs-lifeline.logs-${namespace}` };
+}
+
+describe("indexer: Kafka → Elasticsearch, counted", () => {
+  const kafka = testKafka();
+  const elastic = testElastic();
+  const running: ProcessUnderTest[] = [];
+  const launch = (config: string, env: NodeJS.ProcessEnv = process.env) => {
+    const indexer = startLifeline(["indexer", "--config", config], "indexer started", env);
+    running.push(indexer);
+    return indexer;
+  };
+  afterEach(async () => {
+    for (const indexer of running.splice(0)) await indexer.stop("SIGKILL");
+  });
+  afterAll(async () => {
+    await elastic.close();
+  });
+
+  it("100,000 records become exactly 100,000 documents; a restart re-reads nothing twice", async () => {
+    const t = setup("hundredk");
+    await ensureTopics(kafka, [`${t.prefix}.logs`]);
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 100_000);
+    const indexer = launch(t.config);
+    await indexer.started;
+    expect(await waitForCount(elastic, t.logs, 100_000)).toBe(100_000);
+    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+    expect(await countDocuments(elastic, t.logs)).toBe(100_000);
+  });
+
+  it("SIGKILL mid-batch and restart: still exactly 100,000, none missing", async () => {
+    const t = setup("kill9", { bulk: { maxBytes: 256 * 1024 } });
+    await ensureTopics(kafka, [`${t.prefix}.logs`]);
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 100_000);
+    const first = launch(t.config);
+    await first.started;
+    await waitForCount(elastic, t.logs, 20_000);
+    first.process.kill("SIGKILL");
+    await first.exited;
+    const second = launch(t.config);
+    await second.started;
+    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+    expect(await countDocuments(elastic, t.logs)).toBe(100_000);
+    const seqs = await elastic.search({
+      index: t.logs,
+      size: 0,
+      aggs: { distinct: { cardinality: { field: "event.id", precision_threshold: 40000 } } },
+    });
+    expect((seqs.aggregations?.distinct as { value: number }).value).toBeGreaterThan(99_000);
+  });
+
+  it("Elasticsearch unreachable for 30 s mid-stream: the batch waits, nothing lost, nothing committed early", async () => {
+    const t = setup("esdown");
+    const url = new URL(connections().elasticsearch.url);
+    const proxy = new CuttableProxy({ host: url.hostname, port: Number(url.port) });
+    const port = await proxy.start();
+    await ensureTopics(kafka, [`${t.prefix}.logs`]);
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 30_000);
+    const env = {
+      ...process.env,
+      LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
+      LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
+      LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
+    };
+    const indexer = launch(t.config, env);
+    await indexer.started;
+    await waitForCount(elastic, t.logs, 30_000);
+    await proxy.cut();
+    const cutAt = Date.now();
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 30_000, { files: 7 }); // same ids 0..29999 for files 0..6: replays
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 20_000, { files: 3, perMessage: 50 });
+    // The outage is the scenario's length; the indexer retries against a closed port meanwhile.
+    await delay(Math.max(0, 30_000 - (Date.now() - cutAt)));
+    expect(indexer.process.exitCode).toBeNull();
+    expect(indexer.output()).toContain("retrying documents Elasticsearch did not take");
+    await proxy.restore();
+    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`, 120_000);
+    const distinct = new Set<string>();
+    for (let i = 0; i < 30_000; i++) distinct.add(`${i % 10}/${i}`);
+    for (let i = 0; i < 30_000; i++) distinct.add(`${i % 7}/${i}`);
+    for (let i = 0; i < 20_000; i++) distinct.add(`${i % 3}/${i}`);
+    expect(await countDocuments(elastic, t.logs)).toBe(distinct.size);
+    await proxy.cut();
+  });
+
+  it("a mapping conflict and a non-JSON record go to the dead-letter topic with reasons; the rest is indexed", async () => {
+    const t = setup("poison");
+    await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.dead-letter`]);
+    const good = (i: number) =>
+      JSON.stringify({
+        "@timestamp": "2026-11-27T05:00:00Z",
+        message: `ok ${i}`,
+        event: { id: `good-${i}` },
+        host: { name: "h" },
+      });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${t.prefix}.logs`,
+      messages: [
+        { key: "a", value: [good(1), good(2)].join("\n") },
+        { key: "a", value: "this is { not json" },
+        {
+          key: "a",
+          value: [
+            good(3),
+            JSON.stringify({
+              message: "bad offset",
+              event: { id: "conflict" },
+              log: { offset: "not-a-number" },
+            }),
+            good(4),
+          ].join("\n"),
+        },
+        { key: "a", value: good(5) },
+      ],
+    });
+    await producer.disconnect();
+    const dead = await new TopicReader(kafka, `${t.prefix}.dead-letter`).start();
+    try {
+      const indexer = launch(t.config);
+      await indexer.started;
+      await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+      expect(await countDocuments(elastic, t.logs)).toBe(5);
+      const letters = await dead.waitFor((r) => r.length >= 2);
+      expect(letters).toHaveLength(2);
+      const byType = Object.fromEntries(
+        letters.map((l) => [(l.value.error as { type: string }).type, l.value]),
+      );
+      expect(Object.keys(byType).sort()).toEqual(["document_parsing_exception", "indexer.not_json"]);
+      expect(byType["indexer.not_json"]?.original).toBe("this is { not json");
+      expect((byType.document_parsing_exception?.error as { reason: string }).reason).toContain("log.offset");
+      expect(byType.document_parsing_exception?.kafka).toMatchObject({
+        topic: `${t.prefix}.logs`,
+        partition: expect.any(Number),
+        index: 1,
+      });
+      expect(indexer.process.exitCode).toBeNull();
+    } finally {
+      await dead.stop();
+    }
+  });
+
+  it("two indexers share the partitions, with a rebalance in the middle: exact count", async () => {
+    const t = setup("rebalance", { bulk: { maxBytes: 128 * 1024, concurrency: 2 } });
+    await ensureTopics(kafka, [`${t.prefix}.logs`]);
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 60_000, { files: 12 });
+    const first = launch(t.config);
+    await first.started;
+    await waitForCount(elastic, t.logs, 5_000);
+    const second = launch(t.config);
+    await second.started;
+    // Re-deliveries during the rebalance: the same 40,000 records again (same ids), which must not add documents.
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 40_000, { files: 12 });
+    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`, 180_000);
+    expect(await countDocuments(elastic, t.logs)).toBe(60_000);
+    expect(first.process.exitCode).toBeNull();
+    expect(second.process.exitCode).toBeNull();
+  });
+
+  it("spans and logs of one trace are found by one trace.id query; plain indices where data streams are off", async () => {
+    const t = setup("trace", { indices: { mode: "indices", replicas: 0 } });
+    await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.spans`]);
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    await produceLogRecords(kafka, `${t.prefix}.logs`, 100, {
+      traceId: (i) => (i % 10 === 0 ? traceId : undefined),
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${t.prefix}.spans`,
+      messages: [
+        {
+          key: traceId,
+          value: JSON.stringify({
+            "@timestamp": "2026-11-27T05:00:00.000Z",
+            event: { id: "span-1", outcome: "success" },
+            trace: { id: traceId },
+            span: {
+              id: "00f067aa0ba902b7",
+              name: "GET /items",
+              kind: "server",
+              start_ns: "1795756800000000000",
+              end_ns: "1795756800012000000",
+            },
+            service: { name: "app" },
+          }),
+        },
+      ],
+    });
+    await producer.disconnect();
+    const indexer = launch(t.config);
+    await indexer.started;
+    await waitForCount(elastic, `lifeline-logs-${t.namespace}`, 100);
+    await waitForCount(elastic, `lifeline-traces-${t.namespace}`, 1);
+    const found = await elastic.search({
+      index: `lifeline-*-${t.namespace}`,
+      query: { term: { "trace.id": traceId } },
+      size: 100,
+    });
+    const indices = found.hits.hits.map((hit) => hit._index);
+    expect(indices.filter((index) => index === `lifeline-logs-${t.namespace}`)).toHaveLength(10);
+    expect(indices.filter((index) => index === `lifeline-traces-${t.namespace}`)).toHaveLength(1);
+    const span = found.hits.hits.find((hit) => hit._index.startsWith("lifeline-traces"))?._source as {
+      event: { duration: number };
+    };
+    expect(span.event.duration).toBe(12_000_000);
+  });
+});

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { PermanentError } from "../../core/errors.ts";
+import { toDocument } from "../../indexer/documents.ts";
+
+const origin = { topic: "lifeline.logs", partition: 2, offset: "41", index: 0 };
+const now = new Date("2026-11-27T06:00:00.000Z");
+
+describe("indexer documents", () => {
+  it("keeps the record's deterministic event id and stamps event.ingested", () => {
+    const { id, document } = toDocument(
+      "logs",
+      JSON.stringify({ "@timestamp": "2026-11-27T05:00:00Z", message: "x", event: { id: "abc" } }),
+      origin,
+      now,
+    );
+    expect(id).toBe("abc");
+    expect(document.event).toEqual({ id: "abc", ingested: "2026-11-27T06:00:00.000Z" });
+    expect(document["@timestamp"]).toBe("2026-11-27T05:00:00.000Z");
+  });
+
+  it("without an event id, the id comes from the Kafka position: a re-delivery is the same document", () => {
+    const a = toDocument("logs", '{"message":"x"}', origin, now).id;
+    expect(toDocument("logs", '{"message":"x"}', origin, now).id).toBe(a);
+    expect(toDocument("logs", '{"message":"x"}', { ...origin, index: 1 }, now).id).not.toBe(a);
+  });
+
+  it.each([
+    ["missing", {}, undefined],
+    ["unparseable", { "@timestamp": "yesterday-ish" }, "yesterday-ish"],
+    ["far in the future", { "@timestamp": "2099-01-01T00:00:00Z" }, "2099-01-01T00:00:00Z"],
+  ])("a %s @timestamp becomes the ingest time, the original kept", (_, fields, original) => {
+    const { document } = toDocument("logs", JSON.stringify({ message: "x", ...fields }), origin, now);
+    expect(document["@timestamp"]).toBe(now.toISOString());
+    expect((document.lifeline as { original_timestamp?: string } | undefined)?.original_timestamp).toBe(
+      original,
+    );
+  });
+
+  it("a JSON log line's own fields become searchable under lifeline.fields", () => {
+    const original = JSON.stringify({ level: 30, msg: "hi", user: { id: 7 } });
+    const { document } = toDocument(
+      "logs",
+      JSON.stringify({
+        message: "hi",
+        event: { id: "e", original },
+        lifeline: { schema_version: 1, format: "json" },
+      }),
+      origin,
+      now,
+    );
+    expect((document.lifeline as { fields: unknown }).fields).toEqual({
+      level: 30,
+      msg: "hi",
+      user: { id: 7 },
+    });
+  });
+
+  it("spans get event.duration in nanoseconds", () => {
+    const { document } = toDocument(
+      "spans",
+      JSON.stringify({ span: { id: "00f067aa0ba902b7", start_ns: "1000", end_ns: "3500" } }),
+      origin,
+      now,
+    );
+    expect((document.event as { duration: number }).duration).toBe(2500);
+    expect(document.span).toEqual({ id: "00f067aa0ba902b7" });
+  });
+
+  it("invalid trace and span ids are dropped, the record kept", () => {
+    const { document } = toDocument(
+      "logs",
+      JSON.stringify({ message: "x", trace: { id: "nope" }, span: { id: "0000000000000000" } }),
+      origin,
+      now,
+    );
+    expect(document.trace).toBeUndefined();
+    expect(document.span).toEqual({});
+  });
+
+  it.each([
+    ["not JSON", "{oops", "indexer.not_json"],
+    ["an array", "[1,2]", "indexer.not_object"],
+    ["a string", '"text"', "indexer.not_object"],
+  ])("%s is a permanent error (dead letter)", (_, text, code) => {
+    expect(() => toDocument("logs", text, origin, now)).toThrowError(PermanentError);
+    try {
+      toDocument("logs", text, origin, now);
+    } catch (error) {
+      expect((error as PermanentError).code).toBe(code);
+    }
+  });
+});
