@@ -174,9 +174,13 @@ describe("shipper: faults, counted record by record", () => {
     const byFile = (name: string) =>
       records.filter((r) => (r.value.log as { file: { path: string } }).file.path.endsWith(name));
     expect(byFile("huge.log").map((r) => String(r.value.message).length)).toEqual([6, 64 * 1024, 5]);
-    expect((byFile("huge.log")[1]?.value.log as { flags?: string[] }).flags).toEqual(["truncated"]);
+    expect((byFile("huge.log")[1]?.value.log as { flags?: string[] } | undefined)?.flags).toEqual([
+      "truncated",
+    ]);
     expect(byFile("latin1.log").map((r) => r.value.message)).toEqual(["caf\uFFFD au lait", "valid"]);
-    expect((byFile("latin1.log")[0]?.value.log as { flags?: string[] }).flags).toEqual(["invalid_utf8"]);
+    expect((byFile("latin1.log")[0]?.value.log as { flags?: string[] } | undefined)?.flags).toEqual([
+      "invalid_utf8",
+    ]);
     expect(byFile("core.log")).toHaveLength(0);
     expect(byFile("normal.log").map((r) => r.value.message)).toEqual(["one", "two"]);
     expect(records).toHaveLength(7);
@@ -218,7 +222,7 @@ describe("shipper: faults, counted record by record", () => {
         "2026-11-27 ERROR again\n\tat x.Y.z(Y.java:9)\n\tat x.Y.w(Y.java:10)",
         "2026-11-27 INFO after rotation",
       ]);
-      expect((records[0]?.value.log as { flags?: string[] }).flags).toEqual(["multiline"]);
+      expect((records[0]?.value.log as { flags?: string[] } | undefined)?.flags).toEqual(["multiline"]);
     } finally {
       await reader.stop();
     }
