@@ -33,10 +33,10 @@ export const indexerConfigSchema = z.strictObject({
         .positive()
         .default(5 << 20),
       /** Partitions processed at once, so several bulk requests are in flight. */
-      concurrency: z.number().int().min(1).max(32).default(3),
+      concurrency: z.number().int().min(1).max(32).default(6),
       maxRetryDelayMs: z.number().int().positive().default(10_000),
     })
-    .default({ maxBytes: 5 << 20, concurrency: 3, maxRetryDelayMs: 10_000 }),
+    .default({ maxBytes: 5 << 20, concurrency: 6, maxRetryDelayMs: 10_000 }),
   http: z
     .strictObject({
       host: z.string().default("127.0.0.1"),

@@ -99,7 +99,8 @@ export class Indexer implements Component {
       groupId: this.config.groupId,
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
-      maxBytesPerPartition: 2 << 20,
+      maxBytesPerPartition: 4 << 20,
+      maxBytes: 32 << 20,
     });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: Object.keys(this.topics), fromBeginning: true });

@@ -1,0 +1,211 @@
+/**
+ * Indexer throughput into Elasticsearch against the ceiling on this machine: the same documents sent as
+ * pre-built bulk bodies straight to Elasticsearch, with the same request size and concurrency. Then end-to-end
+ * latency: a line appended to a file until it is searchable, through the real shipper, Kafka and indexer.
+ *   npm run bench:indexer            (BENCH_DOCS=200000 by default)
+ */
+import { spawn } from "node:child_process";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { resolveElastic, resolveKafka } from "../core/connections.ts";
+import { createElastic } from "../core/elastic/client.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { servicesUp } from "../local-services/manager.ts";
+import { localServicesSettings } from "../local-services/settings.ts";
+import { countDocuments, produceLogRecords, startLifeline, waitForCount } from "../test/helpers/indexer.ts";
+import { type BenchRow, printTable, writeResults } from "./lib.ts";
+
+const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
+const root = "/tmp/lifeline-bench-indexer";
+const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
+
+async function main() {
+  if (!process.env.LIFELINE_KAFKA_BROKERS) {
+    await servicesUp(localServicesSettings(), process.env, (m) => process.stderr.write(`[services] ${m}\n`));
+  }
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const kafka = createKafka({ ...resolveKafka(), clientId: "bench" });
+  const elastic = createElastic(resolveElastic());
+  const run = Date.now().toString(36);
+  const rows: BenchRow[] = [];
+
+  // The same documents for both: produced to Kafka (as the shipper packs them) and kept as bulk bodies.
+  const prefix = `bench-${run}`;
+  await ensureTopics(kafka, [
+    `${prefix}.logs`,
+    `${prefix}.lifecycle`,
+    `${prefix}.spans`,
+    `${prefix}.dead-letter`,
+  ]);
+  await produceLogRecords(kafka, `${prefix}.logs`, DOCS);
+
+  // Ceiling: pre-built bulk bodies of ~5 MB, three requests in flight (the indexer's default concurrency).
+  const ceilingIndex = `bench-ceiling-${run}`;
+  await elastic.indices.create({ index: ceilingIndex, settings: { number_of_replicas: 0 } });
+  const bodies: string[] = [];
+  let body = "";
+  for (let i = 0; i < DOCS; i++) {
+    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: `doc-${i}` } })}\n${JSON.stringify({
+      "@timestamp": new Date(Date.UTC(2026, 10, 27, 5, 0, 0, i)).toISOString(),
+      message: `seq=${i} GET /items/${i} 200`,
+      event: { id: `doc-${i}`, dataset: "test", ingested: new Date().toISOString() },
+      log: { file: { path: `/var/log/app-${i % 10}.log` }, offset: i * 100, level: "info" },
+      host: { name: "test-host" },
+      service: { name: "app" },
+      lifeline: { schema_version: 1, format: "plain" },
+    })}\n`;
+    if (body.length > 5 << 20 || i === DOCS - 1) {
+      bodies.push(body);
+      body = "";
+    }
+  }
+  const began = performance.now();
+  let next = 0;
+  await Promise.all(
+    [0, 1, 2].map(async () => {
+      while (next < bodies.length) {
+        const mine = bodies[next++] as string;
+        const response = await elastic.bulk({ operations: mine.trimEnd().split("\n") as never });
+        if (response.errors) throw new Error("ceiling bulk had errors");
+      }
+    }),
+  );
+  await elastic.indices.refresh({ index: ceilingIndex });
+  const ceilingSeconds = (performance.now() - began) / 1000;
+  rows.push({
+    scenario: `${DOCS} docs`,
+    system: "pre-built bulk (ceiling)",
+    "docs/s": Math.round(DOCS / ceilingSeconds),
+    seconds: ceilingSeconds,
+  });
+
+  // Lifeline indexer from Kafka, under GNU time for its CPU and memory.
+  const namespace = `bench_${run}`;
+  const config = join(root, "indexer.yaml");
+  writeFileSync(
+    config,
+    stringify({ topicPrefix: prefix, groupId: `bench-${run}`, namespace, indices: { replicas: 0 } }),
+  );
+  const timeFile = join(root, "time.txt");
+  const start = performance.now();
+  const indexer = spawn(
+    "/usr/bin/time",
+    ["-f", "%U %S %M", "-o", timeFile, process.execPath, lifelineBin, "indexer", "--config", config],
+    {
+      stdio: "ignore",
+      env: { ...process.env, LIFELINE_LOG_LEVEL: "warn" },
+    },
+  );
+  const target = `logs-lifeline.logs-${namespace}`;
+  // Startup (templates, group join) is reported apart; throughput is measured from the first document on.
+  let firstAt = 0;
+  let firstCount = 0;
+  while (firstCount === 0) {
+    firstCount = await countDocuments(elastic, target);
+    firstAt = performance.now();
+    if (firstCount === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await waitForCount(elastic, target, DOCS, 600_000);
+  const seconds = (performance.now() - firstAt) / 1000;
+  const startupSeconds = (firstAt - start) / 1000;
+  spawn("pkill", ["-TERM", "-P", String(indexer.pid)]);
+  await new Promise((resolve) => indexer.once("exit", resolve));
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  rows.push({
+    scenario: `${DOCS} docs`,
+    system: "lifeline indexer (from Kafka)",
+    "docs/s": Math.round((DOCS - firstCount) / seconds),
+    seconds,
+    "startup s": startupSeconds,
+    "% of ceiling": Math.round(((DOCS - firstCount) / seconds / (DOCS / ceilingSeconds)) * 100),
+    "cpu s": (user ?? 0) + (system ?? 0),
+    "peak RSS MiB": (rssKb ?? 0) / 1024,
+  });
+
+  // End-to-end: a line appended to a file until it is searchable (shipper → Kafka → indexer → refresh).
+  const latency = await endToEndLatency(run);
+  rows.push({
+    scenario: "line → searchable",
+    system: "shipper + indexer",
+    "p50 ms": latency.p50,
+    "p99 ms": latency.p99,
+    lines: latency.lines,
+  });
+
+  printTable(rows);
+  console.error(
+    `results: ${writeResults("indexer", rows, { docs: DOCS, refreshInterval: "1s (Elasticsearch default)" })}`,
+  );
+  await elastic.close();
+}
+
+async function endToEndLatency(run: string) {
+  const prefix = `bench-e2e-${run}`;
+  const namespace = `e2e_${run}`;
+  const logs = join(root, "e2e");
+  mkdirSync(logs, { recursive: true });
+  const file = join(logs, "app.log");
+  writeFileSync(file, "");
+  writeFileSync(
+    join(root, "shipper.yaml"),
+    stringify({
+      checkpointDir: join(root, "shipper-state"),
+      topicPrefix: prefix,
+      limits: { lingerMs: 5 },
+      inputs: [{ name: "e2e", paths: [file] }],
+    }),
+  );
+  writeFileSync(
+    join(root, "e2e-indexer.yaml"),
+    stringify({ topicPrefix: prefix, groupId: `e2e-${run}`, namespace, indices: { replicas: 0 } }),
+  );
+  const env = { ...process.env, LIFELINE_LOG_LEVEL: "warn" };
+  const shipper = startLifeline(["shipper", "--config", join(root, "shipper.yaml")], "shipper started", {
+    ...env,
+    LIFELINE_LOG_LEVEL: "info",
+  });
+  const indexer = startLifeline(["indexer", "--config", join(root, "e2e-indexer.yaml")], "indexer started", {
+    ...env,
+    LIFELINE_LOG_LEVEL: "info",
+  });
+  await Promise.all([shipper.started, indexer.started]);
+  const elastic = createElastic(resolveElastic());
+  const target = `logs-lifeline.logs-${namespace}`;
+  const lines = 300;
+  const writtenAt: number[] = [];
+  const visibleAt: number[] = [];
+  const writer = (async () => {
+    for (let i = 0; i < lines; i++) {
+      writtenAt.push(performance.now());
+      appendFileSync(file, `seq=${i} latency probe\n`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  while (visibleAt.length < lines) {
+    // No refresh here: "searchable" means after Elasticsearch's own refresh, as a user would see it.
+    const count = await elastic
+      .count({ index: target, ignore_unavailable: true, allow_no_indices: true })
+      .then(
+        (r) => r.count,
+        () => 0,
+      );
+    const now = performance.now();
+    while (visibleAt.length < Math.min(count, writtenAt.length)) visibleAt.push(now);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await writer;
+  await shipper.stop();
+  await indexer.stop();
+  await elastic.close();
+  const latencies = visibleAt.map((t, i) => t - (writtenAt[i] as number)).sort((a, b) => a - b);
+  const pick = (q: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number);
+  return { p50: pick(0.5), p99: pick(0.99), lines };
+}
+
+await main();
