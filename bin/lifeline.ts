@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
+import { runAgent } from "../agent/main.ts";
 import { describeError, LifelineError } from "../core/errors.ts";
 import { runIndexer } from "../indexer/main.ts";
 import { runServices } from "../local-services/main.ts";
@@ -16,7 +17,7 @@ const commands: Record<string, Command> = {
     run: runServices,
   },
   shipper: { summary: "tail service logs and lifecycle journals into Kafka", run: runShipper },
-  agent: { summary: "run signed stop/start commands for this host's declared services" },
+  agent: { summary: "run signed stop/start commands for this host's declared services", run: runAgent },
   collector: { summary: "receive OTLP/HTTP traces and logs into Kafka" },
   indexer: { summary: "index Kafka records into Elasticsearch as ECS documents", run: runIndexer },
   rollout: { summary: "plan and run a batch stop/start across the fleet" },

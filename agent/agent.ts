@@ -1,0 +1,354 @@
+import { join } from "node:path";
+import type { Consumer, Kafka } from "kafkajs";
+import type { Command } from "../core/commands.ts";
+import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
+import type { Component } from "../core/lifecycle.ts";
+import type { Logger } from "../core/logger.ts";
+import { newSpanId, parseTraceparent } from "../core/trace-context.ts";
+import type { AgentConfig, ServiceConfig } from "./config.ts";
+import { ProcessDriver } from "./drivers/process.ts";
+import { Journal } from "./journal.ts";
+import { waitHealthy } from "./probes.ts";
+import { CommandVerifier } from "./verifier.ts";
+
+interface CommandRecord {
+  id: string;
+  state: "accepted" | "done";
+  service: string;
+  action: string;
+  outcome?: EventOutcome;
+  reason?: string;
+  at: string;
+}
+
+interface Context {
+  command?: Command;
+  service?: string;
+  traceId?: string;
+  spanId?: string;
+  parentId?: string;
+}
+
+/**
+ * Runs verified commands on this host's declared services, one action at a time per service, and writes every
+ * step as a lifecycle event to the journal (fsynced; the shipper carries it to Kafka). The command id is journaled
+ * before acting; the Kafka offset is committed after the command is accepted into its service's queue.
+ */
+export class Agent implements Component {
+  readonly name = "agent";
+  private readonly config: AgentConfig;
+  private readonly kafka: Kafka;
+  private readonly logger: Logger;
+  private readonly drivers = new Map<string, ProcessDriver>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private lifecycle: Journal | undefined;
+  private commands: Journal | undefined;
+  private verifier: CommandVerifier | undefined;
+  private consumer: Consumer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private sequence = 0;
+
+  constructor(options: { config: AgentConfig; kafka: Kafka; logger: Logger }) {
+    this.config = options.config;
+    this.kafka = options.kafka;
+    this.logger = options.logger;
+    for (const service of this.config.services)
+      this.drivers.set(service.name, new ProcessDriver(service, this.config.stateDir));
+  }
+
+  get journalPath(): string {
+    return this.config.journal ?? join(this.config.stateDir, "journal.ndjson");
+  }
+
+  async start(): Promise<void> {
+    this.lifecycle = new Journal(this.journalPath);
+    const commandsPath = join(this.config.stateDir, "commands.ndjson");
+    const history = Journal.read<CommandRecord>(commandsPath);
+    this.commands = new Journal(commandsPath);
+    this.verifier = new CommandVerifier(
+      this.config,
+      history.map((entry) => entry.id),
+    );
+    this.reportInterrupted(history);
+    // A short session: after an agent restart its old membership expires quickly and commands flow again.
+    this.consumer = this.kafka.consumer({
+      groupId: `lifeline-agent-${this.config.host.name}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: `${this.config.topicPrefix}.control`, fromBeginning: false });
+    // A new group starts at the topic's end; "started" must mean that end is resolved, so that a command sent
+    // right after is seen. The first completed fetch proves it.
+    const consumer = this.consumer;
+    const fetching = new Promise<void>((resolve) => {
+      const remove = consumer.on(consumer.events.FETCH, () => {
+        remove();
+        resolve();
+      });
+    });
+    await consumer.run({ eachMessage: async ({ message }) => this.onMessage(message.value) });
+    await fetching;
+    this.emit("agent.started", "success", {}, { message: `agent on ${this.config.host.name}` });
+    this.sendHeartbeat();
+    this.heartbeat = setInterval(() => this.sendHeartbeat(), this.config.heartbeatIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await this.consumer?.disconnect().catch(() => {});
+    await Promise.all(this.queues.values());
+    if (this.lifecycle) this.emit("agent.stopped", "success", {});
+    this.lifecycle?.close();
+    this.commands?.close();
+    this.lifecycle = undefined;
+  }
+
+  private onMessage(value: Buffer | null): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(String(value));
+    } catch {
+      this.emit("command.rejected", "failure", {}, { reason: "malformed", message: "command is not JSON" });
+      return;
+    }
+    const verdict = this.verifier?.verify(raw);
+    if (!verdict || verdict.kind === "not_for_us") return;
+    if (verdict.kind === "rejected") {
+      const context = verdict.command ? this.contextOf(verdict.command) : {};
+      this.emit("command.rejected", "failure", context, { reason: verdict.reason, message: verdict.detail });
+      return;
+    }
+    const context = this.contextOf(verdict.command);
+    if (verdict.kind === "duplicate") {
+      const recorded = Journal.read<CommandRecord>(join(this.config.stateDir, "commands.ndjson"))
+        .filter((entry) => entry.id === verdict.command.id)
+        .pop();
+      this.emit("command.duplicate", recorded?.outcome ?? "unknown", context, {
+        reason:
+          recorded?.state === "done"
+            ? `already ran: ${recorded.reason ?? recorded.outcome}`
+            : "already accepted, in progress",
+      });
+      return;
+    }
+    const { command, service } = verdict;
+    this.commands?.append({
+      id: command.id,
+      state: "accepted",
+      service: service.name,
+      action: command.action,
+      at: new Date().toISOString(),
+    });
+    this.verifier?.markSeen(command.id);
+    this.emit("command.received", "success", context, { message: `${command.action} ${service.name}` });
+    const previous = this.queues.get(service.name) ?? Promise.resolve();
+    const next = previous.then(() => this.execute(command, service, context));
+    this.queues.set(
+      service.name,
+      next.catch(() => {}),
+    );
+  }
+
+  private async execute(command: Command, service: ServiceConfig, context: Context): Promise<void> {
+    const began = Date.now();
+    let outcome: EventOutcome = "success";
+    let reason: string;
+    try {
+      if (Date.parse(command.deadline) <= began)
+        throw new Error("deadline passed before the action could start");
+      switch (command.action) {
+        case "stop":
+          reason = await this.stopService(service, command, context);
+          break;
+        case "start":
+          reason = await this.startService(service, command, context);
+          break;
+        case "restart":
+          await this.stopService(service, command, context);
+          reason = `restarted: ${await this.startService(service, command, context)}`;
+          break;
+        default: {
+          const state = this.drivers.get(service.name)?.state();
+          reason = state?.running ? `running (pid ${state.pid})` : "stopped";
+        }
+      }
+    } catch (error) {
+      outcome = "failure";
+      reason = (error as Error).message;
+    }
+    this.emit("command.completed", outcome, context, { reason, duration: (Date.now() - began) * 1e6 });
+    this.commands?.append({
+      id: command.id,
+      state: "done",
+      service: service.name,
+      action: command.action,
+      outcome,
+      reason,
+      at: new Date().toISOString(),
+    });
+  }
+
+  private async stopService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
+    const driver = this.drivers.get(service.name) as ProcessDriver;
+    this.emit("stop.requested", "success", context);
+    const state = driver.state();
+    if (!state.running) return "already_stopped";
+    const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
+    this.emit("stop.signal_sent", "success", context, {
+      pid: state.pid,
+      message: `${service.stopSignal} to process group ${state.pid}, grace ${grace} ms`,
+    });
+    const result = await driver.stop(grace);
+    if (!result) return "already_stopped";
+    if (result.escalated) {
+      this.emit("stop.escalated", "success", context, {
+        pid: result.pid,
+        reason: `grace period of ${grace} ms exceeded: SIGKILL`,
+        duration: (result.exitedAt - result.signalSentAt) * 1e6,
+      });
+    }
+    this.emit("stop.completed", "success", context, {
+      pid: result.pid,
+      duration: (result.exitedAt - result.signalSentAt) * 1e6,
+      reason: result.escalated ? "killed" : "exited",
+    });
+    return result.escalated ? "stopped (escalated)" : "stopped";
+  }
+
+  private async startService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
+    const driver = this.drivers.get(service.name) as ProcessDriver;
+    if (driver.state().running) return "already_running";
+    const began = Date.now();
+    const traceparent =
+      context.traceId && context.spanId ? `00-${context.traceId}-${context.spanId}-01` : undefined;
+    const pid = driver.start(traceparent ? { TRACEPARENT: traceparent } : {});
+    this.emit("start.spawned", "success", context, { pid });
+    const deadline = Math.min(began + service.startTimeoutMs, Date.parse(command.deadline));
+    const gaveUp = () => {
+      const exit = driver.exited();
+      if (exit !== undefined) return `process exited with code ${exit} while starting`;
+      return Date.now() > deadline ? `not healthy within ${deadline - began} ms` : undefined;
+    };
+    const health = service.health
+      ? await waitHealthy(service.health, gaveUp)
+      : gaveUp() === undefined
+        ? ({ healthy: true } as const)
+        : ({ healthy: false, reason: gaveUp() as string } as const);
+    if (!health.healthy) {
+      this.emit("start.probe_failed", "failure", context, {
+        pid,
+        reason: health.reason,
+        duration: (Date.now() - began) * 1e6,
+      });
+      throw new Error(health.reason);
+    }
+    this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6 });
+    return "started";
+  }
+
+  private reportInterrupted(history: CommandRecord[]): void {
+    const done = new Set(history.filter((entry) => entry.state === "done").map((entry) => entry.id));
+    for (const entry of history) {
+      if (entry.state !== "accepted" || done.has(entry.id)) continue;
+      const state = this.drivers.get(entry.service)?.state();
+      const found = state?.running ? `running (pid ${state.pid})` : "stopped";
+      // The agent died mid-action: report what is true now, never a success it cannot prove.
+      this.emit(
+        "command.completed",
+        "unknown",
+        { service: entry.service },
+        { reason: `agent restarted during ${entry.action}; service is ${found}`, commandId: entry.id },
+      );
+      this.commands?.append({
+        ...entry,
+        state: "done",
+        outcome: "unknown",
+        reason: `interrupted; service ${found}`,
+        at: new Date().toISOString(),
+      });
+    }
+  }
+
+  private sendHeartbeat(): void {
+    const services = Object.fromEntries(
+      [...this.drivers].map(([name, driver]) => {
+        const state = driver.state();
+        return [name, state.running ? "running" : "stopped"];
+      }),
+    );
+    this.emit(
+      "agent.heartbeat",
+      "success",
+      {},
+      {
+        extra: {
+          agent: {
+            version: "0.1.0",
+            groups: this.config.host.groups,
+            labels: this.config.host.labels,
+            services,
+          },
+        },
+      },
+    );
+  }
+
+  private contextOf(command: Command): Context {
+    const parent = parseTraceparent(command.traceparent);
+    return {
+      command,
+      service: command.service,
+      ...(parent ? { traceId: parent.traceId, spanId: newSpanId(), parentId: parent.spanId } : {}),
+    };
+  }
+
+  private emit(
+    action: string,
+    outcome: EventOutcome,
+    context: Context,
+    fields: {
+      reason?: string;
+      message?: string;
+      pid?: number;
+      duration?: number;
+      commandId?: string;
+      extra?: Record<string, unknown>;
+    } = {},
+  ): void {
+    const now = new Date();
+    const commandId = context.command?.id ?? fields.commandId;
+    const event = {
+      "@timestamp": now.toISOString(),
+      message: fields.message ?? `${action}${fields.reason ? `: ${fields.reason}` : ""}`,
+      host: { name: this.config.host.name },
+      ...(context.service ? { service: { name: context.service } } : {}),
+      event: {
+        id: deterministicId(this.config.host.name, "agent", process.pid, now.getTime(), this.sequence++),
+        kind: "event",
+        category: ["process"],
+        dataset: "lifeline.lifecycle",
+        action,
+        outcome,
+        ...(fields.duration !== undefined ? { duration: Math.round(fields.duration) } : {}),
+        ...(fields.reason ? { reason: fields.reason } : {}),
+      },
+      ...(fields.pid !== undefined ? { process: { pid: fields.pid } } : {}),
+      ...(context.traceId
+        ? { trace: { id: context.traceId }, span: { id: context.spanId }, parent: { id: context.parentId } }
+        : {}),
+      lifeline: {
+        schema_version: SCHEMA_VERSION,
+        ...(commandId ? { command_id: commandId } : {}),
+        ...(context.command?.rolloutId ? { rollout_id: context.command.rolloutId } : {}),
+        ...(context.command ? { action: context.command.action, issuer: context.command.issuer } : {}),
+      },
+      ...(fields.extra ?? {}),
+    };
+    this.lifecycle?.append(event);
+    this.logger.info(
+      { action, outcome, service: context.service, commandId, reason: fields.reason },
+      "lifecycle event",
+    );
+  }
+}

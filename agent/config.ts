@@ -1,0 +1,71 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { loadConfigFile } from "../core/config.ts";
+import { connectionEnvOverrides } from "../core/connections.ts";
+import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+
+const probeSchema = z.strictObject({
+  http: z.strictObject({ url: z.url(), expectStatus: z.number().int().optional() }).optional(),
+  tcp: z
+    .strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(1).max(65535) })
+    .optional(),
+  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+  /** Kubernetes probe semantics. */
+  initialDelayMs: z.number().int().nonnegative().default(0),
+  periodMs: z.number().int().positive().default(500),
+  timeoutMs: z.number().int().positive().default(1_000),
+  successThreshold: z.number().int().positive().default(1),
+  failureThreshold: z.number().int().positive().default(3),
+});
+export type ProbeConfig = z.output<typeof probeSchema>;
+
+const actions = z.enum(["stop", "start", "restart", "status"]);
+
+export const serviceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
+  driver: z.enum(["process"]).default("process"),
+  /** What the agent runs: an argument vector, never a shell string. */
+  command: z.array(z.string()).min(1),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).default({}),
+  /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */
+  logFile: z.string().optional(),
+  stopSignal: z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]).default("SIGTERM"),
+  gracePeriodMs: z.number().int().positive().default(10_000),
+  startTimeoutMs: z.number().int().positive().default(30_000),
+  /** A port the service listens on: after a stop it must be closed. */
+  port: z.number().int().min(1).max(65535).optional(),
+  health: probeSchema.optional(),
+  allowedActions: z.array(actions).default(["stop", "start", "restart", "status"]),
+});
+export type ServiceConfig = z.output<typeof serviceSchema>;
+
+export const agentConfigSchema = z.strictObject({
+  host: z
+    .strictObject({
+      name: z.string().min(1).default(hostname()),
+      groups: z.array(z.string()).default([]),
+      labels: z.record(z.string(), z.string()).default({}),
+    })
+    .default({ name: hostname(), groups: [], labels: {} }),
+  /** pid files, the seen-command journal, service logs. */
+  stateDir: z.string().min(1),
+  /** The lifecycle journal the shipper tails (one ECS event per line, fsynced). Default: <stateDir>/journal.ndjson */
+  journal: z.string().optional(),
+  topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
+  /** Public keys allowed to sign commands, by key id. */
+  trustedKeys: z
+    .array(z.strictObject({ id: z.string().min(1), publicKey: z.string().includes("BEGIN PUBLIC KEY") }))
+    .min(1),
+  services: z.array(serviceSchema).min(1),
+  heartbeatIntervalMs: z.number().int().positive().default(10_000),
+  kafka: kafkaSettingsSchema.optional(),
+});
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return loadConfigFile(file, agentConfigSchema, {
+    env,
+    overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
+  });
+}

@@ -1,0 +1,188 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import type { ServiceConfig } from "../config.ts";
+
+/** What a driver reports about a service, verified (process alive, not a reused pid). */
+export interface ServiceState {
+  running: boolean;
+  pid?: number;
+}
+
+interface PidFile {
+  pid: number;
+  /** /proc start time of the process: a reused pid has another one. */
+  startTime: string;
+  startedAt: string;
+}
+
+export interface StopResult {
+  escalated: boolean;
+  signalSentAt: number;
+  exitedAt: number;
+  pid: number;
+}
+
+/**
+ * Services the agent spawns itself, each in its own process group (detached), so a stop reaches the whole tree.
+ * A pid file with the process's start time lets a restarted agent re-adopt running services safely.
+ */
+export class ProcessDriver {
+  private readonly service: ServiceConfig;
+  private readonly pidPath: string;
+  private readonly logPath: string;
+  private child: ChildProcess | undefined;
+  private exitCode: number | null | undefined;
+
+  constructor(service: ServiceConfig, stateDir: string) {
+    this.service = service;
+    this.pidPath = join(stateDir, "run", `${service.name}.pid`);
+    this.logPath = service.logFile ?? join(stateDir, "logs", `${service.name}.log`);
+  }
+
+  state(): ServiceState {
+    const saved = this.readPidFile();
+    if (!saved) return { running: false };
+    const startTime = processStartTime(saved.pid);
+    return startTime !== undefined && startTime === saved.startTime
+      ? { running: true, pid: saved.pid }
+      : { running: false };
+  }
+
+  /** Spawns the service; resolves with its pid. `exited()` tells whether it died since. */
+  start(extraEnv: Record<string, string>): number {
+    mkdirSync(dirname(this.logPath), { recursive: true });
+    mkdirSync(dirname(this.pidPath), { recursive: true });
+    const out = openSync(this.logPath, "a");
+    const [file, ...args] = this.service.command as [string, ...string[]];
+    const child = spawn(file, args, {
+      cwd: this.service.cwd,
+      env: { ...process.env, ...this.service.env, ...extraEnv },
+      detached: true,
+      stdio: ["ignore", out, out],
+    });
+    closeSync(out);
+    if (child.pid === undefined) throw new Error(`could not start ${file}`);
+    this.child = child;
+    this.exitCode = undefined;
+    child.once("exit", (code, signal) => {
+      this.exitCode = code ?? (signal ? 128 : null);
+    });
+    child.unref();
+    const startTime = processStartTime(child.pid) ?? "unknown";
+    writeFileSync(
+      this.pidPath,
+      JSON.stringify({ pid: child.pid, startTime, startedAt: new Date().toISOString() } satisfies PidFile),
+    );
+    return child.pid;
+  }
+
+  /** The exit code if the process we started has exited (undefined while it runs, or if we did not start it). */
+  exited(): number | null | undefined {
+    return this.exitCode;
+  }
+
+  /** Signal the group, wait up to the grace period, escalate to SIGKILL, then verify it is really down. */
+  async stop(gracePeriodMs: number): Promise<StopResult | undefined> {
+    const state = this.state();
+    if (!state.running || state.pid === undefined) return undefined;
+    const pid = state.pid;
+    const signalSentAt = Date.now();
+    signalGroup(pid, this.service.stopSignal);
+    let escalated = false;
+    if (!(await waitFor(() => !groupAlive(pid), gracePeriodMs))) {
+      escalated = true;
+      signalGroup(pid, "SIGKILL");
+      await waitFor(() => !groupAlive(pid), 10_000);
+    }
+    const exitedAt = Date.now();
+    if (groupAlive(pid)) throw new Error(`process group ${pid} still alive after SIGKILL`);
+    if (
+      this.service.port !== undefined &&
+      !(await waitFor(async () => !(await portOpen(this.service.port as number)), 5_000))
+    ) {
+      throw new Error(`port ${this.service.port} still open after the process exited`);
+    }
+    rmSync(this.pidPath, { force: true });
+    return { escalated, signalSentAt, exitedAt, pid };
+  }
+
+  private readPidFile(): PidFile | undefined {
+    try {
+      return JSON.parse(readFileSync(this.pidPath, "utf8")) as PidFile;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z") return undefined; // a zombie is not running
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
+/** True while any process of the group is alive (zombies excepted: they are gone, just not reaped). */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  // kill(0) succeeds for zombies too; look for a live member.
+  for (const entry of safeReaddir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid && fields[0] !== "Z") return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await delay(50);
+  }
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}

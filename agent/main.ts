@@ -1,0 +1,144 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
+import { resolveKafka } from "../core/connections.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { Supervisor } from "../core/lifecycle.ts";
+import { createLogger } from "../core/logger.ts";
+import { Agent } from "./agent.ts";
+import { loadAgentConfig } from "./config.ts";
+
+export const agentHelp = `Usage: lifeline agent --config FILE
+       lifeline agent keygen --out DIR [--key-id ID]
+       lifeline agent sign --key FILE --key-id ID --action stop|start|restart|status --service NAME
+                           (--host NAME | --group NAME) [--ttl-seconds 60] [--grace-ms N] [--traceparent TP]
+
+Runs signed stop/start/restart/status commands from <prefix>.control on the services this host's config declares,
+and writes every step to the lifecycle journal (the shipper ships it). Nothing else can be run through it.
+
+  keygen   writes an Ed25519 key pair (signing.key, signing.pub) for the controller; put the .pub in agent configs
+  sign     prints a signed command as JSON (one line), e.g. to publish by hand
+
+Options:
+  --config FILE   agent YAML config (see README, "Agent")
+  --validate      check the config and exit
+`;
+
+export async function runAgent(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "keygen") return keygen(rest);
+  if (sub === "sign") return signCli(rest);
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      validate: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help || !values.config) {
+    process.stdout.write(agentHelp);
+    return values.help ? 0 : 2;
+  }
+  const config = loadAgentConfig(values.config);
+  if (values.validate) {
+    process.stdout.write(`${values.config}: valid agent config (${config.services.length} services)\n`);
+    return 0;
+  }
+  const logger = createLogger("agent");
+  const kafka = createKafka(
+    {
+      ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
+      clientId: `lifeline-agent-${config.host.name}`,
+    },
+    logger,
+  );
+  await ensureTopics(kafka, [`${config.topicPrefix}.control`]);
+  const agent = new Agent({ config, kafka, logger });
+  const supervisor = new Supervisor([agent], logger);
+  await supervisor.start();
+  logger.info(
+    { host: config.host.name, services: config.services.map((s) => s.name), journal: agent.journalPath },
+    "agent started",
+  );
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  await supervisor.stop(AbortSignal.timeout(60_000));
+  return 0;
+}
+
+function keygen(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { out: { type: "string" }, "key-id": { type: "string", default: "controller" } },
+  });
+  if (!values.out) {
+    process.stderr.write(agentHelp);
+    return 2;
+  }
+  mkdirSync(values.out, { recursive: true });
+  const keys = generateSigningKeys();
+  writeFileSync(join(values.out, "signing.key"), keys.privateKeyPem, { mode: 0o600 });
+  writeFileSync(join(values.out, "signing.pub"), keys.publicKeyPem);
+  process.stdout.write(
+    `wrote ${join(values.out, "signing.key")} (keep secret) and ${join(values.out, "signing.pub")}\nagent config:\n  trustedKeys:\n    - id: ${values["key-id"]}\n      publicKey: |\n${keys.publicKeyPem
+      .trimEnd()
+      .split("\n")
+      .map((l) => `        ${l}`)
+      .join("\n")}\n`,
+  );
+  return 0;
+}
+
+function signCli(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      key: { type: "string" },
+      "key-id": { type: "string" },
+      action: { type: "string" },
+      service: { type: "string" },
+      host: { type: "string", multiple: true },
+      group: { type: "string", multiple: true },
+      "ttl-seconds": { type: "string", default: "60" },
+      "grace-ms": { type: "string" },
+      traceparent: { type: "string" },
+    },
+  });
+  if (
+    !values.key ||
+    !values["key-id"] ||
+    !values.action ||
+    !values.service ||
+    (!values.host && !values.group)
+  ) {
+    process.stderr.write(agentHelp);
+    return 2;
+  }
+  const now = Date.now();
+  const ttl = Number(values["ttl-seconds"]) * 1000;
+  const command: Command = {
+    id: randomUUID(),
+    action: values.action as Command["action"],
+    service: values.service,
+    target: {
+      ...(values.host ? { hosts: values.host } : {}),
+      ...(values.group ? { groups: values.group } : {}),
+    },
+    parameters: values["grace-ms"] ? { gracePeriodMs: Number(values["grace-ms"]) } : {},
+    issuedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + ttl).toISOString(),
+    deadline: new Date(now + ttl * 5).toISOString(),
+    issuer: `cli:${process.env.USER ?? "unknown"}`,
+    ...(values.traceparent ? { traceparent: values.traceparent } : {}),
+  };
+  process.stdout.write(
+    `${JSON.stringify(signCommand(command, values["key-id"], readFileSync(values.key, "utf8")))}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,68 @@
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
+import type { ProbeConfig } from "./config.ts";
+
+/** One probe attempt: true when healthy. */
+export async function probeOnce(probe: ProbeConfig): Promise<boolean> {
+  const timeout = AbortSignal.timeout(probe.timeoutMs);
+  if (probe.http) {
+    try {
+      const response = await fetch(probe.http.url, { signal: timeout });
+      await response.body?.cancel();
+      return probe.http.expectStatus
+        ? response.status === probe.http.expectStatus
+        : response.status >= 200 && response.status < 400;
+    } catch {
+      return false;
+    }
+  }
+  if (probe.tcp) {
+    const { host, port } = probe.tcp;
+    return new Promise((resolve) => {
+      const socket = connect({ host, port });
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.once("connect", () => done(true));
+      socket.once("error", () => done(false));
+      timeout.addEventListener("abort", () => done(false), { once: true });
+    });
+  }
+  if (probe.exec) {
+    const [file, ...args] = probe.exec.command as [string, ...string[]];
+    return new Promise((resolve) => {
+      const child = spawn(file, args, { stdio: "ignore", signal: timeout });
+      child.once("error", () => resolve(false));
+      child.once("exit", (code) => resolve(code === 0));
+    });
+  }
+  return true;
+}
+
+/**
+ * Kubernetes semantics: wait initialDelay, probe every period; healthy after successThreshold successes in a row,
+ * failed after failureThreshold failures in a row, or when `gaveUp` says so (deadline passed, process exited).
+ */
+export async function waitHealthy(
+  probe: ProbeConfig,
+  gaveUp: () => string | undefined,
+): Promise<{ healthy: true } | { healthy: false; reason: string }> {
+  await delay(probe.initialDelayMs);
+  let successes = 0;
+  let failures = 0;
+  for (;;) {
+    const stop = gaveUp();
+    if (stop) return { healthy: false, reason: stop };
+    if (await probeOnce(probe)) {
+      failures = 0;
+      if (++successes >= probe.successThreshold) return { healthy: true };
+    } else {
+      successes = 0;
+      if (++failures >= probe.failureThreshold)
+        return { healthy: false, reason: `probe failed ${failures} times in a row` };
+    }
+    await delay(probe.periodMs);
+  }
+}

@@ -1,0 +1,87 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from "node:crypto";
+import { z } from "zod";
+
+/**
+ * A control command, as the controller publishes it and the agents verify it. It names an action on a service the
+ * host declares; it never carries a command line. Signed with Ed25519 over its canonical JSON (keys sorted).
+ */
+export const commandSchema = z.strictObject({
+  id: z.string().min(8).max(128),
+  action: z.enum(["stop", "start", "restart", "status"]),
+  service: z.string().min(1).max(128),
+  target: z.strictObject({
+    hosts: z.array(z.string()).optional(),
+    groups: z.array(z.string()).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+  }),
+  /** Within what the host's config allows: a shorter grace, never a longer one. */
+  parameters: z.strictObject({ gracePeriodMs: z.number().int().positive().optional() }).default({}),
+  issuedAt: z.iso.datetime(),
+  /** Not delivered by then: rejected as expired. */
+  expiresAt: z.iso.datetime(),
+  /** Not finished by then: reported as failed (timed out). */
+  deadline: z.iso.datetime(),
+  issuer: z.string().min(1),
+  rolloutId: z.string().optional(),
+  traceparent: z.string().optional(),
+});
+export type Command = z.infer<typeof commandSchema>;
+
+export const signedCommandSchema = z.strictObject({
+  command: commandSchema,
+  keyId: z.string().min(1),
+  /** base64 Ed25519 signature of canonicalJson(command). */
+  signature: z.string().min(1),
+});
+export type SignedCommand = z.infer<typeof signedCommandSchema>;
+
+/** JSON with object keys sorted at every level: the same bytes on every machine, so a signature can be checked. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+  };
+}
+
+export function signCommand(
+  command: Command,
+  keyId: string,
+  privateKeyPem: string | KeyObject,
+): SignedCommand {
+  const key = typeof privateKeyPem === "string" ? createPrivateKey(privateKeyPem) : privateKeyPem;
+  const signature = sign(null, Buffer.from(canonicalJson(command)), key).toString("base64");
+  return { command, keyId, signature };
+}
+
+export function verifyCommandSignature(signed: SignedCommand, publicKeyPem: string | KeyObject): boolean {
+  const key = typeof publicKeyPem === "string" ? createPublicKey(publicKeyPem) : publicKeyPem;
+  try {
+    return verify(
+      null,
+      Buffer.from(canonicalJson(signed.command)),
+      key,
+      Buffer.from(signed.signature, "base64"),
+    );
+  } catch {
+    return false;
+  }
+}

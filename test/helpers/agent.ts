@@ -1,0 +1,143 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Kafka } from "kafkajs";
+import { stringify } from "yaml";
+import { type Command, generateSigningKeys, type SignedCommand, signCommand } from "../../core/commands.ts";
+import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
+import { uniqueName } from "./services.ts";
+
+export const fixture = (name: string) =>
+  fileURLToPath(new URL(`../fixtures/services/${name}`, import.meta.url));
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface LifecycleEvent {
+  "@timestamp": string;
+  event: { action: string; outcome: string; reason?: string; duration?: number };
+  service?: { name: string };
+  trace?: { id: string };
+  span?: { id: string };
+  parent?: { id: string };
+  process?: { pid?: number };
+  lifeline: { command_id?: string };
+  message: string;
+}
+
+export function readJournal(path: string): LifecycleEvent[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LifecycleEvent);
+}
+
+/** The journal is a file the agent appends to; poll it until `done` holds (the agent announces nothing else). */
+export async function waitForJournal(
+  path: string,
+  done: (events: LifecycleEvent[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<LifecycleEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = readJournal(path);
+    if (done(events)) return events;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `journal condition not met in ${timeoutMs} ms; last events:\n${events
+          .slice(-8)
+          .map((e) => `${e.event.action} ${e.event.outcome} ${e.event.reason ?? ""}`)
+          .join("\n")}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export function agentWorkspace(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), `lifeline-agent-${name}-`));
+  const keys = generateSigningKeys();
+  const prefix = uniqueName(`test-${name}`);
+  const host = uniqueName("host");
+  return {
+    dir,
+    keys,
+    prefix,
+    host,
+    stateDir: join(dir, "state"),
+    journal: join(dir, "state", "journal.ndjson"),
+  };
+}
+
+export function writeAgentConfig(
+  ws: ReturnType<typeof agentWorkspace>,
+  services: Record<string, unknown>[],
+): string {
+  const file = join(ws.dir, "agent.yaml");
+  writeFileSync(
+    file,
+    stringify({
+      host: { name: ws.host, groups: ["web"] },
+      stateDir: ws.stateDir,
+      topicPrefix: ws.prefix,
+      trustedKeys: [{ id: "test-controller", publicKey: ws.keys.publicKeyPem }],
+      heartbeatIntervalMs: 60_000,
+      services,
+    }),
+  );
+  return file;
+}
+
+export function makeCommand(
+  ws: ReturnType<typeof agentWorkspace>,
+  action: Command["action"],
+  service: string,
+  overrides: Partial<Command> = {},
+): Command {
+  const now = Date.now();
+  return {
+    id: randomUUID(),
+    action,
+    service,
+    target: { hosts: [ws.host] },
+    parameters: {},
+    issuedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 60_000).toISOString(),
+    deadline: new Date(now + 120_000).toISOString(),
+    issuer: "test",
+    traceparent: formatTraceparent({ traceId: newTraceId(), spanId: newSpanId(), flags: 1 }),
+    ...overrides,
+  };
+}
+
+export async function publish(
+  kafka: Kafka,
+  topic: string,
+  ...commands: Array<SignedCommand | string>
+): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  // Keyed by service, as the controller does: one service's commands stay in order in one partition.
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: commands.map((c) => ({
+      key: typeof c === "string" ? "malformed" : c.command.service,
+      value: typeof c === "string" ? c : JSON.stringify(c),
+    })),
+  });
+  await producer.disconnect();
+}
+
+export function signed(ws: ReturnType<typeof agentWorkspace>, command: Command): SignedCommand {
+  return signCommand(command, "test-controller", ws.keys.privateKeyPem);
+}

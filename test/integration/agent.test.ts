@@ -1,0 +1,300 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { groupAlive } from "../../agent/drivers/process.ts";
+import { generateSigningKeys, signCommand } from "../../core/commands.ts";
+import { parseTraceparent } from "../../core/trace-context.ts";
+import {
+  agentWorkspace,
+  fixture,
+  freePort,
+  type LifecycleEvent,
+  makeCommand,
+  publish,
+  signed,
+  waitForJournal,
+  writeAgentConfig,
+} from "../helpers/agent.ts";
+import { type ProcessUnderTest, startLifeline } from "../helpers/indexer.ts";
+import { testKafka } from "../helpers/services.ts";
+
+const forCommand = (events: LifecycleEvent[], id: string) =>
+  events.filter((e) => e.lifeline.command_id === id);
+const actions = (events: LifecycleEvent[]) => events.map((e) => `${e.event.action}:${e.event.outcome}`);
+const completed = (id: string) => (events: LifecycleEvent[]) =>
+  forCommand(events, id).some((e) => e.event.action === "command.completed");
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+  } catch {
+    return false;
+  }
+}
+
+describe("agent: signed commands on real processes, every step in the journal", () => {
+  const kafka = testKafka();
+  const running: ProcessUnderTest[] = [];
+  const launch = (config: string) => {
+    const agent = startLifeline(["agent", "--config", config], "agent started");
+    running.push(agent);
+    return agent;
+  };
+  afterEach(async () => {
+    for (const agent of running.splice(0)) await agent.stop("SIGKILL");
+  });
+
+  it("starts a well-behaved service gated on health, stops it gracefully, and a second stop is already_stopped", async () => {
+    const ws = agentWorkspace("good");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        port,
+        gracePeriodMs: 5_000,
+        health: { http: { url: `http://127.0.0.1:${port}/` }, periodMs: 100 },
+      },
+    ]);
+    await launch(config).started;
+    const topic = `${ws.prefix}.control`;
+    const start = makeCommand(ws, "start", "api");
+    await publish(kafka, topic, signed(ws, start));
+    let events = await waitForJournal(ws.journal, completed(start.id));
+    expect(actions(forCommand(events, start.id))).toEqual([
+      "command.received:success",
+      "start.spawned:success",
+      "start.healthy:success",
+      "command.completed:success",
+    ]);
+    const trace = parseTraceparent(start.traceparent)?.traceId;
+    for (const event of forCommand(events, start.id)) {
+      expect(event.trace?.id).toBe(trace);
+      expect(event.parent?.id).toBe(parseTraceparent(start.traceparent)?.spanId);
+    }
+    // The service got the command's trace context.
+    const body = (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { traceparent: string };
+    expect(parseTraceparent(body.traceparent)?.traceId).toBe(trace);
+
+    const stop = makeCommand(ws, "stop", "api");
+    const again = makeCommand(ws, "stop", "api");
+    await publish(kafka, topic, signed(ws, stop), signed(ws, again));
+    events = await waitForJournal(ws.journal, completed(again.id));
+    expect(actions(forCommand(events, stop.id))).toEqual([
+      "command.received:success",
+      "stop.requested:success",
+      "stop.signal_sent:success",
+      "stop.completed:success",
+      "command.completed:success",
+    ]);
+    expect(forCommand(events, stop.id).find((e) => e.event.action === "stop.completed")?.event.reason).toBe(
+      "exited",
+    );
+    expect(forCommand(events, again.id).pop()?.event.reason).toBe("already_stopped");
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+
+  it("a service that ignores SIGTERM is killed after the grace period, recorded as escalated", async () => {
+    const ws = agentWorkspace("stubborn");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "stubborn",
+        command: [process.execPath, fixture("stubborn.mjs")],
+        env: { PORT: String(port) },
+        port,
+        gracePeriodMs: 5_000,
+        health: { tcp: { port }, periodMs: 100 },
+      },
+    ]);
+    await launch(config).started;
+    const start = makeCommand(ws, "start", "stubborn");
+    const stop = makeCommand(ws, "stop", "stubborn", { parameters: { gracePeriodMs: 600 } });
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop));
+    const events = await waitForJournal(ws.journal, completed(stop.id));
+    expect(actions(forCommand(events, stop.id))).toEqual([
+      "command.received:success",
+      "stop.requested:success",
+      "stop.signal_sent:success",
+      "stop.escalated:success",
+      "stop.completed:success",
+      "command.completed:success",
+    ]);
+    const escalated = forCommand(events, stop.id).find((e) => e.event.action === "stop.escalated");
+    expect(escalated?.event.duration).toBeGreaterThanOrEqual(600e6);
+    expect(forCommand(events, stop.id).pop()?.event.reason).toBe("stopped (escalated)");
+  });
+
+  it("a service that forks children leaves none behind", async () => {
+    const ws = agentWorkspace("forker");
+    const port = await freePort();
+    const pidsFile = join(ws.dir, "children.json");
+    const config = writeAgentConfig(ws, [
+      {
+        name: "forker",
+        command: [process.execPath, fixture("forker.mjs")],
+        env: { PORT: String(port), PIDS_FILE: pidsFile },
+        gracePeriodMs: 800,
+        health: { tcp: { port }, periodMs: 100 },
+      },
+    ]);
+    await launch(config).started;
+    const start = makeCommand(ws, "start", "forker");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, start));
+    const events = await waitForJournal(ws.journal, completed(start.id));
+    const leader = forCommand(events, start.id).find((e) => e.event.action === "start.spawned")?.process
+      ?.pid as number;
+    const children = JSON.parse(readFileSync(pidsFile, "utf8")) as number[];
+    expect(children.every(isAlive)).toBe(true);
+    const stop = makeCommand(ws, "stop", "forker");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, stop));
+    const after = await waitForJournal(ws.journal, completed(stop.id));
+    expect(forCommand(after, stop.id).pop()?.event.outcome).toBe("success");
+    expect(children.filter(isAlive)).toEqual([]);
+    expect(groupAlive(leader)).toBe(false);
+  });
+
+  it("a slow service is healthy only when its probe passes; a crashing one is a failure, never started", async () => {
+    const ws = agentWorkspace("slow");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "slow",
+        command: [process.execPath, fixture("slow.mjs")],
+        env: { PORT: String(port) },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 50 },
+      },
+      {
+        name: "crasher",
+        command: [process.execPath, fixture("crasher.mjs")],
+        health: { tcp: { port: await freePort() }, periodMs: 100, failureThreshold: 100 },
+      },
+    ]);
+    await launch(config).started;
+    const slow = makeCommand(ws, "start", "slow");
+    const crash = makeCommand(ws, "start", "crasher");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, slow), signed(ws, crash));
+    const events = await waitForJournal(ws.journal, (e) => completed(slow.id)(e) && completed(crash.id)(e));
+    const healthy = forCommand(events, slow.id).find((e) => e.event.action === "start.healthy");
+    expect(healthy?.event.duration).toBeGreaterThanOrEqual(1_400e6);
+    expect(forCommand(events, slow.id).pop()?.event.outcome).toBe("success");
+    expect(actions(forCommand(events, crash.id))).toEqual([
+      "command.received:success",
+      "start.spawned:success",
+      "start.probe_failed:failure",
+      "command.completed:failure",
+    ]);
+    expect(forCommand(events, crash.id).pop()?.event.reason).toBe(
+      "process exited with code 3 while starting",
+    );
+  });
+
+  it("duplicate, forged, expired, unknown-service, disallowed and malformed commands are rejected with reasons, nothing run", async () => {
+    const ws = agentWorkspace("reject");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        allowedActions: ["stop", "status"],
+        gracePeriodMs: 2_000,
+      },
+    ]);
+    await launch(config).started;
+    const status = makeCommand(ws, "status", "api");
+    const forged = signCommand(
+      makeCommand(ws, "stop", "api"),
+      "test-controller",
+      generateSigningKeys().privateKeyPem,
+    );
+    const unknownKey = signCommand(makeCommand(ws, "stop", "api"), "someone-else", ws.keys.privateKeyPem);
+    const expired = makeCommand(ws, "stop", "api", { expiresAt: new Date(Date.now() - 1_000).toISOString() });
+    const unknown = makeCommand(ws, "stop", "db");
+    const disallowed = makeCommand(ws, "start", "api");
+    const tooLong = makeCommand(ws, "stop", "api", { parameters: { gracePeriodMs: 60_000 } });
+    const otherHost = makeCommand(ws, "stop", "api", { target: { hosts: ["not-this-host"] } });
+    const tampered = signed(ws, makeCommand(ws, "stop", "api"));
+    tampered.command.service = "db";
+    await publish(
+      kafka,
+      `${ws.prefix}.control`,
+      signed(ws, status),
+      signed(ws, status),
+      forged,
+      unknownKey,
+      signed(ws, expired),
+      signed(ws, unknown),
+      signed(ws, disallowed),
+      signed(ws, tooLong),
+      signed(ws, otherHost),
+      tampered,
+      "not json at all",
+      JSON.stringify({ command: { id: "x" } }),
+    );
+    const events = await waitForJournal(
+      ws.journal,
+      (e) =>
+        e.filter((x) => x.event.action === "command.rejected").length >= 9 &&
+        e.some((x) => x.event.action === "command.duplicate"),
+    );
+    const rejected = events.filter((e) => e.event.action === "command.rejected");
+    expect(rejected.map((e) => e.event.reason).sort()).toEqual(
+      [
+        "action_not_allowed",
+        "bad_signature",
+        "bad_signature",
+        "expired",
+        "malformed",
+        "malformed",
+        "parameter_not_allowed",
+        "unknown_key",
+        "unknown_service",
+      ].sort(),
+    );
+    expect(events.find((e) => e.event.action === "command.duplicate")?.lifeline.command_id).toBe(status.id);
+    expect(
+      events.some((e) => e.event.action === "start.spawned" || e.event.action === "stop.signal_sent"),
+    ).toBe(false);
+    expect(events.some((e) => e.lifeline.command_id === otherHost.id)).toBe(false);
+  });
+
+  it("agent killed with SIGKILL mid-stop: after restart the outcome is reported as found, never a false success", async () => {
+    const ws = agentWorkspace("crash");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "stubborn",
+        command: [process.execPath, fixture("stubborn.mjs")],
+        env: { PORT: String(port) },
+        gracePeriodMs: 30_000,
+        health: { tcp: { port }, periodMs: 100 },
+      },
+    ]);
+    const first = launch(config);
+    await first.started;
+    const start = makeCommand(ws, "start", "stubborn");
+    const stop = makeCommand(ws, "stop", "stubborn");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop));
+    await waitForJournal(ws.journal, (e) =>
+      forCommand(e, stop.id).some((x) => x.event.action === "stop.signal_sent"),
+    );
+    first.process.kill("SIGKILL");
+    await first.exited;
+    await launch(config).started;
+    const events = await waitForJournal(ws.journal, completed(stop.id));
+    const outcome = forCommand(events, stop.id).pop();
+    expect(outcome?.event.outcome).toBe("unknown");
+    expect(outcome?.event.reason).toMatch(/agent restarted during stop; service is running \(pid \d+\)/);
+    // The service the agent started is still there and still known: a status says so.
+    const status = makeCommand(ws, "status", "stubborn");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, status));
+    const after = await waitForJournal(ws.journal, completed(status.id));
+    expect(forCommand(after, status.id).pop()?.event.reason).toMatch(/^running \(pid \d+\)$/);
+    const cleanup = makeCommand(ws, "stop", "stubborn", { parameters: { gracePeriodMs: 200 } });
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, cleanup));
+    await waitForJournal(ws.journal, completed(cleanup.id));
+  });
+});
