@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
@@ -33,7 +33,6 @@ export class ProcessDriver {
   private readonly service: ServiceConfig;
   private readonly pidPath: string;
   private readonly logPath: string;
-  private child: ChildProcess | undefined;
   private exitCode: number | null | undefined;
 
   constructor(service: ServiceConfig, stateDir: string) {
@@ -65,7 +64,6 @@ export class ProcessDriver {
     });
     closeSync(out);
     if (child.pid === undefined) throw new Error(`could not start ${file}`);
-    this.child = child;
     this.exitCode = undefined;
     child.once("exit", (code, signal) => {
       this.exitCode = code ?? (signal ? 128 : null);
