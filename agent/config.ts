@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
@@ -68,4 +69,12 @@ export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.e
     env,
     overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
   });
+}
+
+function isEd25519PublicKey(pem: string): boolean {
+  try {
+    return createPublicKey(pem).asymmetricKeyType === "ed25519";
+  } catch {
+    return false;
+  }
 }
