@@ -56,7 +56,14 @@ export const agentConfigSchema = z.strictObject({
   topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
   /** Public keys allowed to sign commands, by key id. */
   trustedKeys: z
-    .array(z.strictObject({ id: z.string().min(1), publicKey: z.string().includes("BEGIN PUBLIC KEY") }))
+    .array(
+      z.strictObject({
+        id: z.string().min(1),
+        publicKey: z
+          .string()
+          .refine(isEd25519PublicKey, "must be an Ed25519 public key in PEM (lifeline agent keygen)"),
+      }),
+    )
     .min(1),
   services: z.array(serviceSchema).min(1),
   heartbeatIntervalMs: z.number().int().positive().default(10_000),
