@@ -111,8 +111,10 @@ export class Shipper implements Component {
    * would overshoot the in-flight budget by a chunk per file.
    */
   private async acquireRead(): Promise<() => void> {
-    await this.producer.waitForRoom();
-    if (this.readsInProgress >= READ_CONCURRENCY) {
+    // Room is checked again after every wait: a reader that waited for a slot may find the budget used up.
+    for (;;) {
+      await this.producer.waitForRoom();
+      if (this.readsInProgress < READ_CONCURRENCY) break;
       await new Promise<void>((resolve) => this.readQueue.push(resolve));
     }
     this.readsInProgress++;

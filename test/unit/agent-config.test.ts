@@ -13,3 +13,19 @@ describe("agent config", () => {
     expect(config.host.groups).toEqual(["web", "eu-west"]);
   });
 });
+
+describe("agent config errors", () => {
+  it("a trusted key that is not an Ed25519 public key is refused, naming the key", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const file = join(mkdtempSync(join(tmpdir(), "lifeline-agent-config-")), "agent.yaml");
+    writeFileSync(
+      file,
+      "stateDir: /x\ntrustedKeys: [{ id: k, publicKey: 'not a key' }]\nservices: [{ name: a, command: [/bin/true] }]\n",
+    );
+    expect(() => loadAgentConfig(file, {})).toThrowError(
+      "trustedKeys.0.publicKey: must be an Ed25519 public key",
+    );
+  });
+});
