@@ -6,7 +6,10 @@ import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { newSpanId, parseTraceparent } from "../core/trace-context.ts";
 import type { AgentConfig, ServiceConfig } from "./config.ts";
+import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
+import { SystemdDriver } from "./drivers/systemd.ts";
+import { WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
 import { waitHealthy } from "./probes.ts";
 import { CommandVerifier } from "./verifier.ts";
@@ -39,7 +42,7 @@ export class Agent implements Component {
   private readonly config: AgentConfig;
   private readonly kafka: Kafka;
   private readonly logger: Logger;
-  private readonly drivers = new Map<string, ProcessDriver>();
+  private readonly drivers = new Map<string, ServiceDriver>();
   private readonly queues = new Map<string, Promise<void>>();
   private lifecycle: Journal | undefined;
   private commands: Journal | undefined;
@@ -69,7 +72,7 @@ export class Agent implements Component {
       this.config,
       history.map((entry) => entry.id),
     );
-    this.reportInterrupted(history);
+    await this.reportInterrupted(history);
     // A short session: after an agent restart its old membership expires quickly and commands flow again.
     this.consumer = this.kafka.consumer({
       groupId: `lifeline-agent-${this.config.host.name}`,
@@ -90,8 +93,8 @@ export class Agent implements Component {
     await consumer.run({ eachMessage: async ({ message }) => this.onMessage(message.value) });
     await fetching;
     this.emit("agent.started", "success", {}, { message: `agent on ${this.config.host.name}` });
-    this.sendHeartbeat();
-    this.heartbeat = setInterval(() => this.sendHeartbeat(), this.config.heartbeatIntervalMs);
+    await this.sendHeartbeat();
+    this.heartbeat = setInterval(() => void this.sendHeartbeat(), this.config.heartbeatIntervalMs);
   }
 
   async stop(): Promise<void> {
@@ -169,7 +172,7 @@ export class Agent implements Component {
           reason = `restarted: ${await this.startService(service, command, context)}`;
           break;
         default: {
-          const state = this.drivers.get(service.name)?.state();
+          const state = await this.drivers.get(service.name)?.state();
           reason = state?.running ? `running (pid ${state.pid})` : "stopped";
         }
       }
@@ -190,9 +193,9 @@ export class Agent implements Component {
   }
 
   private async stopService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
-    const driver = this.drivers.get(service.name) as ProcessDriver;
+    const driver = this.drivers.get(service.name) as ServiceDriver;
     this.emit("stop.requested", "success", context);
-    const state = driver.state();
+    const state = await driver.state();
     if (!state.running) return "already_stopped";
     const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
     this.emit("stop.signal_sent", "success", context, {
@@ -217,24 +220,25 @@ export class Agent implements Component {
   }
 
   private async startService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
-    const driver = this.drivers.get(service.name) as ProcessDriver;
-    if (driver.state().running) return "already_running";
+    const driver = this.drivers.get(service.name) as ServiceDriver;
+    if ((await driver.state()).running) return "already_running";
     const began = Date.now();
     const traceparent =
       context.traceId && context.spanId ? `00-${context.traceId}-${context.spanId}-01` : undefined;
-    const pid = driver.start(traceparent ? { TRACEPARENT: traceparent } : {});
+    const pid = await driver.start(traceparent ? { TRACEPARENT: traceparent } : {});
     this.emit("start.spawned", "success", context, { pid });
     const deadline = Math.min(began + service.startTimeoutMs, Date.parse(command.deadline));
-    const gaveUp = () => {
-      const exit = driver.exited();
+    const gaveUp = async () => {
+      const exit = await driver.exited();
       if (exit !== undefined) return `process exited with code ${exit} while starting`;
       return Date.now() > deadline ? `not healthy within ${deadline - began} ms` : undefined;
     };
+    const stoppedEarly = service.health ? undefined : await gaveUp();
     const health = service.health
       ? await waitHealthy(service.health, gaveUp)
-      : gaveUp() === undefined
+      : stoppedEarly === undefined
         ? ({ healthy: true } as const)
-        : ({ healthy: false, reason: gaveUp() as string } as const);
+        : ({ healthy: false, reason: stoppedEarly } as const);
     if (!health.healthy) {
       this.emit("start.probe_failed", "failure", context, {
         pid,
@@ -247,11 +251,11 @@ export class Agent implements Component {
     return "started";
   }
 
-  private reportInterrupted(history: CommandRecord[]): void {
+  private async reportInterrupted(history: CommandRecord[]): Promise<void> {
     const done = new Set(history.filter((entry) => entry.state === "done").map((entry) => entry.id));
     for (const entry of history) {
       if (entry.state !== "accepted" || done.has(entry.id)) continue;
-      const state = this.drivers.get(entry.service)?.state();
+      const state = await this.drivers.get(entry.service)?.state();
       const found = state?.running ? `running (pid ${state.pid})` : "stopped";
       // The agent died mid-action: report what is true now, never a success it cannot prove.
       this.emit(
@@ -270,13 +274,14 @@ export class Agent implements Component {
     }
   }
 
-  private sendHeartbeat(): void {
-    const services = Object.fromEntries(
-      [...this.drivers].map(([name, driver]) => {
-        const state = driver.state();
-        return [name, state.running ? "running" : "stopped"];
-      }),
-    );
+  private async sendHeartbeat(): Promise<void> {
+    const services: Record<string, string> = {};
+    for (const [name, driver] of this.drivers) {
+      const state = await Promise.resolve(driver.state()).catch(
+        () => ({ running: false, detail: "unknown" }) as const,
+      );
+      services[name] = state.running ? "running" : (state.detail ?? "stopped");
+    }
     this.emit(
       "agent.heartbeat",
       "success",
@@ -351,4 +356,10 @@ export class Agent implements Component {
       "lifecycle event",
     );
   }
+}
+
+function driverFor(service: ServiceConfig, stateDir: string): ServiceDriver {
+  if (service.driver === "systemd") return new SystemdDriver(service.unit as string);
+  if (service.driver === "windows-service") return new WindowsServiceDriver(service.serviceName as string);
+  return new ProcessDriver(service, stateDir);
 }

@@ -22,23 +22,41 @@ export type ProbeConfig = z.output<typeof probeSchema>;
 
 const actions = z.enum(["stop", "start", "restart", "status"]);
 
-export const serviceSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
-  driver: z.enum(["process"]).default("process"),
-  /** What the agent runs: an argument vector, never a shell string. */
-  command: z.array(z.string()).min(1),
-  cwd: z.string().optional(),
-  env: z.record(z.string(), z.string()).default({}),
-  /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */
-  logFile: z.string().optional(),
-  stopSignal: z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]).default("SIGTERM"),
-  gracePeriodMs: z.number().int().positive().default(10_000),
-  startTimeoutMs: z.number().int().positive().default(30_000),
-  /** A port the service listens on: after a stop it must be closed. */
-  port: z.number().int().min(1).max(65535).optional(),
-  health: probeSchema.optional(),
-  allowedActions: z.array(actions).default(["stop", "start", "restart", "status"]),
-});
+export const serviceSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
+    /** process: the agent spawns it; systemd: a unit; windows-service: a service the SCM runs. */
+    driver: z.enum(["process", "systemd", "windows-service"]).default("process"),
+    /** process driver: what the agent runs, an argument vector, never a shell string. */
+    command: z.array(z.string()).min(1).optional(),
+    /** systemd driver: the unit, e.g. api.service. */
+    unit: z.string().optional(),
+    /** windows-service driver: the service name sc.exe knows. */
+    serviceName: z.string().optional(),
+    cwd: z.string().optional(),
+    env: z.record(z.string(), z.string()).default({}),
+    /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */
+    logFile: z.string().optional(),
+    stopSignal: z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]).default("SIGTERM"),
+    gracePeriodMs: z.number().int().positive().default(10_000),
+    startTimeoutMs: z.number().int().positive().default(30_000),
+    /** A port the service listens on: after a stop it must be closed. */
+    port: z.number().int().min(1).max(65535).optional(),
+    health: probeSchema.optional(),
+    allowedActions: z.array(actions).default(["stop", "start", "restart", "status"]),
+  })
+  .refine((s) => s.driver !== "process" || s.command, {
+    message: "the process driver needs command",
+    path: ["command"],
+  })
+  .refine((s) => s.driver !== "systemd" || s.unit, {
+    message: "the systemd driver needs unit",
+    path: ["unit"],
+  })
+  .refine((s) => s.driver !== "windows-service" || s.serviceName, {
+    message: "the windows-service driver needs serviceName",
+    path: ["serviceName"],
+  });
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
 export const agentConfigSchema = z.strictObject({

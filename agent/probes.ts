@@ -47,13 +47,13 @@ export async function probeOnce(probe: ProbeConfig): Promise<boolean> {
  */
 export async function waitHealthy(
   probe: ProbeConfig,
-  gaveUp: () => string | undefined,
+  gaveUp: () => string | undefined | Promise<string | undefined>,
 ): Promise<{ healthy: true } | { healthy: false; reason: string }> {
   await delay(probe.initialDelayMs);
   let successes = 0;
   let failures = 0;
   for (;;) {
-    const stop = gaveUp();
+    const stop = await gaveUp();
     if (stop) return { healthy: false, reason: stop };
     if (await probeOnce(probe)) {
       failures = 0;

@@ -4,12 +4,7 @@ import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ServiceConfig } from "../config.ts";
-
-/** What a driver reports about a service, verified (process alive, not a reused pid). */
-export interface ServiceState {
-  running: boolean;
-  pid?: number;
-}
+import type { ServiceDriver, ServiceState, StopResult } from "./driver.ts";
 
 interface PidFile {
   pid: number;
@@ -18,18 +13,11 @@ interface PidFile {
   startedAt: string;
 }
 
-export interface StopResult {
-  escalated: boolean;
-  signalSentAt: number;
-  exitedAt: number;
-  pid: number;
-}
-
 /**
  * Services the agent spawns itself, each in its own process group (detached), so a stop reaches the whole tree.
  * A pid file with the process's start time lets a restarted agent re-adopt running services safely.
  */
-export class ProcessDriver {
+export class ProcessDriver implements ServiceDriver {
   private readonly service: ServiceConfig;
   private readonly pidPath: string;
   private readonly logPath: string;
@@ -55,7 +43,7 @@ export class ProcessDriver {
     mkdirSync(dirname(this.logPath), { recursive: true });
     mkdirSync(dirname(this.pidPath), { recursive: true });
     const out = openSync(this.logPath, "a");
-    const [file, ...args] = this.service.command as [string, ...string[]];
+    const [file, ...args] = (this.service.command ?? []) as [string, ...string[]];
     const child = spawn(file, args, {
       cwd: this.service.cwd,
       env: { ...process.env, ...this.service.env, ...extraEnv },
