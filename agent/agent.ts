@@ -56,7 +56,7 @@ export class Agent implements Component {
     this.kafka = options.kafka;
     this.logger = options.logger;
     for (const service of this.config.services)
-      this.drivers.set(service.name, new ProcessDriver(service, this.config.stateDir));
+      this.drivers.set(service.name, driverFor(service, this.config.stateDir));
   }
 
   get journalPath(): string {
