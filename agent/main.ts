@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
@@ -10,9 +11,11 @@ import { Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
+import { systemdUnit, windowsServiceDefinition } from "./install.ts";
 
 export const agentHelp = `Usage: lifeline agent --config FILE
        lifeline agent keygen --out DIR [--key-id ID]
+       lifeline agent install --config FILE [--platform linux|windows] [--out FILE] [--user NAME]
        lifeline agent sign --key FILE --key-id ID --action stop|start|restart|status --service NAME
                            (--host NAME | --group NAME) [--ttl-seconds 60] [--grace-ms N] [--traceparent TP]
 
@@ -21,6 +24,8 @@ and writes every step to the lifecycle journal (the shipper ships it). Nothing e
 
   keygen   writes an Ed25519 key pair (signing.key, signing.pub) for the controller; put the .pub in agent configs
   sign     prints a signed command as JSON (one line), e.g. to publish by hand
+  install  writes a systemd unit (KillMode=process, so services survive an agent restart) or a WinSW service
+           definition for Windows
 
 Options:
   --config FILE   agent YAML config (see README, "Agent")
@@ -31,6 +36,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "keygen") return keygen(rest);
   if (sub === "sign") return signCli(rest);
+  if (sub === "install") return install(rest);
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -69,6 +75,40 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.once("SIGINT", () => resolve());
   });
   await supervisor.stop(AbortSignal.timeout(60_000));
+  return 0;
+}
+
+function install(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      platform: { type: "string", default: process.platform === "win32" ? "windows" : "linux" },
+      out: { type: "string" },
+      user: { type: "string" },
+    },
+  });
+  if (!values.config) {
+    process.stderr.write(agentHelp);
+    return 2;
+  }
+  loadAgentConfig(values.config);
+  const paths = {
+    nodePath: process.execPath,
+    lifelineBin: fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url)),
+    configFile: values.config,
+  };
+  const windows = values.platform === "windows";
+  const text = windows
+    ? windowsServiceDefinition(paths)
+    : systemdUnit({ ...paths, ...(values.user ? { user: values.user } : {}) });
+  const out = values.out ?? (windows ? "lifeline-agent.xml" : "/etc/systemd/system/lifeline-agent.service");
+  writeFileSync(out, text);
+  process.stdout.write(
+    windows
+      ? `wrote ${out}: register it with WinSW (winsw install ${out}), then: sc.exe start lifeline-agent\n`
+      : `wrote ${out}: systemctl daemon-reload && systemctl enable --now lifeline-agent\n`,
+  );
   return 0;
 }
 
