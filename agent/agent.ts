@@ -77,7 +77,7 @@ export class Agent implements Component {
     this.consumer = this.kafka.consumer({
       groupId: `lifeline-agent-${this.config.host.name}`,
       sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
+      heartbeatInterval: 3_000,
     });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: `${this.config.topicPrefix}.control`, fromBeginning: false });

@@ -1,25 +1,31 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import { runAgent } from "../agent/main.ts";
 import { describeError, LifelineError } from "../core/errors.ts";
-import { runIndexer } from "../indexer/main.ts";
-import { runServices } from "../local-services/main.ts";
-import { runShipper } from "../shipper/main.ts";
 
 interface Command {
   summary: string;
-  run?: (argv: string[]) => Promise<number>;
+  /** Loaded on use: a command pulls in only its own component (the agent stays small). */
+  run?: () => Promise<(argv: string[]) => Promise<number>>;
 }
 
 const commands: Record<string, Command> = {
   services: {
     summary: "start, check or stop local Kafka and Elasticsearch (development and tests)",
-    run: runServices,
+    run: async () => (await import("../local-services/main.ts")).runServices,
   },
-  shipper: { summary: "tail service logs and lifecycle journals into Kafka", run: runShipper },
-  agent: { summary: "run signed stop/start commands for this host's declared services", run: runAgent },
+  shipper: {
+    summary: "tail service logs and lifecycle journals into Kafka",
+    run: async () => (await import("../shipper/main.ts")).runShipper,
+  },
+  agent: {
+    summary: "run signed stop/start commands for this host's declared services",
+    run: async () => (await import("../agent/main.ts")).runAgent,
+  },
   collector: { summary: "receive OTLP/HTTP traces and logs into Kafka" },
-  indexer: { summary: "index Kafka records into Elasticsearch as ECS documents", run: runIndexer },
+  indexer: {
+    summary: "index Kafka records into Elasticsearch as ECS documents",
+    run: async () => (await import("../indexer/main.ts")).runIndexer,
+  },
   rollout: { summary: "plan and run a batch stop/start across the fleet" },
   timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },
   dashboards: { summary: "install and check the Kibana dashboards and alerting rules" },
@@ -65,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.run())(rest);
   } catch (error) {
     process.stderr.write(`lifeline ${name}: ${describeError(error)}\n`);
     if (!(error instanceof LifelineError) && process.env.LIFELINE_DEBUG) console.error(error);

@@ -1,0 +1,147 @@
+/**
+ * Agent: latency from a command delivered to Kafka until the stop signal is sent, against the floor of a bare
+ * kafkajs consumer receiving the same kind of message in the same run; then the agent's idle RSS and CPU.
+ *   npm run bench:agent        (BENCH_CYCLES=30)
+ */
+import { readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
+import { resolveKafka } from "../core/connections.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { servicesUp } from "../local-services/manager.ts";
+import { localServicesSettings } from "../local-services/settings.ts";
+import {
+  agentWorkspace,
+  fixture,
+  freePort,
+  makeCommand,
+  signed,
+  waitForJournal,
+  writeAgentConfig,
+} from "../test/helpers/agent.ts";
+import { startLifeline } from "../test/helpers/indexer.ts";
+import { uniqueName } from "../test/helpers/services.ts";
+import { type BenchRow, cpuSeconds, printTable, writeResults } from "./lib.ts";
+
+const CYCLES = Number(process.env.BENCH_CYCLES ?? 30);
+
+function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+async function main() {
+  if (!process.env.LIFELINE_KAFKA_BROKERS) await servicesUp(localServicesSettings(), process.env, () => {});
+  const kafka = createKafka({ ...resolveKafka(), clientId: "bench-agent" });
+  const rows: BenchRow[] = [];
+
+  // Floor: a bare consumer's delivery latency for the same message size, same broker, same run.
+  const floorTopic = uniqueName("bench-floor");
+  await ensureTopics(kafka, [floorTopic]);
+  const consumer = kafka.consumer({
+    groupId: uniqueName("bench-floor"),
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: floorTopic });
+  const received = new Map<string, number>();
+  const fetched = new Promise<void>((resolve) => {
+    const remove = consumer.on(consumer.events.FETCH, () => {
+      remove();
+      resolve();
+    });
+  });
+  await consumer.run({
+    eachMessage: async ({ message }) => void received.set(String(message.key), Date.now()),
+  });
+  await fetched;
+  const producer = kafka.producer();
+  await producer.connect();
+  const floor: number[] = [];
+  for (let i = 0; i < CYCLES; i++) {
+    const sentAt = Date.now();
+    await producer.send({
+      topic: floorTopic,
+      acks: -1,
+      messages: [{ key: String(i), value: "x".repeat(700) }],
+    });
+    while (!received.has(String(i))) await delay(1);
+    floor.push((received.get(String(i)) as number) - sentAt);
+  }
+  await consumer.disconnect();
+  rows.push({
+    scenario: "delivered → received",
+    system: "bare kafkajs consumer (floor)",
+    "p50 ms": percentile(floor, 0.5),
+    "p99 ms": percentile(floor, 0.99),
+    samples: CYCLES,
+  });
+
+  // The agent with one real service, stopped and started CYCLES times.
+  const ws = agentWorkspace("bench");
+  const port = await freePort();
+  const config = writeAgentConfig(ws, [
+    {
+      name: "api",
+      command: [process.execPath, fixture("well-behaved.mjs")],
+      env: { PORT: String(port) },
+      port,
+      gracePeriodMs: 5_000,
+      health: { tcp: { port }, periodMs: 20 },
+    },
+  ]);
+  const agent = startLifeline(["agent", "--config", config], "agent started");
+  await agent.started;
+  const topic = `${ws.prefix}.control`;
+  const latencies: number[] = [];
+  const send = async (action: "start" | "stop") => {
+    const command = makeCommand(ws, action, "api");
+    const sentAt = Date.now();
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: "api", value: JSON.stringify(signed(ws, command)) }],
+    });
+    const events = await waitForJournal(
+      ws.journal,
+      (e) => e.some((x) => x.lifeline.command_id === command.id && x.event.action === "command.completed"),
+      30_000,
+    );
+    return { events: events.filter((e) => e.lifeline.command_id === command.id), sentAt };
+  };
+  for (let i = 0; i < CYCLES; i++) {
+    await send("start");
+    const { events, sentAt } = await send("stop");
+    const signal = events.find((e) => e.event.action === "stop.signal_sent");
+    if (signal) latencies.push(Date.parse(signal["@timestamp"]) - sentAt);
+  }
+  rows.push({
+    scenario: "delivered → stop signal sent",
+    system: "lifeline agent",
+    "p50 ms": percentile(latencies, 0.5),
+    "p99 ms": percentile(latencies, 0.99),
+    samples: latencies.length,
+  });
+
+  // Idle: nothing to do but heartbeats and the consumer's fetch loop.
+  const pid = agent.process.pid as number;
+  const idleSeconds = 20;
+  const cpuBefore = cpuSeconds(pid);
+  await delay(idleSeconds * 1000);
+  const idleCpu = ((cpuSeconds(pid) - cpuBefore) / idleSeconds) * 100;
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  rows.push({
+    scenario: "idle",
+    system: "lifeline agent",
+    "RSS MiB": rss,
+    "CPU % of a core": idleCpu,
+    samples: idleSeconds,
+  });
+  await agent.stop();
+  await producer.disconnect();
+  printTable(rows);
+  console.error(`results: ${writeResults("agent", rows, { cycles: CYCLES })}`);
+}
+
+await main();
