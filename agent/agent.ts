@@ -11,7 +11,7 @@ import { ProcessDriver } from "./drivers/process.ts";
 import { SystemdDriver } from "./drivers/systemd.ts";
 import { WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
-import { waitHealthy } from "./probes.ts";
+import { runHook, waitHealthy } from "./probes.ts";
 import { CommandVerifier } from "./verifier.ts";
 
 interface CommandRecord {
@@ -197,6 +197,14 @@ export class Agent implements Component {
     this.emit("stop.requested", "success", context);
     const state = await driver.state();
     if (!state.running) return "already_stopped";
+    if (service.preStop) {
+      const began = Date.now();
+      const failed = await runHook(service.preStop, this.hookEnv(context));
+      this.emit("stop.pre_stop_hook", failed ? "failure" : "success", context, {
+        reason: failed ?? "ok",
+        duration: (Date.now() - began) * 1e6,
+      });
+    }
     const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
     this.emit("stop.signal_sent", "success", context, {
       pid: state.pid,
@@ -248,7 +256,26 @@ export class Agent implements Component {
       throw new Error(health.reason);
     }
     this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6 });
+    if (service.postStart) {
+      const hookBegan = Date.now();
+      const failed = await runHook(service.postStart, this.hookEnv(context));
+      this.emit("start.post_start_hook", failed ? "failure" : "success", context, {
+        reason: failed ?? "ok",
+        duration: (Date.now() - hookBegan) * 1e6,
+      });
+      if (failed) throw new Error(`post-start hook failed: ${failed}`);
+    }
     return "started";
+  }
+
+  private hookEnv(context: Context): Record<string, string> {
+    return {
+      LIFELINE_SERVICE: context.service ?? "",
+      LIFELINE_COMMAND_ID: context.command?.id ?? "",
+      ...(context.traceId && context.spanId
+        ? { TRACEPARENT: `00-${context.traceId}-${context.spanId}-01` }
+        : {}),
+    };
   }
 
   private async reportInterrupted(history: CommandRecord[]): Promise<void> {

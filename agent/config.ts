@@ -22,6 +22,16 @@ export type ProbeConfig = z.output<typeof probeSchema>;
 
 const actions = z.enum(["stop", "start", "restart", "status"]);
 
+/** A hook runs a declared argument vector or calls a URL; like the service, it is config, never a command's payload. */
+const hookSchema = z
+  .strictObject({
+    exec: z.array(z.string()).min(1).optional(),
+    http: z.strictObject({ url: z.url(), method: z.enum(["GET", "POST"]).default("POST") }).optional(),
+    timeoutMs: z.number().int().positive().default(10_000),
+  })
+  .refine((h) => Boolean(h.exec) !== Boolean(h.http), { message: "a hook is either exec or http" });
+export type HookConfig = z.output<typeof hookSchema>;
+
 export const serviceSchema = z
   .strictObject({
     name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
@@ -43,6 +53,10 @@ export const serviceSchema = z
     /** A port the service listens on: after a stop it must be closed. */
     port: z.number().int().min(1).max(65535).optional(),
     health: probeSchema.optional(),
+    /** Before the stop signal (e.g. deregister from a load balancer); a failure is recorded and the stop goes on. */
+    preStop: hookSchema.optional(),
+    /** After the service is healthy; a failure makes the start a failure (as in Kubernetes). */
+    postStart: hookSchema.optional(),
     allowedActions: z.array(actions).default(["stop", "start", "restart", "status"]),
   })
   .refine((s) => s.driver !== "process" || s.command, {

@@ -66,3 +66,36 @@ export async function waitHealthy(
     await delay(probe.periodMs);
   }
 }
+
+/** Runs a lifecycle hook; resolves with what went wrong, or undefined when it succeeded. */
+export async function runHook(
+  hook: {
+    exec?: string[] | undefined;
+    http?: { url: string; method: string } | undefined;
+    timeoutMs: number;
+  },
+  env: Record<string, string>,
+): Promise<string | undefined> {
+  const timeout = AbortSignal.timeout(hook.timeoutMs);
+  if (hook.http) {
+    try {
+      const response = await fetch(hook.http.url, {
+        method: hook.http.method,
+        signal: timeout,
+        headers: env.TRACEPARENT ? { traceparent: env.TRACEPARENT } : {},
+      });
+      await response.body?.cancel();
+      return response.ok ? undefined : `HTTP ${response.status} from ${hook.http.url}`;
+    } catch (error) {
+      return `${hook.http.url}: ${(error as Error).message}`;
+    }
+  }
+  const [file, ...args] = (hook.exec ?? []) as [string, ...string[]];
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: "ignore", signal: timeout, env: { ...process.env, ...env } });
+    child.once("error", (error) => resolve(`${file}: ${error.message}`));
+    child.once("exit", (code, signal) =>
+      resolve(code === 0 ? undefined : `${file} exited with ${code ?? signal}`),
+    );
+  });
+}

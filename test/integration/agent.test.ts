@@ -96,6 +96,64 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   });
 
+  it("hooks: pre-stop is called with the trace before the signal; a failing post-start makes the start a failure", async () => {
+    const ws = agentWorkspace("hooks");
+    const port = await freePort();
+    const calls: Array<{ traceparent?: string }> = [];
+    const { createServer } = await import("node:http");
+    const hookServer = createServer((request, response) => {
+      calls.push({ traceparent: request.headers.traceparent as string | undefined });
+      response.end("deregistered");
+    });
+    await new Promise<void>((resolve) => hookServer.listen(0, "127.0.0.1", resolve));
+    const hookPort = (hookServer.address() as { port: number }).port;
+    const failingPort = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        health: { tcp: { port }, periodMs: 100 },
+        preStop: { http: { url: `http://127.0.0.1:${hookPort}/deregister` } },
+      },
+      {
+        name: "api2",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(failingPort) },
+        health: { tcp: { port: failingPort }, periodMs: 100 },
+        postStart: { exec: [process.execPath, "-e", "process.exit(4)"] },
+      },
+    ]);
+    await launch(config).started;
+    const start = makeCommand(ws, "start", "api");
+    const stop = makeCommand(ws, "stop", "api");
+    const failing = makeCommand(ws, "start", "api2");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop), signed(ws, failing));
+    const events = await waitForJournal(ws.journal, (e) => completed(stop.id)(e) && completed(failing.id)(e));
+    hookServer.close();
+    expect(actions(forCommand(events, stop.id))).toEqual([
+      "command.received:success",
+      "stop.requested:success",
+      "stop.pre_stop_hook:success",
+      "stop.signal_sent:success",
+      "stop.completed:success",
+      "command.completed:success",
+    ]);
+    expect(parseTraceparent(calls[0]?.traceparent)?.traceId).toBe(
+      parseTraceparent(stop.traceparent)?.traceId,
+    );
+    expect(actions(forCommand(events, failing.id)).slice(-2)).toEqual([
+      "start.post_start_hook:failure",
+      "command.completed:failure",
+    ]);
+    expect(forCommand(events, failing.id).pop()?.event.reason).toMatch(
+      /post-start hook failed: .*exited with 4/,
+    );
+    const cleanup = makeCommand(ws, "stop", "api2");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, cleanup));
+    await waitForJournal(ws.journal, completed(cleanup.id));
+  });
+
   it("a service that ignores SIGTERM is killed after the grace period, recorded as escalated", async () => {
     const ws = agentWorkspace("stubborn");
     const port = await freePort();
