@@ -26,7 +26,10 @@ const commands: Record<string, Command> = {
     summary: "index Kafka records into Elasticsearch as ECS documents",
     run: async () => (await import("../indexer/main.ts")).runIndexer,
   },
-  rollout: { summary: "plan and run a batch stop/start across the fleet" },
+  rollout: {
+    summary: "plan (--dry-run) a batch stop/start across the fleet",
+    run: async () => (await import("../controller/main.ts")).runRollout,
+  },
   timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },
   dashboards: { summary: "install and check the Kibana dashboards and alerting rules" },
 };

@@ -1,0 +1,199 @@
+import { z } from "zod";
+import { loadConfigFile } from "../core/config.ts";
+import { ConfigError } from "../core/errors.ts";
+
+const selectorSchema = z.strictObject({
+  hosts: z.array(z.string()).optional(),
+  groups: z.array(z.string()).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+export type HostSelector = z.infer<typeof selectorSchema>;
+
+const batchSize = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\d{1,3}%$/, 'a number or a percentage like "25%"'),
+]);
+
+export const planSchema = z.strictObject({
+  name: z.string().min(1),
+  action: z.enum(["stop", "start", "restart"]),
+  /** Which hosts of the fleet take part. */
+  targets: selectorSchema,
+  /** The services, where they run (a subset of the targets), and what each needs running first. */
+  services: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        on: selectorSchema.optional(),
+        dependsOn: z.array(z.string()).default([]),
+      }),
+    )
+    .min(1),
+  waves: z
+    .strictObject({
+      batchSize: batchSize.default(1),
+      /** At most this many commands in flight at once within a wave. */
+      maxInFlight: z.number().int().positive().default(1),
+      /** Wait after each host finished, before the next one. */
+      soakMs: z.number().int().nonnegative().default(0),
+      /** "approval": wait for `lifeline rollout approve` between waves. */
+      pause: z.enum(["none", "approval"]).default("none"),
+    })
+    .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, pause: "none" }),
+  failureBudget: z
+    .strictObject({
+      maxFailures: z.number().int().nonnegative().default(0),
+      maxFailurePercent: z.number().min(0).max(100).optional(),
+    })
+    .default({ maxFailures: 0 }),
+  deadlines: z
+    .strictObject({
+      deliveryMs: z.number().int().positive().default(30_000),
+      executionMs: z.number().int().positive().default(120_000),
+    })
+    .default({ deliveryMs: 30_000, executionMs: 120_000 }),
+  rollback: z.enum(["none", "start-stopped"]).default("none"),
+});
+export type Plan = z.output<typeof planSchema>;
+
+export interface FleetHost {
+  name: string;
+  groups: string[];
+  labels: Record<string, string>;
+  /** Services the host's agent declares (from its heartbeat). */
+  services: string[];
+}
+
+export interface PlannedStep {
+  host: string;
+  service: string;
+  action: "stop" | "start" | "restart";
+}
+
+export interface PlannedWave {
+  phase: number;
+  wave: number;
+  service: string;
+  steps: PlannedStep[];
+  /** Wait for approval before this wave. */
+  gate: boolean;
+}
+
+export interface RolloutPlan {
+  name: string;
+  action: Plan["action"];
+  order: string[];
+  waves: PlannedWave[];
+  /** Targeted hosts that run none of the plan's services, or have no live agent. */
+  unreachable: string[];
+  hosts: number;
+}
+
+export function loadPlan(file: string): Plan {
+  return loadConfigFile(file, planSchema);
+}
+
+export function matches(host: FleetHost, selector: HostSelector | undefined): boolean {
+  if (!selector) return true;
+  if (selector.hosts?.length && !selector.hosts.includes(host.name)) return false;
+  if (selector.groups?.length && !selector.groups.some((g) => host.groups.includes(g))) return false;
+  if (selector.labels && !Object.entries(selector.labels).every(([k, v]) => host.labels[k] === v))
+    return false;
+  return true;
+}
+
+/**
+ * Services in dependency order (dependencies first). A cycle is an error that names it, e.g. "api → web → api".
+ */
+export function dependencyOrder(services: Plan["services"]): string[] {
+  const byName = new Map(services.map((s) => [s.name, s]));
+  for (const service of services) {
+    for (const dependency of service.dependsOn) {
+      if (!byName.has(dependency)) {
+        throw new ConfigError(
+          "plan.unknown_dependency",
+          `service "${service.name}" depends on "${dependency}", which the plan does not list`,
+        );
+      }
+    }
+  }
+  const order: string[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (name: string, path: string[]) => {
+    if (state.get(name) === "done") return;
+    if (state.get(name) === "visiting") {
+      const cycle = [...path.slice(path.indexOf(name)), name];
+      throw new ConfigError("plan.cycle", `dependency cycle: ${cycle.join(" → ")}`);
+    }
+    state.set(name, "visiting");
+    for (const dependency of byName.get(name)?.dependsOn ?? []) visit(dependency, [...path, name]);
+    state.set(name, "done");
+    order.push(name);
+  };
+  for (const service of services) visit(service.name, []);
+  return order;
+}
+
+function batchOf(size: number | string, total: number): number {
+  if (typeof size === "number") return size;
+  return Math.max(1, Math.ceil((total * Number(size.slice(0, -1))) / 100));
+}
+
+/**
+ * The exact ordered plan: phases per service (start and restart in dependency order, stop in reverse), each
+ * phase's hosts in waves of batchSize. Hosts are sorted by name so the same inputs always give the same plan.
+ */
+export function buildPlan(plan: Plan, fleet: FleetHost[]): RolloutPlan {
+  const order = dependencyOrder(plan.services);
+  const serviceOrder = plan.action === "stop" ? [...order].reverse() : order;
+  const targeted = fleet
+    .filter((host) => matches(host, plan.targets))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const byName = new Map(plan.services.map((s) => [s.name, s]));
+  const waves: PlannedWave[] = [];
+  const involved = new Set<string>();
+  serviceOrder.forEach((service, phaseIndex) => {
+    const hosts = targeted.filter(
+      (host) => matches(host, byName.get(service)?.on) && host.services.includes(service),
+    );
+    const size = batchOf(plan.waves.batchSize, hosts.length);
+    for (let i = 0; i < hosts.length; i += size) {
+      const batch = hosts.slice(i, i + size);
+      for (const host of batch) involved.add(host.name);
+      waves.push({
+        phase: phaseIndex + 1,
+        wave: waves.length + 1,
+        service,
+        steps: batch.map((host) => ({ host: host.name, service, action: plan.action })),
+        gate: plan.waves.pause === "approval" && waves.length > 0,
+      });
+    }
+  });
+  const unreachable = targeted.filter((host) => !involved.has(host.name)).map((host) => host.name);
+  return {
+    name: plan.name,
+    action: plan.action,
+    order: serviceOrder,
+    waves,
+    unreachable,
+    hosts: involved.size,
+  };
+}
+
+/** The --dry-run text: exact order, waves, hosts, deadlines. */
+export function describePlan(plan: Plan, built: RolloutPlan): string {
+  const lines = [
+    `rollout "${built.name}": ${built.action} ${built.order.join(built.action === "stop" ? " ← " : " → ")} on ${built.hosts} hosts in ${built.waves.length} waves`,
+    `  waves of ${plan.waves.batchSize}, at most ${plan.waves.maxInFlight} in flight, soak ${plan.waves.soakMs} ms${plan.waves.pause === "approval" ? ", approval between waves" : ""}`,
+    `  failure budget: halt after more than ${plan.failureBudget.maxFailures} failures${plan.failureBudget.maxFailurePercent !== undefined ? ` or ${plan.failureBudget.maxFailurePercent} %` : ""}; rollback: ${plan.rollback}`,
+    `  deadlines: delivery ${plan.deadlines.deliveryMs} ms, execution ${plan.deadlines.executionMs} ms`,
+  ];
+  for (const wave of built.waves) {
+    lines.push(
+      `${wave.gate ? "  -- approval --\n" : ""}  phase ${wave.phase} wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+    );
+  }
+  if (built.unreachable.length > 0)
+    lines.push(`  not included (no live agent running a planned service): ${built.unreachable.join(", ")}`);
+  return `${lines.join("\n")}\n`;
+}

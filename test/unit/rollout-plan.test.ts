@@ -1,0 +1,87 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { buildPlan, dependencyOrder, type FleetHost, type Plan, planSchema } from "../../controller/plan.ts";
+import { ConfigError } from "../../core/errors.ts";
+import { runLifeline } from "../helpers/cli.ts";
+
+const fleet: FleetHost[] = [
+  { name: "db-1", groups: ["shop"], labels: {}, services: ["db"] },
+  { name: "app-2", groups: ["shop"], labels: {}, services: ["api", "web"] },
+  { name: "app-1", groups: ["shop"], labels: {}, services: ["api", "web"] },
+  { name: "app-3", groups: ["shop"], labels: { canary: "yes" }, services: ["api", "web"] },
+  { name: "batch-1", groups: ["reports"], labels: {}, services: ["api"] },
+  { name: "idle-1", groups: ["shop"], labels: {}, services: ["cache"] },
+];
+
+const plan = (overrides: Record<string, unknown> = {}): Plan =>
+  planSchema.parse({
+    name: "t",
+    action: "restart",
+    targets: { groups: ["shop"] },
+    services: [{ name: "web", dependsOn: ["api"] }, { name: "db" }, { name: "api", dependsOn: ["db"] }],
+    ...overrides,
+  });
+
+describe("rollout planning", () => {
+  it("start and restart go in dependency order, stop in reverse", () => {
+    expect(buildPlan(plan(), fleet).order).toEqual(["db", "api", "web"]);
+    expect(buildPlan(plan({ action: "stop" }), fleet).order).toEqual(["web", "api", "db"]);
+  });
+
+  it("a cycle is rejected, naming it", () => {
+    const services = [
+      { name: "a", dependsOn: ["b"] },
+      { name: "b", dependsOn: ["c"] },
+      { name: "c", dependsOn: ["a"] },
+    ];
+    expect(() =>
+      dependencyOrder(planSchema.parse({ name: "t", action: "stop", targets: {}, services }).services),
+    ).toThrowError("dependency cycle: a → b → c → a");
+  });
+
+  it("an unknown dependency is a ConfigError naming both services", () => {
+    expect(() => buildPlan(plan({ services: [{ name: "api", dependsOn: ["queue"] }] }), fleet)).toThrowError(
+      ConfigError,
+    );
+  });
+
+  it("waves by count or percentage (rounded up), hosts sorted, only targeted hosts that run the service", () => {
+    const built = buildPlan(plan({ waves: { batchSize: "50%" } }), fleet);
+    expect(built.waves.map((w) => `${w.service}:${w.steps.map((s) => s.host).join("+")}`)).toEqual([
+      "db:db-1",
+      "api:app-1+app-2",
+      "api:app-3",
+      "web:app-1+app-2",
+      "web:app-3",
+    ]);
+    const byTwo = buildPlan(plan({ waves: { batchSize: 2 } }), fleet);
+    expect(byTwo.waves.filter((w) => w.service === "api").map((w) => w.steps.length)).toEqual([2, 1]);
+  });
+
+  it("approval gates stand between waves, not before the first", () => {
+    const built = buildPlan(plan({ waves: { batchSize: 3, pause: "approval" } }), fleet);
+    expect(built.waves.map((w) => w.gate)).toEqual([false, true, true]);
+  });
+
+  it("targeted hosts that run none of the planned services are reported, not silently skipped", () => {
+    expect(buildPlan(plan(), fleet).unreachable).toEqual(["idle-1"]);
+  });
+
+  it("lifeline rollout --dry-run prints the plan and changes nothing", async () => {
+    const example = (name: string) => fileURLToPath(new URL(`../../controller/${name}`, import.meta.url));
+    const result = await runLifeline([
+      "rollout",
+      "--plan",
+      example("rollout.example.yaml"),
+      "--fleet",
+      example("fleet.example.yaml"),
+      "--dry-run",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'rollout "nightly-restart": restart db → api → web on 4 hosts in 5 waves',
+    );
+    expect(result.stdout).toContain("-- approval --");
+    expect(result.stdout).toContain("phase 2 wave 3: api on app-3");
+  });
+});
