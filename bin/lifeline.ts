@@ -27,7 +27,7 @@ const commands: Record<string, Command> = {
     run: async () => (await import("../indexer/main.ts")).runIndexer,
   },
   rollout: {
-    summary: "plan (--dry-run) a batch stop/start across the fleet",
+    summary: "plan (--dry-run) and run a batch stop/start across the fleet",
     run: async () => (await import("../controller/main.ts")).runRollout,
   },
   timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },

@@ -1,0 +1,301 @@
+import { randomUUID } from "node:crypto";
+import type { Consumer, Kafka, Producer } from "kafkajs";
+import { type Command, signCommand } from "../core/commands.ts";
+import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { unpackRecords } from "../core/kafka/batch-producer.ts";
+import type { Logger } from "../core/logger.ts";
+import { formatTraceparent, newSpanId, newTraceId } from "../core/trace-context.ts";
+import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
+
+export type StepStatus = "pending" | "in_progress" | "success" | "failed" | "timed_out" | "cancelled";
+export type RolloutStatus = "success" | "failed" | "halted";
+
+export interface StepResult extends PlannedStep {
+  commandId: string;
+  status: StepStatus;
+  reason?: string;
+}
+
+export interface RolloutResult {
+  rolloutId: string;
+  traceId: string;
+  status: RolloutStatus;
+  steps: StepResult[];
+  rollback: StepResult[];
+  haltReason?: string;
+}
+
+/**
+ * Runs a built plan: waves in order, at most maxInFlight commands at once, each command signed and carrying the
+ * traceparent of its own span (child of its wave's, child of the rollout's). Outcomes are followed on the
+ * lifecycle topic; no outcome by the deadline is `timed_out` (never success). Past the failure budget nothing new
+ * is scheduled, in-flight commands finish, `rollout.halted` is emitted and the rollback policy runs.
+ */
+export class RolloutRunner {
+  private readonly kafka: Kafka;
+  private readonly logger: Logger;
+  private readonly topicPrefix: string;
+  private readonly signer: { keyId: string; privateKeyPem: string };
+  private readonly progress: (line: string) => void;
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  private readonly outcomes = new Map<string, { outcome: string; reason?: string }>();
+  private readonly waiters = new Map<string, () => void>();
+  private traceId = newTraceId();
+  private rootSpan = newSpanId();
+  private rolloutId = "";
+
+  constructor(options: {
+    kafka: Kafka;
+    logger: Logger;
+    topicPrefix: string;
+    signer: { keyId: string; privateKeyPem: string };
+    progress: (line: string) => void;
+  }) {
+    this.kafka = options.kafka;
+    this.logger = options.logger;
+    this.topicPrefix = options.topicPrefix;
+    this.signer = options.signer;
+    this.progress = options.progress;
+  }
+
+  async run(plan: Plan, built: RolloutPlan): Promise<RolloutResult> {
+    this.rolloutId = `${plan.name}-${Date.now().toString(36)}`;
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
+    await this.follow();
+    try {
+      await this.event("rollout.planned", "success", {
+        reason: `${built.waves.length} waves, ${built.hosts} hosts`,
+      });
+      const steps: StepResult[] = [];
+      let failures = 0;
+      let haltReason: string | undefined;
+      const total = built.waves.reduce((n, w) => n + w.steps.length, 0);
+      for (const wave of built.waves) {
+        if (haltReason) {
+          for (const step of wave.steps) steps.push({ ...step, commandId: "", status: "cancelled" });
+          continue;
+        }
+        if (wave.gate)
+          throw new Error("approval gates need `lifeline rollout approve`, which is not built yet");
+        const waveSpan = newSpanId();
+        await this.event("wave.started", "success", {
+          reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+          spanId: waveSpan,
+          parentId: this.rootSpan,
+        });
+        this.progress(
+          `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+        );
+        const queue = [...wave.steps];
+        const results = await Promise.all(
+          Array.from({ length: Math.min(plan.waves.maxInFlight, queue.length) }, async () => {
+            const done: StepResult[] = [];
+            for (let step = queue.shift(); step; step = queue.shift()) {
+              done.push(await this.execute(plan, step, waveSpan));
+              if (plan.waves.soakMs > 0)
+                await new Promise((resolve) => setTimeout(resolve, plan.waves.soakMs));
+            }
+            return done;
+          }),
+        );
+        for (const result of results.flat()) {
+          steps.push(result);
+          this.progress(
+            `  ${result.host} ${result.service}: ${result.status}${result.reason ? ` (${result.reason})` : ""}`,
+          );
+          if (result.status === "failed" || result.status === "timed_out") failures++;
+        }
+        const percent = (failures / total) * 100;
+        if (
+          failures > plan.failureBudget.maxFailures ||
+          (plan.failureBudget.maxFailurePercent !== undefined &&
+            percent > plan.failureBudget.maxFailurePercent)
+        ) {
+          haltReason = `${failures} of ${total} steps failed or timed out (budget ${plan.failureBudget.maxFailures})`;
+          await this.event("rollout.halted", "failure", { reason: haltReason });
+          this.progress(`halted: ${haltReason}`);
+        }
+      }
+      const rollback =
+        haltReason && plan.rollback === "start-stopped" ? await this.rollBack(plan, steps) : [];
+      const status: RolloutStatus = haltReason
+        ? "halted"
+        : steps.every((s) => s.status === "success")
+          ? "success"
+          : "failed";
+      await this.event("rollout.completed", status === "success" ? "success" : "failure", { reason: status });
+      return {
+        rolloutId: this.rolloutId,
+        traceId: this.traceId,
+        status,
+        steps,
+        rollback,
+        ...(haltReason ? { haltReason } : {}),
+      };
+    } finally {
+      await this.consumer?.disconnect().catch(() => {});
+      await this.producer?.disconnect().catch(() => {});
+    }
+  }
+
+  /** Start again, in dependency order, what this rollout stopped (or restarted and left down). */
+  private async rollBack(plan: Plan, steps: StepResult[]): Promise<StepResult[]> {
+    const stopped = steps.filter(
+      (s) =>
+        (s.action === "stop" && s.status === "success") || (s.action === "restart" && s.status === "failed"),
+    );
+    const order = [...new Set(steps.map((s) => s.service))].reverse();
+    const results: StepResult[] = [];
+    const span = newSpanId();
+    await this.event("rollback.started", "success", {
+      reason: `${stopped.length} services to start again`,
+      spanId: span,
+      parentId: this.rootSpan,
+    });
+    for (const service of order) {
+      for (const step of stopped.filter((s) => s.service === service)) {
+        const result = await this.execute(
+          plan,
+          { host: step.host, service: step.service, action: "start" },
+          span,
+        );
+        this.progress(`  rollback ${result.host} ${result.service}: ${result.status}`);
+        results.push(result);
+      }
+    }
+    return results;
+  }
+
+  private async execute(plan: Plan, step: PlannedStep, waveSpan: string): Promise<StepResult> {
+    const spanId = newSpanId();
+    const now = Date.now();
+    const command: Command = {
+      id: randomUUID(),
+      action: step.action,
+      service: step.service,
+      target: { hosts: [step.host] },
+      parameters: {},
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + plan.deadlines.deliveryMs).toISOString(),
+      deadline: new Date(now + plan.deadlines.executionMs).toISOString(),
+      issuer: `controller:${plan.name}`,
+      rolloutId: this.rolloutId,
+      traceparent: formatTraceparent({ traceId: this.traceId, spanId, flags: 1 }),
+    };
+    const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
+    await this.producer?.send({
+      topic: `${this.topicPrefix}.control`,
+      acks: -1,
+      // Keyed by host and service: one service's commands on one host stay in order.
+      messages: [
+        {
+          key: `${step.host}/${step.service}`,
+          value: JSON.stringify(signCommand(command, this.signer.keyId, this.signer.privateKeyPem)),
+        },
+      ],
+    });
+    await this.event("command.sent", "success", {
+      reason: `${step.action} ${step.service} on ${step.host}`,
+      spanId,
+      parentId: waveSpan,
+      commandId: command.id,
+    });
+    const timer = new Promise<"timeout">((resolve) =>
+      setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs),
+    );
+    const done = await Promise.race([outcome.then(() => "done" as const), timer]);
+    this.waiters.delete(command.id);
+    if (done === "timeout")
+      return {
+        ...step,
+        commandId: command.id,
+        status: "timed_out",
+        reason: "no outcome before the deadline",
+      };
+    const result = this.outcomes.get(command.id);
+    return {
+      ...step,
+      commandId: command.id,
+      status: result?.outcome === "success" ? "success" : "failed",
+      ...(result?.reason ? { reason: result.reason } : {}),
+    };
+  }
+
+  /** Follows the lifecycle topic from its end: command.completed and command.rejected settle a command. */
+  private async follow(): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: `lifeline-controller-${randomUUID()}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topic: `${this.topicPrefix}.lifecycle`, fromBeginning: false });
+    const fetched = new Promise<void>((resolve) => {
+      const remove = consumer.on(consumer.events.FETCH, () => {
+        remove();
+        resolve();
+      });
+    });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        for (const text of unpackRecords(message.value)) {
+          let event: {
+            event?: { action?: string; outcome?: string; reason?: string };
+            lifeline?: { command_id?: string };
+          };
+          try {
+            event = JSON.parse(text);
+          } catch {
+            continue;
+          }
+          const id = event.lifeline?.command_id;
+          const action = event.event?.action;
+          if (!id || (action !== "command.completed" && action !== "command.rejected")) continue;
+          this.outcomes.set(id, {
+            outcome: action === "command.rejected" ? "failure" : (event.event?.outcome ?? "unknown"),
+            ...(event.event?.reason ? { reason: event.event.reason } : {}),
+          });
+          this.waiters.get(id)?.();
+        }
+      },
+    });
+    await fetched;
+  }
+
+  private async event(
+    action: string,
+    outcome: string,
+    fields: { reason?: string; spanId?: string; parentId?: string; commandId?: string },
+  ): Promise<void> {
+    const now = new Date();
+    const value = JSON.stringify({
+      "@timestamp": now.toISOString(),
+      message: `${action}: ${fields.reason ?? ""}`,
+      host: { name: "controller" },
+      event: {
+        id: deterministicId(this.rolloutId, action, now.getTime(), randomUUID()),
+        kind: "event",
+        action,
+        outcome,
+        ...(fields.reason ? { reason: fields.reason } : {}),
+      },
+      trace: { id: this.traceId },
+      span: { id: fields.spanId ?? this.rootSpan },
+      ...(fields.parentId ? { parent: { id: fields.parentId } } : {}),
+      lifeline: {
+        schema_version: SCHEMA_VERSION,
+        rollout_id: this.rolloutId,
+        ...(fields.commandId ? { command_id: fields.commandId } : {}),
+      },
+    });
+    await this.producer?.send({
+      topic: `${this.topicPrefix}.lifecycle`,
+      acks: -1,
+      messages: [{ key: this.rolloutId, value }],
+    });
+    this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
+  }
+}
