@@ -7,7 +7,7 @@ import { type Command, generateSigningKeys, signCommand } from "../core/commands
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
-import { Supervisor } from "../core/lifecycle.ts";
+import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
@@ -65,16 +65,14 @@ export async function runAgent(argv: string[]): Promise<number> {
   await ensureTopics(kafka, [`${config.topicPrefix}.control`]);
   const agent = new Agent({ config, kafka, logger });
   const supervisor = new Supervisor([agent], logger);
-  await supervisor.start();
-  logger.info(
-    { host: config.host.name, services: config.services.map((s) => s.name), journal: agent.journalPath },
-    "agent started",
-  );
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", () => resolve());
-    process.once("SIGINT", () => resolve());
+  await runUntilSignal(supervisor, logger, {
+    stopDeadlineMs: 60_000,
+    onStarted: () =>
+      logger.info(
+        { host: config.host.name, services: config.services.map((s) => s.name), journal: agent.journalPath },
+        "agent started",
+      ),
   });
-  await supervisor.stop(AbortSignal.timeout(60_000));
   return 0;
 }
 

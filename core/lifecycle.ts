@@ -66,3 +66,22 @@ export class Supervisor {
     if (errors.length > 0) throw new AggregateError(errors, "some components did not stop cleanly");
   }
 }
+
+/**
+ * The main loop of a long-running command: start, run until SIGTERM or SIGINT (a Windows service stop arrives as
+ * SIGINT through its wrapper), then stop in reverse within the deadline.
+ */
+export async function runUntilSignal(
+  supervisor: Supervisor,
+  logger: Logger,
+  options: { stopDeadlineMs: number; onStarted?: () => void },
+): Promise<void> {
+  await supervisor.start();
+  options.onStarted?.();
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  logger.info({ signal }, "stopping");
+  await supervisor.stop(AbortSignal.timeout(options.stopDeadlineMs));
+}

@@ -3,7 +3,7 @@ import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
-import { Supervisor } from "../core/lifecycle.ts";
+import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
 import { type IndexerConfig, loadIndexerConfig } from "./config.ts";
@@ -78,13 +78,10 @@ export async function runIndexer(argv: string[]): Promise<number> {
     ],
     logger,
   );
-  await supervisor.start();
-  logger.info({ targets: layout.targets }, "indexer started");
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", () => resolve());
-    process.once("SIGINT", () => resolve());
+  await runUntilSignal(supervisor, logger, {
+    stopDeadlineMs: 30_000,
+    onStarted: () => logger.info({ targets: layout.targets }, "indexer started"),
   });
-  await supervisor.stop(AbortSignal.timeout(30_000));
   await elastic.close();
   return 0;
 }

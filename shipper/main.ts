@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
-import { Supervisor } from "../core/lifecycle.ts";
+import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
 import { loadShipperConfig } from "./config.ts";
@@ -65,12 +65,6 @@ export async function runShipper(argv: string[]): Promise<number> {
       : components,
     logger,
   );
-  await supervisor.start();
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", () => resolve());
-    process.once("SIGINT", () => resolve());
-  });
-  logger.info("stopping");
-  await supervisor.stop(AbortSignal.timeout(30_000));
+  await runUntilSignal(supervisor, logger, { stopDeadlineMs: 30_000 });
   return 0;
 }

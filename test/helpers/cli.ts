@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const lifelineBin = fileURLToPath(new URL("../../bin/lifeline.ts", import.meta.url));
@@ -26,4 +26,53 @@ export function runLifeline(
       },
     );
   });
+}
+
+export interface ProcessUnderTest {
+  process: ChildProcess;
+  output: () => string;
+  started: Promise<void>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs a real `lifeline <command>` child process; `started` resolves when it logs `readyMessage`. */
+export function startLifeline(
+  args: string[],
+  readyMessage: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ProcessUnderTest {
+  const child = spawn(process.execPath, [lifelineBin, ...args], {
+    env: { LIFELINE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  let onStarted: () => void = () => {};
+  let onFailed: (error: Error) => void = () => {};
+  const started = new Promise<void>((resolve, reject) => {
+    onStarted = resolve;
+    onFailed = reject;
+  });
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.includes(`"msg":"${readyMessage}"`)) onStarted();
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => {
+      onFailed(new Error(`lifeline ${args[0]} exited (${code}) before starting:\n${output.slice(-3000)}`));
+      resolve(code);
+    });
+  });
+  return {
+    process: child,
+    output: () => output,
+    started,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
 }

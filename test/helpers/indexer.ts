@@ -1,58 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Client } from "@elastic/elasticsearch";
 import { CompressionTypes, type Kafka } from "kafkajs";
 import { deterministicId } from "../../core/events.ts";
-import { lifelineBin } from "./cli.ts";
 
-export interface ProcessUnderTest {
-  process: ChildProcess;
-  output: () => string;
-  started: Promise<void>;
-  exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-/** Runs a real `lifeline <command>` child process; `started` resolves when it logs `readyMessage`. */
-export function startLifeline(
-  args: string[],
-  readyMessage: string,
-  env: NodeJS.ProcessEnv = process.env,
-): ProcessUnderTest {
-  const child = spawn(process.execPath, [lifelineBin, ...args], {
-    env: { LIFELINE_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  let onStarted: () => void = () => {};
-  let onFailed: (error: Error) => void = () => {};
-  const started = new Promise<void>((resolve, reject) => {
-    onStarted = resolve;
-    onFailed = reject;
-  });
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString();
-    if (output.includes(`"msg":"${readyMessage}"`)) onStarted();
-  };
-  child.stdout?.on("data", collect);
-  child.stderr?.on("data", collect);
-  const exited = new Promise<number | null>((resolve) => {
-    child.once("exit", (code) => {
-      onFailed(new Error(`lifeline ${args[0]} exited (${code}) before starting:\n${output.slice(-3000)}`));
-      resolve(code);
-    });
-  });
-  return {
-    process: child,
-    output: () => output,
-    started,
-    exited,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
-}
+export { type ProcessUnderTest, startLifeline } from "./cli.ts";
 
 /** Log records as the shipper sends them: packed, one JSON document per line, deterministic event ids. */
 export async function produceLogRecords(

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,17 +5,10 @@ import type { Consumer, Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { unpackRecords } from "../../core/kafka/batch-producer.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
-import { lifelineBin } from "./cli.ts";
+import { type ProcessUnderTest, startLifeline } from "./cli.ts";
 import { uniqueName } from "./services.ts";
 
-export interface ShipperUnderTest {
-  process: ChildProcess;
-  output: () => string;
-  /** Resolves once the shipper logged that it started. */
-  started: Promise<void>;
-  exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
+export type ShipperUnderTest = ProcessUnderTest;
 
 export function shipperWorkspace(name: string) {
   const dir = mkdtempSync(join(tmpdir(), `lifeline-${name}-`));
@@ -33,39 +25,7 @@ export function writeShipperConfig(dir: string, config: Record<string, unknown>)
 
 /** Runs the real `lifeline shipper` as a child process, so tests can SIGKILL it. */
 export function startShipper(configFile: string, env: NodeJS.ProcessEnv = process.env): ShipperUnderTest {
-  const child = spawn(process.execPath, [lifelineBin, "shipper", "--config", configFile], {
-    env: { LIFELINE_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  let onStarted: () => void = () => {};
-  let onFailed: (error: Error) => void = () => {};
-  const started = new Promise<void>((resolve, reject) => {
-    onStarted = resolve;
-    onFailed = reject;
-  });
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString();
-    if (output.includes('"msg":"shipper started"')) onStarted();
-  };
-  child.stdout?.on("data", collect);
-  child.stderr?.on("data", collect);
-  const exited = new Promise<number | null>((resolve) => {
-    child.once("exit", (code) => {
-      onFailed(new Error(`shipper exited (${code}) before starting:\n${output.slice(-3000)}`));
-      resolve(code);
-    });
-  });
-  return {
-    process: child,
-    output: () => output,
-    started,
-    exited,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+  return startLifeline(["shipper", "--config", configFile], "shipper started", env);
 }
 
 export interface ConsumedRecord {
