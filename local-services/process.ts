@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
-import { setTimeout as delay } from "node:timers/promises";
+import { isPortOpen, waitUntil } from "../core/poll.ts";
+
+export { isPortOpen, waitUntil };
 
 export function isAlive(pid: number): boolean {
   try {
@@ -54,24 +55,6 @@ function readdirSafe(dir: string): string[] {
   }
 }
 
-/** Polls `check` until it returns a value or the time is up. For servers that announce nothing. */
-export async function waitUntil<T>(
-  check: () => Promise<T | undefined>,
-  options: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
-): Promise<T | undefined> {
-  const deadline = Date.now() + options.timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() >= deadline) return undefined;
-    await delay(
-      options.intervalMs ?? 250,
-      undefined,
-      options.signal ? { signal: options.signal } : undefined,
-    );
-  }
-}
-
 /** SIGTERM, wait up to graceMs for the exit, then SIGKILL. Resolves true if it had to kill. */
 export async function stopProcess(pid: number, graceMs: number): Promise<boolean> {
   if (!isAlive(pid)) return false;
@@ -84,20 +67,4 @@ export async function stopProcess(pid: number, graceMs: number): Promise<boolean
   process.kill(pid, "SIGKILL");
   await waitUntil(async () => (isAlive(pid) ? undefined : true), { timeoutMs: 10_000, intervalMs: 100 });
   return true;
-}
-
-export function isPortOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host });
-    socket.setTimeout(1_000);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("timeout", () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }

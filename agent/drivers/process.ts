@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
+import { isPortOpen, waitUntil } from "../../core/poll.ts";
 import type { ServiceConfig } from "../config.ts";
 import type { ServiceDriver, ServiceState, StopResult } from "./driver.ts";
 
@@ -87,7 +86,7 @@ export class ProcessDriver implements ServiceDriver {
     if (groupAlive(pid)) throw new Error(`process group ${pid} still alive after SIGKILL`);
     if (
       this.service.port !== undefined &&
-      !(await waitFor(async () => !(await portOpen(this.service.port as number)), 5_000))
+      !(await waitFor(async () => !(await isPortOpen(this.service.port as number)), 5_000))
     ) {
       throw new Error(`port ${this.service.port} still open after the process exited`);
     }
@@ -153,22 +152,10 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
+/** Polls a condition every 50 ms until it holds or the time is up. */
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(50);
-  }
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: "127.0.0.1" });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
+  return (
+    (await waitUntil(async () => ((await check()) ? true : undefined), { timeoutMs, intervalMs: 50 })) ??
+    false
+  );
 }
