@@ -213,6 +213,9 @@ xpack.security.transport.ssl.enabled: false
 # Tests delete their indices by pattern; a nearly full disk must not flip indices to read-only here.
 action.destructive_requires_name: false
 cluster.routing.allocation.disk.threshold_enabled: false
+# This distribution has no _data_stream API, so the data streams test runs create cannot be deleted; each
+# holds one small shard, and the default of 1,000 shards would be reached after some hundred runs.
+cluster.max_shards_per_node: 20000
 `;
 }
 

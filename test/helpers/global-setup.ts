@@ -1,7 +1,10 @@
 import type { TestProject } from "vitest/node";
 import { type Connections, resolveConnections } from "../../core/connections.ts";
+import { createElastic } from "../../core/elastic/client.ts";
+import { createKafka } from "../../core/kafka/client.ts";
 import { loadSecrets, servicesDown, servicesUp } from "../../local-services/manager.ts";
 import { localServicesSettings } from "../../local-services/settings.ts";
+import { removeLeftovers } from "./leftovers.ts";
 
 /** What the integration tests receive from the global setup (see test/helpers/services.ts). */
 export interface LocalServicesInfo {
@@ -36,7 +39,20 @@ export async function setup(project: TestProject): Promise<void> {
   process.stderr.write(
     `[services] ${reports.map((r) => `${r.name} ${r.version ?? ""} at ${r.address} (${r.mode}${r.reused ? ", reused" : ""})`).join("; ")} in ${Math.round(performance.now() - began)} ms\n`,
   );
-  project.provide("connections", resolveConnections());
+  const connections = resolveConnections();
+  project.provide("connections", connections);
+  if (reports.every((report) => report.mode === "local")) {
+    // An hour's margin leaves alone what a run started in parallel is using.
+    const cleaning = performance.now();
+    const removed = await removeLeftovers(
+      createKafka({ ...connections.kafka, clientId: "lifeline-test-setup" }),
+      createElastic(connections.elasticsearch),
+      Date.now() - 3_600_000,
+    );
+    process.stderr.write(
+      `[services] removed leftovers of earlier runs: ${JSON.stringify(removed)} in ${Math.round(performance.now() - cleaning)} ms\n`,
+    );
+  }
   const secrets = await loadSecrets(settings);
   project.provide(
     "localServices",

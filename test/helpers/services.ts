@@ -4,6 +4,7 @@ import type { Kafka } from "kafkajs";
 import { inject } from "vitest";
 import { createElastic } from "../../core/elastic/client.ts";
 import { createKafka } from "../../core/kafka/client.ts";
+import { ensureTopics } from "../../core/kafka/topics.ts";
 
 export function connections() {
   return inject("connections");
@@ -22,18 +23,9 @@ export function testElastic(): Client {
   return createElastic(connections().elasticsearch);
 }
 
-/** Creates a fresh topic and waits for its leaders. */
+/** Creates a fresh topic and waits until the broker serves all its partitions. */
 export async function freshTopic(kafka: Kafka, prefix: string, numPartitions = 3): Promise<string> {
   const topic = uniqueName(`test.${prefix}`);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureTopics(kafka, [topic], numPartitions);
   return topic;
 }
