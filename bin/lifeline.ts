@@ -21,7 +21,10 @@ const commands: Record<string, Command> = {
     summary: "run signed stop/start commands for this host's declared services",
     run: async () => (await import("../agent/main.ts")).runAgent,
   },
-  collector: { summary: "receive OTLP/HTTP traces and logs into Kafka" },
+  collector: {
+    summary: "receive OTLP/HTTP traces and logs into Kafka",
+    run: async () => (await import("../collector/main.ts")).runCollector,
+  },
   indexer: {
     summary: "index Kafka records into Elasticsearch as ECS documents",
     run: async () => (await import("../indexer/main.ts")).runIndexer,

@@ -262,7 +262,7 @@ export class BatchProducer implements Component {
         key: pack.key,
         value: single ? (pack.values[0] as string) : pack.values.join("\n"),
         headers: {
-          ...(single && pack.headers ? pack.headers : {}),
+          ...pack.headers,
           [RECORDS_HEADER]: String(pack.values.length),
         },
       });
@@ -276,10 +276,12 @@ export class BatchProducer implements Component {
         });
         continue;
       }
-      // Consecutive records of one key (one file) share a message: Kafka's per-message cost is paid per pack.
+      // Consecutive records of one key (one file, one trace) share a message: Kafka's per-message cost is
+      // paid per pack. A pack keeps headers (a traceparent) only while all its records agree on them.
       const packKey = `${record.topic}\u0000${record.key}`;
       const pack = packs.get(packKey);
       if (pack && pack.bytes + record.value.length <= this.options.packBytes) {
+        if (!sameHeaders(pack.headers, record.headers)) delete pack.headers;
         pack.values.push(record.value);
         pack.bytes += record.value.length + 1;
         continue;
@@ -348,6 +350,13 @@ const cachedPartitioner: ICustomPartitioner = () => {
     return partition;
   };
 };
+
+function sameHeaders(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}
 
 function isTooLarge(error: unknown): boolean {
   const type =

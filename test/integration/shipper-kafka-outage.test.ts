@@ -1,12 +1,8 @@
-import { chmodSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKafka } from "../../core/kafka/client.ts";
-import { runningKafkaPid, startKafka, waitForKafka } from "../../local-services/kafka.ts";
-import { stopProcess } from "../../local-services/process.ts";
-import { localServicesSettings } from "../../local-services/settings.ts";
+import { privateKafka } from "../helpers/private-kafka.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import {
   type ShipperUnderTest,
@@ -18,34 +14,17 @@ import {
 
 const external = Boolean(process.env.LIFELINE_KAFKA_BROKERS);
 
-/** A broker of this test's own (same code as `lifeline services up`), so stopping it disturbs no other test. */
-function privateKafkaSettings() {
-  const dir = mkdtempSync(join(tmpdir(), "lifeline-outage-"));
-  chmodSync(dir, 0o755);
-  return localServicesSettings({
-    ...process.env,
-    LIFELINE_SERVICES_DIR: dir,
-    LIFELINE_SERVICES_KAFKA_PORT: "29692",
-    LIFELINE_SERVICES_KAFKA_CONTROLLER_PORT: "29693",
-    LIFELINE_SERVICES_KAFKA_SASL_PORT: "29694",
-    LIFELINE_SERVICES_KAFKA_HEAP_MB: "256",
-  });
-}
-
 describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
-  const settings = privateKafkaSettings();
-  const credentials = { username: "lifeline", password: "outage-test" };
-  const brokers = [`127.0.0.1:${settings.kafka.port}`];
+  const broker = privateKafka(29692);
+  const brokers = broker.brokers;
   let shipper: ShipperUnderTest | undefined;
   afterAll(async () => {
     await shipper?.stop("SIGKILL");
-    const pid = runningKafkaPid(settings);
-    if (pid) await stopProcess(pid, 10_000);
+    await broker.stop();
   });
 
   it("pauses reading while Kafka is away, reports unhealthy, resumes by itself, loses nothing", async () => {
-    await startKafka(settings, credentials, () => {});
-    await waitForKafka(settings, 120_000);
+    await broker.start();
     const kafka = createKafka({
       brokers,
       clientId: "outage-test",
@@ -77,9 +56,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     await before.waitFor((r) => r.length >= 2_000);
     await before.stop();
 
-    const pid = runningKafkaPid(settings);
-    expect(pid).toBeDefined();
-    await stopProcess(pid as number, 30_000);
+    await broker.stop();
     const downAt = Date.now();
     await writer.write(20_000); // written while Kafka is away: the files are the buffer
     const unhealthyDeadline = Date.now() + 30_000;
@@ -89,8 +66,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     await delay(Math.max(0, 30_000 - (Date.now() - downAt)));
     expect(shipper.process.exitCode).toBeNull();
 
-    await startKafka(settings, credentials, () => {});
-    await waitForKafka(settings, 120_000);
+    await broker.start();
     await writer.write(10_000);
     writer.close();
     const total = writer.next;

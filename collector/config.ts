@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { loadConfigFile, parseConfig } from "../core/config.ts";
+import { connectionEnvOverrides } from "../core/connections.ts";
+import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+
+const MiB = 1 << 20;
+
+export const collectorConfigSchema = z.strictObject({
+  /** Spans go to <topicPrefix>.spans, OTLP log records to <topicPrefix>.logs. */
+  topicPrefix: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]+$/)
+    .default("lifeline"),
+  /** The OTLP/HTTP listener; 4318 is the port OTLP clients default to. */
+  listen: z
+    .strictObject({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(4318),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      /** Body as sent (compressed or not); larger → 413. */
+      maxRequestBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(8 * MiB),
+      /** Body after gunzip; a zip bomb stops here → 413. */
+      maxDecompressedBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * MiB),
+      /** Bytes accepted but not yet acknowledged by Kafka; beyond → 429 with Retry-After. */
+      inflightBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * MiB),
+      /** How long a request waits for Kafka's acknowledgement before the client is told to retry (503). */
+      ackTimeoutMs: z.number().int().positive().default(10_000),
+    })
+    .prefault({}),
+  compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
+  /** Prometheus /metrics and /health. */
+  http: z
+    .strictObject({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(9467),
+    })
+    .optional(),
+  kafka: kafkaSettingsSchema.optional(),
+});
+export type CollectorConfig = z.output<typeof collectorConfigSchema>;
+
+const overrides = {
+  ...connectionEnvOverrides,
+  LIFELINE_TOPIC_PREFIX: { path: "topicPrefix" },
+  LIFELINE_COLLECTOR_PORT: { path: "listen.port", parse: Number },
+};
+
+/** Without a file, the defaults (and the environment) make a working collector. */
+export function loadCollectorConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): CollectorConfig {
+  return file
+    ? loadConfigFile(file, collectorConfigSchema, { env, overrides })
+    : parseConfig("", "collector defaults", collectorConfigSchema, { env, overrides });
+}

@@ -1,0 +1,303 @@
+import { PermanentError } from "../core/errors.ts";
+import { deterministicId } from "../core/events.ts";
+import { isValidSpanId, isValidTraceId } from "../core/trace-context.ts";
+import { otlpTypes } from "./otlp-schema.ts";
+
+export type Signal = "traces" | "logs";
+export type Encoding = "protobuf" | "json";
+
+/** One record for Kafka: the JSON document the indexer reads, and its key. */
+export interface ConvertedRecord {
+  key: string;
+  value: string;
+}
+
+export interface Conversion {
+  records: ConvertedRecord[];
+  /** Items the request carried that cannot be stored (invalid ids...): reported as partial success. */
+  rejected: number;
+  rejectedReason?: string;
+}
+
+type Loose = Record<string, unknown>;
+
+/**
+ * Decodes an OTLP export request body into plain objects, the same shape for both encodings (the OTLP/JSON
+ * mapping uses the protobuf field names in lowerCamelCase, hex ids and integer enums). Broken input is a
+ * PermanentError: the client gets 400 and must not retry.
+ */
+export function decodeRequest(signal: Signal, encoding: Encoding, body: Buffer): Loose {
+  if (encoding === "json") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString("utf8"));
+    } catch (error) {
+      throw new PermanentError("otlp.bad_json", `request body is not JSON: ${(error as Error).message}`);
+    }
+    if (!isObject(parsed)) throw new PermanentError("otlp.bad_json", "request body is not a JSON object");
+    return parsed;
+  }
+  const type = signal === "traces" ? otlpTypes.traceRequest : otlpTypes.logsRequest;
+  try {
+    return type.toObject(type.decode(body), { longs: String, enums: Number }) as Loose;
+  } catch (error) {
+    throw new PermanentError(
+      "otlp.bad_protobuf",
+      `request body is not an OTLP protobuf message: ${(error as Error).message}`,
+    );
+  }
+}
+
+const SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
+const STATUS_OUTCOME = ["success", "success", "failure"] as const;
+
+/** OTLP spans → span documents (ECS names, Elastic's trace layout), keyed by trace id. */
+export function convertTraces(request: Loose): Conversion {
+  const records: ConvertedRecord[] = [];
+  let rejected = 0;
+  let rejectedReason: string | undefined;
+  for (const resourceSpans of list(request.resourceSpans)) {
+    const resource = attributes((resourceSpans.resource as Loose | undefined)?.attributes);
+    for (const scopeSpans of list(resourceSpans.scopeSpans)) {
+      const scope = scopeOf(scopeSpans.scope);
+      for (const span of list(scopeSpans.spans)) {
+        const traceId = hexId(span.traceId);
+        const spanId = hexId(span.spanId);
+        if (!traceId || !isValidTraceId(traceId) || !spanId || !isValidSpanId(spanId)) {
+          rejected++;
+          rejectedReason ??= `span "${String(span.name ?? "")}" has an invalid trace or span id`;
+          continue;
+        }
+        const parentId = hexId(span.parentSpanId);
+        const start = nanos(span.startTimeUnixNano);
+        const end = nanos(span.endTimeUnixNano) ?? start;
+        const status = (span.status ?? {}) as Loose;
+        const statusCode = enumNumber(status.code, [
+          "STATUS_CODE_UNSET",
+          "STATUS_CODE_OK",
+          "STATUS_CODE_ERROR",
+        ]);
+        const kind =
+          SPAN_KINDS[
+            enumNumber(
+              span.kind,
+              SPAN_KINDS.map((k) => `SPAN_KIND_${k.toUpperCase()}`),
+            )
+          ];
+        const entry = !parentId || kind === "server" || kind === "consumer";
+        const document: Loose = {
+          "@timestamp": isoFromNanos(start),
+          event: {
+            id: deterministicId("otlp-span", traceId, spanId),
+            kind: "event",
+            category: "span",
+            dataset: "lifeline.spans",
+            outcome: statusCode === 0 ? "unknown" : (STATUS_OUTCOME[statusCode] ?? "unknown"),
+          },
+          trace: { id: traceId },
+          span: {
+            id: spanId,
+            name: String(span.name ?? ""),
+            kind: kind ?? "unspecified",
+            ...(start !== undefined && end !== undefined ? { start_ns: start, end_ns: end } : {}),
+          },
+          ...(parentId && isValidSpanId(parentId) ? { parent: { id: parentId } } : {}),
+          // Entry spans are "transactions" in Elastic's trace layout (APM UI, Discover's trace view).
+          processor: { event: entry ? "transaction" : "span" },
+          ...(entry ? { transaction: { id: spanId, name: String(span.name ?? "") } } : {}),
+          ...serviceFields(resource),
+          ...(statusCode === 2 && status.message ? { error: { message: String(status.message) } } : {}),
+          lifeline: {
+            resource,
+            attributes: attributes(span.attributes),
+            scope,
+            ...(list(span.events).length > 0 ? { span_events: list(span.events).map(spanEvent) } : {}),
+            ...(list(span.links).length > 0 ? { links: list(span.links).map(link) } : {}),
+          },
+        };
+        records.push({ key: traceId, value: JSON.stringify(document) });
+      }
+    }
+  }
+  return { records, rejected, ...(rejectedReason ? { rejectedReason } : {}) };
+}
+
+const SEVERITY = ["trace", "debug", "info", "warn", "error", "fatal"];
+
+/** OTLP log records → log documents like the shipper's, keyed by service. */
+export function convertLogs(request: Loose): Conversion {
+  const records: ConvertedRecord[] = [];
+  let rejected = 0;
+  let rejectedReason: string | undefined;
+  for (const resourceLogs of list(request.resourceLogs)) {
+    const resource = attributes((resourceLogs.resource as Loose | undefined)?.attributes);
+    const service = serviceFields(resource);
+    for (const scopeLogs of list(resourceLogs.scopeLogs)) {
+      const scope = scopeOf(scopeLogs.scope);
+      for (const record of list(scopeLogs.logRecords)) {
+        const traceId = hexId(record.traceId);
+        const spanId = hexId(record.spanId);
+        if ((traceId && !isValidTraceId(traceId)) || (spanId && !isValidSpanId(spanId))) {
+          rejected++;
+          rejectedReason ??= "a log record has an invalid trace or span id";
+          continue;
+        }
+        const time = nanos(record.timeUnixNano) ?? nanos(record.observedTimeUnixNano);
+        const severityNumber = Number(record.severityNumber ?? 0);
+        const level =
+          typeof record.severityText === "string" && record.severityText.length > 0
+            ? record.severityText.toLowerCase()
+            : severityNumber > 0
+              ? SEVERITY[Math.min(5, Math.floor((severityNumber - 1) / 4))]
+              : undefined;
+        const body = anyValue(record.body);
+        const recordAttributes = attributes(record.attributes);
+        const message = typeof body === "string" ? body : body === undefined ? "" : JSON.stringify(body);
+        const document: Loose = {
+          ...(time !== undefined && time !== "0" ? { "@timestamp": isoFromNanos(time) } : {}),
+          message,
+          event: {
+            // OTLP log records carry no id: one is derived from everything they say, so a resend is the same.
+            id: deterministicId(
+              "otlp-log",
+              JSON.stringify(resource),
+              String(time),
+              message,
+              JSON.stringify(recordAttributes),
+              traceId ?? "",
+              spanId ?? "",
+            ),
+            dataset: "lifeline.otlp",
+          },
+          ...(level ? { log: { level } } : {}),
+          ...service,
+          ...(traceId ? { trace: { id: traceId } } : {}),
+          ...(spanId ? { span: { id: spanId } } : {}),
+          lifeline: { format: "otlp", resource, attributes: recordAttributes, scope },
+        };
+        const key = String((service.service as Loose | undefined)?.name ?? "unknown");
+        records.push({ key, value: JSON.stringify(document) });
+      }
+    }
+  }
+  return { records, rejected, ...(rejectedReason ? { rejectedReason } : {}) };
+}
+
+/** The OTLP/HTTP success body, with partial success when some items were rejected. */
+export function encodeSuccess(signal: Signal, encoding: Encoding, conversion: Conversion): Buffer | string {
+  const partial =
+    conversion.rejected > 0
+      ? {
+          partialSuccess: {
+            [signal === "traces" ? "rejectedSpans" : "rejectedLogRecords"]: conversion.rejected,
+            errorMessage: conversion.rejectedReason ?? "",
+          },
+        }
+      : {};
+  if (encoding === "json") return JSON.stringify(partial);
+  const type = signal === "traces" ? otlpTypes.traceResponse : otlpTypes.logsResponse;
+  return Buffer.from(type.encode(type.fromObject(partial)).finish());
+}
+
+/** The OTLP/HTTP error body: a google.rpc.Status. */
+export function encodeStatus(encoding: Encoding, code: number, message: string): Buffer | string {
+  if (encoding === "json") return JSON.stringify({ code, message });
+  return Buffer.from(otlpTypes.status.encode(otlpTypes.status.fromObject({ code, message })).finish());
+}
+
+function serviceFields(resource: Loose): Loose {
+  const pick = (key: string) => (typeof resource[key] === "string" ? (resource[key] as string) : undefined);
+  const name = pick("service.name");
+  const version = pick("service.version");
+  const environment = pick("deployment.environment.name") ?? pick("deployment.environment");
+  const instance = pick("service.instance.id");
+  const host = pick("host.name");
+  return {
+    service: {
+      name: name ?? "unknown_service",
+      ...(version ? { version } : {}),
+      ...(environment ? { environment } : {}),
+      ...(instance ? { node: { name: instance } } : {}),
+    },
+    ...(host ? { host: { name: host } } : {}),
+  };
+}
+
+function scopeOf(scope: unknown): Loose | undefined {
+  if (!isObject(scope) || !scope.name) return undefined;
+  return { name: String(scope.name), ...(scope.version ? { version: String(scope.version) } : {}) };
+}
+
+function spanEvent(event: Loose): Loose {
+  const time = nanos(event.timeUnixNano);
+  return {
+    name: String(event.name ?? ""),
+    ...(time ? { "@timestamp": isoFromNanos(time) } : {}),
+    attributes: attributes(event.attributes),
+  };
+}
+
+function link(value: Loose): Loose {
+  return { trace_id: hexId(value.traceId), span_id: hexId(value.spanId) };
+}
+
+function attributes(value: unknown): Loose {
+  const out: Loose = {};
+  for (const entry of list(value)) {
+    if (typeof entry.key === "string") out[entry.key] = anyValue(entry.value);
+  }
+  return out;
+}
+
+function anyValue(value: unknown): unknown {
+  if (!isObject(value)) return undefined;
+  if (value.stringValue !== undefined) return String(value.stringValue);
+  if (value.boolValue !== undefined) return Boolean(value.boolValue);
+  if (value.intValue !== undefined) {
+    const number = Number(value.intValue);
+    return Number.isSafeInteger(number) ? number : String(value.intValue);
+  }
+  if (value.doubleValue !== undefined) return Number(value.doubleValue);
+  if (isObject(value.arrayValue)) return list(value.arrayValue.values).map(anyValue);
+  if (isObject(value.kvlistValue)) return attributes(value.kvlistValue.values);
+  if (value.bytesValue !== undefined) {
+    return value.bytesValue instanceof Uint8Array
+      ? Buffer.from(value.bytesValue).toString("base64")
+      : String(value.bytesValue);
+  }
+  return undefined;
+}
+
+/** Ids are bytes in protobuf and hex strings in OTLP/JSON; empty means absent. */
+function hexId(value: unknown): string | undefined {
+  if (value instanceof Uint8Array) return value.length === 0 ? undefined : Buffer.from(value).toString("hex");
+  if (typeof value === "string" && value.length > 0) return value.toLowerCase();
+  return undefined;
+}
+
+function nanos(value: unknown): string | undefined {
+  if (typeof value === "string" && /^\d+$/.test(value)) return value;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0)
+    return BigInt(Math.trunc(value)).toString();
+  return undefined;
+}
+
+function isoFromNanos(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(Number(BigInt(value) / 1_000_000n));
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+function enumNumber(value: unknown, names: string[]): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string") return Math.max(0, names.indexOf(value));
+  return 0;
+}
+
+function list(value: unknown): Loose[] {
+  return Array.isArray(value) ? value.filter(isObject) : [];
+}
+
+function isObject(value: unknown): value is Loose {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
