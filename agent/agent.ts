@@ -1,10 +1,12 @@
 import { join } from "node:path";
+import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka } from "kafkajs";
 import type { Command } from "../core/commands.ts";
 import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
-import { newSpanId, parseTraceparent } from "../core/trace-context.ts";
+import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
+import { parseTraceparent } from "../core/trace-context.ts";
 import type { AgentConfig, ServiceConfig } from "./config.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
@@ -27,9 +29,8 @@ interface CommandRecord {
 interface Context {
   command?: Command;
   service?: string;
-  traceId?: string;
-  spanId?: string;
-  parentId?: string;
+  /** The agent's span for the command: a child of the span that sent it (the command's traceparent). */
+  span?: LifelineSpan;
 }
 
 /**
@@ -120,6 +121,7 @@ export class Agent implements Component {
     if (verdict.kind === "rejected") {
       const context = verdict.command ? this.contextOf(verdict.command) : {};
       this.emit("command.rejected", "failure", context, { reason: verdict.reason, message: verdict.detail });
+      context.span?.end("failure", `rejected: ${verdict.reason}`);
       return;
     }
     const context = this.contextOf(verdict.command);
@@ -133,6 +135,7 @@ export class Agent implements Component {
             ? `already ran: ${recorded.reason ?? recorded.outcome}`
             : "already accepted, in progress",
       });
+      context.span?.end("unknown");
       return;
     }
     const { command, service } = verdict;
@@ -181,6 +184,8 @@ export class Agent implements Component {
       reason = (error as Error).message;
     }
     this.emit("command.completed", outcome, context, { reason, duration: (Date.now() - began) * 1e6 });
+    context.span?.setAttributes({ "lifeline.result": reason });
+    context.span?.end(outcome, reason);
     this.commands?.append({
       id: command.id,
       state: "done",
@@ -197,9 +202,12 @@ export class Agent implements Component {
     this.emit("stop.requested", "success", context);
     const state = await driver.state();
     if (!state.running) return "already_stopped";
-    if (service.preStop) {
+    const preStop = service.preStop;
+    if (preStop) {
       const began = Date.now();
-      const failed = await runHook(service.preStop, this.hookEnv(context));
+      const failed = await this.phase(context, "pre-stop hook", () =>
+        runHook(preStop, this.hookEnv(context)),
+      );
       this.emit("stop.pre_stop_hook", failed ? "failure" : "success", context, {
         reason: failed ?? "ok",
         duration: (Date.now() - began) * 1e6,
@@ -210,7 +218,15 @@ export class Agent implements Component {
       pid: state.pid,
       message: `${service.stopSignal} to process group ${state.pid}, grace ${grace} ms`,
     });
-    const result = await driver.stop(grace);
+    const result = await this.phase(
+      context,
+      `stop: ${service.stopSignal}, grace ${grace} ms`,
+      async (span) => {
+        const stopped = await driver.stop(grace);
+        span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
+        return stopped;
+      },
+    );
     if (!result) return "already_stopped";
     if (result.escalated) {
       this.emit("stop.escalated", "success", context, {
@@ -231,9 +247,10 @@ export class Agent implements Component {
     const driver = this.drivers.get(service.name) as ServiceDriver;
     if ((await driver.state()).running) return "already_running";
     const began = Date.now();
-    const traceparent =
-      context.traceId && context.spanId ? `00-${context.traceId}-${context.spanId}-01` : undefined;
-    const pid = await driver.start(traceparent ? { TRACEPARENT: traceparent } : {});
+    const traceparent = context.span?.traceparent;
+    const pid = await this.phase(context, "spawn", async () =>
+      driver.start(traceparent ? { TRACEPARENT: traceparent } : {}),
+    );
     this.emit("start.spawned", "success", context, { pid });
     const deadline = Math.min(began + service.startTimeoutMs, Date.parse(command.deadline));
     const gaveUp = async () => {
@@ -242,8 +259,9 @@ export class Agent implements Component {
       return Date.now() > deadline ? `not healthy within ${deadline - began} ms` : undefined;
     };
     const stoppedEarly = service.health ? undefined : await gaveUp();
-    const health = service.health
-      ? await waitHealthy(service.health, gaveUp)
+    const probe = service.health;
+    const health = probe
+      ? await this.phase(context, "health probe", () => waitHealthy(probe, gaveUp))
       : stoppedEarly === undefined
         ? ({ healthy: true } as const)
         : ({ healthy: false, reason: stoppedEarly } as const);
@@ -256,9 +274,12 @@ export class Agent implements Component {
       throw new Error(health.reason);
     }
     this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6 });
-    if (service.postStart) {
+    const postStart = service.postStart;
+    if (postStart) {
       const hookBegan = Date.now();
-      const failed = await runHook(service.postStart, this.hookEnv(context));
+      const failed = await this.phase(context, "post-start hook", () =>
+        runHook(postStart, this.hookEnv(context)),
+      );
       this.emit("start.post_start_hook", failed ? "failure" : "success", context, {
         reason: failed ?? "ok",
         duration: (Date.now() - hookBegan) * 1e6,
@@ -272,9 +293,7 @@ export class Agent implements Component {
     return {
       LIFELINE_SERVICE: context.service ?? "",
       LIFELINE_COMMAND_ID: context.command?.id ?? "",
-      ...(context.traceId && context.spanId
-        ? { TRACEPARENT: `00-${context.traceId}-${context.spanId}-01` }
-        : {}),
+      ...(context.span ? { TRACEPARENT: context.span.traceparent } : {}),
     };
   }
 
@@ -327,12 +346,46 @@ export class Agent implements Component {
   }
 
   private contextOf(command: Command): Context {
-    const parent = parseTraceparent(command.traceparent);
-    return {
-      command,
-      service: command.service,
-      ...(parent ? { traceId: parent.traceId, spanId: newSpanId(), parentId: parent.spanId } : {}),
-    };
+    const span = startSpan(`agent ${command.action} ${command.service}`, {
+      parent: parseTraceparent(command.traceparent),
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        "host.name": this.config.host.name,
+        "service.name": command.service,
+        "lifeline.command_id": command.id,
+        "lifeline.action": command.action,
+      },
+    });
+    return { command, service: command.service, span };
+  }
+
+  /** One step of an action as a child span of the command's. */
+  private async phase<T>(
+    context: Context,
+    name: string,
+    run: (span: LifelineSpan) => Promise<T>,
+  ): Promise<T> {
+    const span = startSpan(name, { parent: context.span });
+    let outcome: SpanOutcome = "success";
+    let message: string | undefined;
+    try {
+      const result = await run(span);
+      // Hooks and probes report failure as a value, not an exception.
+      if (typeof result === "string") [outcome, message] = ["failure", result];
+      if (
+        typeof result === "object" &&
+        result !== null &&
+        (result as { healthy?: boolean }).healthy === false
+      ) {
+        [outcome, message] = ["failure", (result as { reason?: string }).reason];
+      }
+      return result;
+    } catch (error) {
+      [outcome, message] = ["failure", (error as Error).message];
+      throw error;
+    } finally {
+      span.end(outcome, message);
+    }
   }
 
   private emit(
@@ -366,8 +419,12 @@ export class Agent implements Component {
         ...(fields.reason ? { reason: fields.reason } : {}),
       },
       ...(fields.pid !== undefined ? { process: { pid: fields.pid } } : {}),
-      ...(context.traceId
-        ? { trace: { id: context.traceId }, span: { id: context.spanId }, parent: { id: context.parentId } }
+      ...(context.span
+        ? {
+            trace: { id: context.span.traceId },
+            span: { id: context.span.spanId },
+            ...(context.span.parentId ? { parent: { id: context.span.parentId } } : {}),
+          }
         : {}),
       lifeline: {
         schema_version: SCHEMA_VERSION,

@@ -9,6 +9,7 @@ import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
+import { startTracing } from "../core/observability/tracing.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
 import { systemdUnit, windowsServiceDefinition } from "./install.ts";
@@ -65,6 +66,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   await ensureTopics(kafka, [`${config.topicPrefix}.control`]);
   const agent = new Agent({ config, kafka, logger });
   const supervisor = new Supervisor([agent], logger);
+  const stopTracing = await startTracing("agent", { hostName: config.host.name, logger });
   await runUntilSignal(supervisor, logger, {
     stopDeadlineMs: 60_000,
     onStarted: () =>
@@ -72,7 +74,7 @@ export async function runAgent(argv: string[]): Promise<number> {
         { host: config.host.name, services: config.services.map((s) => s.name), journal: agent.journalPath },
         "agent started",
       ),
-  });
+  }).finally(stopTracing);
   return 0;
 }
 

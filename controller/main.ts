@@ -6,6 +6,7 @@ import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
+import { startTracing } from "../core/observability/tracing.ts";
 import { buildPlan, describePlan, loadPlan } from "./plan.ts";
 import { RolloutRunner } from "./run.ts";
 
@@ -82,7 +83,8 @@ export async function runRollout(argv: string[]): Promise<number> {
     signer: { keyId: values["key-id"], privateKeyPem: readFileSync(values.key, "utf8") },
     progress: (line) => process.stderr.write(`${line}\n`),
   });
-  const result = await runner.run(plan, built);
+  const stopTracing = await startTracing("controller", { logger });
+  const result = await runner.run(plan, built).finally(stopTracing);
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     process.stdout.write(`rollout ${result.rolloutId}: ${result.status} (trace ${result.traceId})\n`);

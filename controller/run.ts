@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka, Producer } from "kafkajs";
 import { type Command, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { unpackRecords } from "../core/kafka/batch-producer.ts";
 import type { Logger } from "../core/logger.ts";
-import { formatTraceparent, newSpanId, newTraceId } from "../core/trace-context.ts";
+import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
 
 export type StepStatus = "pending" | "in_progress" | "success" | "failed" | "timed_out" | "cancelled";
@@ -41,8 +42,8 @@ export class RolloutRunner {
   private consumer: Consumer | undefined;
   private readonly outcomes = new Map<string, { outcome: string; reason?: string }>();
   private readonly waiters = new Map<string, () => void>();
-  private traceId = newTraceId();
-  private rootSpan = newSpanId();
+  // Set by run(): one runner runs one rollout.
+  private rollout!: LifelineSpan;
   private rolloutId = "";
 
   constructor(options: {
@@ -61,6 +62,9 @@ export class RolloutRunner {
 
   async run(plan: Plan, built: RolloutPlan): Promise<RolloutResult> {
     this.rolloutId = `${plan.name}-${Date.now().toString(36)}`;
+    this.rollout = startSpan(`rollout ${plan.name}`, {
+      attributes: { "lifeline.rollout_id": this.rolloutId, "lifeline.action": plan.action },
+    });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
     await this.follow();
@@ -79,11 +83,13 @@ export class RolloutRunner {
         }
         if (wave.gate)
           throw new Error("approval gates need `lifeline rollout approve`, which is not built yet");
-        const waveSpan = newSpanId();
+        const waveSpan = startSpan(`wave ${wave.wave} ${plan.action} ${wave.service}`, {
+          parent: this.rollout,
+          attributes: { "lifeline.wave": wave.wave, "lifeline.hosts": wave.steps.length },
+        });
         await this.event("wave.started", "success", {
           reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
-          spanId: waveSpan,
-          parentId: this.rootSpan,
+          span: waveSpan,
         });
         this.progress(
           `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
@@ -100,6 +106,8 @@ export class RolloutRunner {
             return done;
           }),
         );
+        const waveFailed = results.flat().some((r) => r.status !== "success");
+        waveSpan.end(waveFailed ? "failure" : "success", waveFailed ? "some steps failed" : undefined);
         for (const result of results.flat()) {
           steps.push(result);
           this.progress(
@@ -126,9 +134,10 @@ export class RolloutRunner {
           ? "success"
           : "failed";
       await this.event("rollout.completed", status === "success" ? "success" : "failure", { reason: status });
+      this.rollout.end(status === "success" ? "success" : "failure", haltReason ?? status);
       return {
         rolloutId: this.rolloutId,
-        traceId: this.traceId,
+        traceId: this.rollout.traceId,
         status,
         steps,
         rollback,
@@ -148,11 +157,10 @@ export class RolloutRunner {
     );
     const order = [...new Set(steps.map((s) => s.service))].reverse();
     const results: StepResult[] = [];
-    const span = newSpanId();
+    const span = startSpan("rollback", { parent: this.rollout });
     await this.event("rollback.started", "success", {
       reason: `${stopped.length} services to start again`,
-      spanId: span,
-      parentId: this.rootSpan,
+      span,
     });
     for (const service of order) {
       for (const step of stopped.filter((s) => s.service === service)) {
@@ -165,11 +173,23 @@ export class RolloutRunner {
         results.push(result);
       }
     }
+    span.end(results.every((r) => r.status === "success") ? "success" : "failure");
     return results;
   }
 
-  private async execute(plan: Plan, step: PlannedStep, waveSpan: string): Promise<StepResult> {
-    const spanId = newSpanId();
+  private async execute(plan: Plan, step: PlannedStep, waveSpan: LifelineSpan): Promise<StepResult> {
+    const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {
+      parent: waveSpan,
+      kind: SpanKind.PRODUCER,
+      attributes: { "host.name": step.host, "service.name": step.service, "lifeline.action": step.action },
+    });
+    const result = await this.sendAndFollow(plan, step, span);
+    span.setAttributes({ "lifeline.command_id": result.commandId, "lifeline.status": result.status });
+    span.end(result.status === "success" ? "success" : "failure", result.reason);
+    return result;
+  }
+
+  private async sendAndFollow(plan: Plan, step: PlannedStep, span: LifelineSpan): Promise<StepResult> {
     const now = Date.now();
     const command: Command = {
       id: randomUUID(),
@@ -182,7 +202,7 @@ export class RolloutRunner {
       deadline: new Date(now + plan.deadlines.executionMs).toISOString(),
       issuer: `controller:${plan.name}`,
       rolloutId: this.rolloutId,
-      traceparent: formatTraceparent({ traceId: this.traceId, spanId, flags: 1 }),
+      traceparent: span.traceparent,
     };
     const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
     await this.producer?.send({
@@ -193,13 +213,13 @@ export class RolloutRunner {
         {
           key: `${step.host}/${step.service}`,
           value: JSON.stringify(signCommand(command, this.signer.keyId, this.signer.privateKeyPem)),
+          headers: { traceparent: span.traceparent },
         },
       ],
     });
     await this.event("command.sent", "success", {
       reason: `${step.action} ${step.service} on ${step.host}`,
-      spanId,
-      parentId: waveSpan,
+      span,
       commandId: command.id,
     });
     const timer = new Promise<"timeout">((resolve) =>
@@ -268,9 +288,10 @@ export class RolloutRunner {
   private async event(
     action: string,
     outcome: string,
-    fields: { reason?: string; spanId?: string; parentId?: string; commandId?: string },
+    fields: { reason?: string; span?: LifelineSpan; commandId?: string },
   ): Promise<void> {
     const now = new Date();
+    const span = fields.span ?? this.rollout;
     const value = JSON.stringify({
       "@timestamp": now.toISOString(),
       message: `${action}: ${fields.reason ?? ""}`,
@@ -282,9 +303,9 @@ export class RolloutRunner {
         outcome,
         ...(fields.reason ? { reason: fields.reason } : {}),
       },
-      trace: { id: this.traceId },
-      span: { id: fields.spanId ?? this.rootSpan },
-      ...(fields.parentId ? { parent: { id: fields.parentId } } : {}),
+      trace: { id: span.traceId },
+      span: { id: span.spanId },
+      ...(span.parentId ? { parent: { id: span.parentId } } : {}),
       lifeline: {
         schema_version: SCHEMA_VERSION,
         rollout_id: this.rolloutId,
@@ -294,7 +315,7 @@ export class RolloutRunner {
     await this.producer?.send({
       topic: `${this.topicPrefix}.lifecycle`,
       acks: -1,
-      messages: [{ key: this.rolloutId, value }],
+      messages: [{ key: this.rolloutId, value, headers: { traceparent: span.traceparent } }],
     });
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }

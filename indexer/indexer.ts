@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type Client, errors } from "@elastic/elasticsearch";
+import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { ElasticSettings } from "../core/elastic/client.ts";
 import { translateElasticError } from "../core/elastic/client.ts";
@@ -7,6 +8,7 @@ import { PermanentError } from "../core/errors.ts";
 import { unpackRecords } from "../core/kafka/batch-producer.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
+import { traced } from "../core/observability/tracing.ts";
 import { backoffDelay } from "../core/retry.ts";
 import type { IndexerConfig } from "./config.ts";
 import { type RecordOrigin, toDocument } from "./documents.ts";
@@ -124,7 +126,26 @@ export class Indexer implements Component {
     deadline.removeEventListener("abort", abort);
   }
 
-  private async onBatch({
+  private onBatch(payload: EachBatchPayload): Promise<void> {
+    const { topic, partition, messages } = payload.batch;
+    // Batches of the spans topic are not traced: their spans would come back through it, without end.
+    if (this.topics[topic] === "spans") return this.indexBatch(payload);
+    return traced(
+      `index ${topic}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.destination.name": topic,
+          "messaging.destination.partition.id": String(partition),
+          "messaging.batch.message_count": messages.length,
+        },
+      },
+      () => this.indexBatch(payload),
+    );
+  }
+
+  private async indexBatch({
     batch,
     heartbeat,
     isRunning,

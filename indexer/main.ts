@@ -6,6 +6,7 @@ import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
+import { startTracing } from "../core/observability/tracing.ts";
 import { type IndexerConfig, loadIndexerConfig } from "./config.ts";
 import { setupIndices } from "./index-setup.ts";
 import { Indexer } from "./indexer.ts";
@@ -78,10 +79,11 @@ export async function runIndexer(argv: string[]): Promise<number> {
     ],
     logger,
   );
+  const stopTracing = await startTracing("indexer", { logger });
   await runUntilSignal(supervisor, logger, {
     stopDeadlineMs: 30_000,
     onStarted: () => logger.info({ targets: layout.targets }, "indexer started"),
-  });
+  }).finally(stopTracing);
   await elastic.close();
   return 0;
 }

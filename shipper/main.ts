@@ -5,6 +5,7 @@ import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
+import { startTracing } from "../core/observability/tracing.ts";
 import { loadShipperConfig } from "./config.ts";
 import { createShipperMetrics } from "./metrics.ts";
 import { Shipper } from "./shipper.ts";
@@ -65,6 +66,7 @@ export async function runShipper(argv: string[]): Promise<number> {
       : components,
     logger,
   );
-  await runUntilSignal(supervisor, logger, { stopDeadlineMs: 30_000 });
+  const stopTracing = await startTracing("shipper", { hostName: config.host.name, logger });
+  await runUntilSignal(supervisor, logger, { stopDeadlineMs: 30_000 }).finally(stopTracing);
   return 0;
 }

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import { SpanKind } from "@opentelemetry/api";
 import {
   CompressionTypes,
   type ICustomPartitioner,
@@ -10,6 +11,7 @@ import {
 } from "kafkajs";
 import type { Component } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
+import { traced } from "../observability/tracing.ts";
 import { backoffDelay } from "../retry.ts";
 
 export type Compression = "zstd" | "gzip" | "none";
@@ -200,7 +202,14 @@ export class BatchProducer implements Component {
     for (let attempt = 0; ; attempt++) {
       if (this.hardStop.signal.aborted) return false;
       try {
-        await this.send(batch);
+        await traced(
+          "kafka produce",
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: { "messaging.system": "kafka", "messaging.batch.message_count": batch.length },
+          },
+          () => this.send(batch),
+        );
         this.consecutiveFailures = 0;
         this.lastSuccessAt = Date.now();
         this.lastError = undefined;

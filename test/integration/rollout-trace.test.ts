@@ -1,0 +1,202 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { agentWorkspace, fixture, freePort, writeAgentConfig } from "../helpers/agent.ts";
+import { runLifeline } from "../helpers/cli.ts";
+import { startCollector } from "../helpers/collector.ts";
+import { type ProcessUnderTest, startLifeline, waitForCount } from "../helpers/indexer.ts";
+import { testElastic, uniqueName } from "../helpers/services.ts";
+
+interface SpanDocument {
+  span: { id: string; name: string };
+  parent?: { id: string };
+  service: { name: string };
+  event: { outcome: string };
+}
+
+describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
+  const running: ProcessUnderTest[] = [];
+  const elastic = testElastic();
+  afterAll(async () => {
+    for (const child of running) await child.stop("SIGKILL");
+    await elastic.close();
+  });
+
+  it("a restart rollout's trace in Elasticsearch: rollout → wave → command → agent phases, with its lifecycle events and log line", async () => {
+    const ws = agentWorkspace("trace");
+    const namespace = uniqueName("trace").replaceAll("-", "_");
+    const collector = await startCollector(ws.dir, { topicPrefix: ws.prefix });
+    running.push(collector);
+    const tracing = {
+      ...process.env,
+      LIFELINE_OTLP_ENDPOINT: collector.url,
+      LIFELINE_TOPIC_PREFIX: ws.prefix,
+    };
+
+    const port = await freePort();
+    const serviceLog = join(ws.dir, "logs", "api.log");
+    const agentConfig = writeAgentConfig(ws, [
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        logFile: serviceLog,
+        port,
+        gracePeriodMs: 3_000,
+        health: { tcp: { port }, periodMs: 100 },
+      },
+    ]);
+    const shipperConfig = join(ws.dir, "shipper.yaml");
+    writeFileSync(
+      shipperConfig,
+      stringify({
+        host: { name: ws.host },
+        checkpointDir: join(ws.dir, "shipper-state"),
+        topicPrefix: ws.prefix,
+        reconcileIntervalMs: 300,
+        inputs: [
+          { name: "agent-journal", kind: "lifecycle", paths: [ws.journal] },
+          { name: "api", paths: [serviceLog], service: { name: "api" } },
+        ],
+      }),
+    );
+    const indexerConfig = join(ws.dir, "indexer.yaml");
+    writeFileSync(
+      indexerConfig,
+      stringify({
+        topicPrefix: ws.prefix,
+        groupId: uniqueName("trace-indexer"),
+        namespace,
+        indices: { replicas: 0 },
+      }),
+    );
+    const agent = startLifeline(["agent", "--config", agentConfig], "agent started", tracing);
+    const shipper = startLifeline(["shipper", "--config", shipperConfig], "shipper started", tracing);
+    const indexer = startLifeline(["indexer", "--config", indexerConfig], "indexer started", tracing);
+    running.push(agent, shipper, indexer);
+    await Promise.all([agent.started, shipper.started, indexer.started]);
+
+    const keyFile = join(ws.dir, "controller.key");
+    writeFileSync(keyFile, ws.keys.privateKeyPem);
+    const fleetFile = join(ws.dir, "fleet.yaml");
+    writeFileSync(fleetFile, stringify({ hosts: [{ name: ws.host, groups: ["shop"], services: ["api"] }] }));
+    const rollout = async (action: string) => {
+      const planFile = join(ws.dir, `${action}.yaml`);
+      writeFileSync(
+        planFile,
+        stringify({
+          name: `shop-${action}`,
+          action,
+          targets: { groups: ["shop"] },
+          services: [{ name: "api" }],
+          deadlines: { deliveryMs: 10_000, executionMs: 15_000 },
+        }),
+      );
+      const result = await runLifeline(
+        [
+          "rollout",
+          "--plan",
+          planFile,
+          "--fleet",
+          fleetFile,
+          "--key",
+          keyFile,
+          "--key-id",
+          "test-controller",
+          "--json",
+        ],
+        tracing,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as {
+        traceId: string;
+        status: string;
+        steps: Array<{ commandId: string }>;
+      };
+    };
+    await rollout("start");
+    const restart = await rollout("restart");
+    expect(restart.status).toBe("success");
+    const traceId = restart.traceId;
+
+    // Spans: the controller's 3, the agent's command span and its 3 phases.
+    const spansIndex = `traces-lifeline-${namespace}`;
+    const inTrace = { term: { "trace.id": traceId } };
+    const deadline = Date.now() + 60_000;
+    let spans: SpanDocument[] = [];
+    while (Date.now() < deadline) {
+      await elastic.indices.refresh({ index: spansIndex, ignore_unavailable: true }).catch(() => {});
+      const found = await elastic
+        .search<SpanDocument>({ index: spansIndex, query: inTrace, size: 100, ignore_unavailable: true })
+        .catch(() => undefined);
+      spans = found?.hits.hits.map((hit) => hit._source as SpanDocument) ?? [];
+      if (spans.length >= 7) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const byName = new Map(spans.map((span) => [span.span.name, span]));
+    const parentName = (name: string) => {
+      const parentId = byName.get(name)?.parent?.id;
+      return spans.find((span) => span.span.id === parentId)?.span.name ?? "(none)";
+    };
+    const agentSpan = "agent restart api";
+    expect(Object.fromEntries([...byName.keys()].map((name) => [name, parentName(name)]))).toEqual({
+      "rollout shop-restart": "(none)",
+      "wave 1 restart api": "rollout shop-restart",
+      [`restart api on ${ws.host}`]: "wave 1 restart api",
+      [agentSpan]: `restart api on ${ws.host}`,
+      "stop: SIGTERM, grace 3000 ms": agentSpan,
+      spawn: agentSpan,
+      "health probe": agentSpan,
+    });
+    expect(byName.get("rollout shop-restart")?.service.name).toBe("lifeline-controller");
+    expect(byName.get(agentSpan)?.service.name).toBe("lifeline-agent");
+    expect(spans.every((span) => span.event.outcome === "success")).toBe(true);
+
+    // The lifecycle events of the rollout, the controller's and the agent's, carry the same trace id.
+    const lifecycle = `logs-lifeline.lifecycle-${namespace}`;
+    await waitForCount(elastic, lifecycle, 1);
+    let actions: string[] = [];
+    const eventsDeadline = Date.now() + 60_000;
+    while (Date.now() < eventsDeadline) {
+      await elastic.indices.refresh({ index: lifecycle });
+      const found = await elastic.search<{ event: { action: string } }>({
+        index: lifecycle,
+        query: inTrace,
+        sort: [{ "@timestamp": "asc" }],
+        size: 100,
+      });
+      actions = found.hits.hits.map((hit) => hit._source?.event.action as string);
+      if (actions.includes("rollout.completed") && actions.includes("command.completed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        "rollout.planned",
+        "wave.started",
+        "command.sent",
+        "command.received",
+        "stop.signal_sent",
+        "stop.completed",
+        "start.spawned",
+        "start.healthy",
+        "command.completed",
+        "rollout.completed",
+      ]),
+    );
+    // The restarted service got the agent span's context: its log line joins the same trace.
+    const agentSpanId = spans.find((span) => span.span.name === agentSpan)?.span.id;
+    const logs = `logs-lifeline.logs-${namespace}`;
+    const lineDeadline = Date.now() + 60_000;
+    let lines: string[] = [];
+    while (Date.now() < lineDeadline && lines.length === 0) {
+      await elastic.indices.refresh({ index: logs, ignore_unavailable: true }).catch(() => {});
+      const found = await elastic
+        .search<{ message: string }>({ index: logs, query: inTrace, ignore_unavailable: true })
+        .catch(() => undefined);
+      lines = found?.hits.hits.map((hit) => hit._source?.message as string) ?? [];
+      if (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(lines).toEqual([`listening on ${port} traceparent=00-${traceId}-${agentSpanId}-01`]);
+  });
+});
