@@ -34,7 +34,10 @@ const commands: Record<string, Command> = {
     run: async () => (await import("../controller/main.ts")).runRollout,
   },
   timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },
-  dashboards: { summary: "install and check the Kibana dashboards and alerting rules" },
+  dashboards: {
+    summary: "install and check the Kibana dashboards and alerting rules",
+    run: async () => (await import("../dashboards/main.ts")).runDashboards,
+  },
 };
 
 function help(): string {

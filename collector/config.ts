@@ -47,9 +47,9 @@ export const collectorConfigSchema = z.strictObject({
   http: z
     .strictObject({
       host: z.string().default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(9467),
+      port: z.number().int().min(0).max(65535).default(9464),
     })
-    .optional(),
+    .prefault({}),
   kafka: kafkaSettingsSchema.optional(),
 });
 export type CollectorConfig = z.output<typeof collectorConfigSchema>;
@@ -57,6 +57,7 @@ export type CollectorConfig = z.output<typeof collectorConfigSchema>;
 const overrides = {
   ...connectionEnvOverrides,
   LIFELINE_TOPIC_PREFIX: { path: "topicPrefix" },
+  LIFELINE_COLLECTOR_HOST: { path: "listen.host" },
   LIFELINE_COLLECTOR_PORT: { path: "listen.port", parse: Number },
 };
 

@@ -18,11 +18,12 @@ it; while Kafka cannot take data the answer is 503 or 429 with Retry-After.
 
 Options:
   --config FILE   collector YAML config (see README, "Collector"); without it the defaults:
-                  listen 127.0.0.1:4318, topic prefix "lifeline", 8 MiB requests, 10 s acknowledgement timeout
+                  listen 127.0.0.1:4318, /metrics and /health on 127.0.0.1:9464, topic prefix "lifeline",
+                  8 MiB requests, 10 s acknowledgement timeout
   --validate      check the config and exit
 
 Environment: LIFELINE_KAFKA_* (see \`lifeline services --help\`), LIFELINE_TOPIC_PREFIX,
-LIFELINE_COLLECTOR_PORT, LIFELINE_LOG_LEVEL.
+LIFELINE_COLLECTOR_HOST (0.0.0.0 in a container), LIFELINE_COLLECTOR_PORT, LIFELINE_LOG_LEVEL.
 `;
 
 export async function runCollector(argv: string[]): Promise<number> {

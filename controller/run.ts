@@ -90,6 +90,7 @@ export class RolloutRunner {
         await this.event("wave.started", "success", {
           reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
           span: waveSpan,
+          wave: wave.wave,
         });
         this.progress(
           `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
@@ -221,6 +222,7 @@ export class RolloutRunner {
       reason: `${step.action} ${step.service} on ${step.host}`,
       span,
       commandId: command.id,
+      step,
     });
     const timer = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs),
@@ -288,7 +290,7 @@ export class RolloutRunner {
   private async event(
     action: string,
     outcome: string,
-    fields: { reason?: string; span?: LifelineSpan; commandId?: string },
+    fields: { reason?: string; span?: LifelineSpan; commandId?: string; wave?: number; step?: PlannedStep },
   ): Promise<void> {
     const now = new Date();
     const span = fields.span ?? this.rollout;
@@ -310,6 +312,8 @@ export class RolloutRunner {
         schema_version: SCHEMA_VERSION,
         rollout_id: this.rolloutId,
         ...(fields.commandId ? { command_id: fields.commandId } : {}),
+        ...(fields.wave !== undefined ? { wave: fields.wave } : {}),
+        ...(fields.step ? { action: fields.step.action } : {}),
       },
     });
     await this.producer?.send({

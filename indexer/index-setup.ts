@@ -87,6 +87,9 @@ export const ECS_MAPPINGS = {
         command_id: keyword,
         rollout_id: keyword,
         wave: { type: "long" },
+        /** The command's action (stop, start, restart, status) on every event of that command. */
+        action: keyword,
+        issuer: keyword,
         format: keyword,
         original_timestamp: keyword,
         fields: { type: "flattened" },
