@@ -409,7 +409,9 @@ export class Agent implements Component {
       host: { name: this.config.host.name },
       ...(context.service ? { service: { name: context.service } } : {}),
       event: {
-        id: deterministicId(this.config.host.name, "agent", process.pid, now.getTime(), this.sequence++),
+        id: deterministicId(this.config.host.name, "agent", process.pid, now.getTime(), this.sequence),
+        // Orders events of the same millisecond (timelines sort by @timestamp, then this).
+        sequence: this.sequence++,
         kind: "event",
         category: ["process"],
         dataset: "lifeline.lifecycle",

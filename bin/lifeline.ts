@@ -33,7 +33,10 @@ const commands: Record<string, Command> = {
     summary: "plan (--dry-run) and run a batch stop/start across the fleet",
     run: async () => (await import("../controller/main.ts")).runRollout,
   },
-  timeline: { summary: "print a rollout's or trace's timeline from Elasticsearch" },
+  timeline: {
+    summary: "print a rollout's or trace's timeline from Elasticsearch (--html for a Gantt chart)",
+    run: async () => (await import("../controller/timeline-main.ts")).runTimeline,
+  },
   dashboards: {
     summary: "install and check the Kibana dashboards and alerting rules",
     run: async () => (await import("../dashboards/main.ts")).runDashboards,

@@ -45,6 +45,7 @@ export class RolloutRunner {
   // Set by run(): one runner runs one rollout.
   private rollout!: LifelineSpan;
   private rolloutId = "";
+  private sequence = 0;
 
   constructor(options: {
     kafka: Kafka;
@@ -100,7 +101,7 @@ export class RolloutRunner {
           Array.from({ length: Math.min(plan.waves.maxInFlight, queue.length) }, async () => {
             const done: StepResult[] = [];
             for (let step = queue.shift(); step; step = queue.shift()) {
-              done.push(await this.execute(plan, step, waveSpan));
+              done.push(await this.execute(plan, step, waveSpan, wave.wave));
               if (plan.waves.soakMs > 0)
                 await new Promise((resolve) => setTimeout(resolve, plan.waves.soakMs));
             }
@@ -178,19 +179,29 @@ export class RolloutRunner {
     return results;
   }
 
-  private async execute(plan: Plan, step: PlannedStep, waveSpan: LifelineSpan): Promise<StepResult> {
+  private async execute(
+    plan: Plan,
+    step: PlannedStep,
+    waveSpan: LifelineSpan,
+    wave?: number,
+  ): Promise<StepResult> {
     const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {
       parent: waveSpan,
       kind: SpanKind.PRODUCER,
       attributes: { "host.name": step.host, "service.name": step.service, "lifeline.action": step.action },
     });
-    const result = await this.sendAndFollow(plan, step, span);
+    const result = await this.sendAndFollow(plan, step, span, wave);
     span.setAttributes({ "lifeline.command_id": result.commandId, "lifeline.status": result.status });
     span.end(result.status === "success" ? "success" : "failure", result.reason);
     return result;
   }
 
-  private async sendAndFollow(plan: Plan, step: PlannedStep, span: LifelineSpan): Promise<StepResult> {
+  private async sendAndFollow(
+    plan: Plan,
+    step: PlannedStep,
+    span: LifelineSpan,
+    wave: number | undefined,
+  ): Promise<StepResult> {
     const now = Date.now();
     const command: Command = {
       id: randomUUID(),
@@ -223,6 +234,7 @@ export class RolloutRunner {
       span,
       commandId: command.id,
       step,
+      ...(wave !== undefined ? { wave } : {}),
     });
     const timer = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs),
@@ -300,6 +312,7 @@ export class RolloutRunner {
       host: { name: "controller" },
       event: {
         id: deterministicId(this.rolloutId, action, now.getTime(), randomUUID()),
+        sequence: this.sequence++,
         kind: "event",
         action,
         outcome,

@@ -34,6 +34,7 @@ export const ECS_MAPPINGS = {
         dataset: keyword,
         reason: { type: "text", fields: { keyword } },
         duration: { type: "long" },
+        sequence: { type: "long" },
         created: { type: "date" },
         ingested: { type: "date" },
         original: { type: "keyword", index: false, doc_values: false },

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { agentWorkspace, fixture, freePort, writeAgentConfig } from "../helpers/agent.ts";
+import { launchChromium } from "../helpers/chromium.ts";
 import { runLifeline } from "../helpers/cli.ts";
 import { startCollector } from "../helpers/collector.ts";
 import { type ProcessUnderTest, startLifeline, waitForCount } from "../helpers/indexer.ts";
@@ -110,6 +111,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       );
       expect(result.code, result.stderr).toBe(0);
       return JSON.parse(result.stdout) as {
+        rolloutId: string;
         traceId: string;
         status: string;
         steps: Array<{ commandId: string }>;
@@ -198,5 +200,51 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       if (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 250));
     }
     expect(lines).toEqual([`listening on ${port} traceparent=00-${traceId}-${agentSpanId}-01`]);
+
+    // The timeline read back from Elasticsearch: every step in order, one trace; its page drawn by Chromium.
+    const html = join(ws.dir, "timeline.html");
+    const timeline = await runLifeline([
+      "timeline",
+      "--rollout",
+      restart.rolloutId,
+      "--namespace",
+      namespace,
+      "--html",
+      html,
+    ]);
+    expect(timeline.code, timeline.stderr).toBe(0);
+    const steps = timeline.stdout
+      .split("\n")
+      .slice(2)
+      .filter((line) => line.trim())
+      .map((line) => line.split(/\s{2,}/));
+    expect(steps.map((cells) => cells.find((cell) => /^[a-z]+\.[a-z_]+$/.test(cell)))).toEqual([
+      "rollout.planned",
+      "wave.started",
+      "command.sent",
+      "command.received",
+      "stop.requested",
+      "stop.signal_sent",
+      "stop.completed",
+      "start.spawned",
+      "start.healthy",
+      "command.completed",
+      "rollout.completed",
+    ]);
+    expect(timeline.stdout.split("\n")[0]).toContain(`trace ${traceId}`);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${html}`);
+      expect(await page.locator("rect.command").count()).toBe(1);
+      expect(await page.locator('rect.command[data-outcome="success"]').count()).toBe(1);
+      expect(await page.locator('rect.phase[data-phase="stop"]').count()).toBe(1);
+      expect(await page.locator('rect.phase[data-phase="start"]').count()).toBe(1);
+      expect(await page.locator("rect.wave").count()).toBe(1);
+      expect(await page.locator("#succeeded").textContent()).toBe("1");
+      expect((await page.screenshot({ fullPage: true })).length).toBeGreaterThan(10_000);
+    } finally {
+      await browser.close();
+    }
   });
 });
