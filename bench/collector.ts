@@ -153,7 +153,10 @@ async function main() {
   process.stderr.write("lifeline collector...\n");
   const prefix = uniqueName("bench-collector");
   const dir = mkdtempSync(join(tmpdir(), "bench-collector-"));
-  const collector = await startCollector(dir, { topicPrefix: prefix });
+  const collector = await startCollector(dir, {
+    topicPrefix: prefix,
+    ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+  });
   const pid = collector.process.pid as number;
   const cpu0 = cpuSeconds(pid);
   rows.push(

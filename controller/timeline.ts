@@ -107,7 +107,7 @@ export function formatTimeline(timeline: Timeline): string {
   ].join("\n");
 }
 
-const escape = (text: string) =>
+const escapeHtml = (text: string) =>
   text.replace(
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
@@ -145,7 +145,7 @@ export function timelineHtml(timeline: Timeline): string {
   });
   rows.forEach((row, index) => {
     const y = top + index * rowHeight;
-    shapes.push(`<text x="8" y="${y + 19}" class="row">${escape(row)}</text>`);
+    shapes.push(`<text x="8" y="${y + 19}" class="row">${escapeHtml(row)}</text>`);
     shapes.push(
       `<line x1="${left}" x2="${width - 20}" y1="${y + rowHeight}" y2="${y + rowHeight}" stroke="#ddd"/>`,
     );
@@ -164,7 +164,7 @@ export function timelineHtml(timeline: Timeline): string {
     const x1 = x(first.at);
     const x2 = Math.max(x1 + 3, x(completed?.at ?? first.at));
     shapes.push(
-      `<rect class="command" data-command="${escape(commandId)}" data-outcome="${outcome}" x="${x1}" y="${y}" width="${x2 - x1}" height="18" rx="3" fill="${COLORS[outcome] ?? COLORS.unknown}" opacity="0.35"><title>${escape(`${first.host} ${first.service}: ${completed?.reason ?? outcome}`)}</title></rect>`,
+      `<rect class="command" data-command="${escapeHtml(commandId)}" data-outcome="${outcome}" x="${x1}" y="${y}" width="${x2 - x1}" height="18" rx="3" fill="${COLORS[outcome] ?? COLORS.unknown}" opacity="0.35"><title>${escapeHtml(`${first.host} ${first.service}: ${completed?.reason ?? outcome}`)}</title></rect>`,
     );
     const phase = (from: string, to: string, color: string, name: string) => {
       const a = events.find((e) => e.action === from);
@@ -179,15 +179,16 @@ export function timelineHtml(timeline: Timeline): string {
     for (const escalation of events.filter((e) => e.action === "stop.escalated")) {
       const ex = x(escalation.at);
       shapes.push(
-        `<path class="escalation" d="M${ex - 6},${y - 4} L${ex + 6},${y - 4} L${ex},${y + 6} Z" fill="#cd2026"><title>${escape(escalation.reason ?? "escalated")}</title></path>`,
+        `<path class="escalation" d="M${ex - 6},${y - 4} L${ex + 6},${y - 4} L${ex},${y + 6} Z" fill="#cd2026"><title>${escapeHtml(escalation.reason ?? "escalated")}</title></path>`,
       );
     }
   }
   const seconds = (end - start) / 1000;
   for (let tick = 0; tick <= 5; tick++) {
     const tx = left + (tick / 5) * (width - left - 20);
+    const anchor = tick === 0 ? "start" : tick === 5 ? "end" : "middle";
     shapes.push(
-      `<text x="${tx}" y="${height - 8}" class="axis">+${((seconds * tick) / 5).toFixed(1)}s</text>`,
+      `<text x="${tx}" y="${height - 8}" class="axis" text-anchor="${anchor}">+${((seconds * tick) / 5).toFixed(1)}s</text>`,
     );
   }
   const counts = { success: 0, failure: 0, unknown: 0 };
@@ -198,11 +199,11 @@ export function timelineHtml(timeline: Timeline): string {
   const table = entries
     .map(
       (e) =>
-        `<tr class="${e.outcome}"><td>${escape(e.at)}</td><td>${escape(e.host)}</td><td>${escape(e.service ?? "")}</td><td>${e.wave ?? ""}</td><td>${escape(e.action)}</td><td>${e.durationMs ?? ""}</td><td>${escape(e.outcome)}</td><td>${escape(e.reason ?? "")}</td></tr>`,
+        `<tr class="${e.outcome}"><td>${escapeHtml(e.at)}</td><td>${escapeHtml(e.host)}</td><td>${escapeHtml(e.service ?? "")}</td><td>${e.wave ?? ""}</td><td>${escapeHtml(e.action)}</td><td>${e.durationMs ?? ""}</td><td>${escapeHtml(e.outcome)}</td><td>${escapeHtml(e.reason ?? "")}</td></tr>`,
     )
     .join("\n");
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Lifeline timeline ${escape(timeline.rolloutId ?? timeline.traceId ?? "")}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Lifeline timeline ${escapeHtml(timeline.rolloutId ?? timeline.traceId ?? "")}</title>
 <style>
 body{font:14px system-ui,sans-serif;margin:24px;color:#1b1b1b}
 h1{font-size:18px;margin:0 0 4px} .meta{color:#555;margin-bottom:12px}
@@ -211,8 +212,8 @@ table{border-collapse:collapse;margin-top:16px;font-size:12px} td,th{padding:2px
 tr.failure td{color:#cd2026} tr.unknown td{color:#8a8a8a}
 .legend span{display:inline-block;margin-right:14px} .swatch{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
 </style></head><body>
-<h1>Rollout ${escape(timeline.rolloutId ?? "-")}</h1>
-<div class="meta">trace <code>${escape(timeline.traceId ?? "-")}</code> · ${entries.length} events · ${commands.size} commands: <span id="succeeded">${counts.success}</span> succeeded, <span id="failed">${counts.failure}</span> failed, <span id="unknown">${counts.unknown}</span> unknown · ${seconds.toFixed(1)} s</div>
+<h1>Rollout ${escapeHtml(timeline.rolloutId ?? "-")}</h1>
+<div class="meta">trace <code>${escapeHtml(timeline.traceId ?? "-")}</code> · ${entries.length} events · ${commands.size} commands: <span id="succeeded">${counts.success}</span> succeeded, <span id="failed">${counts.failure}</span> failed, <span id="unknown">${counts.unknown}</span> unknown · ${seconds.toFixed(1)} s</div>
 <div class="legend"><span><i class="swatch" style="background:#b35c00"></i>stop (signal → exit)</span><span><i class="swatch" style="background:#1f5fa8"></i>start (spawn → healthy)</span><span><i class="swatch" style="background:#cd2026"></i>escalation / failure</span><span><i class="swatch" style="background:#2e8540;opacity:.35"></i>command, received → completed</span></div>
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="Gantt chart of the rollout">
 ${shapes.join("\n")}

@@ -1,5 +1,6 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { isPortOpen, waitUntil } from "../../core/poll.ts";
 import type { ServiceConfig } from "../config.ts";
@@ -21,6 +22,7 @@ export class ProcessDriver implements ServiceDriver {
   private readonly pidPath: string;
   private readonly logPath: string;
   private exitCode: number | null | undefined;
+  private child: ChildProcess | undefined;
 
   constructor(service: ServiceConfig, stateDir: string) {
     this.service = service;
@@ -52,8 +54,11 @@ export class ProcessDriver implements ServiceDriver {
     closeSync(out);
     if (child.pid === undefined) throw new Error(`could not start ${file}`);
     this.exitCode = undefined;
+    this.child = child;
     child.once("exit", (code, signal) => {
-      this.exitCode = code ?? (signal ? 128 : null);
+      // The previous child's exit can arrive after a quick restart: it must not be taken for this one's.
+      if (this.child === child)
+        this.exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null);
     });
     child.unref();
     const startTime = processStartTime(child.pid) ?? "unknown";

@@ -183,6 +183,15 @@ describe("agent: signed commands on real processes, every step in the journal", 
     const escalated = forCommand(events, stop.id).find((e) => e.event.action === "stop.escalated");
     expect(escalated?.event.duration).toBeGreaterThanOrEqual(600e6);
     expect(forCommand(events, stop.id).pop()?.event.reason).toBe("stopped (escalated)");
+
+    // A restart right after an escalation: the killed process's late exit is not taken for the new one's.
+    const restart = makeCommand(ws, "restart", "stubborn", { parameters: { gracePeriodMs: 300 } });
+    const again = makeCommand(ws, "start", "stubborn");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, again), signed(ws, restart));
+    const after = await waitForJournal(ws.journal, completed(restart.id));
+    expect(forCommand(after, restart.id).pop()).toMatchObject({
+      event: { outcome: "success", reason: "restarted: started" },
+    });
   });
 
   it("a service that forks children leaves none behind", async () => {
