@@ -7,18 +7,26 @@ import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
+import { publishApproval } from "./approval.ts";
+import { readRolloutHistory } from "./history.ts";
 import { buildPlan, describePlan, loadPlan } from "./plan.ts";
-import { RolloutRunner } from "./run.ts";
+import { readPresence } from "./presence.ts";
+import { type RolloutResult, RolloutRunner } from "./run.ts";
 
-export const rolloutHelp = `Usage: lifeline rollout --plan FILE --fleet FILE --dry-run [--json]
-       lifeline rollout --plan FILE --fleet FILE --key FILE --key-id ID [--json]
+export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
+       lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
+       lifeline rollout approve|abort <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME] [--reason TEXT]
+       lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]
 
 Plans a batch stop/start/restart across the fleet: services in dependency order (stop in reverse), hosts in waves.
 --dry-run prints the exact ordered plan (waves, hosts, services, deadlines) and changes nothing.
 
 Options:
   --plan FILE    the rollout plan (YAML; see controller/rollout.example.yaml)
-  --fleet FILE   hosts: [{ name, groups, labels, services }] (YAML); live presence from heartbeats comes later
+  --fleet FILE   hosts: [{ name, groups, labels, services }] (YAML); without it the fleet is the agents whose
+                 heartbeat reached <prefix>.lifecycle within the presence window
+  --presence-window-ms N   how recent a heartbeat must be for its host to count as live (default 60000);
+                 targeted hosts without one are reported as undeliverable before anything starts
   --dry-run      print the plan, run nothing
   --key FILE     the controller's Ed25519 private key (lifeline agent keygen), to sign the commands
   --key-id ID    the id the agents trust it under
@@ -26,6 +34,12 @@ Options:
 
 Without --dry-run the rollout runs: signed commands per wave, outcomes followed on <prefix>.lifecycle, a halt
 past the failure budget, then the rollback policy; exit 0 only when every step succeeded.
+With \`waves.pause: approval\` it waits before each later wave for a decision signed by one of the plan's
+approvers (approve or abort); unsigned or untrusted decisions are recorded as rejected and ignored.
+resume rebuilds a rollout's state from <prefix>.lifecycle after a controller crash and continues it: settled
+steps are kept, commands already sent are only awaited, never sent again. Step statuses:
+success, failed, timed_out, undeliverable, cancelled; rollout: success, failed, incomplete, halted,
+cancelled (aborted).
 `;
 
 const fleetSchema = z.strictObject({
@@ -40,6 +54,128 @@ const fleetSchema = z.strictObject({
 });
 
 export async function runRollout(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === "approve" || first === "abort") return decide(first, rest);
+  if (first === "resume") return resume(rest);
+  return runPlan(argv);
+}
+
+function signerFrom(values: { key?: string | undefined; "key-id"?: string | undefined }) {
+  return values.key && values["key-id"]
+    ? { keyId: values["key-id"], privateKeyPem: readFileSync(values.key, "utf8") }
+    : undefined;
+}
+
+function controllerKafka() {
+  const logger = createLogger("controller", {
+    destination: 2,
+    level: process.env.LIFELINE_LOG_LEVEL ?? "warn",
+  });
+  const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-controller" }, logger);
+  return { logger, kafka, topicPrefix: process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline" };
+}
+
+/** `lifeline rollout approve|abort <id>`: a signed decision on the lifecycle topic. */
+async function decide(decision: "approve" | "abort", argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      wave: { type: "string" },
+      key: { type: "string" },
+      "key-id": { type: "string" },
+      by: { type: "string" },
+      reason: { type: "string" },
+    },
+  });
+  const signer = signerFrom(values);
+  const rolloutId = positionals[0];
+  if (!rolloutId || !signer) {
+    process.stderr.write(
+      `Usage: lifeline rollout ${decision} <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME] [--reason TEXT]\n`,
+    );
+    return 2;
+  }
+  const { kafka, topicPrefix } = controllerKafka();
+  await ensureTopics(kafka, [`${topicPrefix}.lifecycle`]);
+  await publishApproval(
+    kafka,
+    `${topicPrefix}.lifecycle`,
+    {
+      rolloutId,
+      decision,
+      ...(values.wave !== undefined ? { wave: Number(values.wave) } : {}),
+      ...(values.by ? { by: values.by } : {}),
+      ...(values.reason ? { reason: values.reason } : {}),
+    },
+    signer,
+  );
+  process.stdout.write(
+    `${decision} for ${rolloutId}${values.wave ? ` wave ${values.wave}` : ""} published, signed by ${signer.keyId}\n`,
+  );
+  return 0;
+}
+
+/** `lifeline rollout resume <id>`: the state from the topic, then on without re-sending what already ran. */
+async function resume(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      key: { type: "string" },
+      "key-id": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const signer = signerFrom(values);
+  const rolloutId = positionals[0];
+  if (!rolloutId || !signer) {
+    process.stderr.write("Usage: lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]\n");
+    return 2;
+  }
+  const { logger, kafka, topicPrefix } = controllerKafka();
+  const topic = `${topicPrefix}.lifecycle`;
+  const history = await readRolloutHistory(kafka, topic, rolloutId);
+  if (history.completed) {
+    process.stderr.write(`rollout ${rolloutId} already completed: ${history.completed}\n`);
+    return history.completed === "success" ? 0 : 1;
+  }
+  process.stderr.write(
+    `resuming ${rolloutId}: ${history.state.results.size} steps settled, ${history.state.pending.size} awaiting their outcome\n`,
+  );
+  const runner = new RolloutRunner({
+    kafka,
+    logger,
+    topicPrefix,
+    signer,
+    progress: (line) => process.stderr.write(`${line}\n`),
+    undeliverable: history.undeliverable,
+  });
+  const stopTracing = await startTracing("controller", { logger });
+  const result = await runner
+    .run(history.plan, history.built, {
+      ...history.state,
+      refresh: async () => (await readRolloutHistory(kafka, topic, rolloutId)).state,
+    })
+    .finally(stopTracing);
+  printResult(result, values.json);
+  return result.status === "success" ? 0 : 1;
+}
+
+function printResult(result: RolloutResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`rollout ${result.rolloutId}: ${result.status} (trace ${result.traceId})\n`);
+  for (const step of [...result.steps, ...result.rollback]) {
+    process.stdout.write(
+      `  ${step.host.padEnd(16)} ${step.service.padEnd(12)} ${step.action.padEnd(8)} ${step.status}${step.reason ? `  ${step.reason}` : ""}\n`,
+    );
+  }
+}
+
+async function runPlan(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -49,50 +185,63 @@ export async function runRollout(argv: string[]): Promise<number> {
       json: { type: "boolean", default: false },
       key: { type: "string" },
       "key-id": { type: "string" },
+      "presence-window-ms": { type: "string", default: "60000" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
-  if (values.help || !values.plan || !values.fleet) {
+  if (values.help || !values.plan) {
     process.stdout.write(rolloutHelp);
     return values.help ? 0 : 2;
   }
   const plan = loadPlan(values.plan);
-  const fleet = loadConfigFile(values.fleet, fleetSchema).hosts;
-  const built = buildPlan(plan, fleet);
-  if (values["dry-run"]) {
+  const declared = values.fleet ? loadConfigFile(values.fleet, fleetSchema).hosts : undefined;
+  if (values["dry-run"] && declared) {
+    const built = buildPlan(plan, declared);
     process.stdout.write(values.json ? `${JSON.stringify(built, null, 2)}\n` : describePlan(plan, built));
     return 0;
   }
-  if (!values.key || !values["key-id"]) {
+  const signer = signerFrom(values);
+  if (!values["dry-run"] && !signer) {
     process.stderr.write(
       "lifeline rollout: --key and --key-id are needed to sign the commands (or use --dry-run)\n",
     );
     return 2;
   }
-  const logger = createLogger("controller", {
-    destination: 2,
-    level: process.env.LIFELINE_LOG_LEVEL ?? "warn",
-  });
-  const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-controller" }, logger);
-  const topicPrefix = process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline";
+  const { logger, kafka, topicPrefix } = controllerKafka();
   await ensureTopics(kafka, [`${topicPrefix}.control`, `${topicPrefix}.lifecycle`]);
+  // Presence: the agents whose heartbeat reached the lifecycle topic within the window.
+  const windowMs = Number(values["presence-window-ms"]);
+  const live = await readPresence(kafka, `${topicPrefix}.lifecycle`, { windowMs });
+  const fleet = declared ?? [...live.values()];
+  const built = buildPlan(plan, fleet);
+  const silence = `no agent heartbeat in the last ${Math.round(windowMs / 1000)} s`;
+  const undeliverable = new Map(
+    [...new Set(built.waves.flatMap((w) => w.steps.map((s) => s.host)))]
+      .filter((host) => !live.has(host))
+      .map((host) => [host, silence] as const),
+  );
+  if (values["dry-run"]) {
+    process.stdout.write(values.json ? `${JSON.stringify(built, null, 2)}\n` : describePlan(plan, built));
+    if (undeliverable.size > 0)
+      process.stdout.write(`  undeliverable (${silence}): ${[...undeliverable.keys()].join(", ")}\n`);
+    return 0;
+  }
+  process.stderr.write(
+    `fleet: ${live.size} live agents${declared ? `, ${declared.length} hosts declared` : " (from heartbeats)"}\n`,
+  );
+  if (undeliverable.size > 0) {
+    process.stderr.write(`undeliverable (${silence}): ${[...undeliverable.keys()].join(", ")}\n`);
+  }
   const runner = new RolloutRunner({
     kafka,
     logger,
     topicPrefix,
-    signer: { keyId: values["key-id"], privateKeyPem: readFileSync(values.key, "utf8") },
+    signer: signer as NonNullable<typeof signer>,
     progress: (line) => process.stderr.write(`${line}\n`),
+    undeliverable,
   });
   const stopTracing = await startTracing("controller", { logger });
   const result = await runner.run(plan, built).finally(stopTracing);
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else {
-    process.stdout.write(`rollout ${result.rolloutId}: ${result.status} (trace ${result.traceId})\n`);
-    for (const step of [...result.steps, ...result.rollback]) {
-      process.stdout.write(
-        `  ${step.host.padEnd(16)} ${step.service.padEnd(12)} ${step.action.padEnd(8)} ${step.status}${step.reason ? `  ${step.reason}` : ""}\n`,
-      );
-    }
-  }
+  printResult(result, values.json);
   return result.status === "success" ? 0 : 1;
 }

@@ -14,46 +14,56 @@ const batchSize = z.union([
   z.string().regex(/^\d{1,3}%$/, 'a number or a percentage like "25%"'),
 ]);
 
-export const planSchema = z.strictObject({
-  name: z.string().min(1),
-  action: z.enum(["stop", "start", "restart"]),
-  /** Which hosts of the fleet take part. */
-  targets: selectorSchema,
-  /** The services, where they run (a subset of the targets), and what each needs running first. */
-  services: z
-    .array(
-      z.strictObject({
-        name: z.string().min(1),
-        on: selectorSchema.optional(),
-        dependsOn: z.array(z.string()).default([]),
-      }),
-    )
-    .min(1),
-  waves: z
-    .strictObject({
-      batchSize: batchSize.default(1),
-      /** At most this many commands in flight at once within a wave. */
-      maxInFlight: z.number().int().positive().default(1),
-      /** Wait after each host finished, before the next one. */
-      soakMs: z.number().int().nonnegative().default(0),
-      /** "approval": wait for `lifeline rollout approve` between waves. */
-      pause: z.enum(["none", "approval"]).default("none"),
-    })
-    .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, pause: "none" }),
-  failureBudget: z
-    .strictObject({
-      maxFailures: z.number().int().nonnegative().default(0),
-      maxFailurePercent: z.number().min(0).max(100).optional(),
-    })
-    .default({ maxFailures: 0 }),
-  deadlines: z
-    .strictObject({
-      deliveryMs: z.number().int().positive().default(30_000),
-      executionMs: z.number().int().positive().default(120_000),
-    })
-    .default({ deliveryMs: 30_000, executionMs: 120_000 }),
-  rollback: z.enum(["none", "start-stopped"]).default("none"),
-});
+export const planSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    action: z.enum(["stop", "start", "restart"]),
+    /** Which hosts of the fleet take part. */
+    targets: selectorSchema,
+    /** The services, where they run (a subset of the targets), and what each needs running first. */
+    services: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          on: selectorSchema.optional(),
+          dependsOn: z.array(z.string()).default([]),
+        }),
+      )
+      .min(1),
+    waves: z
+      .strictObject({
+        batchSize: batchSize.default(1),
+        /** At most this many commands in flight at once within a wave. */
+        maxInFlight: z.number().int().positive().default(1),
+        /** Wait after each host finished, before the next one. */
+        soakMs: z.number().int().nonnegative().default(0),
+        /** "approval": wait for `lifeline rollout approve` between waves. */
+        pause: z.enum(["none", "approval"]).default("none"),
+      })
+      .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, pause: "none" }),
+    failureBudget: z
+      .strictObject({
+        maxFailures: z.number().int().nonnegative().default(0),
+        maxFailurePercent: z.number().min(0).max(100).optional(),
+      })
+      .default({ maxFailures: 0 }),
+    deadlines: z
+      .strictObject({
+        deliveryMs: z.number().int().positive().default(30_000),
+        executionMs: z.number().int().positive().default(120_000),
+      })
+      .default({ deliveryMs: 30_000, executionMs: 120_000 }),
+    rollback: z.enum(["none", "start-stopped"]).default("none"),
+    /** Who may open an approval gate: Ed25519 public keys (PEM) under an id, used by `lifeline rollout approve`. */
+    approvers: z
+      .array(z.strictObject({ id: z.string().min(1), publicKey: z.string().includes("PUBLIC KEY") }))
+      .default([]),
+  })
+  .refine((plan) => plan.waves.pause !== "approval" || plan.approvers.length > 0, {
+    message:
+      "waves.pause is approval: list at least one approver (id and publicKey) to verify approvals with",
+    path: ["approvers"],
+  });
 export type Plan = z.output<typeof planSchema>;
 
 export interface FleetHost {

@@ -1,15 +1,40 @@
 import { randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka, Producer } from "kafkajs";
-import { type Command, signCommand } from "../core/commands.ts";
+import { type Command, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { unpackRecords } from "../core/kafka/batch-producer.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
+import type { TraceContext } from "../core/trace-context.ts";
+import { type Approval, rejectApproval } from "./approval.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
 
-export type StepStatus = "pending" | "in_progress" | "success" | "failed" | "timed_out" | "cancelled";
-export type RolloutStatus = "success" | "failed" | "halted";
+export type StepStatus =
+  | "pending"
+  | "in_progress"
+  | "success"
+  | "failed"
+  | "timed_out"
+  | "undeliverable"
+  | "cancelled";
+export type RolloutStatus = "success" | "failed" | "incomplete" | "halted" | "cancelled";
+
+/** What a restarted controller knows of a rollout from the lifecycle topic (see history.ts). */
+export interface ResumeState {
+  rolloutId: string;
+  /** The original rollout span: the resumed part continues its trace. */
+  root: TraceContext;
+  /** Steps whose outcome is known. */
+  results: Map<string, StepResult>;
+  /** Steps whose command was sent, outcome not yet seen: by command id. */
+  pending: Map<string, string>;
+  startedWaves: Set<number>;
+  /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
+  refresh?: () => Promise<ResumeState>;
+}
+
+export const stepKey = (step: PlannedStep): string => `${step.host}/${step.service}/${step.action}`;
 
 export interface StepResult extends PlannedStep {
   commandId: string;
@@ -38,6 +63,7 @@ export class RolloutRunner {
   private readonly topicPrefix: string;
   private readonly signer: { keyId: string; privateKeyPem: string };
   private readonly progress: (line: string) => void;
+  private readonly undeliverable: Map<string, string>;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   private readonly outcomes = new Map<string, { outcome: string; reason?: string }>();
@@ -46,6 +72,10 @@ export class RolloutRunner {
   private rollout!: LifelineSpan;
   private rolloutId = "";
   private sequence = 0;
+  private plan: Plan | undefined;
+  private gate: { wave: number; resolve: (approval: Approval) => void } | undefined;
+  /** Valid approvals that arrived before their gate. */
+  private approvals: Approval[] = [];
 
   constructor(options: {
     kafka: Kafka;
@@ -53,7 +83,10 @@ export class RolloutRunner {
     topicPrefix: string;
     signer: { keyId: string; privateKeyPem: string };
     progress: (line: string) => void;
+    /** Hosts with no live agent: their steps are `undeliverable`, never sent, not counted as failures. */
+    undeliverable?: Map<string, string>;
   }) {
+    this.undeliverable = options.undeliverable ?? new Map();
     this.kafka = options.kafka;
     this.logger = options.logger;
     this.topicPrefix = options.topicPrefix;
@@ -61,38 +94,68 @@ export class RolloutRunner {
     this.progress = options.progress;
   }
 
-  async run(plan: Plan, built: RolloutPlan): Promise<RolloutResult> {
-    this.rolloutId = `${plan.name}-${Date.now().toString(36)}`;
-    this.rollout = startSpan(`rollout ${plan.name}`, {
+  async run(plan: Plan, built: RolloutPlan, resume?: ResumeState): Promise<RolloutResult> {
+    this.plan = plan;
+    this.rolloutId = resume?.rolloutId ?? `${plan.name}-${Date.now().toString(36)}`;
+    this.rollout = startSpan(`rollout ${plan.name}${resume ? " (resumed)" : ""}`, {
+      ...(resume ? { parent: resume.root } : {}),
       attributes: { "lifeline.rollout_id": this.rolloutId, "lifeline.action": plan.action },
     });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
     await this.follow();
+    if (resume?.refresh) {
+      const latest = await resume.refresh();
+      for (const [key, result] of latest.results)
+        if (!resume.results.has(key)) resume.results.set(key, result);
+    }
     try {
-      await this.event("rollout.planned", "success", {
-        reason: `${built.waves.length} waves, ${built.hosts} hosts`,
-      });
+      if (resume) {
+        await this.event("rollout.resumed", "success", {
+          reason: `${resume.results.size} steps settled, ${resume.pending.size} awaiting their outcome`,
+        });
+      } else {
+        await this.event("rollout.planned", "success", {
+          reason: `${built.waves.length} waves, ${built.hosts} hosts`,
+          extra: { plan, built, undeliverable: Object.fromEntries(this.undeliverable) },
+        });
+      }
+      this.progress(
+        `rollout ${this.rolloutId} ${resume ? "resumed" : "started"} (trace ${this.rollout.traceId})`,
+      );
       const steps: StepResult[] = [];
       let failures = 0;
       let haltReason: string | undefined;
+      let aborted = false;
       const total = built.waves.reduce((n, w) => n + w.steps.length, 0);
       for (const wave of built.waves) {
+        const settled = wave.steps.map((step) => resume?.results.get(stepKey(step)));
         if (haltReason) {
-          for (const step of wave.steps) steps.push({ ...step, commandId: "", status: "cancelled" });
+          for (const [i, step] of wave.steps.entries())
+            steps.push(settled[i] ?? { ...step, commandId: "", status: "cancelled" });
           continue;
         }
-        if (wave.gate)
-          throw new Error("approval gates need `lifeline rollout approve`, which is not built yet");
+        const started = resume?.startedWaves.has(wave.wave) ?? false;
+        if (wave.gate && !started) {
+          const decision = await this.awaitApproval(wave.wave, built.waves.length);
+          if (decision.decision === "abort") {
+            haltReason = `aborted by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`;
+            aborted = true;
+            for (const step of wave.steps) steps.push({ ...step, commandId: "", status: "cancelled" });
+            continue;
+          }
+        }
         const waveSpan = startSpan(`wave ${wave.wave} ${plan.action} ${wave.service}`, {
           parent: this.rollout,
           attributes: { "lifeline.wave": wave.wave, "lifeline.hosts": wave.steps.length },
         });
-        await this.event("wave.started", "success", {
-          reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
-          span: waveSpan,
-          wave: wave.wave,
-        });
+        if (!started) {
+          await this.event("wave.started", "success", {
+            reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+            span: waveSpan,
+            wave: wave.wave,
+          });
+        }
         this.progress(
           `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
         );
@@ -101,7 +164,18 @@ export class RolloutRunner {
           Array.from({ length: Math.min(plan.waves.maxInFlight, queue.length) }, async () => {
             const done: StepResult[] = [];
             for (let step = queue.shift(); step; step = queue.shift()) {
-              done.push(await this.execute(plan, step, waveSpan, wave.wave));
+              const key = stepKey(step);
+              const known = resume?.results.get(key);
+              if (known) {
+                done.push(known);
+                continue;
+              }
+              const sent = resume?.pending.get(key);
+              done.push(
+                sent
+                  ? await this.awaitOutcome(step, sent, plan)
+                  : await this.execute(plan, step, waveSpan, wave.wave),
+              );
               if (plan.waves.soakMs > 0)
                 await new Promise((resolve) => setTimeout(resolve, plan.waves.soakMs));
             }
@@ -130,11 +204,15 @@ export class RolloutRunner {
       }
       const rollback =
         haltReason && plan.rollback === "start-stopped" ? await this.rollBack(plan, steps) : [];
-      const status: RolloutStatus = haltReason
-        ? "halted"
-        : steps.every((s) => s.status === "success")
-          ? "success"
-          : "failed";
+      const status: RolloutStatus = aborted
+        ? "cancelled"
+        : haltReason
+          ? "halted"
+          : steps.every((s) => s.status === "success")
+            ? "success"
+            : steps.some((s) => s.status === "failed" || s.status === "timed_out")
+              ? "failed"
+              : "incomplete";
       await this.event("rollout.completed", status === "success" ? "success" : "failure", { reason: status });
       this.rollout.end(status === "success" ? "success" : "failure", haltReason ?? status);
       return {
@@ -149,6 +227,52 @@ export class RolloutRunner {
       await this.consumer?.disconnect().catch(() => {});
       await this.producer?.disconnect().catch(() => {});
     }
+  }
+
+  /**
+   * Waits at a gate for a signed approval (or abort) from one of the plan's approvers, published with
+   * `lifeline rollout approve|abort`. Anything unsigned or untrusted is recorded as rejected and ignored.
+   */
+  private async awaitApproval(wave: number, waves: number): Promise<Approval> {
+    await this.event("rollout.awaiting_approval", "success", { reason: `before wave ${wave}`, wave });
+    this.progress(
+      `waiting for approval before wave ${wave}/${waves}: lifeline rollout approve ${this.rolloutId} --wave ${wave} (or abort)`,
+    );
+    const decision = await new Promise<Approval>((resolve) => {
+      this.gate = { wave, resolve };
+      const early = this.approvals.find((a) => a.wave === undefined || a.wave === wave);
+      if (early) resolve(early);
+    });
+    this.gate = undefined;
+    this.approvals = [];
+    await this.event(decision.decision === "approve" ? "rollout.approved" : "rollout.aborted", "success", {
+      reason: `wave ${wave} by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`,
+      wave,
+    });
+    this.progress(`${decision.decision === "approve" ? "approved" : "aborted"} by ${decision.by}`);
+    return decision;
+  }
+
+  private async onApproval(statement: unknown): Promise<void> {
+    const reason = rejectApproval(statement, this.rolloutId, this.plan?.approvers ?? []);
+    if (reason) {
+      await this.event("rollout.approval_rejected", "failure", { reason });
+      this.progress(`approval rejected: ${reason}`);
+      return;
+    }
+    const approval = (statement as SignedStatement<Approval>).payload;
+    if (this.gate && (approval.wave === undefined || approval.wave === this.gate.wave))
+      this.gate.resolve(approval);
+    else this.approvals.push(approval);
+  }
+
+  /** A command sent before a controller restart: only its outcome is awaited, it is never sent again. */
+  private async awaitOutcome(step: PlannedStep, commandId: string, plan: Plan): Promise<StepResult> {
+    const outcome = new Promise<void>((resolve) => {
+      this.waiters.set(commandId, resolve);
+      if (this.outcomes.has(commandId)) resolve();
+    });
+    return this.settle(step, commandId, outcome, plan);
   }
 
   /** Start again, in dependency order, what this rollout stopped (or restarted and left down). */
@@ -185,6 +309,16 @@ export class RolloutRunner {
     waveSpan: LifelineSpan,
     wave?: number,
   ): Promise<StepResult> {
+    const absent = this.undeliverable.get(step.host);
+    if (absent) {
+      await this.event("step.undeliverable", "failure", {
+        reason: `${step.action} ${step.service} on ${step.host}: ${absent}`,
+        span: waveSpan,
+        step,
+        ...(wave !== undefined ? { wave } : {}),
+      });
+      return { ...step, commandId: "", status: "undeliverable", reason: absent };
+    }
     const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {
       parent: waveSpan,
       kind: SpanKind.PRODUCER,
@@ -236,22 +370,28 @@ export class RolloutRunner {
       step,
       ...(wave !== undefined ? { wave } : {}),
     });
-    const timer = new Promise<"timeout">((resolve) =>
-      setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs),
-    );
-    const done = await Promise.race([outcome.then(() => "done" as const), timer]);
-    this.waiters.delete(command.id);
+    return this.settle(step, command.id, outcome, plan);
+  }
+
+  private async settle(
+    step: PlannedStep,
+    commandId: string,
+    outcome: Promise<void>,
+    plan: Plan,
+  ): Promise<StepResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs);
+    });
+    const done = await Promise.race([outcome.then(() => "done" as const), timeout]);
+    clearTimeout(timer);
+    this.waiters.delete(commandId);
     if (done === "timeout")
-      return {
-        ...step,
-        commandId: command.id,
-        status: "timed_out",
-        reason: "no outcome before the deadline",
-      };
-    const result = this.outcomes.get(command.id);
+      return { ...step, commandId, status: "timed_out", reason: "no outcome before the deadline" };
+    const result = this.outcomes.get(commandId);
     return {
       ...step,
-      commandId: command.id,
+      commandId,
       status: result?.outcome === "success" ? "success" : "failed",
       ...(result?.reason ? { reason: result.reason } : {}),
     };
@@ -278,7 +418,7 @@ export class RolloutRunner {
         for (const text of unpackRecords(message.value)) {
           let event: {
             event?: { action?: string; outcome?: string; reason?: string };
-            lifeline?: { command_id?: string };
+            lifeline?: { command_id?: string; rollout_id?: string; approval?: unknown };
           };
           try {
             event = JSON.parse(text);
@@ -287,6 +427,10 @@ export class RolloutRunner {
           }
           const id = event.lifeline?.command_id;
           const action = event.event?.action;
+          if (action === "rollout.approval" && event.lifeline?.rollout_id === this.rolloutId) {
+            await this.onApproval(event.lifeline.approval);
+            continue;
+          }
           if (!id || (action !== "command.completed" && action !== "command.rejected")) continue;
           this.outcomes.set(id, {
             outcome: action === "command.rejected" ? "failure" : (event.event?.outcome ?? "unknown"),
@@ -302,7 +446,15 @@ export class RolloutRunner {
   private async event(
     action: string,
     outcome: string,
-    fields: { reason?: string; span?: LifelineSpan; commandId?: string; wave?: number; step?: PlannedStep },
+    fields: {
+      reason?: string;
+      span?: LifelineSpan;
+      commandId?: string;
+      wave?: number;
+      step?: PlannedStep;
+      /** Kept in the event (not indexed as fields): what `rollout resume` rebuilds the state from. */
+      extra?: Record<string, unknown>;
+    },
   ): Promise<void> {
     const now = new Date();
     const span = fields.span ?? this.rollout;
@@ -326,7 +478,8 @@ export class RolloutRunner {
         rollout_id: this.rolloutId,
         ...(fields.commandId ? { command_id: fields.commandId } : {}),
         ...(fields.wave !== undefined ? { wave: fields.wave } : {}),
-        ...(fields.step ? { action: fields.step.action } : {}),
+        ...(fields.step ? { action: fields.step.action, step: fields.step } : {}),
+        ...fields.extra,
       },
     });
     await this.producer?.send({

@@ -85,3 +85,30 @@ export function verifyCommandSignature(signed: SignedCommand, publicKeyPem: stri
     return false;
   }
 }
+
+/** Any other signed statement (a rollout approval): the payload, who signed, and the signature over its canonical JSON. */
+export interface SignedStatement<T> {
+  payload: T;
+  keyId: string;
+  signature: string;
+}
+
+export function signStatement<T>(payload: T, keyId: string, privateKeyPem: string): SignedStatement<T> {
+  const signature = sign(null, Buffer.from(canonicalJson(payload)), createPrivateKey(privateKeyPem)).toString(
+    "base64",
+  );
+  return { payload, keyId, signature };
+}
+
+export function verifyStatement(statement: SignedStatement<unknown>, publicKeyPem: string): boolean {
+  try {
+    return verify(
+      null,
+      Buffer.from(canonicalJson(statement.payload)),
+      createPublicKey(publicKeyPem),
+      Buffer.from(statement.signature, "base64"),
+    );
+  } catch {
+    return false;
+  }
+}

@@ -68,6 +68,9 @@ export function createKafka(
   overrides: Partial<KafkaConfig> = {},
 ): Kafka {
   filterNegativeTimeoutWarning();
+  // Our producers use kafkajs's default partitioner on purpose (murmur2, as the Java client): its notice about
+  // the 2.0 change is noise in every command's output.
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
   const config: KafkaConfig = {
     ...overrides,
     clientId: settings.clientId,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
+import { readPresence } from "../../controller/presence.ts";
 import { type Command, generateSigningKeys, type SignedCommand, signCommand } from "../../core/commands.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
 import { uniqueName } from "./services.ts";
@@ -29,7 +30,7 @@ export interface LifecycleEvent {
   span?: { id: string };
   parent?: { id: string };
   process?: { pid?: number };
-  lifeline: { command_id?: string };
+  lifeline: { command_id?: string; rollout_id?: string };
   message: string;
 }
 
@@ -90,7 +91,7 @@ export function writeAgentConfig(
       stateDir: ws.stateDir,
       topicPrefix: ws.prefix,
       trustedKeys: [{ id: "test-controller", publicKey: ws.keys.publicKeyPem }],
-      heartbeatIntervalMs: 60_000,
+      heartbeatIntervalMs: 10_000,
       services,
     }),
   );
@@ -140,4 +141,21 @@ export async function publish(
 
 export function signed(ws: ReturnType<typeof agentWorkspace>, command: Command): SignedCommand {
   return signCommand(command, "test-controller", ws.keys.privateKeyPem);
+}
+
+/** Waits until every host's heartbeat is on the lifecycle topic (what `lifeline rollout` sees as live). */
+export async function waitForPresence(
+  kafka: Kafka,
+  topic: string,
+  hosts: string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await readPresence(kafka, topic, { windowMs: 60_000 }).catch(() => new Map());
+    const missing = hosts.filter((host) => !live.has(host));
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`no heartbeat on ${topic} from ${missing.join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

@@ -2,12 +2,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { agentWorkspace, fixture, freePort, writeAgentConfig } from "../helpers/agent.ts";
+import { agentWorkspace, fixture, freePort, waitForPresence, writeAgentConfig } from "../helpers/agent.ts";
 import { launchChromium } from "../helpers/chromium.ts";
 import { runLifeline } from "../helpers/cli.ts";
 import { startCollector } from "../helpers/collector.ts";
 import { type ProcessUnderTest, startLifeline, waitForCount } from "../helpers/indexer.ts";
-import { testElastic, uniqueName } from "../helpers/services.ts";
+import { testElastic, testKafka, uniqueName } from "../helpers/services.ts";
 
 interface SpanDocument {
   span: { id: string; name: string };
@@ -78,11 +78,12 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     running.push(agent, shipper, indexer);
     await Promise.all([agent.started, shipper.started, indexer.started]);
 
+    await waitForPresence(testKafka(), `${ws.prefix}.lifecycle`, [ws.host]);
     const keyFile = join(ws.dir, "controller.key");
     writeFileSync(keyFile, ws.keys.privateKeyPem);
     const fleetFile = join(ws.dir, "fleet.yaml");
     writeFileSync(fleetFile, stringify({ hosts: [{ name: ws.host, groups: ["shop"], services: ["api"] }] }));
-    const rollout = async (action: string) => {
+    const rollout = async (action: string, fleet: string | undefined = fleetFile, expectedCode = 0) => {
       const planFile = join(ws.dir, `${action}.yaml`);
       writeFileSync(
         planFile,
@@ -99,8 +100,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
           "rollout",
           "--plan",
           planFile,
-          "--fleet",
-          fleetFile,
+          ...(fleet ? ["--fleet", fleet] : []),
           "--key",
           keyFile,
           "--key-id",
@@ -109,12 +109,12 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
         ],
         tracing,
       );
-      expect(result.code, result.stderr).toBe(0);
+      expect(result.code, result.stderr).toBe(expectedCode);
       return JSON.parse(result.stdout) as {
         rolloutId: string;
         traceId: string;
         status: string;
-        steps: Array<{ commandId: string }>;
+        steps: Array<{ host: string; commandId: string; status: string; reason?: string }>;
       };
     };
     await rollout("start");
@@ -246,5 +246,27 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     } finally {
       await browser.close();
     }
+
+    // Presence: without a fleet file the fleet is the live agents; a declared host with no heartbeat is
+    // undeliverable, reported and never sent anything, and the rollout is incomplete.
+    const fromHeartbeats = await rollout("restart", undefined);
+    expect(fromHeartbeats.status).toBe("success");
+    expect(fromHeartbeats.steps.map((step) => step.host)).toEqual([ws.host]);
+    const withGhost = join(ws.dir, "fleet-ghost.yaml");
+    writeFileSync(
+      withGhost,
+      stringify({
+        hosts: [
+          { name: ws.host, groups: ["shop"], services: ["api"] },
+          { name: "ghost-host", groups: ["shop"], services: ["api"] },
+        ],
+      }),
+    );
+    const incomplete = await rollout("restart", withGhost, 1);
+    expect(incomplete.status).toBe("incomplete");
+    expect(incomplete.steps.map((step) => [step.host, step.status, step.reason ?? ""]).sort()).toEqual([
+      ["ghost-host", "undeliverable", "no agent heartbeat in the last 60 s"],
+      [ws.host, "success", "restarted: started"],
+    ]);
   });
 });

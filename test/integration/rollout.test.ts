@@ -1,19 +1,22 @@
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { generateSigningKeys } from "../../core/commands.ts";
 import {
   agentWorkspace,
   fixture,
   freePort,
   type LifecycleEvent,
   readJournal,
+  waitForPresence,
   writeAgentConfig,
 } from "../helpers/agent.ts";
-import { runLifeline } from "../helpers/cli.ts";
+import { lifelineBin, runLifeline } from "../helpers/cli.ts";
 import { type ProcessUnderTest, startLifeline } from "../helpers/indexer.ts";
-import { uniqueName } from "../helpers/services.ts";
+import { testKafka, uniqueName } from "../helpers/services.ts";
 
 interface RolloutJson {
   status: string;
@@ -30,8 +33,9 @@ interface RolloutJson {
   haltReason?: string;
 }
 
+const running: ProcessUnderTest[] = [];
+
 describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }, () => {
-  const running: ProcessUnderTest[] = [];
   afterAll(async () => {
     for (const process of running) await process.stop("SIGKILL");
   });
@@ -77,6 +81,11 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const shipper = startLifeline(["shipper", "--config", shipperConfig], "shipper started");
     running.push(shipper);
     await shipper.started;
+    await waitForPresence(
+      testKafka(),
+      `${prefix}.lifecycle`,
+      tiers.map((t) => hosts[t]?.host as string),
+    );
     const keyFile = join(base.dir, "controller.key");
     writeFileSync(keyFile, base.keys.privateKeyPem);
     const fleetFile = join(base.dir, "fleet.yaml");
@@ -84,7 +93,8 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       fleetFile,
       stringify({ hosts: tiers.map((t) => ({ name: hosts[t]?.host, groups: ["shop"], services: [t] })) }),
     );
-    const rollout = async (action: string, extra: Record<string, unknown> = {}) => {
+    const env = { ...process.env, LIFELINE_TOPIC_PREFIX: prefix };
+    const rolloutArgs = (action: string, extra: Record<string, unknown> = {}) => {
       const planFile = join(base.dir, `${action}-${uniqueName("plan")}.yaml`);
       writeFileSync(
         planFile,
@@ -93,31 +103,31 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
           action,
           targets: { groups: ["shop"] },
           services: [{ name: "db" }, { name: "api", dependsOn: ["db"] }, { name: "web", dependsOn: ["api"] }],
-          deadlines: { deliveryMs: 10_000, executionMs: 15_000 },
+          // Generous: the suite runs files in parallel on two cores next to Kafka and Elasticsearch.
+          deadlines: { deliveryMs: 20_000, executionMs: 30_000 },
           ...extra,
         }),
       );
-      const result = await runLifeline(
-        [
-          "rollout",
-          "--plan",
-          planFile,
-          "--fleet",
-          fleetFile,
-          "--key",
-          keyFile,
-          "--key-id",
-          "test-controller",
-          "--json",
-        ],
-        { ...process.env, LIFELINE_TOPIC_PREFIX: prefix },
-        200_000,
-      );
+      return [
+        "rollout",
+        "--plan",
+        planFile,
+        "--fleet",
+        fleetFile,
+        "--key",
+        keyFile,
+        "--key-id",
+        "test-controller",
+        "--json",
+      ];
+    };
+    const rollout = async (action: string, extra: Record<string, unknown> = {}) => {
+      const result = await runLifeline(rolloutArgs(action, extra), env, 200_000);
       if (!result.stdout.trim())
         throw new Error(`rollout printed nothing (exit ${result.code}):\n${result.stderr.slice(-3000)}`);
       return { code: result.code, json: JSON.parse(result.stdout) as RolloutJson, stderr: result.stderr };
     };
-    return { hosts, rollout };
+    return { hosts, rollout, rolloutArgs, env, prefix, dir: base.dir, keyFile };
   }
 
   const completedAt = (journal: string, commandId: string) =>
@@ -136,7 +146,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
   it("starts in dependency order gated on health, stops in reverse, every command under the rollout's trace", async () => {
     const { hosts, rollout } = await fleet();
     const start = await rollout("start");
-    expect(start.code).toBe(0);
+    expect(start.code, `${start.stderr}\n${JSON.stringify(start.json.steps)}`).toBe(0);
     expect(start.json.status).toBe("success");
     expect(start.json.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
       "db:success",
@@ -187,4 +197,150 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       blocker.close();
     }
   });
+
+  it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {
+    const { hosts, rolloutArgs, env, prefix, dir, keyFile } = await fleet();
+    const approver = generateSigningKeys();
+    const approverKey = join(dir, "approver.key");
+    writeFileSync(approverKey, approver.privateKeyPem);
+    const kafka = testKafka();
+
+    const gated = controllerProcess(
+      rolloutArgs("start", {
+        waves: { pause: "approval" },
+        approvers: [{ id: "oncall", publicKey: approver.publicKeyPem }],
+      }),
+      env,
+    );
+    const rolloutId = (await gated.waitFor(/rollout (\S+) started/))[1] as string;
+    await gated.waitFor(/waiting for approval before wave 2\/3/);
+    // Unsigned: a bare approval event on the topic.
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${prefix}.lifecycle`,
+      messages: [
+        {
+          key: rolloutId,
+          value: JSON.stringify({
+            event: { action: "rollout.approval" },
+            lifeline: {
+              rollout_id: rolloutId,
+              approval: {
+                payload: { rolloutId, decision: "approve", by: "mallory", at: new Date().toISOString() },
+              },
+            },
+          }),
+        },
+      ],
+    });
+    await producer.disconnect();
+    await gated.waitFor(/approval rejected: unsigned/);
+    // Signed, but by a key that is not an approver's (the controller's own).
+    const untrusted = await runLifeline(
+      ["rollout", "approve", rolloutId, "--key", keyFile, "--key-id", "test-controller"],
+      env,
+    );
+    expect(untrusted.code).toBe(0);
+    await gated.waitFor(/approval rejected: key "test-controller" is not among the plan's approvers/);
+    expect(gated.stderr()).not.toMatch(/^wave 2\/3:/m);
+    for (const wave of ["2", "3"]) {
+      const approved = await runLifeline(
+        [
+          "rollout",
+          "approve",
+          rolloutId,
+          "--wave",
+          wave,
+          "--key",
+          approverKey,
+          "--key-id",
+          "oncall",
+          "--by",
+          "alice",
+        ],
+        env,
+      );
+      expect(approved.code, approved.stderr).toBe(0);
+      await gated.waitFor(new RegExp(`approved by alice[\\s\\S]*wave ${wave}/3`));
+    }
+    expect(await gated.exited).toBe(0);
+    const started = JSON.parse(gated.stdout()) as RolloutJson;
+    expect(started.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "db:success",
+      "api:success",
+      "web:success",
+    ]);
+
+    // Killed while wave 2 is under way, then resumed from the topic.
+    const doomed = controllerProcess(rolloutArgs("stop", { waves: { soakMs: 1_000 } }), env);
+    const stopId = (await doomed.waitFor(/rollout (\S+) started/))[1] as string;
+    await doomed.waitFor(/wave 2\/3/);
+    doomed.process.kill("SIGKILL");
+    await doomed.exited;
+    const resumed = await runLifeline(
+      ["rollout", "resume", stopId, "--key", keyFile, "--key-id", "test-controller", "--json"],
+      env,
+    );
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming .*: [12] steps settled/);
+    const result = JSON.parse(resumed.stdout) as RolloutJson;
+    expect(result.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "web:success",
+      "api:success",
+      "db:success",
+    ]);
+    for (const tier of ["db", "api", "web"] as const) {
+      const received = readJournal(hosts[tier]?.journal as string).filter(
+        (e) => e.lifeline.rollout_id === stopId && e.event.action === "command.received",
+      );
+      expect(received, `${tier} received its stop once`).toHaveLength(1);
+      await expect(fetch(`http://127.0.0.1:${hosts[tier]?.port}/`)).rejects.toThrow();
+    }
+  });
 });
+
+/** A `lifeline rollout` child process whose stderr (progress) and stdout can be awaited line by line. */
+function controllerProcess(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [lifelineBin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  const listeners = new Set<() => void>();
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const listener of listeners) listener();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  running.push({
+    stop: () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      return exited;
+    },
+  } as ProcessUnderTest);
+  return {
+    process: child,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(stderr);
+          if (!match) return;
+          listeners.delete(check);
+          clearTimeout(timer);
+          resolve(match);
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`no ${pattern} in the controller's output:\n${stderr.slice(-3000)}`));
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+}

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { buildPlan, dependencyOrder, type FleetHost, type Plan, planSchema } from "../../controller/plan.ts";
+import { generateSigningKeys } from "../../core/commands.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { runLifeline } from "../helpers/cli.ts";
 
@@ -58,9 +59,11 @@ describe("rollout planning", () => {
     expect(byTwo.waves.filter((w) => w.service === "api").map((w) => w.steps.length)).toEqual([2, 1]);
   });
 
-  it("approval gates stand between waves, not before the first", () => {
-    const built = buildPlan(plan({ waves: { batchSize: 3, pause: "approval" } }), fleet);
+  it("approval gates stand between waves, not before the first, and need an approver to verify with", () => {
+    const approvers = [{ id: "oncall", publicKey: generateSigningKeys().publicKeyPem }];
+    const built = buildPlan(plan({ waves: { batchSize: 3, pause: "approval" }, approvers }), fleet);
     expect(built.waves.map((w) => w.gate)).toEqual([false, true, true]);
+    expect(() => plan({ waves: { pause: "approval" } })).toThrow(/list at least one approver/);
   });
 
   it("targeted hosts that run none of the planned services are reported, not silently skipped", () => {

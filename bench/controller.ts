@@ -1,0 +1,213 @@
+/**
+ * Controller: (1) plan + dispatch for 10,000 simulated hosts — the real `lifeline rollout` (presence read, plan,
+ * every command signed, sent and followed to its outcome), answered by a simulated fleet that verifies each
+ * signature as an agent does; wall time, CPU and peak RSS of the controller. (2) Fan-out to 100 simulated agents,
+ * each its own consumer group like a real agent, one command each, until every outcome is back. Baseline in the
+ * same run for both: kafkajs alone doing the same round trips (one send per command, answered by the same
+ * simulated fleet without signatures), no plan, no events, no spans.
+ *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100)
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { generateSigningKeys } from "../core/commands.ts";
+import { resolveKafka } from "../core/connections.ts";
+import { createKafka } from "../core/kafka/client.ts";
+import { ensureTopics } from "../core/kafka/topics.ts";
+import { servicesUp } from "../local-services/manager.ts";
+import { localServicesSettings } from "../local-services/settings.ts";
+import { lifelineBin } from "../test/helpers/cli.ts";
+import { uniqueName } from "../test/helpers/services.ts";
+import { type BenchRow, printTable, writeResults } from "./lib.ts";
+
+const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 100);
+const simulator = fileURLToPath(new URL("./simulated-agents.ts", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "bench-controller-"));
+const keys = generateSigningKeys();
+writeFileSync(join(dir, "controller.key"), keys.privateKeyPem);
+writeFileSync(join(dir, "controller.pub"), keys.publicKeyPem);
+
+async function startFleet(prefix: string, hosts: number, mode: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [simulator], {
+    env: {
+      ...process.env,
+      SIM_PREFIX: prefix,
+      SIM_HOSTS: String(hosts),
+      SIM_MODE: mode,
+      SIM_PUBLIC_KEY: join(dir, "controller.pub"),
+      LIFELINE_LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
+    child.once("exit", (code) => reject(new Error(`simulated fleet exited (${code})`)));
+  });
+  return child;
+}
+
+async function stopFleet(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** The real CLI under GNU time: wall seconds, CPU seconds, peak RSS. */
+async function rollout(prefix: string, hosts: number, label: string): Promise<BenchRow> {
+  const plan = join(dir, `${prefix}.plan.yaml`);
+  writeFileSync(
+    plan,
+    stringify({
+      name: "bench",
+      action: "restart",
+      targets: { groups: ["bench"] },
+      services: [{ name: "app" }],
+      waves: { batchSize: "100%", maxInFlight: hosts },
+      deadlines: { deliveryMs: 120_000, executionMs: 300_000 },
+    }),
+  );
+  const timeFile = join(dir, `${prefix}.time`);
+  const began = performance.now();
+  const child = spawn(
+    "/usr/bin/time",
+    [
+      "-f",
+      "%U %S %M",
+      "-o",
+      timeFile,
+      process.execPath,
+      lifelineBin,
+      "rollout",
+      "--plan",
+      plan,
+      "--key",
+      join(dir, "controller.key"),
+      "--key-id",
+      "bench",
+      "--json",
+      "--presence-window-ms",
+      "600000",
+    ],
+    {
+      env: { ...process.env, LIFELINE_TOPIC_PREFIX: prefix, LIFELINE_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const seconds = (performance.now() - began) / 1000;
+  const result = JSON.parse(stdout || "{}") as { status?: string; steps?: Array<{ status: string }> };
+  const succeeded = result.steps?.filter((s) => s.status === "success").length ?? 0;
+  if (code !== 0 || succeeded !== hosts)
+    throw new Error(`${label}: exit ${code}, ${succeeded}/${hosts} succeeded\n${stderr.slice(-2000)}`);
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  return {
+    scenario: label,
+    system: "lifeline rollout (CLI: presence, plan, sign, send, follow)",
+    commands: hosts,
+    seconds,
+    "commands/s": Math.round(hosts / seconds),
+    "cpu s": (user ?? 0) + (system ?? 0),
+    "peak RSS MiB": (rssKb ?? 0) / 1024,
+  };
+}
+
+/** kafkajs alone: one send per command (all at once), answered by the same fleet in raw mode, replies counted. */
+async function baseline(prefix: string, hosts: number, label: string): Promise<BenchRow> {
+  const kafka = createKafka({ ...resolveKafka(), clientId: "bench-baseline" });
+  const consumer = kafka.consumer({ groupId: `${prefix}-replies` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: `${prefix}.replies`, fromBeginning: false });
+  let replies = 0;
+  let allIn: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    allIn = resolve;
+  });
+  const fetched = new Promise<void>((resolve) => {
+    const remove = consumer.on(consumer.events.FETCH, () => {
+      remove();
+      resolve();
+    });
+  });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      replies += batch.messages.length;
+      if (replies >= hosts) allIn();
+    },
+  });
+  await fetched;
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const payload = "x".repeat(400);
+  const began = performance.now();
+  await Promise.all(
+    Array.from({ length: hosts }, (_, i) => {
+      const host = `host-${String(i).padStart(5, "0")}`;
+      return producer.send({
+        topic: `${prefix}.control`,
+        acks: -1,
+        messages: [
+          {
+            key: `${host}/app`,
+            value: JSON.stringify({
+              command: { id: String(i), service: "app", target: { hosts: [host] }, payload },
+            }),
+          },
+        ],
+      });
+    }),
+  );
+  await done;
+  const seconds = (performance.now() - began) / 1000;
+  await producer.disconnect();
+  await consumer.disconnect();
+  return {
+    scenario: label,
+    system: "kafkajs alone (send, answer, count)",
+    commands: hosts,
+    seconds,
+    "commands/s": Math.round(hosts / seconds),
+  };
+}
+
+async function main() {
+  if (!process.env.LIFELINE_KAFKA_BROKERS) await servicesUp(localServicesSettings(), process.env, () => {});
+  const kafka = createKafka({ ...resolveKafka(), clientId: "bench-controller" });
+  const rows: BenchRow[] = [];
+  for (const [hosts, mode, label] of [
+    [HOSTS, "shared", `plan + dispatch, ${HOSTS} hosts`],
+    [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
+  ] as const) {
+    const prefix = uniqueName("bench-controller");
+    await ensureTopics(kafka, [`${prefix}.control`, `${prefix}.lifecycle`, `${prefix}.replies`]);
+    process.stderr.write(`${label}: starting the simulated fleet (${mode})...\n`);
+    const fleet = await startFleet(prefix, hosts, mode);
+    process.stderr.write(`${label}: lifeline rollout...\n`);
+    rows.push(await rollout(prefix, hosts, label));
+    await stopFleet(fleet);
+    const rawPrefix = uniqueName("bench-controller-raw");
+    await ensureTopics(kafka, [`${rawPrefix}.control`, `${rawPrefix}.lifecycle`, `${rawPrefix}.replies`]);
+    const raw = await startFleet(rawPrefix, hosts, mode === "per-host" ? "raw-per-host" : "raw");
+    process.stderr.write(`${label}: kafkajs baseline...\n`);
+    rows.push(await baseline(rawPrefix, hosts, label));
+    await stopFleet(raw);
+  }
+  printTable(rows);
+  console.error(
+    `results: ${writeResults("controller", rows, { hosts: HOSTS, agents: AGENTS, simulated: true })}`,
+  );
+}
+
+await main();

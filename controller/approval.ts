@@ -1,0 +1,79 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { Kafka } from "kafkajs";
+import { type SignedStatement, signStatement, verifyStatement } from "../core/commands.ts";
+import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+
+export interface Approval {
+  rolloutId: string;
+  /** The wave it opens; absent: the next gate. */
+  wave?: number;
+  decision: "approve" | "abort";
+  by: string;
+  at: string;
+  reason?: string;
+}
+
+/** Why an approval is not accepted, or undefined when it is (signed by a trusted approver, for this rollout). */
+export function rejectApproval(
+  statement: unknown,
+  rolloutId: string,
+  approvers: Array<{ id: string; publicKey: string }>,
+): string | undefined {
+  const signed = statement as Partial<SignedStatement<Approval>> | undefined;
+  if (!signed?.payload || typeof signed.signature !== "string" || typeof signed.keyId !== "string") {
+    return "unsigned: an approval must be signed by a trusted approver key";
+  }
+  const approver = approvers.find((a) => a.id === signed.keyId);
+  if (!approver) return `key "${signed.keyId}" is not among the plan's approvers`;
+  if (!verifyStatement(signed as SignedStatement<unknown>, approver.publicKey))
+    return "signature does not verify";
+  if (signed.payload.rolloutId !== rolloutId)
+    return `for rollout ${signed.payload.rolloutId}, not ${rolloutId}`;
+  if (signed.payload.decision !== "approve" && signed.payload.decision !== "abort") return "unknown decision";
+  return undefined;
+}
+
+/** Publishes a signed approval (or abort) to the lifecycle topic: the running controller acts on it, and it stays as the audit trail. */
+export async function publishApproval(
+  kafka: Kafka,
+  topic: string,
+  approval: Omit<Approval, "at" | "by"> & { by?: string },
+  signer: { keyId: string; privateKeyPem: string },
+): Promise<SignedStatement<Approval>> {
+  const payload: Approval = { ...approval, by: approval.by ?? signer.keyId, at: new Date().toISOString() };
+  const statement = signStatement(payload, signer.keyId, signer.privateKeyPem);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [
+        {
+          key: approval.rolloutId,
+          value: JSON.stringify({
+            "@timestamp": payload.at,
+            message: `rollout.approval: ${payload.decision} ${approval.rolloutId}${approval.wave !== undefined ? ` wave ${approval.wave}` : ""} by ${payload.by}`,
+            host: { name: hostname() },
+            event: {
+              id: deterministicId("approval", randomUUID()),
+              kind: "event",
+              action: "rollout.approval",
+              outcome: "success",
+            },
+            lifeline: {
+              schema_version: SCHEMA_VERSION,
+              rollout_id: approval.rolloutId,
+              ...(approval.wave !== undefined ? { wave: approval.wave } : {}),
+              approval: statement,
+            },
+          }),
+        },
+      ],
+    });
+  } finally {
+    await producer.disconnect();
+  }
+  return statement;
+}

@@ -1,0 +1,109 @@
+import type { Kafka } from "kafkajs";
+import { readSince } from "../core/kafka/read-since.ts";
+import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
+import { type ResumeState, type StepResult, stepKey } from "./run.ts";
+
+interface HistoryEvent {
+  "@timestamp"?: string;
+  event?: { action?: string; outcome?: string; reason?: string };
+  trace?: { id?: string };
+  span?: { id?: string };
+  lifeline?: {
+    rollout_id?: string;
+    command_id?: string;
+    wave?: number;
+    step?: PlannedStep;
+    plan?: Plan;
+    built?: RolloutPlan;
+    undeliverable?: Record<string, string>;
+  };
+}
+
+export interface RolloutHistory {
+  plan: Plan;
+  built: RolloutPlan;
+  undeliverable: Map<string, string>;
+  state: ResumeState;
+  /** The rollout already ended: its status. */
+  completed?: string;
+}
+
+/** The time a rollout id carries (`<name>-<base36 ms>`), to start reading just before it. */
+function startOf(rolloutId: string): number | undefined {
+  const time = Number.parseInt(rolloutId.slice(rolloutId.lastIndexOf("-") + 1), 36);
+  return Number.isFinite(time) && time > 0 && time <= Date.now() ? time : undefined;
+}
+
+/**
+ * Rebuilds a rollout's state from the lifecycle topic, the only state there is: its plan (from `rollout.planned`),
+ * the waves started, the commands sent, and the outcomes the agents reported. Throws when the topic has no
+ * such rollout.
+ */
+export async function readRolloutHistory(
+  kafka: Kafka,
+  topic: string,
+  rolloutId: string,
+): Promise<RolloutHistory> {
+  const since = (startOf(rolloutId) ?? 0) - 60_000;
+  const events: HistoryEvent[] = [];
+  await readSince(kafka, topic, Math.max(0, since), (text) => {
+    if (!text.includes(rolloutId)) return;
+    try {
+      const event = JSON.parse(text) as HistoryEvent;
+      if (event.lifeline?.rollout_id === rolloutId) events.push(event);
+    } catch {
+      // Not an event of ours.
+    }
+  });
+  const planned = events.find((e) => e.event?.action === "rollout.planned");
+  if (!planned?.lifeline?.plan || !planned.lifeline.built || !planned.trace?.id || !planned.span?.id) {
+    throw new Error(`rollout ${rolloutId}: no rollout.planned event with its plan on ${topic}`);
+  }
+  const sent = new Map<string, { step: PlannedStep; commandId: string }>();
+  const outcomes = new Map<string, { outcome: string; reason?: string }>();
+  const startedWaves = new Set<number>();
+  let completed: string | undefined;
+  for (const event of events) {
+    const action = event.event?.action;
+    const lifeline = event.lifeline ?? {};
+    if (action === "wave.started" && lifeline.wave !== undefined) startedWaves.add(lifeline.wave);
+    if (action === "command.sent" && lifeline.step && lifeline.command_id) {
+      sent.set(lifeline.command_id, { step: lifeline.step, commandId: lifeline.command_id });
+    }
+    if ((action === "command.completed" || action === "command.rejected") && lifeline.command_id) {
+      outcomes.set(lifeline.command_id, {
+        outcome: action === "command.rejected" ? "failure" : (event.event?.outcome ?? "unknown"),
+        ...(event.event?.reason ? { reason: event.event.reason } : {}),
+      });
+    }
+    if (action === "rollout.completed") completed = event.event?.reason ?? "completed";
+  }
+  const results = new Map<string, StepResult>();
+  const pending = new Map<string, string>();
+  for (const { step, commandId } of sent.values()) {
+    const outcome = outcomes.get(commandId);
+    if (!outcome) {
+      pending.set(stepKey(step), commandId);
+      continue;
+    }
+    results.set(stepKey(step), {
+      ...step,
+      commandId,
+      status: outcome.outcome === "success" ? "success" : "failed",
+      ...(outcome.reason ? { reason: outcome.reason } : {}),
+    });
+  }
+  return {
+    plan: planned.lifeline.plan,
+    built: planned.lifeline.built,
+    undeliverable: new Map(Object.entries(planned.lifeline.undeliverable ?? {})),
+    state: {
+      rolloutId,
+      root: { traceId: planned.trace.id, spanId: planned.span.id, flags: 1 },
+      results,
+      pending,
+      startedWaves,
+    },
+    ...(completed ? { completed } : {}),
+  };
+}

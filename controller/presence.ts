@@ -1,0 +1,48 @@
+import type { Kafka } from "kafkajs";
+import { readSince } from "../core/kafka/read-since.ts";
+import type { FleetHost } from "./plan.ts";
+
+export interface LiveHost extends FleetHost {
+  lastSeen: number;
+}
+
+interface Heartbeat {
+  "@timestamp"?: string;
+  host?: { name?: string };
+  event?: { action?: string };
+  agent?: { groups?: string[]; labels?: Record<string, string>; services?: Record<string, string> };
+}
+
+/**
+ * The agents alive now: the latest heartbeat of every host on the lifecycle topic within the window. Each
+ * heartbeat names the host's groups, labels and declared services, so a fleet can be resolved from presence alone.
+ */
+export async function readPresence(
+  kafka: Kafka,
+  topic: string,
+  options: { windowMs: number; now?: number },
+): Promise<Map<string, LiveHost>> {
+  const since = (options.now ?? Date.now()) - options.windowMs;
+  const live = new Map<string, LiveHost>();
+  await readSince(kafka, topic, since, (text) => {
+    if (!text.includes("agent.heartbeat")) return;
+    let event: Heartbeat;
+    try {
+      event = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const name = event.host?.name;
+    const at = Date.parse(event["@timestamp"] ?? "");
+    if (event.event?.action !== "agent.heartbeat" || !name || !(at >= since)) return;
+    if ((live.get(name)?.lastSeen ?? 0) > at) return;
+    live.set(name, {
+      name,
+      lastSeen: at,
+      groups: event.agent?.groups ?? [],
+      labels: event.agent?.labels ?? {},
+      services: Object.keys(event.agent?.services ?? {}),
+    });
+  });
+  return live;
+}
