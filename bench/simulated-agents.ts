@@ -77,7 +77,7 @@ async function answer(messages: Array<{ value: Buffer | null }>, onlyFor?: strin
   }
   if (replies.length > 0)
     await producer.send({
-      topic: `${prefix}.${mode === "raw" ? "replies" : "lifecycle"}`,
+      topic: `${prefix}.${raw ? "replies" : "lifecycle"}`,
       messages: replies,
     });
 }

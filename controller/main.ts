@@ -11,7 +11,7 @@ import { publishApproval } from "./approval.ts";
 import { readRolloutHistory } from "./history.ts";
 import { buildPlan, describePlan, loadPlan } from "./plan.ts";
 import { readPresence } from "./presence.ts";
-import { type RolloutResult, RolloutRunner } from "./run.ts";
+import { type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
 
 export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
        lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
@@ -143,12 +143,14 @@ async function resume(argv: string[]): Promise<number> {
   process.stderr.write(
     `resuming ${rolloutId}: ${history.state.results.size} steps settled, ${history.state.pending.size} awaiting their outcome\n`,
   );
+  const output = progressOutput();
   const runner = new RolloutRunner({
     kafka,
     logger,
     topicPrefix,
     signer,
-    progress: (line) => process.stderr.write(`${line}\n`),
+    progress: output.line,
+    onStep: output.step,
     undeliverable: history.undeliverable,
   });
   const stopTracing = await startTracing("controller", { logger });
@@ -158,8 +160,35 @@ async function resume(argv: string[]): Promise<number> {
       refresh: async () => (await readRolloutHistory(kafka, topic, rolloutId)).state,
     })
     .finally(stopTracing);
+  output.done();
   printResult(result, values.json);
   return result.status === "success" ? 0 : 1;
+}
+
+/**
+ * Progress on stderr: plain lines, and on a terminal a bar under them (steps settled, failures, wave) redrawn as
+ * each step settles.
+ */
+function progressOutput(): {
+  line: (text: string) => void;
+  step: (progress: StepProgress) => void;
+  done: () => void;
+} {
+  const tty = process.stderr.isTTY;
+  let bar = "";
+  return {
+    line: (text) => process.stderr.write(tty ? `\r\x1b[K${text}\n${bar}` : `${text}\n`),
+    step: (p) => {
+      if (!tty) return;
+      const width = 30;
+      const filled = Math.round((p.settled / Math.max(1, p.total)) * width);
+      bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${p.settled}/${p.total} steps, ${p.failed} failed, wave ${p.wave}/${p.waves}`;
+      process.stderr.write(`\r\x1b[K${bar}`);
+    },
+    done: () => {
+      if (tty && bar) process.stderr.write("\n");
+    },
+  };
 }
 
 function printResult(result: RolloutResult, json: boolean): void {
@@ -232,16 +261,19 @@ async function runPlan(argv: string[]): Promise<number> {
   if (undeliverable.size > 0) {
     process.stderr.write(`undeliverable (${silence}): ${[...undeliverable.keys()].join(", ")}\n`);
   }
+  const output = progressOutput();
   const runner = new RolloutRunner({
     kafka,
     logger,
     topicPrefix,
     signer: signer as NonNullable<typeof signer>,
-    progress: (line) => process.stderr.write(`${line}\n`),
+    progress: output.line,
+    onStep: output.step,
     undeliverable,
   });
   const stopTracing = await startTracing("controller", { logger });
   const result = await runner.run(plan, built).finally(stopTracing);
+  output.done();
   printResult(result, values.json);
   return result.status === "success" ? 0 : 1;
 }

@@ -34,6 +34,14 @@ export interface ResumeState {
   refresh?: () => Promise<ResumeState>;
 }
 
+export interface StepProgress {
+  settled: number;
+  failed: number;
+  total: number;
+  wave: number;
+  waves: number;
+}
+
 export const stepKey = (step: PlannedStep): string => `${step.host}/${step.service}/${step.action}`;
 
 export interface StepResult extends PlannedStep {
@@ -64,6 +72,7 @@ export class RolloutRunner {
   private readonly signer: { keyId: string; privateKeyPem: string };
   private readonly progress: (line: string) => void;
   private readonly undeliverable: Map<string, string>;
+  private readonly onStep: ((progress: StepProgress) => void) | undefined;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   private readonly outcomes = new Map<string, { outcome: string; reason?: string }>();
@@ -85,7 +94,10 @@ export class RolloutRunner {
     progress: (line: string) => void;
     /** Hosts with no live agent: their steps are `undeliverable`, never sent, not counted as failures. */
     undeliverable?: Map<string, string>;
+    /** Called as each step settles: for a live progress bar. */
+    onStep?: (progress: StepProgress) => void;
   }) {
+    this.onStep = options.onStep;
     this.undeliverable = options.undeliverable ?? new Map();
     this.kafka = options.kafka;
     this.logger = options.logger;
@@ -128,6 +140,8 @@ export class RolloutRunner {
       let haltReason: string | undefined;
       let aborted = false;
       const total = built.waves.reduce((n, w) => n + w.steps.length, 0);
+      let settledCount = resume?.results.size ?? 0;
+      let failedCount = 0;
       for (const wave of built.waves) {
         const settled = wave.steps.map((step) => resume?.results.get(stepKey(step)));
         if (haltReason) {
@@ -171,11 +185,19 @@ export class RolloutRunner {
                 continue;
               }
               const sent = resume?.pending.get(key);
-              done.push(
-                sent
-                  ? await this.awaitOutcome(step, sent, plan)
-                  : await this.execute(plan, step, waveSpan, wave.wave),
-              );
+              const result = sent
+                ? await this.awaitOutcome(step, sent, plan)
+                : await this.execute(plan, step, waveSpan, wave.wave);
+              done.push(result);
+              settledCount++;
+              if (result.status === "failed" || result.status === "timed_out") failedCount++;
+              this.onStep?.({
+                settled: settledCount,
+                failed: failedCount,
+                total,
+                wave: wave.wave,
+                waves: built.waves.length,
+              });
               if (plan.waves.soakMs > 0)
                 await new Promise((resolve) => setTimeout(resolve, plan.waves.soakMs));
             }
