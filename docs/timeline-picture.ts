@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { agentWorkspace, fixture, freePort, writeAgentConfig } from "../test/helpers/agent.ts";
+import { agentWorkspace, fixture, freePort, killWorkspaceServices, writeAgentConfig } from "../test/helpers/agent.ts";
 import { launchChromium } from "../test/helpers/chromium.ts";
 import { runLifeline, startLifeline } from "../test/helpers/cli.ts";
 import { uniqueName } from "../test/helpers/services.ts";
@@ -114,4 +114,5 @@ await page.addStyleTag({ content: "table{display:none}" });
 await page.screenshot({ path: new URL("./timeline.png", import.meta.url).pathname, fullPage: true });
 await browser.close();
 for (const p of running) await p.stop("SIGKILL");
+killWorkspaceServices();
 process.exit(0);

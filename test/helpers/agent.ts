@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,8 +64,30 @@ export async function waitForJournal(
   }
 }
 
+const workspaces: string[] = [];
+
+/**
+ * Agents leave their services running when they stop (by design: an agent restart must not take services
+ * down), so a test ends them itself: SIGKILL to the process group of every pid file its workspaces hold.
+ */
+export function killWorkspaceServices(): void {
+  for (const stateDir of workspaces.splice(0)) {
+    const run = join(stateDir, "run");
+    if (!existsSync(run)) continue;
+    for (const file of readdirSync(run).filter((f) => f.endsWith(".pid"))) {
+      try {
+        const { pid } = JSON.parse(readFileSync(join(run, file), "utf8")) as { pid: number };
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}
+
 export function agentWorkspace(name: string) {
   const dir = mkdtempSync(join(tmpdir(), `lifeline-agent-${name}-`));
+  workspaces.push(join(dir, "state"));
   const keys = generateSigningKeys();
   const prefix = uniqueName(`test-${name}`);
   const host = uniqueName("host");

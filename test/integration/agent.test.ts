@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { groupAlive } from "../../agent/drivers/process.ts";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
 import { parseTraceparent } from "../../core/trace-context.ts";
@@ -8,6 +8,7 @@ import {
   agentWorkspace,
   fixture,
   freePort,
+  killWorkspaceServices,
   type LifecycleEvent,
   makeCommand,
   publish,
@@ -34,6 +35,7 @@ function isAlive(pid: number): boolean {
 }
 
 describe("agent: signed commands on real processes, every step in the journal", () => {
+  afterAll(killWorkspaceServices);
   const kafka = testKafka();
   const running: ProcessUnderTest[] = [];
   const launch = (config: string) => {

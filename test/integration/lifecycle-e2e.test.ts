@@ -7,6 +7,7 @@ import {
   agentWorkspace,
   fixture,
   freePort,
+  killWorkspaceServices,
   makeCommand,
   publish,
   signed,
@@ -22,6 +23,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
   afterAll(async () => {
     for (const process of running) await process.stop("SIGKILL");
     await elastic.close();
+    killWorkspaceServices();
   });
 
   it("a start's lifecycle events and the service's own log line are found under the command's trace id", async () => {

@@ -2,7 +2,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { agentWorkspace, fixture, freePort, waitForPresence, writeAgentConfig } from "../helpers/agent.ts";
+import {
+  agentWorkspace,
+  fixture,
+  freePort,
+  killWorkspaceServices,
+  waitForPresence,
+  writeAgentConfig,
+} from "../helpers/agent.ts";
 import { launchChromium } from "../helpers/chromium.ts";
 import { runLifeline } from "../helpers/cli.ts";
 import { startCollector } from "../helpers/collector.ts";
@@ -22,6 +29,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
   afterAll(async () => {
     for (const child of running) await child.stop("SIGKILL");
     await elastic.close();
+    killWorkspaceServices();
   });
 
   it("a restart rollout's trace in Elasticsearch: rollout → wave → command → agent phases, with its lifecycle events and log line", async () => {

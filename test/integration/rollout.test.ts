@@ -9,6 +9,7 @@ import {
   agentWorkspace,
   fixture,
   freePort,
+  killWorkspaceServices,
   type LifecycleEvent,
   readJournal,
   waitForPresence,
@@ -38,6 +39,7 @@ const running: ProcessUnderTest[] = [];
 describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }, () => {
   afterAll(async () => {
     for (const process of running) await process.stop("SIGKILL");
+    killWorkspaceServices();
   });
 
   async function fleet(options: { blockApiPort?: number } = {}) {
