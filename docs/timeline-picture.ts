@@ -6,7 +6,13 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { agentWorkspace, fixture, freePort, killWorkspaceServices, writeAgentConfig } from "../test/helpers/agent.ts";
+import {
+  agentWorkspace,
+  fixture,
+  freePort,
+  killWorkspaceServices,
+  writeAgentConfig,
+} from "../test/helpers/agent.ts";
 import { launchChromium } from "../test/helpers/chromium.ts";
 import { runLifeline, startLifeline } from "../test/helpers/cli.ts";
 import { uniqueName } from "../test/helpers/services.ts";

@@ -42,7 +42,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     killWorkspaceServices();
   });
 
-  async function fleet(options: { blockApiPort?: number } = {}) {
+  async function fleet(options: { blockApiPort?: number; indexer?: boolean } = {}) {
     const base = agentWorkspace("rollout");
     const prefix = base.prefix;
     const tiers = ["db", "api", "web"] as const;
@@ -83,6 +83,22 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const shipper = startLifeline(["shipper", "--config", shipperConfig], "shipper started");
     running.push(shipper);
     await shipper.started;
+    const namespace = uniqueName("rollout").replaceAll("-", "_");
+    if (options.indexer) {
+      const indexerConfig = join(base.dir, "indexer.yaml");
+      writeFileSync(
+        indexerConfig,
+        stringify({
+          topicPrefix: prefix,
+          groupId: uniqueName("rollout-indexer"),
+          namespace,
+          indices: { replicas: 0 },
+        }),
+      );
+      const indexer = startLifeline(["indexer", "--config", indexerConfig], "indexer started");
+      running.push(indexer);
+      await indexer.started;
+    }
     await waitForPresence(
       testKafka(),
       `${prefix}.lifecycle`,
@@ -129,7 +145,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         throw new Error(`rollout printed nothing (exit ${result.code}):\n${result.stderr.slice(-3000)}`);
       return { code: result.code, json: JSON.parse(result.stdout) as RolloutJson, stderr: result.stderr };
     };
-    return { hosts, rollout, rolloutArgs, env, prefix, dir: base.dir, keyFile };
+    return { hosts, rollout, rolloutArgs, env, prefix, dir: base.dir, keyFile, namespace };
   }
 
   const completedAt = (journal: string, commandId: string) =>
@@ -146,7 +162,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     );
 
   it("starts in dependency order gated on health, stops in reverse, every command under the rollout's trace", async () => {
-    const { hosts, rollout } = await fleet();
+    const { hosts, rollout, namespace } = await fleet({ indexer: true });
     const start = await rollout("start");
     expect(start.code, `${start.stderr}\n${JSON.stringify(start.json.steps)}`).toBe(0);
     expect(start.json.status).toBe("success");
@@ -173,6 +189,46 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(stop.json.steps.map((s) => s.service)).toEqual(["web", "api", "db"]);
     for (const tier of ["db", "api", "web"] as const)
       await expect(fetch(`http://127.0.0.1:${hosts[tier]?.port}/`)).rejects.toThrow();
+
+    // The stop's timeline read back from Elasticsearch: what happened, in order, all under its trace id.
+    const rolloutId = (stop.json as RolloutJson & { rolloutId: string }).rolloutId;
+    let timeline: { traceId?: string; entries: Array<{ host: string; action: string; traceId?: string }> } = {
+      entries: [],
+    };
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const read = await runLifeline([
+        "timeline",
+        "--rollout",
+        rolloutId,
+        "--namespace",
+        namespace,
+        "--json",
+      ]);
+      if (read.code === 0) timeline = JSON.parse(read.stdout);
+      if (
+        timeline.entries.some((e) => e.action === "rollout.completed") &&
+        timeline.entries.filter((e) => e.action === "command.completed").length === 3
+      )
+        break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(timeline.entries.every((e) => e.traceId === stop.json.traceId)).toBe(true);
+    const completions = timeline.entries.filter((e) => e.action === "command.completed").map((e) => e.host);
+    expect(completions).toEqual([hosts.web?.host, hosts.api?.host, hosts.db?.host]);
+    const order = timeline.entries.map((e) => e.action);
+    expect(order[0]).toBe("rollout.planned");
+    expect(order.at(-1)).toBe("rollout.completed");
+    for (const tier of ["web", "api", "db"] as const) {
+      const steps = timeline.entries.filter((e) => e.host === hosts[tier]?.host).map((e) => e.action);
+      expect(steps).toEqual([
+        "command.received",
+        "stop.requested",
+        "stop.signal_sent",
+        "stop.completed",
+        "command.completed",
+      ]);
+    }
   });
 
   it("a failing stop in wave 2 halts the rollout and the rollback starts again what was stopped", async () => {
