@@ -93,7 +93,7 @@ export async function startKafka(
 
   if (!existsSync(join(paths.data, "meta.properties"))) {
     progress(`kafka: formatting KRaft storage in ${paths.data}`);
-    const clusterId = randomBytes(16).toString("base64url");
+    const clusterId = newClusterId();
     await run(
       java.executable,
       [
@@ -217,4 +217,15 @@ logger.kafka.level = info
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 `;
+}
+
+/**
+ * A KRaft cluster id: 16 random bytes, base64url (as kafka-storage random-uuid makes them). One in 64 would start
+ * with "-", which the storage tool's argument parser takes for an option: those are drawn again.
+ */
+export function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
