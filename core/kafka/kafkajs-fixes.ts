@@ -55,3 +55,33 @@ const codecs = require("kafkajs/src/protocol/message/compression/index.js") as {
   Types: { ZSTD: number };
 };
 codecs.Codecs[codecs.Types.ZSTD] = () => zstdCodec;
+
+/**
+ * kafkajs re-arms a "check pending requests" timer after every check, even with nothing pending and no throttle:
+ * a negative delay, which Node turns into 1 ms. Every idle broker connection then wakes the process a thousand
+ * times a second (the idle agent's few percent of a core, and Node's TimeoutNegativeWarning). The check is only
+ * needed while requests wait or a broker throttles us; otherwise push() schedules one when a request queues up.
+ */
+interface RequestQueueInternals {
+  throttledUntil: number;
+  throttleCheckTimeoutId: NodeJS.Timeout | null;
+  pending: unknown[];
+  checkPendingRequests(): void;
+  scheduleCheckPendingRequests(): void;
+}
+const CHECK_PENDING_REQUESTS_INTERVAL_MS = 10;
+const RequestQueue = require("kafkajs/src/network/requestQueue/index.js") as {
+  prototype: RequestQueueInternals;
+};
+RequestQueue.prototype.scheduleCheckPendingRequests = function scheduleCheckPendingRequests(
+  this: RequestQueueInternals,
+) {
+  if (this.throttleCheckTimeoutId) return;
+  const throttledFor = this.throttledUntil - Date.now();
+  if (this.pending.length === 0 && throttledFor <= 0) return;
+  const delay = throttledFor > 0 ? throttledFor : CHECK_PENDING_REQUESTS_INTERVAL_MS;
+  this.throttleCheckTimeoutId = setTimeout(() => {
+    this.throttleCheckTimeoutId = null;
+    this.checkPendingRequests();
+  }, delay);
+};

@@ -6,6 +6,26 @@ import { groupMessagesPerPartition, kafkajsGroupingIsLinear } from "../../core/k
 const require = createRequire(import.meta.url);
 
 describe("kafkajs fixes", () => {
+  it("an idle request queue arms no timer; one with a waiting request or a throttle does", () => {
+    const RequestQueue = require("kafkajs/src/network/requestQueue/index.js") as {
+      prototype: { scheduleCheckPendingRequests(this: unknown): void };
+    };
+    const queue = (pending: unknown[], throttledUntil: number) => ({
+      pending,
+      throttledUntil,
+      throttleCheckTimeoutId: null as NodeJS.Timeout | null,
+      checkPendingRequests() {},
+    });
+    const idle = queue([], Date.now() - 1_000);
+    RequestQueue.prototype.scheduleCheckPendingRequests.call(idle);
+    expect(idle.throttleCheckTimeoutId).toBeNull();
+    for (const busy of [queue([{}], 0), queue([], Date.now() + 5_000)]) {
+      RequestQueue.prototype.scheduleCheckPendingRequests.call(busy);
+      expect(busy.throttleCheckTimeoutId).not.toBeNull();
+      clearTimeout(busy.throttleCheckTimeoutId as NodeJS.Timeout);
+    }
+  });
+
   it("kafkajs's producer uses the linear per-partition grouping", () => {
     expect(kafkajsGroupingIsLinear()).toBe(true);
   });
