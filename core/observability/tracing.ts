@@ -60,11 +60,6 @@ export async function startTracing(
   };
 }
 
-/** True once startTracing exported somewhere: hot paths skip making spans nobody receives. */
-export function tracingEnabled(): boolean {
-  return tracer !== undefined;
-}
-
 /** Runs `work` in a span of its own (a new trace), ended with its outcome. */
 export async function traced<T>(
   name: string,
