@@ -110,10 +110,8 @@ async function main() {
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-collector" });
   process.stderr.write(`building ${SPANS} spans as OTLP protobuf requests...\n`);
   const bodies = requestBodies();
-  const spans = bodies.reduce(
-    (n, body) => n + convertTraces(decodeRequest("traces", "protobuf", body)).records.length,
-    0,
-  );
+  const documents = bodies.map((body) => convertTraces(decodeRequest("traces", "protobuf", body)).records);
+  const spans = documents.reduce((n, records) => n + records.length, 0);
   const megabytes = bodies.reduce((n, body) => n + body.length, 0) / 1e6;
   const rows: BenchRow[] = [];
   const row = (system: string, seconds: number, pid?: number, cpu0 = 0): BenchRow => ({
@@ -133,7 +131,6 @@ async function main() {
   process.stderr.write("baseline: kafkajs producing the converted documents...\n");
   const rawTopic = uniqueName("bench-collector-raw");
   await ensureTopics(kafka, [rawTopic]);
-  const documents = bodies.map((body) => convertTraces(decodeRequest("traces", "protobuf", body)).records);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const rawBegan = performance.now();

@@ -69,20 +69,13 @@ export async function runCollector(argv: string[]): Promise<number> {
     kafka,
     ["spans", "logs", "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
   );
-  const components: Component[] = [producer, receiver];
-  if (config.http) {
-    const observability = new ObservabilityServer({
-      registry: metrics.registry,
-      health: () => receiver.health(),
-      ...config.http,
-    });
-    components.push({
-      name: "http",
-      start: async () =>
-        logger.info({ port: await observability.start() }, "metrics and health endpoint listening"),
-      stop: () => observability.stop(),
-    });
-  }
+  const observability = new ObservabilityServer({
+    registry: metrics.registry,
+    health: () => receiver.health(),
+    ...config.http,
+    logger,
+  });
+  const components: Component[] = [observability, producer, receiver];
   await runUntilSignal(new Supervisor(components, logger), logger, {
     stopDeadlineMs: config.limits.ackTimeoutMs + 5_000,
     onStarted: () =>

@@ -58,11 +58,14 @@ const KIND_OF_VIEW: Record<string, StreamKind> = {
   [DATA_VIEWS.traces.id]: "spans",
 };
 
+/** The templates do not change while a check runs: walked once. */
+const TEMPLATE_FIELDS = mappedFields();
+
 function checkField(field: string, need: Need, object: string, problems: Problem[]): void {
   if (field === "___records___") return;
-  const mapped = mappedFields().get(field);
+  const mapped = TEMPLATE_FIELDS.get(field);
   // A flattened field's keys are searchable as keywords: lifeline.fields.user.id.
-  const flattenedParent = [...mappedFields()].find(
+  const flattenedParent = [...TEMPLATE_FIELDS].find(
     ([path, definition]) => definition.type === "flattened" && field.startsWith(`${path}.`),
   );
   if (!mapped && flattenedParent) return;

@@ -61,24 +61,14 @@ export async function runIndexer(argv: string[]): Promise<number> {
   const indexer = new Indexer({ config, kafka, elastic, elasticSettings, logger, metrics, layout });
   await ensureTopics(kafka, indexer.topicNames);
   const observability = config.http
-    ? new ObservabilityServer({ registry: metrics.registry, health: () => indexer.health(), ...config.http })
+    ? new ObservabilityServer({
+        registry: metrics.registry,
+        health: () => indexer.health(),
+        ...config.http,
+        logger,
+      })
     : undefined;
-  const supervisor = new Supervisor(
-    [
-      ...(observability
-        ? [
-            {
-              name: "http",
-              start: async () =>
-                logger.info({ port: await observability.start() }, "metrics and health endpoint listening"),
-              stop: () => observability.stop(),
-            },
-          ]
-        : []),
-      indexer,
-    ],
-    logger,
-  );
+  const supervisor = new Supervisor([...(observability ? [observability] : []), indexer], logger);
   const stopTracing = await startTracing("indexer", { logger });
   await runUntilSignal(supervisor, logger, {
     stopDeadlineMs: 30_000,

@@ -48,24 +48,14 @@ export async function runShipper(argv: string[]): Promise<number> {
   await ensureTopics(kafka, shipper.topics);
   const components = [shipper];
   const observability = config.http
-    ? new ObservabilityServer({ registry: metrics.registry, health: () => shipper.health(), ...config.http })
+    ? new ObservabilityServer({
+        registry: metrics.registry,
+        health: () => shipper.health(),
+        ...config.http,
+        logger,
+      })
     : undefined;
-  const supervisor = new Supervisor(
-    observability
-      ? [
-          {
-            name: "http",
-            start: async () => {
-              const port = await observability.start();
-              logger.info({ port }, "metrics and health endpoint listening");
-            },
-            stop: () => observability.stop(),
-          },
-          ...components,
-        ]
-      : components,
-    logger,
-  );
+  const supervisor = new Supervisor(observability ? [observability, ...components] : components, logger);
   const stopTracing = await startTracing("shipper", { hostName: config.host.name, logger });
   await runUntilSignal(supervisor, logger, { stopDeadlineMs: 30_000 }).finally(stopTracing);
   return 0;

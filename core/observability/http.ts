@@ -1,6 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { Component } from "../lifecycle.ts";
+import type { Logger } from "../logger.ts";
 
 export interface HealthReport {
   healthy: boolean;
@@ -10,23 +12,35 @@ export interface HealthReport {
 
 /**
  * The operations endpoint every long-running component exposes: GET /metrics (Prometheus text format) and
- * GET /health (200 when healthy, 503 otherwise, with details as JSON).
+ * GET /health (200 when healthy, 503 otherwise, with details as JSON). A component of its own: started first,
+ * stopped last, so the endpoint answers for as long as the process works.
  */
-export class ObservabilityServer {
+export class ObservabilityServer implements Component {
+  readonly name = "http";
+  /** The bound port once started (the configured one, or the system's pick for 0). */
+  listeningPort = 0;
   private server: Server | undefined;
+  private readonly logger: Logger | undefined;
   private readonly registry: Registry;
   private readonly health: () => HealthReport;
   private readonly host: string;
   private readonly port: number;
 
-  constructor(options: { registry: Registry; health: () => HealthReport; host?: string; port: number }) {
+  constructor(options: {
+    registry: Registry;
+    health: () => HealthReport;
+    host?: string;
+    port: number;
+    logger?: Logger;
+  }) {
+    this.logger = options.logger;
     this.registry = options.registry;
     this.health = options.health;
     this.host = options.host ?? "127.0.0.1";
     this.port = options.port;
   }
 
-  async start(): Promise<number> {
+  async start(): Promise<void> {
     const server = createServer((request, response) => {
       const path = (request.url ?? "/").split("?")[0];
       if (request.method !== "GET") {
@@ -50,7 +64,8 @@ export class ObservabilityServer {
       server.listen(this.port, this.host, () => resolve());
     });
     this.server = server;
-    return (server.address() as AddressInfo).port;
+    this.listeningPort = (server.address() as AddressInfo).port;
+    this.logger?.info({ port: this.listeningPort }, "metrics and health endpoint listening");
   }
 
   async stop(): Promise<void> {
