@@ -70,10 +70,11 @@ export class CommandVerifier {
         command,
       };
     }
+    // A command seen before is a duplicate even once expired: its first delivery is what ran.
+    if (this.seen.has(command.id)) return { kind: "duplicate", command };
     if (Date.parse(command.expiresAt) <= now.getTime()) {
       return { kind: "rejected", reason: "expired", detail: `expired at ${command.expiresAt}`, command };
     }
-    if (this.seen.has(command.id)) return { kind: "duplicate", command };
     const service = this.config.services.find((s) => s.name === command.service);
     if (!service) {
       return {

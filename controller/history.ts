@@ -1,7 +1,8 @@
 import type { Kafka } from "kafkajs";
+import type { SignedCommand } from "../core/commands.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
-import { type ResumeState, type StepResult, stepKey } from "./run.ts";
+import { type ResumeState, type SentCommand, type StepResult, stepKey } from "./run.ts";
 
 interface HistoryEvent {
   "@timestamp"?: string;
@@ -16,6 +17,7 @@ interface HistoryEvent {
     plan?: Plan;
     built?: RolloutPlan;
     undeliverable?: Record<string, string>;
+    command?: SignedCommand;
   };
 }
 
@@ -59,7 +61,7 @@ export async function readRolloutHistory(
   if (!planned?.lifeline?.plan || !planned.lifeline.built || !planned.trace?.id || !planned.span?.id) {
     throw new Error(`rollout ${rolloutId}: no rollout.planned event with its plan on ${topic}`);
   }
-  const sent = new Map<string, { step: PlannedStep; commandId: string }>();
+  const sent = new Map<string, { step: PlannedStep; command: SentCommand }>();
   const outcomes = new Map<string, { outcome: string; reason?: string }>();
   const startedWaves = new Set<number>();
   let completed: string | undefined;
@@ -68,7 +70,13 @@ export async function readRolloutHistory(
     const lifeline = event.lifeline ?? {};
     if (action === "wave.started" && lifeline.wave !== undefined) startedWaves.add(lifeline.wave);
     if (action === "command.sent" && lifeline.step && lifeline.command_id) {
-      sent.set(lifeline.command_id, { step: lifeline.step, commandId: lifeline.command_id });
+      sent.set(lifeline.command_id, {
+        step: lifeline.step,
+        command: {
+          commandId: lifeline.command_id,
+          ...(lifeline.command?.command?.id === lifeline.command_id ? { signed: lifeline.command } : {}),
+        },
+      });
     }
     if ((action === "command.completed" || action === "command.rejected") && lifeline.command_id) {
       outcomes.set(lifeline.command_id, {
@@ -79,11 +87,12 @@ export async function readRolloutHistory(
     if (action === "rollout.completed") completed = event.event?.reason ?? "completed";
   }
   const results = new Map<string, StepResult>();
-  const pending = new Map<string, string>();
-  for (const { step, commandId } of sent.values()) {
+  const pending = new Map<string, SentCommand>();
+  for (const { step, command } of sent.values()) {
+    const { commandId } = command;
     const outcome = outcomes.get(commandId);
     if (!outcome) {
-      pending.set(stepKey(step), commandId);
+      pending.set(stepKey(step), command);
       continue;
     }
     results.set(stepKey(step), {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka, Producer } from "kafkajs";
-import { type Command, type SignedStatement, signCommand } from "../core/commands.ts";
+import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { unpackRecords } from "../core/kafka/batch-producer.ts";
 import type { Logger } from "../core/logger.ts";
@@ -27,11 +27,17 @@ export interface ResumeState {
   root: TraceContext;
   /** Steps whose outcome is known. */
   results: Map<string, StepResult>;
-  /** Steps whose command was sent, outcome not yet seen: by command id. */
-  pending: Map<string, string>;
+  /** Steps whose command was sent (or about to be), outcome not yet seen. */
+  pending: Map<string, SentCommand>;
   startedWaves: Set<number>;
   /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
   refresh?: () => Promise<ResumeState>;
+}
+
+/** A command as `command.sent` recorded it: the signed message itself, so a resumed controller can send it again. */
+export interface SentCommand {
+  commandId: string;
+  signed?: SignedCommand;
 }
 
 export interface StepProgress {
@@ -288,13 +294,35 @@ export class RolloutRunner {
     else this.approvals.push(approval);
   }
 
-  /** A command sent before a controller restart: only its outcome is awaited, it is never sent again. */
-  private async awaitOutcome(step: PlannedStep, commandId: string, plan: Plan): Promise<StepResult> {
+  /**
+   * A command recorded as sent before a controller restart. The controller may have died between recording it
+   * and publishing it, so the identical signed message goes out again while it is valid: an agent that already
+   * has it reports a duplicate and runs nothing twice. Then its outcome is awaited.
+   */
+  private async awaitOutcome(step: PlannedStep, sent: SentCommand, plan: Plan): Promise<StepResult> {
+    const { commandId, signed } = sent;
     const outcome = new Promise<void>((resolve) => {
       this.waiters.set(commandId, resolve);
       if (this.outcomes.has(commandId)) resolve();
     });
+    if (signed && !this.outcomes.has(commandId) && Date.parse(signed.command.expiresAt) > Date.now())
+      await this.publishCommand(step, signed);
     return this.settle(step, commandId, outcome, plan);
+  }
+
+  private async publishCommand(step: PlannedStep, signed: SignedCommand): Promise<void> {
+    await this.producer?.send({
+      topic: `${this.topicPrefix}.control`,
+      acks: -1,
+      // Keyed by host and service: one service's commands on one host stay in order.
+      messages: [
+        {
+          key: `${step.host}/${step.service}`,
+          value: JSON.stringify(signed),
+          ...(signed.command.traceparent ? { headers: { traceparent: signed.command.traceparent } } : {}),
+        },
+      ],
+    });
   }
 
   /** Start again, in dependency order, what this rollout stopped (or restarted and left down). */
@@ -372,26 +400,18 @@ export class RolloutRunner {
       rolloutId: this.rolloutId,
       traceparent: span.traceparent,
     };
+    const signed = signCommand(command, this.signer.keyId, this.signer.privateKeyPem);
     const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
-    await this.producer?.send({
-      topic: `${this.topicPrefix}.control`,
-      acks: -1,
-      // Keyed by host and service: one service's commands on one host stay in order.
-      messages: [
-        {
-          key: `${step.host}/${step.service}`,
-          value: JSON.stringify(signCommand(command, this.signer.keyId, this.signer.privateKeyPem)),
-          headers: { traceparent: span.traceparent },
-        },
-      ],
-    });
+    // Recorded before it is published: a controller killed in between resumes by sending this same command.
     await this.event("command.sent", "success", {
       reason: `${step.action} ${step.service} on ${step.host}`,
       span,
       commandId: command.id,
       step,
       ...(wave !== undefined ? { wave } : {}),
+      extra: { command: signed },
     });
+    await this.publishCommand(step, signed);
     return this.settle(step, command.id, outcome, plan);
   }
 

@@ -1,5 +1,5 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
-import type { Client } from "@elastic/elasticsearch";
+import type { Client, estypes } from "@elastic/elasticsearch";
 import { CompressionTypes, type Kafka } from "kafkajs";
 import { deterministicId } from "../../core/events.ts";
 
@@ -48,11 +48,15 @@ export async function produceLogRecords(
   }
 }
 
-/** Counts documents in an index or data stream after a refresh (0 while it does not exist yet). */
-export async function countDocuments(client: Client, index: string): Promise<number> {
+/** Counts documents (matching `query`, if given) in an index or data stream after a refresh (0 while it does not exist yet). */
+export async function countDocuments(
+  client: Client,
+  index: string,
+  query?: estypes.QueryDslQueryContainer,
+): Promise<number> {
   try {
     await client.indices.refresh({ index, ignore_unavailable: true });
-    return (await client.count({ index, ignore_unavailable: true, allow_no_indices: true })).count;
+    return (await client.count({ index, ignore_unavailable: true, allow_no_indices: true, query })).count;
   } catch {
     return 0;
   }
@@ -64,11 +68,12 @@ export async function waitForCount(
   index: string,
   expected: number,
   timeoutMs = 120_000,
+  query?: estypes.QueryDslQueryContainer,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let count = 0;
   while (Date.now() < deadline) {
-    count = await countDocuments(client, index);
+    count = await countDocuments(client, index, query);
     if (count >= expected) return count;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }

@@ -83,8 +83,10 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
 
     const lifecycle = `logs-lifeline.lifecycle-${namespace}`;
     const logs = `logs-lifeline.logs-${namespace}`;
-    await waitForCount(elastic, lifecycle, 5);
-    await waitForCount(elastic, logs, 1);
+    // The lifecycle stream also holds the agent's own events (started, heartbeats): count this trace's.
+    const ofTrace = { term: { "trace.id": traceId } };
+    await waitForCount(elastic, lifecycle, 4, 120_000, ofTrace);
+    await waitForCount(elastic, logs, 1, 120_000, ofTrace);
     const found = await elastic.search({
       index: `${lifecycle},${logs}`,
       query: { term: { "trace.id": traceId } },

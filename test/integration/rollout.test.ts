@@ -1,10 +1,13 @@
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { generateSigningKeys } from "../../core/commands.ts";
+import { readRolloutHistory } from "../../controller/history.ts";
+import type { PlannedStep } from "../../controller/plan.ts";
+import { generateSigningKeys, signCommand } from "../../core/commands.ts";
 import {
   agentWorkspace,
   fixture,
@@ -354,6 +357,69 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       );
       expect(received, `${tier} received its stop once`).toHaveLength(1);
       await expect(fetch(`http://127.0.0.1:${hosts[tier]?.port}/`)).rejects.toThrow();
+    }
+
+    // Killed after recording db's start command and before publishing it: the topic holds what that controller
+    // wrote, the control topic nothing. Resume sends that very command, once.
+    const { plan, built } = await readRolloutHistory(kafka, `${prefix}.lifecycle`, rolloutId);
+    const crashedId = `shop-start-${Date.now().toString(36)}`;
+    const first = built.waves[0]?.steps[0] as PlannedStep;
+    const now = Date.now();
+    const signed = signCommand(
+      {
+        id: randomUUID(),
+        action: first.action,
+        service: first.service,
+        target: { hosts: [first.host] },
+        parameters: {},
+        issuedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + plan.deadlines.deliveryMs).toISOString(),
+        deadline: new Date(now + plan.deadlines.executionMs).toISOString(),
+        issuer: `controller:${plan.name}`,
+        rolloutId: crashedId,
+      },
+      "test-controller",
+      readFileSync(keyFile, "utf8"),
+    );
+    const trace = { trace: { id: "4bf92f3577b34da6a3ce929d0e0e4736" }, span: { id: "00f067aa0ba902b7" } };
+    const written = [
+      { event: { action: "rollout.planned" }, lifeline: { plan, built } },
+      ...built.waves.map((w) => ({ event: { action: "wave.started" }, lifeline: { wave: w.wave } })),
+      {
+        event: { action: "command.sent" },
+        lifeline: { wave: 1, command_id: signed.command.id, step: first, command: signed },
+      },
+    ];
+    const recorder = kafka.producer();
+    await recorder.connect();
+    await recorder.send({
+      topic: `${prefix}.lifecycle`,
+      acks: -1,
+      messages: written.map((e) => ({
+        key: crashedId,
+        value: JSON.stringify({ ...e, ...trace, lifeline: { ...e.lifeline, rollout_id: crashedId } }),
+      })),
+    });
+    await recorder.disconnect();
+    const recovered = await runLifeline(
+      ["rollout", "resume", crashedId, "--key", keyFile, "--key-id", "test-controller", "--json"],
+      env,
+    );
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(recovered.stderr).toMatch(/resuming .*: 0 steps settled, 1 awaiting their outcome/);
+    const restarted = JSON.parse(recovered.stdout) as RolloutJson;
+    expect(restarted.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "db:success",
+      "api:success",
+      "web:success",
+    ]);
+    expect(restarted.steps[0]?.commandId).toBe(signed.command.id);
+    for (const tier of ["db", "api", "web"] as const) {
+      const received = readJournal(hosts[tier]?.journal as string).filter(
+        (e) => e.lifeline.rollout_id === crashedId && e.event.action === "command.received",
+      );
+      expect(received, `${tier} received its start once`).toHaveLength(1);
+      expect(await (await fetch(`http://127.0.0.1:${hosts[tier]?.port}/`)).status).toBe(200);
     }
   });
 });

@@ -107,4 +107,9 @@ describe("command verifier", () => {
   it("a command id seen before (journaled across restarts) is a duplicate", () => {
     expect(verify(sign(command()), ["cmd-00000001"]).kind).toBe("duplicate");
   });
+
+  it("a command seen before stays a duplicate once expired: re-delivery reports what ran, not a rejection", () => {
+    const late = sign(command({ expiresAt: "2026-11-27T05:59:59Z" }));
+    expect(verify(late, ["cmd-00000001"]).kind).toBe("duplicate");
+  });
 });
