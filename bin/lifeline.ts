@@ -37,6 +37,11 @@ const commands: Record<string, Command> = {
     summary: "print a rollout's or trace's timeline from Elasticsearch (--html for a Gantt chart)",
     run: async () => (await import("../controller/timeline-main.ts")).runTimeline,
   },
+  demo: {
+    summary:
+      "the whole story on this machine: three hosts, a rolling restart, its timeline from Elasticsearch",
+    run: async () => (await import("../demo/main.ts")).runDemo,
+  },
   dashboards: {
     summary: "install and check the Kibana dashboards and alerting rules",
     run: async () => (await import("../dashboards/main.ts")).runDashboards,
