@@ -29,7 +29,7 @@ and writes every step to the lifecycle journal (the shipper ships it). Nothing e
            definition for Windows
 
 Options:
-  --config FILE   agent YAML config (see README, "Agent")
+  --config FILE   agent YAML config, every key explained in agent/agent.example.yaml
   --validate      check the config and exit
 `;
 

@@ -37,6 +37,11 @@ const commands: Record<string, Command> = {
     summary: "print a rollout's or trace's timeline from Elasticsearch (--html for a Gantt chart)",
     run: async () => (await import("../controller/timeline-main.ts")).runTimeline,
   },
+  validate: {
+    summary:
+      "check config files (agent, shipper, indexer, collector, rollout plan, fleet) before deploying them",
+    run: async () => (await import("./validate.ts")).runValidate,
+  },
   demo: {
     summary:
       "the whole story on this machine: three hosts, a rolling restart, its timeline from Elasticsearch",

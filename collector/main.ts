@@ -17,7 +17,7 @@ Receives OTLP/HTTP (POST /v1/traces, /v1/logs; protobuf or JSON; gzip) and write
 it; while Kafka cannot take data the answer is 503 or 429 with Retry-After.
 
 Options:
-  --config FILE   collector YAML config (see README, "Collector"); without it the defaults:
+  --config FILE   collector YAML config (collector/collector.example.yaml); without it the defaults:
                   listen 127.0.0.1:4318, /metrics and /health on 127.0.0.1:9464, topic prefix "lifeline",
                   8 MiB requests, 10 s acknowledgement timeout
   --validate      check the config and exit

@@ -1,7 +1,5 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { z } from "zod";
-import { loadConfigFile } from "../core/config.ts";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -9,7 +7,7 @@ import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
 import { publishApproval } from "./approval.ts";
 import { readRolloutHistory } from "./history.ts";
-import { buildPlan, describePlan, loadPlan } from "./plan.ts";
+import { buildPlan, describePlan, loadFleet, loadPlan } from "./plan.ts";
 import { readPresence } from "./presence.ts";
 import { type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
 
@@ -41,17 +39,6 @@ steps are kept, commands already sent are only awaited, never sent again. Step s
 success, failed, timed_out, undeliverable, cancelled; rollout: success, failed, incomplete, halted,
 cancelled (aborted).
 `;
-
-const fleetSchema = z.strictObject({
-  hosts: z.array(
-    z.strictObject({
-      name: z.string().min(1),
-      groups: z.array(z.string()).default([]),
-      labels: z.record(z.string(), z.string()).default({}),
-      services: z.array(z.string()).default([]),
-    }),
-  ),
-});
 
 export async function runRollout(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -223,7 +210,7 @@ async function runPlan(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const plan = loadPlan(values.plan);
-  const declared = values.fleet ? loadConfigFile(values.fleet, fleetSchema).hosts : undefined;
+  const declared = values.fleet ? loadFleet(values.fleet).hosts : undefined;
   if (values["dry-run"] && declared) {
     const built = buildPlan(plan, declared);
     process.stdout.write(values.json ? `${JSON.stringify(built, null, 2)}\n` : describePlan(plan, built));

@@ -103,6 +103,22 @@ export function loadPlan(file: string): Plan {
   return loadConfigFile(file, planSchema);
 }
 
+/** A fleet file: the hosts a rollout may target, when it is not taken from the agents' heartbeats. */
+export const fleetSchema = z.strictObject({
+  hosts: z.array(
+    z.strictObject({
+      name: z.string().min(1),
+      groups: z.array(z.string()).default([]),
+      labels: z.record(z.string(), z.string()).default({}),
+      services: z.array(z.string()).default([]),
+    }),
+  ),
+});
+
+export function loadFleet(file: string): z.output<typeof fleetSchema> {
+  return loadConfigFile(file, fleetSchema);
+}
+
 export function matches(host: FleetHost, selector: HostSelector | undefined): boolean {
   if (!selector) return true;
   if (selector.hosts?.length && !selector.hosts.includes(host.name)) return false;

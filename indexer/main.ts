@@ -21,7 +21,7 @@ Records Elasticsearch refuses go to <prefix>.dead-letter with the reason. Run mo
   setup           create or update the index templates and exit (also done at every start)
 
 Options:
-  --config FILE   indexer YAML config (all keys optional; see README, "Indexer")
+  --config FILE   indexer YAML config, all keys optional (indexer/indexer.example.yaml)
   --validate      check the config and exit
 
 Environment: LIFELINE_KAFKA_*, LIFELINE_ES_* (see \`lifeline services --help\`), LIFELINE_LOG_LEVEL.

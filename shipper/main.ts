@@ -16,7 +16,7 @@ Tails the files the config's inputs name into Kafka (topics <prefix>.logs and <p
 Offsets are saved only after Kafka acknowledged the lines; SIGTERM/SIGINT flushes and saves them.
 
 Options:
-  --config FILE   shipper YAML config (see README, "Shipper")
+  --config FILE   shipper YAML config, every key explained in shipper/shipper.example.yaml
   --validate      check the config and exit
 
 Environment: LIFELINE_KAFKA_* (see \`lifeline services --help\`), LIFELINE_HOST_NAME, LIFELINE_LOG_LEVEL.
