@@ -1,4 +1,4 @@
-# One image for every Lifeline component; the command picks it (collector, indexer, host, dashboards ...).
+# One image for every Lifeline component; the command picks it (collector, indexer, agent, shipper, dashboards ...).
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
@@ -12,6 +12,9 @@ COPY indexer ./indexer
 COPY agent ./agent
 COPY controller ./controller
 COPY dashboards ./dashboards
+COPY demo ./demo
+# State (agent journal, shipper offsets, keys) lives in a volume the node user owns.
+RUN mkdir -p /var/lib/lifeline && chown node:node /var/lib/lifeline
 USER node
 ENTRYPOINT ["node", "bin/lifeline.ts"]
 CMD ["--help"]

@@ -1,9 +1,47 @@
 import { createPublicKey } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+
+/** A key whose signatures the agent accepts: inline PEM, or a PEM file (a mounted secret, `agent keygen` output). */
+const trustedKeySchema = z
+  .strictObject({
+    id: z.string().min(1),
+    publicKey: z.string().optional(),
+    publicKeyFile: z.string().optional(),
+  })
+  .transform((key, ctx) => {
+    const field = key.publicKeyFile ? "publicKeyFile" : "publicKey";
+    if (key.publicKey && key.publicKeyFile) {
+      ctx.addIssue({ code: "custom", path: [field], message: "set publicKey or publicKeyFile, not both" });
+      return z.NEVER;
+    }
+    let pem = key.publicKey;
+    if (key.publicKeyFile) {
+      try {
+        pem = readFileSync(key.publicKeyFile, "utf8");
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: `cannot read it: ${(error as Error).message}`,
+        });
+        return z.NEVER;
+      }
+    }
+    if (!pem || !isEd25519PublicKey(pem)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        message: "must be an Ed25519 public key in PEM (lifeline agent keygen)",
+      });
+      return z.NEVER;
+    }
+    return { id: key.id, publicKey: pem };
+  });
 
 const probeSchema = z.strictObject({
   http: z.strictObject({ url: z.url(), expectStatus: z.number().int().optional() }).optional(),
@@ -87,16 +125,7 @@ export const agentConfigSchema = z.strictObject({
   journal: z.string().optional(),
   topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
   /** Public keys allowed to sign commands, by key id. */
-  trustedKeys: z
-    .array(
-      z.strictObject({
-        id: z.string().min(1),
-        publicKey: z
-          .string()
-          .refine(isEd25519PublicKey, "must be an Ed25519 public key in PEM (lifeline agent keygen)"),
-      }),
-    )
-    .min(1),
+  trustedKeys: z.array(trustedKeySchema).min(1),
   services: z.array(serviceSchema).min(1),
   heartbeatIntervalMs: z.number().int().positive().default(10_000),
   kafka: kafkaSettingsSchema.optional(),

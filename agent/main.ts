@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -15,7 +15,7 @@ import { loadAgentConfig } from "./config.ts";
 import { systemdUnit, windowsServiceDefinition } from "./install.ts";
 
 export const agentHelp = `Usage: lifeline agent --config FILE
-       lifeline agent keygen --out DIR [--key-id ID]
+       lifeline agent keygen --out DIR [--key-id ID] [--force | --if-missing]
        lifeline agent install --config FILE [--platform linux|windows] [--out FILE] [--user NAME]
        lifeline agent sign --key FILE --key-id ID --action stop|start|restart|status --service NAME
                            (--host NAME | --group NAME) [--ttl-seconds 60] [--grace-ms N] [--traceparent TP]
@@ -24,6 +24,7 @@ Runs signed stop/start/restart/status commands from <prefix>.control on the serv
 and writes every step to the lifecycle journal (the shipper ships it). Nothing else can be run through it.
 
   keygen   writes an Ed25519 key pair (signing.key, signing.pub) for the controller; put the .pub in agent configs
+           (publicKey, or publicKeyFile); an existing key is kept: --force replaces it, --if-missing exits 0
   sign     prints a signed command as JSON (one line), e.g. to publish by hand
   install  writes a systemd unit (KillMode=process, so services survive an agent restart) or a WinSW service
            definition for Windows
@@ -115,11 +116,26 @@ function install(argv: string[]): number {
 function keygen(argv: string[]): number {
   const { values } = parseArgs({
     args: argv,
-    options: { out: { type: "string" }, "key-id": { type: "string", default: "controller" } },
+    options: {
+      out: { type: "string" },
+      "key-id": { type: "string", default: "controller" },
+      force: { type: "boolean", default: false },
+      "if-missing": { type: "boolean", default: false },
+    },
   });
   if (!values.out) {
     process.stderr.write(agentHelp);
     return 2;
+  }
+  const existing = join(values.out, "signing.key");
+  // Replacing a controller's key silently would leave every agent trusting a key nobody has.
+  if (existsSync(existing) && !values.force) {
+    if (values["if-missing"]) {
+      process.stdout.write(`${existing} exists: kept\n`);
+      return 0;
+    }
+    process.stderr.write(`${existing} exists; --force replaces it (agents must then trust the new key)\n`);
+    return 1;
   }
   mkdirSync(values.out, { recursive: true });
   const keys = generateSigningKeys();

@@ -31,6 +31,16 @@ describe("lifeline agent keygen / sign / install", () => {
     expect(command.command).toMatchObject({ action: "stop", service: "api", target: { hosts: ["web-1"] } });
     expect(verifyCommandSignature(command, readFileSync(join(dir, "signing.pub"), "utf8"))).toBe(true);
     expect(canonicalJson(command.command)).not.toContain("exec");
+
+    // A second keygen never replaces the key silently.
+    const key = readFileSync(join(dir, "signing.key"), "utf8");
+    const again = await runLifeline(["agent", "keygen", "--out", dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("exists; --force replaces it");
+    expect((await runLifeline(["agent", "keygen", "--out", dir, "--if-missing"])).code).toBe(0);
+    expect(readFileSync(join(dir, "signing.key"), "utf8")).toBe(key);
+    expect((await runLifeline(["agent", "keygen", "--out", dir, "--force"])).code).toBe(0);
+    expect(readFileSync(join(dir, "signing.key"), "utf8")).not.toBe(key);
   });
 
   it("install writes a systemd unit that keeps services alive across agent restarts", async () => {

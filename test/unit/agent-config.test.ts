@@ -28,4 +28,32 @@ describe("agent config errors", () => {
       "trustedKeys.0.publicKey: must be an Ed25519 public key",
     );
   });
+
+  it("a trusted key can be a PEM file; an unreadable or non-Ed25519 file is refused, naming the field", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const { generateSigningKeys } = await import("../../core/commands.ts");
+    const dir = mkdtempSync(join(tmpdir(), "lifeline-agent-config-"));
+    const keys = generateSigningKeys();
+    writeFileSync(join(dir, "signing.pub"), keys.publicKeyPem);
+    writeFileSync(join(dir, "not-a-key.pub"), "hello");
+    const config = (keyFile: string) => {
+      const file = join(dir, "agent.yaml");
+      writeFileSync(
+        file,
+        `stateDir: /x\ntrustedKeys: [{ id: k, publicKeyFile: '${keyFile}' }]\nservices: [{ name: a, command: [/bin/true] }]\n`,
+      );
+      return () => loadAgentConfig(file, {});
+    };
+    expect(config(join(dir, "signing.pub"))().trustedKeys).toEqual([
+      { id: "k", publicKey: keys.publicKeyPem },
+    ]);
+    expect(config(join(dir, "missing.pub"))).toThrowError(
+      "trustedKeys.0.publicKeyFile: cannot read it: ENOENT",
+    );
+    expect(config(join(dir, "not-a-key.pub"))).toThrowError(
+      "trustedKeys.0.publicKeyFile: must be an Ed25519 public key",
+    );
+  });
 });

@@ -59,9 +59,39 @@ describe("docker-compose.yml", () => {
     };
     const longRunning = Object.entries(compose.services).filter(([, s]) => s.restart !== "no");
     expect(longRunning.length).toBeGreaterThan(5);
-    for (const [name, service] of longRunning) {
-      if (name === "demo-host") continue; // its health is the agent's and shipper's, reported through Kafka
-      expect(service.healthcheck, name).toBeDefined();
-    }
+    for (const [name, service] of longRunning) expect(service.healthcheck, name).toBeDefined();
+  });
+
+  it("the demo host's configs are valid for their components and name what the image holds", async () => {
+    const { loadAgentConfig } = await import("../../agent/config.ts");
+    const { loadShipperConfig } = await import("../../shipper/config.ts");
+    const { loadPlan } = await import("../../controller/plan.ts");
+    const { generateSigningKeys } = await import("../../core/commands.ts");
+    const deploy = fileURLToPath(new URL("../../deploy/demo-host/", import.meta.url));
+    // The key file exists only in the container's volume: stand one in.
+    const dir = mkdtempSync(join(tmpdir(), "lifeline-demo-host-"));
+    writeFileSync(join(dir, "signing.pub"), generateSigningKeys().publicKeyPem);
+    const agentFile = join(dir, "agent.yaml");
+    writeFileSync(
+      agentFile,
+      readFileSync(join(deploy, "agent.yaml"), "utf8").replace("/var/lib/lifeline/keys", dir),
+    );
+    const agent = loadAgentConfig(agentFile, {});
+    expect(agent.services.map((s) => s.name)).toEqual(["ledger", "api", "worker"]);
+    const dockerfile = readFileSync(fileURLToPath(new URL("../../Dockerfile", import.meta.url)), "utf8");
+    expect(dockerfile).toMatch(/^COPY demo \.\/demo$/m);
+    for (const service of agent.services)
+      expect(service.command).toEqual(["node", "/app/demo/services/demo-service.mjs"]);
+    const shipper = loadShipperConfig(join(deploy, "shipper.yaml"), {});
+    expect(shipper.inputs.flatMap((i) => i.paths)).toEqual([
+      "/var/lib/lifeline/agent/journal.ndjson",
+      ...agent.services.map((s) => s.logFile),
+    ]);
+    for (const action of ["start", "restart"])
+      expect(loadPlan(join(deploy, `${action}.yaml`)).services.map((s) => s.name)).toEqual([
+        "ledger",
+        "api",
+        "worker",
+      ]);
   });
 });
