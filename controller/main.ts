@@ -35,7 +35,8 @@ past the failure budget, then the rollback policy; exit 0 only when every step s
 With \`waves.pause: approval\` it waits before each later wave for a decision signed by one of the plan's
 approvers (approve or abort); unsigned or untrusted decisions are recorded as rejected and ignored.
 resume rebuilds a rollout's state from <prefix>.lifecycle after a controller crash and continues it: settled
-steps are kept, commands already sent are only awaited, never sent again. Step statuses:
+steps are kept; a command recorded as sent is published again as the same signed message (same id: an agent
+that has it runs nothing twice) and its outcome awaited. Step statuses:
 success, failed, timed_out, undeliverable, cancelled; rollout: success, failed, incomplete, halted,
 cancelled (aborted).
 `;
