@@ -20,8 +20,10 @@ export async function ensureTopics(
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((topic) => !existing.has(topic));
     if (missing.length > 0) {
+      // Not kafkajs's waitForLeaders: it gives up on "unknown topic", which a KRaft broker answers until its
+      // metadata has caught up with the creation (seen on a fresh broker with several components starting).
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })),
       });
     }

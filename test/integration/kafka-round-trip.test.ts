@@ -1,5 +1,6 @@
 import { CompressionTypes } from "kafkajs";
 import { describe, expect, it } from "vitest";
+import { ensureTopics } from "../../core/kafka/topics.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
 import { freshTopic, testKafka, uniqueName } from "../helpers/services.ts";
 
@@ -50,5 +51,19 @@ describe("kafka round trip through the project's client factory", () => {
     for (const key of keys) {
       expect(received.get(key)).toEqual(Array.from({ length: perKey }, (_, i) => i));
     }
+  });
+});
+
+describe("ensureTopics", () => {
+  it("several processes creating the same new topics at once all return once the broker serves them", async () => {
+    // As three agents and a shipper starting together on a fresh broker: one creates, the others race it.
+    const topics = [uniqueName("test-race-a"), uniqueName("test-race-b")];
+    const clients = Array.from({ length: 6 }, () => testKafka());
+    await Promise.all(clients.map((kafka) => ensureTopics(kafka, topics, 3)));
+    const admin = testKafka().admin();
+    await admin.connect();
+    const { topics: described } = await admin.fetchTopicMetadata({ topics });
+    await admin.disconnect();
+    expect(described.map((t) => t.partitions.length)).toEqual([3, 3]);
   });
 });
