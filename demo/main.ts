@@ -421,7 +421,7 @@ class Demo {
     this.step(6, keep ? "left running (--keep)" : "stopping everything the demo started");
     if (!this.manifest) return true;
     if (keep) {
-      this.say(`      stop it with: lifeline demo stop ${this.dir}`);
+      this.say(`      stop it with: npx lifeline demo stop ${this.dir}`);
       for (const l of this.launched) l.child.unref();
       return true;
     }
