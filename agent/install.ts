@@ -6,6 +6,7 @@ import { resolve } from "node:path";
  */
 export function systemdUnit(options: {
   nodePath: string;
+  nodeArgs: string[];
   lifelineBin: string;
   configFile: string;
   user?: string;
@@ -17,7 +18,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${options.nodePath} ${options.lifelineBin} agent --config ${resolve(options.configFile)}
+ExecStart=${[options.nodePath, ...options.nodeArgs, options.lifelineBin].join(" ")} agent --config ${resolve(options.configFile)}
 ${options.user ? `User=${options.user}\n` : ""}Restart=always
 RestartSec=2
 KillSignal=SIGTERM
@@ -36,6 +37,7 @@ WantedBy=multi-user.target
  */
 export function windowsServiceDefinition(options: {
   nodePath: string;
+  nodeArgs: string[];
   lifelineBin: string;
   configFile: string;
 }): string {
@@ -44,7 +46,7 @@ export function windowsServiceDefinition(options: {
   <name>Lifeline agent</name>
   <description>Signed stop/start of this host's declared services</description>
   <executable>${options.nodePath}</executable>
-  <arguments>"${options.lifelineBin}" agent --config "${options.configFile}"</arguments>
+  <arguments>${options.nodeArgs.map((a) => `${a} `).join("")}"${options.lifelineBin}" agent --config "${options.configFile}"</arguments>
   <stoptimeout>60 sec</stoptimeout>
   <onfailure action="restart" delay="2 sec"/>
   <startmode>Automatic</startmode>

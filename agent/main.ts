@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
+import { leanAgentLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -94,9 +94,15 @@ function install(argv: string[]): number {
     return 2;
   }
   loadAgentConfig(values.config);
+  const launcher = leanAgentLauncher();
+  if (!launcher.compiled)
+    process.stderr.write(
+      "note: no compiled build (npm run build): the unit runs the TypeScript sources, idle RSS ~130 MiB instead of ~75\n",
+    );
   const paths = {
     nodePath: process.execPath,
-    lifelineBin: fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url)),
+    nodeArgs: launcher.nodeArgs,
+    lifelineBin: launcher.entry,
     configFile: values.config,
   };
   const windows = values.platform === "windows";

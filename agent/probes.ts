@@ -1,18 +1,41 @@
 import { spawn } from "node:child_process";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ProbeConfig } from "./config.ts";
+
+/**
+ * An HTTP request's status, the body discarded. node:http rather than fetch: fetch's parser is WebAssembly,
+ * which the agent's lean mode (V8 lite mode) does not have, and it is lighter to load.
+ */
+function httpStatus(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; signal: AbortSignal },
+): Promise<number> {
+  const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      url,
+      { method: options.method ?? "GET", headers: options.headers ?? {}, signal: options.signal },
+      (response) => {
+        response.resume();
+        response.once("end", () => resolve(response.statusCode ?? 0));
+        response.once("error", reject);
+      },
+    );
+    outgoing.once("error", reject);
+    outgoing.end();
+  });
+}
 
 /** One probe attempt: true when healthy. */
 export async function probeOnce(probe: ProbeConfig): Promise<boolean> {
   const timeout = AbortSignal.timeout(probe.timeoutMs);
   if (probe.http) {
     try {
-      const response = await fetch(probe.http.url, { signal: timeout });
-      await response.body?.cancel();
-      return probe.http.expectStatus
-        ? response.status === probe.http.expectStatus
-        : response.status >= 200 && response.status < 400;
+      const status = await httpStatus(probe.http.url, { signal: timeout });
+      return probe.http.expectStatus ? status === probe.http.expectStatus : status >= 200 && status < 400;
     } catch {
       return false;
     }
@@ -79,13 +102,12 @@ export async function runHook(
   const timeout = AbortSignal.timeout(hook.timeoutMs);
   if (hook.http) {
     try {
-      const response = await fetch(hook.http.url, {
+      const status = await httpStatus(hook.http.url, {
         method: hook.http.method,
         signal: timeout,
         headers: env.TRACEPARENT ? { traceparent: env.TRACEPARENT } : {},
       });
-      await response.body?.cancel();
-      return response.ok ? undefined : `HTTP ${response.status} from ${hook.http.url}`;
+      return status >= 200 && status < 300 ? undefined : `HTTP ${status} from ${hook.http.url}`;
     } catch (error) {
       return `${hook.http.url}: ${(error as Error).message}`;
     }

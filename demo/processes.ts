@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { lifelineEntry } from "../core/entry.ts";
 
-export const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
+export const lifelineBin = lifelineEntry;
 
 /** What a demo started, kept in `<dir>/demo.json` so `lifeline demo stop <dir>` can end a `--keep` run later. */
 export interface DemoManifest {

@@ -36,13 +36,14 @@ export interface ProcessUnderTest {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs a real `lifeline <command>` child process; `started` resolves when it logs `readyMessage`. */
+/** Runs a real `lifeline <command>` child process (the TypeScript entry unless `launcher` says otherwise); `started` resolves when it logs `readyMessage`. */
 export function startLifeline(
   args: string[],
   readyMessage: string,
   env: NodeJS.ProcessEnv = process.env,
+  launcher: { nodeArgs: string[]; entry: string } = { nodeArgs: [], entry: lifelineBin },
 ): ProcessUnderTest {
-  const child = spawn(process.execPath, [lifelineBin, ...args], {
+  const child = spawn(process.execPath, [...launcher.nodeArgs, launcher.entry, ...args], {
     env: { LIFELINE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -51,7 +51,10 @@ describe("lifeline agent keygen / sign / install", () => {
     ).toBe(0);
     const unit = readFileSync(out, "utf8");
     expect(unit).toContain("KillMode=process");
-    expect(unit).toMatch(/ExecStart=\S+node \S+bin\/lifeline\.ts agent --config \S+agent\.example\.yaml/);
+    // The lean compiled launcher once `npm run build` made it, else the TypeScript entry.
+    expect(unit).toMatch(
+      /ExecStart=\S+node (--max-semi-space-size=1 --lite-mode \S+dist\/bin\/lifeline\.js|\S+bin\/lifeline\.ts) agent --config \S+agent\.example\.yaml/,
+    );
   });
 
   it("install writes a WinSW definition for Windows", async () => {

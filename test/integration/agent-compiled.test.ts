@@ -1,0 +1,98 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { leanAgentLauncher } from "../../core/entry.ts";
+import { parseTraceparent } from "../../core/trace-context.ts";
+import {
+  agentWorkspace,
+  fixture,
+  freePort,
+  killWorkspaceServices,
+  makeCommand,
+  publish,
+  signed,
+  waitForJournal,
+  writeAgentConfig,
+} from "../helpers/agent.ts";
+import { runLifeline } from "../helpers/cli.ts";
+import { type ProcessUnderTest, startLifeline } from "../helpers/indexer.ts";
+import { testKafka } from "../helpers/services.ts";
+
+const build = fileURLToPath(new URL("../../bin/build.ts", import.meta.url));
+
+describe("the agent as installed: compiled JavaScript in V8's lite mode", { timeout: 120_000 }, () => {
+  const running: ProcessUnderTest[] = [];
+  afterAll(async () => {
+    for (const agent of running) await agent.stop("SIGKILL");
+    killWorkspaceServices();
+  });
+
+  it("npm run build makes the lean launcher that agent install writes, and that agent runs commands with their trace", async () => {
+    const built = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile(process.execPath, [build], (error, stdout, stderr) =>
+        resolve({ code: error ? 1 : 0, output: stdout + stderr }),
+      ),
+    );
+    expect(built.code, built.output).toBe(0);
+    const launcher = leanAgentLauncher();
+    expect(launcher.compiled).toBe(true);
+    expect(launcher.nodeArgs).toContain("--lite-mode");
+
+    const ws = agentWorkspace("compiled");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        port,
+        // A node process takes a few hundred ms to listen on a busy machine: allow it 5 s.
+        health: { http: { url: `http://127.0.0.1:${port}/` }, periodMs: 100, failureThreshold: 50 },
+      },
+    ]);
+    // The unit `agent install` writes runs exactly this command line.
+    const unitFile = join(mkdtempSync(join(tmpdir(), "lifeline-unit-")), "lifeline-agent.service");
+    const installed = await runLifeline(["agent", "install", "--config", config, "--out", unitFile]);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(readFileSync(unitFile, "utf8")).toContain(
+      `ExecStart=${[process.execPath, ...launcher.nodeArgs, launcher.entry].join(" ")} agent --config ${config}`,
+    );
+
+    const agent = startLifeline(["agent", "--config", config], "agent started", process.env, launcher);
+    running.push(agent);
+    await agent.started;
+    const kafka = testKafka();
+    const topic = `${ws.prefix}.control`;
+    for (const action of ["start", "stop"] as const) {
+      const command = makeCommand(ws, action, "api");
+      await publish(kafka, topic, signed(ws, command));
+      const events = await waitForJournal(ws.journal, (all) =>
+        all.some((e) => e.lifeline.command_id === command.id && e.event.action === "command.completed"),
+      );
+      const mine = events.filter((e) => e.lifeline.command_id === command.id);
+      // A probe before the service listens fails (start.probe_failed) and is retried: not a step of its own.
+      const steps = mine.filter((e) => e.event.action !== "start.probe_failed");
+      expect(steps.map((e) => `${e.event.action}:${e.event.outcome}`)).toEqual(
+        action === "start"
+          ? [
+              "command.received:success",
+              "start.spawned:success",
+              "start.healthy:success",
+              "command.completed:success",
+            ]
+          : [
+              "command.received:success",
+              "stop.requested:success",
+              "stop.signal_sent:success",
+              "stop.completed:success",
+              "command.completed:success",
+            ],
+      );
+      for (const event of mine) expect(event.trace?.id).toBe(parseTraceparent(command.traceparent)?.traceId);
+    }
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+});
