@@ -1,11 +1,15 @@
 /**
  * Agent: latency from a command delivered to Kafka until the stop signal is sent, against the floor of a bare
- * kafkajs consumer receiving the same kind of message in the same run; then the agent's idle RSS and CPU.
+ * kafkajs consumer receiving the same kind of message in the same run; then the agent's idle RSS and CPU. Both
+ * ways to run it: from the TypeScript sources, and as `agent install` runs it (compiled, lite mode; built first).
  *   npm run bench:agent        (BENCH_CYCLES=30)
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
+import type { Producer } from "kafkajs";
 import { resolveKafka } from "../core/connections.ts";
+import { leanAgentLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
@@ -14,11 +18,13 @@ import {
   agentWorkspace,
   fixture,
   freePort,
+  killWorkspaceServices,
   makeCommand,
   signed,
   waitForJournal,
   writeAgentConfig,
 } from "../test/helpers/agent.ts";
+import { lifelineBin } from "../test/helpers/cli.ts";
 import { startLifeline } from "../test/helpers/indexer.ts";
 import { uniqueName } from "../test/helpers/services.ts";
 import { type BenchRow, cpuSeconds, printTable, writeResults } from "./lib.ts";
@@ -78,7 +84,33 @@ async function main() {
     samples: CYCLES,
   });
 
-  // The agent with one real service, stopped and started CYCLES times.
+  execFileSync(process.execPath, [new URL("../bin/build.ts", import.meta.url).pathname], {
+    stdio: "inherit",
+  });
+  const lean = leanAgentLauncher();
+  if (!lean.compiled) throw new Error("npm run build made no compiled agent");
+  const launchers = [
+    { system: "lifeline agent (TypeScript sources)", launcher: { nodeArgs: [], entry: lifelineBin } },
+    {
+      system: `lifeline agent as installed (compiled, ${lean.nodeArgs.join(" ")})`,
+      launcher: { nodeArgs: lean.nodeArgs, entry: lean.entry },
+    },
+  ];
+  for (const { system, launcher } of launchers) {
+    rows.push(...(await measureAgent(system, launcher, producer)));
+  }
+  await producer.disconnect();
+  printTable(rows);
+  console.error(`results: ${writeResults("agent", rows, { cycles: CYCLES })}`);
+}
+
+/** The agent with one real service, stopped and started CYCLES times; then idle. */
+async function measureAgent(
+  system: string,
+  launcher: { nodeArgs: string[]; entry: string },
+  producer: Producer,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
   const ws = agentWorkspace("bench");
   const port = await freePort();
   const config = writeAgentConfig(ws, [
@@ -91,7 +123,7 @@ async function main() {
       health: { tcp: { port }, periodMs: 20 },
     },
   ]);
-  const agent = startLifeline(["agent", "--config", config], "agent started");
+  const agent = startLifeline(["agent", "--config", config], "agent started", process.env, launcher);
   await agent.started;
   const topic = `${ws.prefix}.control`;
   const latencies: number[] = [];
@@ -118,7 +150,7 @@ async function main() {
   }
   rows.push({
     scenario: "delivered → stop signal sent",
-    system: "lifeline agent",
+    system,
     "p50 ms": percentile(latencies, 0.5),
     "p99 ms": percentile(latencies, 0.99),
     samples: latencies.length,
@@ -133,15 +165,14 @@ async function main() {
   const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
   rows.push({
     scenario: "idle",
-    system: "lifeline agent",
+    system,
     "RSS MiB": rss,
     "CPU % of a core": idleCpu,
     samples: idleSeconds,
   });
   await agent.stop();
-  await producer.disconnect();
-  printTable(rows);
-  console.error(`results: ${writeResults("agent", rows, { cycles: CYCLES })}`);
+  killWorkspaceServices();
+  return rows;
 }
 
 await main();

@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { applyEnvOverrides, type EnvOverride, validateConfig } from "./config.ts";
-import { elasticEnvOverrides, elasticSettingsSchema } from "./elastic/client.ts";
+import { elasticEnvOverrides, elasticSettingsSchema } from "./elastic/settings.ts";
 import { ConfigError } from "./errors.ts";
 import { kafkaEnvOverrides, kafkaSettingsSchema } from "./kafka/client.ts";
 

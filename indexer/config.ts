@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
-import { elasticSettingsSchema } from "../core/elastic/client.ts";
+import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
 
 export const indexerConfigSchema = z.strictObject({

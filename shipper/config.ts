@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
-import { elasticSettingsSchema } from "../core/elastic/client.ts";
+import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
 import { MULTILINE_PRESETS } from "./tail/multiline.ts";
 
