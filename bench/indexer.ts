@@ -1,6 +1,7 @@
 /**
- * Indexer throughput into Elasticsearch against the ceiling on this machine: the same documents sent as
- * pre-built bulk bodies straight to Elasticsearch, with the same request size and concurrency. Then end-to-end
+ * Indexer throughput into Elasticsearch against the ceiling on this machine: the same documents (made by the
+ * indexer's own code from the same records, into a data stream under the same templates) sent as pre-built bulk
+ * bodies straight to Elasticsearch. Then end-to-end
  * latency: a line appended to a file until it is searchable, through the real shipper, Kafka and indexer.
  *   npm run bench:indexer            (BENCH_DOCS=200000 by default)
  */
@@ -13,9 +14,18 @@ import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
+import { createLogger } from "../core/logger.ts";
+import { toDocument } from "../indexer/documents.ts";
+import { setupIndices } from "../indexer/index-setup.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import { countDocuments, produceLogRecords, startLifeline, waitForCount } from "../test/helpers/indexer.ts";
+import {
+  countDocuments,
+  logRecordText,
+  produceLogRecords,
+  startLifeline,
+  waitForCount,
+} from "../test/helpers/indexer.ts";
 import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
@@ -43,21 +53,24 @@ async function main() {
   ]);
   await produceLogRecords(kafka, `${prefix}.logs`, DOCS);
 
-  // Ceiling: pre-built bulk bodies of ~5 MB, three requests in flight (the indexer's default concurrency).
-  const ceilingIndex = `bench-ceiling-${run}`;
-  await elastic.indices.create({ index: ceilingIndex, settings: { number_of_replicas: 0 } });
+  // Ceiling: the very documents the indexer writes (its own toDocument on the same records), into a data stream
+  // under the same templates, as pre-built bulk bodies of ~5 MB, three requests in flight.
+  const ceilingLayout = await setupIndices(
+    elastic,
+    { namespace: `bench_ceiling_${run}`, retention: "1d", replicas: 0, mode: "auto" },
+    createLogger("bench"),
+  );
+  const ceilingIndex = ceilingLayout.targets.logs;
   const bodies: string[] = [];
   let body = "";
   for (let i = 0; i < DOCS; i++) {
-    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: `doc-${i}` } })}\n${JSON.stringify({
-      "@timestamp": new Date(Date.UTC(2026, 10, 27, 5, 0, 0, i)).toISOString(),
-      message: `seq=${i} GET /items/${i} 200`,
-      event: { id: `doc-${i}`, dataset: "test", ingested: new Date().toISOString() },
-      log: { file: { path: `/var/log/app-${i % 10}.log` }, offset: i * 100, level: "info" },
-      host: { name: "test-host" },
-      service: { name: "app" },
-      lifeline: { schema_version: 1, format: "plain" },
-    })}\n`;
+    const { id, document } = toDocument("logs", logRecordText(i, 10), {
+      topic: `${prefix}.logs`,
+      partition: 0,
+      offset: String(i),
+      index: 0,
+    });
+    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: id } })}\n${JSON.stringify(document)}\n`;
     if (body.length > 5 << 20 || i === DOCS - 1) {
       bodies.push(body);
       body = "";

@@ -5,6 +5,21 @@ import { deterministicId } from "../../core/events.ts";
 
 export { type ProcessUnderTest, startLifeline } from "./cli.ts";
 
+/** Log record number `i` as the shipper writes it (record i of file i % files, with a deterministic event id). */
+export function logRecordText(i: number, files: number, traceId?: string): string {
+  const file = i % files;
+  return JSON.stringify({
+    "@timestamp": new Date(Date.UTC(2026, 10, 27, 5, 0, 0, i)).toISOString(),
+    message: `seq=${i} GET /items/${i} 200`,
+    event: { id: deterministicId("test", file, i), dataset: "test" },
+    log: { file: { path: `/var/log/app-${file}.log` }, offset: i * 100, level: "info" },
+    host: { name: "test-host" },
+    service: { name: "app" },
+    ...(traceId ? { trace: { id: traceId } } : {}),
+    lifeline: { schema_version: 1, format: "plain" },
+  });
+}
+
 /** Log records as the shipper sends them: packed, one JSON document per line, deterministic event ids. */
 export async function produceLogRecords(
   kafka: Kafka,
@@ -21,19 +36,7 @@ export async function produceLogRecords(
     let pack: string[] = [];
     for (let i = 0; i < count; i++) {
       const file = i % files;
-      const traceId = options.traceId?.(i);
-      pack.push(
-        JSON.stringify({
-          "@timestamp": new Date(Date.UTC(2026, 10, 27, 5, 0, 0, i)).toISOString(),
-          message: `seq=${i} GET /items/${i} 200`,
-          event: { id: deterministicId("test", file, i), dataset: "test" },
-          log: { file: { path: `/var/log/app-${file}.log` }, offset: i * 100, level: "info" },
-          host: { name: "test-host" },
-          service: { name: "app" },
-          ...(traceId ? { trace: { id: traceId } } : {}),
-          lifeline: { schema_version: 1, format: "plain" },
-        }),
-      );
+      pack.push(logRecordText(i, files, options.traceId?.(i)));
       if (pack.length === perMessage || i === count - 1) {
         messages.push({ key: `test-host|file-${file}`, value: pack.join("\n") });
         pack = [];
