@@ -89,6 +89,7 @@ export async function waitForGroupCaughtUp(
   groupId: string,
   topic: string,
   timeoutMs = 120_000,
+  intervalMs = 250,
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -104,7 +105,7 @@ export async function waitForGroupCaughtUp(
       if (behind === 0) return;
       if (Date.now() > deadline)
         throw new Error(`group ${groupId} still ${behind} records behind on ${topic}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   } finally {
     await admin.disconnect();
