@@ -154,63 +154,34 @@ export class Indexer implements Component {
   }: EachBatchPayload): Promise<void> {
     const kind = this.topics[batch.topic];
     if (!kind || batch.messages.length === 0) return;
+    const pending: Pending[] = [];
     const dead: DeadLetter[] = [];
     const now = new Date();
-    const target = this.layout.targets[kind];
-    const abandoned = () => this.stopping || !isRunning() || isStale();
-    // First attempt, pipelined: the next bulk request is built while Elasticsearch writes the previous one.
-    const retry: Pending[] = [];
-    let inFlight: Promise<Pending[]> | undefined;
-    let chunk: Pending[] = [];
-    let bytes = 0;
-    // False once the batch is abandoned (rebalanced or stopping): the partition's new owner gets it again.
-    const send = async (): Promise<boolean> => {
-      if (inFlight) retry.push(...(await inFlight));
-      if (abandoned()) return false;
-      inFlight = chunk.length > 0 ? this.bulk(chunk, dead) : undefined;
-      chunk = [];
-      bytes = 0;
-      await heartbeat();
-      return true;
-    };
-    let converted = 0;
     for (const message of batch.messages) {
       const key = message.key ? message.key.toString() : null;
       const documents = unpackRecords(message.value);
-      // Let the request in flight be written and its answer read while this loop converts.
-      converted += documents.length;
-      if (inFlight && converted >= 2_000) {
-        converted = 0;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
       for (let index = 0; index < documents.length; index++) {
         const text = documents[index] as string;
         const origin = { topic: batch.topic, partition: batch.partition, offset: message.offset, index };
-        let item: Pending;
         try {
           const { id, document } = toDocument(kind, text, origin, now);
-          item = {
+          const target = this.layout.targets[kind];
+          pending.push({
             kind,
             id,
             key,
             origin,
             action: JSON.stringify({ create: { _index: target, _id: id } }),
             source: JSON.stringify(document),
-          };
+          });
         } catch (error) {
           if (!(error instanceof PermanentError)) throw error;
           dead.push({ origin, key, original: text, reason: error.message, type: error.code });
-          continue;
         }
-        const size = item.action.length + item.source.length + 2;
-        if (chunk.length > 0 && bytes + size > this.config.bulk.maxBytes && !(await send())) return;
-        chunk.push(item);
-        bytes += size;
       }
     }
-    if (!(await send())) return;
-    if (inFlight) retry.push(...(await inFlight));
-    const written = await this.writeAll(retry, dead, heartbeat, abandoned, 1);
+    const abandoned = () => this.stopping || !isRunning() || isStale();
+    const written = await this.writeAll(pending, dead, heartbeat, abandoned);
     if (!written) return; // rebalanced or stopping: the new owner gets this batch again
     await this.deadLetter(dead, heartbeat, abandoned);
     const last = batch.messages[batch.messages.length - 1]?.offset as string;
@@ -225,25 +196,15 @@ export class Indexer implements Component {
     );
   }
 
-  /**
-   * Writes every pending document (or moves it to `dead`); false if abandoned before that. From attempt 1 on
-   * (what the first, pipelined attempt left over) each attempt waits its backoff first.
-   */
+  /** Writes every pending document (or moves it to `dead`); false if abandoned before that. */
   private async writeAll(
     pending: Pending[],
     dead: DeadLetter[],
     heartbeat: () => Promise<void>,
     abandoned: () => boolean,
-    firstAttempt = 0,
   ): Promise<boolean> {
     let remaining = pending;
-    if (remaining.length === 0) {
-      this.lastBulkOk = true;
-      this.lastError = undefined;
-    }
-    for (let attempt = firstAttempt; remaining.length > 0; attempt++) {
-      if (attempt > 0 && !(await this.backOff(attempt - 1, remaining.length, heartbeat, abandoned)))
-        return false;
+    for (let attempt = 0; remaining.length > 0; attempt++) {
       if (abandoned()) return false;
       const retry: Pending[] = [];
       for (const chunk of this.chunks(remaining)) {
@@ -252,35 +213,26 @@ export class Indexer implements Component {
         await heartbeat();
       }
       remaining = retry;
-      if (remaining.length === 0) {
+      if (remaining.length > 0) {
+        const wait = backoffDelay(attempt, {
+          retries: Infinity,
+          initialDelayMs: 200,
+          maxDelayMs: this.config.bulk.maxRetryDelayMs,
+        });
+        this.logger.warn(
+          { documents: remaining.length, attempt, waitMs: wait, err: this.lastError },
+          "retrying documents Elasticsearch did not take",
+        );
+        for (let waited = 0; waited < wait && !abandoned(); waited += 1_000) {
+          await delay(Math.min(1_000, wait - waited));
+          await heartbeat();
+        }
+      } else {
         this.lastBulkOk = true;
         this.lastError = undefined;
       }
     }
     return true;
-  }
-
-  /** Waits an attempt's backoff, heartbeating; false if abandoned meanwhile. */
-  private async backOff(
-    attempt: number,
-    documents: number,
-    heartbeat: () => Promise<void>,
-    abandoned: () => boolean,
-  ): Promise<boolean> {
-    const wait = backoffDelay(attempt, {
-      retries: Infinity,
-      initialDelayMs: 200,
-      maxDelayMs: this.config.bulk.maxRetryDelayMs,
-    });
-    this.logger.warn(
-      { documents, attempt, waitMs: wait, err: this.lastError },
-      "retrying documents Elasticsearch did not take",
-    );
-    for (let waited = 0; waited < wait && !abandoned(); waited += 1_000) {
-      await delay(Math.min(1_000, wait - waited));
-      await heartbeat();
-    }
-    return !abandoned();
   }
 
   private *chunks(items: Pending[]): Generator<Pending[]> {
