@@ -3,12 +3,14 @@
  * indexer's own code from the same records, into a data stream under the same templates) sent as pre-built bulk
  * bodies straight to Elasticsearch. Then end-to-end
  * latency: a line appended to a file until it is searchable, through the real shipper, Kafka and indexer.
- *   npm run bench:indexer            (BENCH_DOCS=200000 by default)
+ *   npm run bench:indexer            (BENCH_DOCS=200000, BENCH_ROUNDS=3 by default)
  */
 import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Client } from "@elastic/elasticsearch";
+import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
@@ -29,6 +31,7 @@ import {
 import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const root = "/tmp/lifeline-bench-indexer";
 const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
 
@@ -53,96 +56,18 @@ async function main() {
   ]);
   await produceLogRecords(kafka, `${prefix}.logs`, DOCS);
 
-  // Ceiling: the very documents the indexer writes (its own toDocument on the same records), into a data stream
-  // under the same templates, as pre-built bulk bodies of ~5 MB, three requests in flight.
-  const ceilingLayout = await setupIndices(
-    elastic,
-    { namespace: `bench_ceiling_${run}`, retention: "1d", replicas: 0, mode: "auto" },
-    createLogger("bench"),
-  );
-  const ceilingIndex = ceilingLayout.targets.logs;
-  const bodies: string[] = [];
-  let body = "";
-  for (let i = 0; i < DOCS; i++) {
-    const { id, document } = toDocument("logs", logRecordText(i, 10), {
-      topic: `${prefix}.logs`,
-      partition: 0,
-      offset: String(i),
-      index: 0,
+  // Alternating rounds (ceiling, then indexer, each into fresh data streams): on two shared cores one pair of
+  // figures varies by a third from run to run; each round's indexer is compared with its own ceiling.
+  for (let round = 0; round < ROUNDS; round++) {
+    const ceilingSeconds = await measureCeiling(elastic, prefix, run, round);
+    rows.push({
+      scenario: `${DOCS} docs, round ${round + 1}`,
+      system: "pre-built bulk (ceiling)",
+      "docs/s": Math.round(DOCS / ceilingSeconds),
+      seconds: ceilingSeconds,
     });
-    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: id } })}\n${JSON.stringify(document)}\n`;
-    if (body.length > 5 << 20 || i === DOCS - 1) {
-      bodies.push(body);
-      body = "";
-    }
+    rows.push(await measureIndexer(kafka, elastic, prefix, run, round, ceilingSeconds));
   }
-  const began = performance.now();
-  let next = 0;
-  await Promise.all(
-    [0, 1, 2].map(async () => {
-      while (next < bodies.length) {
-        const mine = bodies[next++] as string;
-        const response = await elastic.bulk({ operations: mine.trimEnd().split("\n") as never });
-        if (response.errors) throw new Error("ceiling bulk had errors");
-      }
-    }),
-  );
-  await elastic.indices.refresh({ index: ceilingIndex });
-  const ceilingSeconds = (performance.now() - began) / 1000;
-  rows.push({
-    scenario: `${DOCS} docs`,
-    system: "pre-built bulk (ceiling)",
-    "docs/s": Math.round(DOCS / ceilingSeconds),
-    seconds: ceilingSeconds,
-  });
-
-  // Lifeline indexer from Kafka, under GNU time for its CPU and memory.
-  const namespace = `bench_${run}`;
-  const config = join(root, "indexer.yaml");
-  writeFileSync(
-    config,
-    stringify({ topicPrefix: prefix, groupId: `bench-${run}`, namespace, indices: { replicas: 0 } }),
-  );
-  const timeFile = join(root, "time.txt");
-  const start = performance.now();
-  const indexer = spawn(
-    "/usr/bin/time",
-    ["-f", "%U %S %M", "-o", timeFile, process.execPath, lifelineBin, "indexer", "--config", config],
-    { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
-  );
-  // Startup (templates, group join) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
-  // refresh): until the group has committed everything (commits follow Elasticsearch's acknowledgement), one
-  // refresh. Nothing polls Elasticsearch meanwhile: a refresh per poll would slow it down.
-  let output = "";
-  await new Promise<void>((resolve) => {
-    indexer.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('"msg":"indexer started"')) resolve();
-    });
-  });
-  indexer.stdout?.resume();
-  const startedAt = performance.now();
-  await waitForGroupCaughtUp(kafka, `bench-${run}`, `${prefix}.logs`, 600_000, 20);
-  const target = `logs-lifeline.logs-${namespace}`;
-  await elastic.indices.refresh({ index: target });
-  const seconds = (performance.now() - startedAt) / 1000;
-  const startupSeconds = (startedAt - start) / 1000;
-  const indexed = await countDocuments(elastic, target);
-  if (indexed !== DOCS) throw new Error(`${target}: ${indexed} documents, expected ${DOCS}`);
-  spawn("pkill", ["-TERM", "-P", String(indexer.pid)]);
-  await new Promise((resolve) => indexer.once("exit", resolve));
-  const [user, system, rssKb] =
-    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
-  rows.push({
-    scenario: `${DOCS} docs`,
-    system: "lifeline indexer (from Kafka)",
-    "docs/s": Math.round(DOCS / seconds),
-    seconds,
-    "startup s": startupSeconds,
-    "% of ceiling": Math.round((ceilingSeconds / seconds) * 100),
-    "cpu s": (user ?? 0) + (system ?? 0),
-    "peak RSS MiB": (rssKb ?? 0) / 1024,
-  });
 
   // End-to-end: a line appended to a file until it is searchable (shipper → Kafka → indexer → refresh).
   const latency = await endToEndLatency(run);
@@ -223,6 +148,103 @@ async function endToEndLatency(run: string) {
   const pick = (q: number) =>
     Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number);
   return { p50: pick(0.5), p99: pick(0.99), lines };
+}
+
+/** Ceiling: the very documents the indexer writes (its own toDocument on the same records), into a data stream
+ * under the same templates, as pre-built bulk bodies of ~5 MB, three requests in flight. Returns its seconds. */
+async function measureCeiling(elastic: Client, prefix: string, run: string, round: number): Promise<number> {
+  const ceilingLayout = await setupIndices(
+    elastic,
+    { namespace: `bench_ceiling_${run}_${round}`, retention: "1d", replicas: 0, mode: "auto" },
+    createLogger("bench"),
+  );
+  const ceilingIndex = ceilingLayout.targets.logs;
+  const bodies: string[] = [];
+  let body = "";
+  for (let i = 0; i < DOCS; i++) {
+    const { id, document } = toDocument("logs", logRecordText(i, 10), {
+      topic: `${prefix}.logs`,
+      partition: 0,
+      offset: String(i),
+      index: 0,
+    });
+    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: id } })}\n${JSON.stringify(document)}\n`;
+    if (body.length > 5 << 20 || i === DOCS - 1) {
+      bodies.push(body);
+      body = "";
+    }
+  }
+  const began = performance.now();
+  let next = 0;
+  await Promise.all(
+    [0, 1, 2].map(async () => {
+      while (next < bodies.length) {
+        const mine = bodies[next++] as string;
+        const response = await elastic.bulk({ operations: mine.trimEnd().split("\n") as never });
+        if (response.errors) throw new Error("ceiling bulk had errors");
+      }
+    }),
+  );
+  await elastic.indices.refresh({ index: ceilingIndex });
+  const ceilingSeconds = (performance.now() - began) / 1000;
+  return ceilingSeconds;
+}
+
+/** The Lifeline indexer from Kafka, under GNU time for its CPU and memory. */
+async function measureIndexer(
+  kafka: Kafka,
+  elastic: Client,
+  prefix: string,
+  run: string,
+  round: number,
+  ceilingSeconds: number,
+): Promise<BenchRow> {
+  const namespace = `bench_${run}_${round}`;
+  const config = join(root, "indexer.yaml");
+  writeFileSync(
+    config,
+    stringify({ topicPrefix: prefix, groupId: `bench-${run}-${round}`, namespace, indices: { replicas: 0 } }),
+  );
+  const timeFile = join(root, "time.txt");
+  const start = performance.now();
+  const indexer = spawn(
+    "/usr/bin/time",
+    ["-f", "%U %S %M", "-o", timeFile, process.execPath, lifelineBin, "indexer", "--config", config],
+    { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
+  );
+  // Startup (templates, group join) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
+  // refresh): until the group has committed everything (commits follow Elasticsearch's acknowledgement), one
+  // refresh. Nothing polls Elasticsearch meanwhile: a refresh per poll would slow it down.
+  let output = "";
+  await new Promise<void>((resolve) => {
+    indexer.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('"msg":"indexer started"')) resolve();
+    });
+  });
+  indexer.stdout?.resume();
+  const startedAt = performance.now();
+  await waitForGroupCaughtUp(kafka, `bench-${run}-${round}`, `${prefix}.logs`, 600_000, 20);
+  const target = `logs-lifeline.logs-${namespace}`;
+  await elastic.indices.refresh({ index: target });
+  const seconds = (performance.now() - startedAt) / 1000;
+  const startupSeconds = (startedAt - start) / 1000;
+  const indexed = await countDocuments(elastic, target);
+  if (indexed !== DOCS) throw new Error(`${target}: ${indexed} documents, expected ${DOCS}`);
+  spawn("pkill", ["-TERM", "-P", String(indexer.pid)]);
+  await new Promise((resolve) => indexer.once("exit", resolve));
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  return {
+    scenario: `${DOCS} docs, round ${round + 1}`,
+    system: "lifeline indexer (from Kafka)",
+    "docs/s": Math.round(DOCS / seconds),
+    seconds,
+    "startup s": startupSeconds,
+    "% of ceiling": Math.round((ceilingSeconds / seconds) * 100),
+    "cpu s": (user ?? 0) + (system ?? 0),
+    "peak RSS MiB": (rssKb ?? 0) / 1024,
+  };
 }
 
 await main();
