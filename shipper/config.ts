@@ -69,12 +69,16 @@ export const shipperConfigSchema = z.strictObject({
   topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
   limits: z
     .strictObject({
-      /** Bytes read but not yet acknowledged by Kafka; past this, reading pauses (the files are the buffer). */
+      /**
+       * Bytes read but not yet acknowledged by Kafka; past this, reading pauses (the files are the buffer). Each
+       * byte in flight costs several in memory (strings, documents, encoded batches): 8 MiB kept the benchmark's
+       * throughput of 32 MiB with 55 MiB less peak RSS.
+       */
       inflightBytes: z
         .number()
         .int()
         .positive()
-        .default(32 << 20),
+        .default(8 << 20),
       batchBytes: z
         .number()
         .int()
@@ -92,7 +96,7 @@ export const shipperConfigSchema = z.strictObject({
       openFiles: z.number().int().positive().default(2_048),
     })
     .default({
-      inflightBytes: 32 << 20,
+      inflightBytes: 8 << 20,
       batchBytes: 1 << 20,
       lingerMs: 20,
       packBytes: 64 * 1024,
