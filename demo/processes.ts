@@ -2,6 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lifelineEntry } from "../core/entry.ts";
+import { isAlive } from "../local-services/process.ts";
+
+export { isAlive };
 
 export const lifelineBin = lifelineEntry;
 
@@ -83,15 +86,6 @@ export function launchComponent(
     child.once("exit", onExit);
   });
   return { name, child, ready };
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** The process groups the agents' services run in (the agents leave them running by design). */
