@@ -46,3 +46,20 @@ export async function readPresence(
   });
   return live;
 }
+
+/** Waits until every one of `hosts` has a heartbeat on `topic` (what `lifeline rollout` sees as live). */
+export async function waitForPresence(
+  kafka: Kafka,
+  topic: string,
+  hosts: string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await readPresence(kafka, topic, { windowMs: 60_000 }).catch(() => new Map());
+    const missing = hosts.filter((host) => !live.has(host));
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`no heartbeat on ${topic} from ${missing.join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -4,17 +4,17 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Client } from "@elastic/elasticsearch";
-import { readPresence } from "../controller/presence.ts";
+import { waitForPresence } from "../controller/presence.ts";
 import { formatTimeline, readTimeline, type Timeline, timelineHtml } from "../controller/timeline.ts";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { servicesDown, servicesUp } from "../local-services/manager.ts";
+import { isAlive } from "../local-services/process.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import {
   agentServicePids,
   type DemoManifest,
-  isAlive,
   type Launched,
   launchComponent,
   lifelineBin,
@@ -246,16 +246,8 @@ class Demo {
   }
 
   private async waitForHeartbeats(ws: DemoWorkspace): Promise<void> {
-    const kafka = createKafka(resolveKafka());
     const wanted = ws.hosts.map((h) => h.host);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const live = await readPresence(kafka, `${ws.topicPrefix}.lifecycle`, { windowMs: 60_000 });
-      if (wanted.every((h) => live.has(h))) break;
-      if (Date.now() > deadline)
-        throw new Error(`no heartbeat from ${wanted.filter((h) => !live.has(h)).join(", ")} after 60 s`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForPresence(createKafka(resolveKafka()), `${ws.topicPrefix}.lifecycle`, wanted);
     this.say(`      heartbeats on ${ws.topicPrefix}.lifecycle from ${wanted.join(", ")}: the fleet is live`);
   }
 

@@ -4,8 +4,6 @@ import { join } from "node:path";
 import { lifelineEntry } from "../core/entry.ts";
 import { isAlive } from "../local-services/process.ts";
 
-export { isAlive };
-
 export const lifelineBin = lifelineEntry;
 
 /** What a demo started, kept in `<dir>/demo.json` so `lifeline demo stop <dir>` can end a `--keep` run later. */

@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
-import { readPresence } from "../../controller/presence.ts";
+
+export { waitForPresence } from "../../controller/presence.ts";
+
 import { type Command, generateSigningKeys, type SignedCommand, signCommand } from "../../core/commands.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
 import { uniqueName } from "./services.ts";
@@ -163,21 +165,4 @@ export async function publish(
 
 export function signed(ws: ReturnType<typeof agentWorkspace>, command: Command): SignedCommand {
   return signCommand(command, "test-controller", ws.keys.privateKeyPem);
-}
-
-/** Waits until every host's heartbeat is on the lifecycle topic (what `lifeline rollout` sees as live). */
-export async function waitForPresence(
-  kafka: Kafka,
-  topic: string,
-  hosts: string[],
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const live = await readPresence(kafka, topic, { windowMs: 60_000 }).catch(() => new Map());
-    const missing = hosts.filter((host) => !live.has(host));
-    if (missing.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`no heartbeat on ${topic} from ${missing.join(", ")}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }

@@ -1,22 +1,30 @@
 import { describe, expect, it } from "vitest";
 import { runLifeline } from "../helpers/cli.ts";
 
+const COMMANDS = [
+  "services",
+  "shipper",
+  "agent",
+  "collector",
+  "indexer",
+  "rollout",
+  "timeline",
+  "dashboards",
+  "validate",
+  "demo",
+];
+
 describe("lifeline command line", () => {
-  it("--help lists every component's command", async () => {
+  it("--help lists every command", async () => {
     const result = await runLifeline(["--help"]);
     expect(result.code).toBe(0);
-    for (const command of [
-      "services",
-      "shipper",
-      "agent",
-      "collector",
-      "indexer",
-      "rollout",
-      "timeline",
-      "dashboards",
-    ]) {
-      expect(result.stdout).toMatch(new RegExp(`^  ${command}\\s`, "m"));
-    }
+    for (const command of COMMANDS) expect(result.stdout).toMatch(new RegExp(`^  ${command}\\s`, "m"));
+  });
+
+  it.each(COMMANDS)("lifeline %s --help prints its usage and options, exit 0", async (command) => {
+    const result = await runLifeline([command, "--help"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^Usage: lifeline ${command}`));
   });
 
   it("an unknown command exits 2 and shows the help", async () => {

@@ -60,22 +60,3 @@ describe("lifeline validate", () => {
     expect(guessKind("x.yaml", "just text")).toBeUndefined();
   });
 });
-
-describe("every command's --help", () => {
-  it.each([
-    "services",
-    "shipper",
-    "agent",
-    "collector",
-    "indexer",
-    "rollout",
-    "timeline",
-    "dashboards",
-    "validate",
-    "demo",
-  ])("lifeline %s --help prints its usage and options, exit 0", async (command) => {
-    const result = await runLifeline([command, "--help"]);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^Usage: lifeline ${command}`));
-  });
-});
