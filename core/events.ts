@@ -81,3 +81,12 @@ export function deterministicId(...parts: Array<string | number | bigint>): stri
   for (const part of parts) text += `${part}\u0000`;
   return hash("sha256", text, "base64url").slice(0, 27);
 }
+
+/**
+ * The event id of a log record: its file's id (itself a deterministicId, new for each file and each truncation)
+ * and the record's byte offset. Unique without a hash, and ids of one file share a prefix and grow with the
+ * offset, which Elasticsearch's id lookups favour over random ids.
+ */
+export function lineEventId(fileId: string, offset: number): string {
+  return `${fileId}${offset.toString(36)}`;
+}

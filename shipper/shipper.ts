@@ -2,18 +2,19 @@ import { open, readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { FSWatcher } from "chokidar";
 import type { Kafka } from "kafkajs";
-import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
-import { BatchProducer, type OutboundRecord } from "../core/kafka/batch-producer.ts";
+import { deterministicId, lineEventId } from "../core/events.ts";
+import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { formatTraceparent } from "../core/trace-context.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
 import type { InputConfig, ShipperConfig } from "./config.ts";
 import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
+import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { extractFields } from "./parse/fields.ts";
 import { fingerprintOf, identityKey } from "./tail/file-identity.ts";
-import { FileTailer, type TailerEvents } from "./tail/file-tailer.ts";
+import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
 
 interface Input {
@@ -30,6 +31,13 @@ interface TrackedFile {
   fileId: string;
   /** When the path stopped pointing at this file (renamed away or deleted): read to the end, then close. */
   detachedAt: number | undefined;
+  /** Kafka key: one file's records stay in one partition, in order. */
+  kafkaKey: string;
+  template: LogDocumentTemplate;
+  /** Moves the checkpoint watermark up to an acknowledged record's end; one per file and truncation generation. */
+  acknowledge: ((endOffset: number) => void) | undefined;
+  acknowledgeGeneration: number;
+  unreportedRecords: number;
 }
 
 const TICK_MS = 100;
@@ -62,6 +70,7 @@ export class Shipper implements Component {
   private readonly events: TailerEvents;
   private readsInProgress = 0;
   private readQueue: Array<() => void> = [];
+  private readBuffers: Buffer[] = [];
 
   constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
     this.config = options.config;
@@ -102,7 +111,10 @@ export class Shipper implements Component {
         this.logger.warn({ path: tailer.path }, "binary file skipped (NUL bytes in its first 8 KiB)");
         this.dirty = true;
       },
-      bytesRead: (tailer, bytes) => this.metrics.bytesRead.inc({ input: tailer.input }, bytes),
+      bytesRead: (tailer, bytes) => {
+        this.metrics.bytesRead.inc({ input: tailer.input }, bytes);
+        this.reportRecords(this.files.get(identityKey(tailer.identity)));
+      },
     };
   }
 
@@ -110,7 +122,7 @@ export class Shipper implements Component {
    * Few reads at a time: with a thousand active files, letting every waiting reader through when room opens
    * would overshoot the in-flight budget by a chunk per file.
    */
-  private async acquireRead(): Promise<() => void> {
+  private async acquireRead(): Promise<{ buffer: Buffer; release: () => void }> {
     // Room is checked again after every wait: a reader that waited for a slot may find the budget used up.
     for (;;) {
       await this.producer.waitForRoom();
@@ -118,9 +130,15 @@ export class Shipper implements Component {
       await new Promise<void>((resolve) => this.readQueue.push(resolve));
     }
     this.readsInProgress++;
-    return () => {
-      this.readsInProgress--;
-      this.readQueue.shift()?.();
+    // Reused read buffers: a fresh one per read is memory outside the heap that V8 answers with full GCs.
+    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    return {
+      buffer,
+      release: () => {
+        this.readBuffers.push(buffer);
+        this.readsInProgress--;
+        this.readQueue.shift()?.();
+      },
     };
   }
 
@@ -322,6 +340,16 @@ export class Shipper implements Component {
       input,
       fileId: fileId ?? deterministicId(this.config.host.name, key, current.fingerprint, Date.now()),
       detachedAt: undefined,
+      kafkaKey: `${this.config.host.name}|${key}`,
+      acknowledge: undefined,
+      acknowledgeGeneration: -1,
+      unreportedRecords: 0,
+      template: new LogDocumentTemplate({
+        dataset: input.config.name,
+        hostName: this.config.host.name,
+        service: input.config.service,
+        labels: input.config.fields,
+      }),
     };
     this.files.set(key, file);
     this.dirty = true;
@@ -372,6 +400,7 @@ export class Shipper implements Component {
     const now = Date.now();
     for (const file of this.files.values()) {
       file.tailer.tick(now);
+      this.reportRecords(file);
       this.metrics.bytesBehind.set(
         { input: file.input.config.name, path: file.tailer.path },
         Math.max(0, file.tailer.size - file.tailer.ackedOffset),
@@ -452,28 +481,51 @@ export class Shipper implements Component {
     const file = this.files.get(identityKey(tailer.identity));
     if (!file) return;
     const input = file.input;
-    this.metrics.linesRead.inc({ input: input.config.name });
-    if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
-    if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
-    const generation = tailer.generation;
-    const endOffset = record.endOffset;
-    const outbound = this.buildRecord(file, record);
+    file.unreportedRecords++;
+    if (record.flags.size > 0) {
+      if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
+      if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
+    }
+    const { value, headers } = this.serialise(file, record);
     this.producer.enqueue({
-      ...outbound,
-      onAck: () => {
-        if (tailer.generation === generation && endOffset > tailer.ackedOffset) {
-          tailer.ackedOffset = endOffset;
-          this.dirty = true;
-        }
-      },
+      topic: input.topic,
+      key: file.kafkaKey,
+      value,
+      headers,
+      onAck: this.acknowledger(file),
+      position: record.endOffset,
     });
   }
 
-  private buildRecord(file: TrackedFile, record: JoinedRecord): Omit<OutboundRecord, "onAck"> {
+  /** Records read are counted per chunk, not per record: a labelled counter update costs more than a record. */
+  private reportRecords(file: TrackedFile | undefined): void {
+    if (!file || file.unreportedRecords === 0) return;
+    this.metrics.linesRead.inc({ input: file.input.config.name }, file.unreportedRecords);
+    file.unreportedRecords = 0;
+  }
+
+  private acknowledger(file: TrackedFile): (endOffset: number) => void {
+    const { tailer } = file;
+    if (file.acknowledge && file.acknowledgeGeneration === tailer.generation) return file.acknowledge;
+    const generation = tailer.generation;
+    file.acknowledgeGeneration = generation;
+    file.acknowledge = (endOffset) => {
+      if (tailer.generation === generation && endOffset > tailer.ackedOffset) {
+        tailer.ackedOffset = endOffset;
+        this.dirty = true;
+      }
+    };
+    return file.acknowledge;
+  }
+
+  private serialise(
+    file: TrackedFile,
+    record: JoinedRecord,
+  ): { value: string; headers?: Record<string, string> } {
     const { tailer, input } = file;
-    const text = record.lines.join("\n");
-    const key = `${this.config.host.name}|${identityKey(tailer.identity)}`;
-    const eventId = deterministicId(file.fileId, record.startOffset);
+    const text = record.lines.length === 1 ? (record.lines[0] as string) : record.lines.join("\n");
+    const eventId = lineEventId(file.fileId, record.startOffset);
+    let flags = record.flags;
     if (input.config.kind === "lifecycle") {
       const event = parseObject(text);
       if (event) {
@@ -484,34 +536,23 @@ export class Shipper implements Component {
           file: { path: tailer.path },
           offset: record.startOffset,
         };
-        return { topic: input.topic, key, value: JSON.stringify(event), ...traceHeader(event) };
+        return { value: JSON.stringify(event), ...traceHeader(event.trace, event.span) };
       }
-      record.flags.add("invalid_json");
+      flags = new Set([...flags, "invalid_json"]);
     }
     const fields = extractFields(record.lines[0] ?? "", input.config.parser);
-    const flags = [...record.flags];
-    const document: Record<string, unknown> = {
-      "@timestamp": fields.timestamp ?? new Date().toISOString(),
-      message: fields.format === "plain" || record.lines.length > 1 ? text : (fields.message ?? text),
-      event: {
-        id: eventId,
-        dataset: input.config.name,
-        ...(fields.format !== "plain" ? { original: text } : {}),
-      },
-      log: {
-        file: { path: tailer.path },
-        offset: record.startOffset,
-        ...(fields.level ? { level: fields.level } : {}),
-        ...(flags.length > 0 ? { flags } : {}),
-      },
-      host: { name: this.config.host.name },
-      ...(input.config.service ? { service: input.config.service } : {}),
-      ...(fields.traceId ? { trace: { id: fields.traceId } } : {}),
-      ...(fields.spanId ? { span: { id: fields.spanId } } : {}),
-      ...(Object.keys(input.config.fields).length > 0 ? { labels: input.config.fields } : {}),
-      lifeline: { schema_version: SCHEMA_VERSION, format: fields.format },
-    };
-    return { topic: input.topic, key, value: JSON.stringify(document), ...traceHeader(document) };
+    const value = file.template.write({
+      eventId,
+      path: tailer.path,
+      text,
+      lineCount: record.lines.length,
+      startOffset: record.startOffset,
+      flags,
+      fields,
+    });
+    return fields.spanId
+      ? { value, ...traceHeader({ id: fields.traceId }, { id: fields.spanId }) }
+      : { value };
   }
 
   private saveCheckpoint(force = false): Promise<void> {
@@ -560,9 +601,9 @@ function parseObject(text: string): Record<string, unknown> | undefined {
 }
 
 /** The W3C traceparent header, when the record names both its trace and its span (nothing is invented). */
-function traceHeader(document: Record<string, unknown>): { headers?: Record<string, string> } {
-  const traceId = (document.trace as { id?: string } | undefined)?.id;
-  const spanId = (document.span as { id?: string } | undefined)?.id;
+function traceHeader(trace: unknown, span: unknown): { headers?: Record<string, string> } {
+  const traceId = (trace as { id?: string } | undefined)?.id;
+  const spanId = (span as { id?: string } | undefined)?.id;
   if (!traceId || !spanId) return {};
   return { headers: { traceparent: formatTraceparent({ traceId, spanId, flags: 1 }) } };
 }

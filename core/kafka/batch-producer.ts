@@ -33,9 +33,14 @@ export interface OutboundRecord {
   topic: string;
   key: string;
   value: string;
-  headers?: Record<string, string>;
-  /** Called once Kafka acknowledged the record (acks=all), in the order records were enqueued. */
-  onAck: () => void;
+  headers?: Record<string, string> | undefined;
+  /**
+   * Called once Kafka acknowledged the record (acks=all), in enqueue order, with its `position`. Consecutive
+   * records of one key that pass the very same callback are acknowledged by one call with the last one's
+   * position: a watermark (the shipper's offsets), without a callback kept per record.
+   */
+  onAck: (position: number) => void;
+  position?: number;
 }
 
 export interface BatchProducerMetrics {
@@ -45,7 +50,27 @@ export interface BatchProducerMetrics {
 }
 
 /**
- * An idempotent, acks=all producer that batches by size and linger and sends one batch at a time, so
+ * Records of one topic and key, written into one buffer as they are enqueued: one Kafka message. Their JSON text
+ * lives only until it is copied here, so nothing per record waits in the heap for the acknowledgement.
+ */
+interface Pack {
+  topic: string;
+  key: string;
+  headers: Record<string, string> | undefined;
+  buffer: Buffer;
+  bytes: number;
+  /** What it counts against the in-flight budget: its bytes and a per-message overhead. */
+  cost: number;
+  records: number;
+  acks: Array<(position: number) => void>;
+  positions: number[];
+}
+
+const FIRST_PACK_BYTES = 4 * 1024;
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+/**
+ * An idempotent, acks=all producer that packs, batches by size and linger and sends one batch at a time, so
  * acknowledgements arrive in enqueue order (a per-file watermark is then simply the last acknowledged offset).
  * A failed batch is retried, with backoff, until it goes through: nothing is dropped. `waitForRoom` is the
  * backpressure: it resolves while less than `inflightBytes` wait for acknowledgement.
@@ -66,7 +91,12 @@ export class BatchProducer implements Component {
   };
   private readonly metrics: BatchProducerMetrics | undefined;
   private producer: Producer | undefined;
-  private queue: Array<OutboundRecord & { bytes: number }> = [];
+  /** Packs that take no more records, in the order they were closed. */
+  private ready: Pack[] = [];
+  /** Packs still taking records, one per topic and key, in the order they were opened. */
+  private open = new Map<string, Pack>();
+  private lastPack: Pack | undefined;
+  private readonly buffers: BufferPool;
   private queuedBytes = 0;
   private inflight = 0;
   private roomWaiters: Array<() => void> = [];
@@ -93,6 +123,7 @@ export class BatchProducer implements Component {
     this.logger = options.logger;
     this.options = { ...options, packBytes: options.packBytes ?? 0 };
     this.metrics = options.metrics;
+    this.buffers = new BufferPool(options.inflightBytes);
   }
 
   get inflightBytes(): number {
@@ -110,12 +141,56 @@ export class BatchProducer implements Component {
   }
 
   enqueue(record: OutboundRecord): void {
-    const bytes = record.value.length + record.key.length + 64;
-    this.queue.push({ ...record, bytes });
-    this.queuedBytes += bytes;
-    this.inflight += bytes;
-    // Wake the sender when it idles on an empty queue, or to cut the linger short once a batch is full.
-    if (this.queue.length === 1 || this.queuedBytes >= this.options.batchBytes) this.wake?.();
+    const value = record.value;
+    // Exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
+    let pack = this.lastPack;
+    if (!pack || pack.key !== record.key || pack.topic !== record.topic) {
+      pack = this.open.get(`${record.topic}\u0000${record.key}`);
+    }
+    const fits = (candidate: Pack, bytes: number) => candidate.bytes + 1 + bytes <= this.options.packBytes;
+    let bytes = value.length * 3;
+    if (pack && !fits(pack, bytes)) {
+      bytes = Buffer.byteLength(value);
+      if (!fits(pack, bytes)) {
+        this.close(pack);
+        pack = undefined;
+      }
+    }
+    if (pack) {
+      if (pack.headers !== record.headers && !sameHeaders(pack.headers, record.headers))
+        pack.headers = undefined;
+      if (pack.buffer.length < pack.bytes + 1 + bytes)
+        this.grow(pack, pack.bytes + 1 + Buffer.byteLength(value));
+      pack.buffer[pack.bytes] = 10;
+      const written = pack.buffer.write(value, pack.bytes + 1);
+      pack.bytes += 1 + written;
+      pack.records++;
+      this.account(pack, written + 1);
+    } else {
+      bytes = Buffer.byteLength(value);
+      pack = {
+        topic: record.topic,
+        key: record.key,
+        headers: record.headers,
+        buffer: this.buffers.take(Math.max(bytes, Math.min(FIRST_PACK_BYTES, this.options.packBytes))),
+        bytes: 0,
+        cost: 0,
+        records: 1,
+        acks: [],
+        positions: [],
+      };
+      pack.bytes = pack.buffer.write(value, 0);
+      this.account(pack, pack.bytes + record.key.length + MESSAGE_OVERHEAD_BYTES);
+      if (this.options.packBytes > 0) this.open.set(`${record.topic}\u0000${record.key}`, pack);
+      else this.ready.push(pack);
+    }
+    const last = pack.acks.length - 1;
+    if (last >= 0 && pack.acks[last] === record.onAck) pack.positions[last] = record.position ?? 0;
+    else {
+      pack.acks.push(record.onAck);
+      pack.positions.push(record.position ?? 0);
+    }
+    this.lastPack = this.options.packBytes > 0 ? pack : undefined;
   }
 
   waitForRoom(): Promise<void> {
@@ -139,6 +214,30 @@ export class BatchProducer implements Component {
     }
   }
 
+  private account(pack: Pack, bytes: number): void {
+    const wasEmpty = this.queuedBytes === 0;
+    pack.cost += bytes;
+    this.queuedBytes += bytes;
+    this.inflight += bytes;
+    // Wake the sender when it idles on an empty queue, or to cut the linger short once a batch is full.
+    if (wasEmpty || this.queuedBytes >= this.options.batchBytes) this.wake?.();
+  }
+
+  private grow(pack: Pack, needed: number): void {
+    const buffer = this.buffers.take(
+      Math.max(needed, Math.min(2 * pack.buffer.length, this.options.packBytes)),
+    );
+    pack.buffer.copy(buffer, 0, 0, pack.bytes);
+    this.buffers.give(pack.buffer);
+    pack.buffer = buffer;
+  }
+
+  private close(pack: Pack): void {
+    this.open.delete(`${pack.topic}\u0000${pack.key}`);
+    if (this.lastPack === pack) this.lastPack = undefined;
+    this.ready.push(pack);
+  }
+
   private newProducer(): Producer {
     return this.kafka.producer({
       createPartitioner: cachedPartitioner,
@@ -151,7 +250,7 @@ export class BatchProducer implements Component {
 
   private async run(): Promise<void> {
     while (!this.hardStop.signal.aborted) {
-      if (this.queue.length === 0) {
+      if (this.queuedBytes === 0) {
         if (this.stopping) return;
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -171,34 +270,49 @@ export class BatchProducer implements Component {
       const batch = this.takeBatch();
       const sent = await this.sendUntilAcknowledged(batch);
       if (!sent) return;
+      let cost = 0;
       let bytes = 0;
-      for (const record of batch) {
-        bytes += record.bytes;
-        record.onAck();
+      let records = 0;
+      for (const pack of batch) {
+        cost += pack.cost;
+        bytes += pack.bytes;
+        records += pack.records;
+        for (let i = 0; i < pack.acks.length; i++) pack.acks[i]?.(pack.positions[i] ?? 0);
+        this.buffers.give(pack.buffer);
       }
-      this.inflight -= bytes;
-      this.metrics?.sent(batch.length, bytes);
+      this.inflight -= cost;
+      this.metrics?.sent(records, bytes);
       while (this.roomWaiters.length > 0 && this.inflight < this.options.inflightBytes)
         this.roomWaiters.shift()?.();
     }
   }
 
-  private takeBatch(): Array<OutboundRecord & { bytes: number }> {
-    let bytes = 0;
+  /** Closed packs first, in order; open ones join only when every closed pack fits (a key's order holds). */
+  private takeBatch(): Pack[] {
+    let cost = 0;
     let count = 0;
-    while (
-      count < this.queue.length &&
-      (count === 0 || bytes + (this.queue[count]?.bytes ?? 0) <= this.options.batchBytes)
-    ) {
-      bytes += this.queue[count]?.bytes ?? 0;
+    while (count < this.ready.length) {
+      const next = (this.ready[count] as Pack).cost;
+      if (count > 0 && cost + next > this.options.batchBytes) break;
+      cost += next;
       count++;
     }
-    this.queuedBytes -= bytes;
-    return this.queue.splice(0, count);
+    const batch = this.ready.splice(0, count);
+    if (this.ready.length === 0) {
+      for (const [name, pack] of this.open) {
+        if (batch.length > 0 && cost + pack.cost > this.options.batchBytes) break;
+        cost += pack.cost;
+        batch.push(pack);
+        this.open.delete(name);
+        if (this.lastPack === pack) this.lastPack = undefined;
+      }
+    }
+    this.queuedBytes -= cost;
+    return batch;
   }
 
   /** Resolves true once Kafka acknowledged the whole batch, false if stopped by the hard deadline first. */
-  private async sendUntilAcknowledged(batch: Array<OutboundRecord & { bytes: number }>): Promise<boolean> {
+  private async sendUntilAcknowledged(batch: Pack[]): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       if (this.hardStop.signal.aborted) return false;
       try {
@@ -223,8 +337,10 @@ export class BatchProducer implements Component {
             (await this.sendUntilAcknowledged(batch.slice(half)))
           );
         }
+        const halves = isTooLarge(error) ? splitPack(batch[0] as Pack) : undefined;
+        if (halves) return this.sendUntilAcknowledged(halves);
         if (isTooLarge(error)) {
-          await this.deadLetter(batch, error);
+          await this.deadLetter(batch[0] as Pack, error);
           return true;
         }
         this.consecutiveFailures++;
@@ -232,7 +348,7 @@ export class BatchProducer implements Component {
         this.metrics?.failed(error);
         const wait = backoffDelay(attempt, { retries: Infinity, initialDelayMs: 100, maxDelayMs: 5_000 });
         this.logger.warn(
-          { err: (error as Error).message, attempt, waitMs: wait, records: batch.length },
+          { err: (error as Error).message, attempt, waitMs: wait, messages: batch.length },
           "kafka send failed, retrying",
         );
         if (this.consecutiveFailures % 5 === 0) {
@@ -246,65 +362,20 @@ export class BatchProducer implements Component {
     }
   }
 
-  private async send(batch: Array<OutboundRecord & { bytes: number }>): Promise<void> {
+  private async send(batch: Pack[]): Promise<void> {
     const byTopic = new Map<string, Message[]>();
-    const packs = new Map<
-      string,
-      { topic: string; key: string; values: string[]; bytes: number; headers?: Record<string, string> }
-    >();
-    const messagesOf = (topic: string) => {
-      let messages = byTopic.get(topic);
+    for (const pack of batch) {
+      let messages = byTopic.get(pack.topic);
       if (!messages) {
         messages = [];
-        byTopic.set(topic, messages);
+        byTopic.set(pack.topic, messages);
       }
-      return messages;
-    };
-    const flush = (pack: {
-      topic: string;
-      key: string;
-      values: string[];
-      headers?: Record<string, string>;
-    }) => {
-      const single = pack.values.length === 1;
-      messagesOf(pack.topic).push({
+      messages.push({
         key: pack.key,
-        value: single ? (pack.values[0] as string) : pack.values.join("\n"),
-        headers: {
-          ...pack.headers,
-          [RECORDS_HEADER]: String(pack.values.length),
-        },
-      });
-    };
-    for (const record of batch) {
-      if (this.options.packBytes === 0) {
-        messagesOf(record.topic).push({
-          key: record.key,
-          value: record.value,
-          ...(record.headers ? { headers: record.headers } : {}),
-        });
-        continue;
-      }
-      // Consecutive records of one key (one file, one trace) share a message: Kafka's per-message cost is
-      // paid per pack. A pack keeps headers (a traceparent) only while all its records agree on them.
-      const packKey = `${record.topic}\u0000${record.key}`;
-      const pack = packs.get(packKey);
-      if (pack && pack.bytes + record.value.length <= this.options.packBytes) {
-        if (!sameHeaders(pack.headers, record.headers)) delete pack.headers;
-        pack.values.push(record.value);
-        pack.bytes += record.value.length + 1;
-        continue;
-      }
-      if (pack) flush(pack);
-      packs.set(packKey, {
-        topic: record.topic,
-        key: record.key,
-        values: [record.value],
-        bytes: record.value.length,
-        ...(record.headers ? { headers: record.headers } : {}),
+        value: pack.buffer.subarray(0, pack.bytes),
+        headers: { ...pack.headers, [RECORDS_HEADER]: String(pack.records) },
       });
     }
-    for (const pack of packs.values()) flush(pack);
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     if (!this.producer) throw new Error("producer not started");
     await this.producer.sendBatch({
@@ -315,27 +386,85 @@ export class BatchProducer implements Component {
     });
   }
 
-  private async deadLetter(batch: Array<OutboundRecord & { bytes: number }>, error: unknown): Promise<void> {
-    const record = batch[0] as OutboundRecord & { bytes: number };
+  private async deadLetter(pack: Pack, error: unknown): Promise<void> {
     this.logger.error(
-      { topic: record.topic, bytes: record.bytes },
+      { topic: pack.topic, bytes: pack.bytes },
       "record larger than the broker accepts: dead-lettered",
     );
     const value = JSON.stringify({
       "@timestamp": new Date().toISOString(),
       error: { type: "record_too_large", message: (error as Error).message },
       original: {
-        topic: record.topic,
-        key: record.key,
-        bytes: record.bytes,
-        head: record.value.slice(0, 4_096),
+        topic: pack.topic,
+        key: pack.key,
+        bytes: pack.bytes,
+        head: pack.buffer.subarray(0, 4_096).toString("utf8"),
       },
     });
+    const buffer = Buffer.from(value);
     await this.sendUntilAcknowledged([
-      { topic: this.options.deadLetterTopic, key: record.key, value, onAck: () => {}, bytes: value.length },
+      {
+        topic: this.options.deadLetterTopic,
+        key: pack.key,
+        headers: undefined,
+        buffer,
+        bytes: buffer.length,
+        cost: 0,
+        records: 1,
+        acks: [],
+        positions: [],
+      },
     ]);
     this.metrics?.deadLettered(1);
   }
+}
+
+/**
+ * Pack buffers, reused once Kafka acknowledged them: a fresh buffer per pack is memory outside the heap that V8
+ * answers with full collections. Sizes are powers of two; at most `limitBytes` are kept.
+ */
+class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private freeBytes = 0;
+  private readonly limitBytes: number;
+
+  constructor(limitBytes: number) {
+    this.limitBytes = limitBytes;
+  }
+
+  take(minimum: number): Buffer {
+    const size = 2 ** Math.ceil(Math.log2(Math.max(minimum, 1024)));
+    const buffer = this.free.get(size)?.pop();
+    if (!buffer) return Buffer.allocUnsafeSlow(size);
+    this.freeBytes -= size;
+    return buffer;
+  }
+
+  give(buffer: Buffer): void {
+    const size = buffer.length;
+    if (this.freeBytes + size > this.limitBytes || (size & (size - 1)) !== 0) return;
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buffer);
+    this.freeBytes += size;
+  }
+}
+
+/** A pack of several records the broker refused as too large: two packs, split between records (no acks). */
+function splitPack(pack: Pack): Pack[] | undefined {
+  if (pack.records < 2) return undefined;
+  const cut = pack.buffer.indexOf(10, Math.floor(pack.bytes / 2));
+  const at = cut !== -1 && cut < pack.bytes ? cut : pack.buffer.subarray(0, pack.bytes).lastIndexOf(10);
+  if (at <= 0) return undefined;
+  const part = (buffer: Buffer): Pack => {
+    let records = 1;
+    for (let i = buffer.indexOf(10); i !== -1; i = buffer.indexOf(10, i + 1)) records++;
+    return { ...pack, buffer, bytes: buffer.length, records, acks: [], positions: [] };
+  };
+  return [part(pack.buffer.subarray(0, at)), part(pack.buffer.subarray(at + 1, pack.bytes))];
 }
 
 /**

@@ -1,9 +1,10 @@
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import type { FileHandle } from "node:fs/promises";
 import { FINGERPRINT_BYTES, type FileIdentity, fingerprintOf, hashPrefix } from "./file-identity.ts";
-import { type JoinedRecord, MultilineJoiner, type MultilineRule } from "./multiline.ts";
+import { type JoinedRecord, MultilineJoiner, type MultilineRule, NO_FLAGS } from "./multiline.ts";
 
-const CHUNK_BYTES = 64 * 1024;
+/** The size of the read buffers `acquireRead` hands out. */
+export const READ_CHUNK_BYTES = 256 * 1024;
 const BINARY_SNIFF_BYTES = 8 * 1024;
 
 export type TailerState = "active" | "draining" | "closed";
@@ -11,8 +12,11 @@ export type TailerState = "active" | "draining" | "closed";
 export interface TailerEvents {
   /** A complete record, in file order. Must not block: backpressure is `waitForRoom`. */
   record(tailer: FileTailer, record: JoinedRecord): void;
-  /** Backpressure and a bound on reads in progress at once: resolves with a release for after the chunk. */
-  acquireRead(): Promise<() => void>;
+  /**
+   * Backpressure and a bound on reads in progress at once: resolves with a buffer to read into (reused: nothing
+   * may keep it after the chunk is consumed) and a release for after the chunk.
+   */
+  acquireRead(): Promise<{ buffer: Buffer; release: () => void }>;
   /** `before` identifies the old content, to find a copy of it. */
   truncated(
     tailer: FileTailer,
@@ -154,10 +158,9 @@ export class FileTailer {
         Object.assign(this.identity, await fingerprintOf(this.handle, stat.size));
       }
       while (this.position < stat.size && !this.stopping) {
-        const release = await this.events.acquireRead();
+        const { buffer, release } = await this.events.acquireRead();
         try {
-          const length = Math.min(CHUNK_BYTES, stat.size - this.position);
-          const buffer = Buffer.allocUnsafe(length);
+          const length = Math.min(buffer.length, stat.size - this.position);
           const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
           if (bytesRead === 0) break;
           if (await this.contentReplaced()) {
@@ -215,7 +218,13 @@ export class FileTailer {
   private consume(chunk: Buffer): void {
     let start = 0;
     const now = Date.now();
+    // Once: after a bad byte, the rest of this chunk goes line by line.
+    let wholeLinesTried = false;
     for (;;) {
+      if (this.partialBytes === 0 && !wholeLinesTried) {
+        start = this.consumeWholeLines(chunk, start, now);
+        wholeLinesTried = true;
+      }
       const newline = chunk.indexOf(10, start);
       if (newline === -1) {
         this.appendPartial(chunk.subarray(start));
@@ -237,6 +246,41 @@ export class FileTailer {
     }
   }
 
+  /**
+   * The common case, decoded once for the whole run of complete lines instead of once per line: valid UTF-8 up to
+   * the chunk's last newline. Returns where the per-line path takes over (a bad byte, a partial line at the end).
+   * A newline is one byte in UTF-8 and one unit in the decoded text, so byte and text positions move in step.
+   */
+  private consumeWholeLines(chunk: Buffer, from: number, now: number): number {
+    const last = chunk.lastIndexOf(10);
+    if (last < from) return from;
+    const region = chunk.subarray(from, last + 1);
+    const ascii = isAscii(region);
+    if (!ascii && !isUtf8(region)) return from;
+    const text = region.toString(ascii ? "latin1" : "utf8");
+    let byteStart = from;
+    let textStart = 0;
+    while (byteStart <= last) {
+      const textEnd = text.indexOf("\n", textStart);
+      const byteEnd = ascii ? from + textEnd : chunk.indexOf(10, byteStart);
+      const end = this.position + byteEnd + 1;
+      const carriageReturn = textEnd > textStart && text.charCodeAt(textEnd - 1) === 13 ? 1 : 0;
+      const bytes = byteEnd - byteStart - carriageReturn;
+      if (bytes > this.maxLineBytes) {
+        this.emitLine(chunk.subarray(byteStart, byteEnd), this.position + byteStart, end, false, now);
+      } else if (bytes === 0) {
+        this.joiner.pushBlank(end, now);
+      } else {
+        const line = text.slice(textStart, textEnd - carriageReturn);
+        this.joiner.push(line, bytes, this.position + byteStart, end, NO_FLAGS, now);
+      }
+      byteStart = byteEnd + 1;
+      textStart = textEnd + 1;
+    }
+    this.partialStart = this.position + byteStart;
+    return byteStart;
+  }
+
   private appendPartial(piece: Buffer): void {
     if (piece.length === 0) return;
     const room = this.maxLineBytes - this.partialBytes;
@@ -246,7 +290,7 @@ export class FileTailer {
     }
     const kept = piece.length > room ? piece.subarray(0, room) : piece;
     if (kept.length < piece.length) this.partialTruncated = true;
-    // Copy: a slice would keep the whole 64 KiB read buffer alive while the line waits for its end.
+    // Copy: the read buffer is reused for the next chunk.
     this.partial.push(Buffer.from(kept));
     this.partialBytes += kept.length;
   }
@@ -277,13 +321,11 @@ export class FileTailer {
       this.joiner.pushBlank(end, now);
       return;
     }
-    const flags = new Set<string>();
-    if (truncated) flags.add("truncated");
-    let text: string;
-    if (isUtf8(line)) text = line.toString("utf8");
-    else {
-      flags.add("invalid_utf8");
-      text = new TextDecoder("utf-8", { fatal: false }).decode(line);
+    const valid = isUtf8(line);
+    const text = valid ? line.toString("utf8") : new TextDecoder("utf-8", { fatal: false }).decode(line);
+    let flags: ReadonlySet<string> = NO_FLAGS;
+    if (truncated || !valid) {
+      flags = new Set([...(truncated ? ["truncated"] : []), ...(valid ? [] : ["invalid_utf8"])]);
     }
     this.joiner.push(text, line.length, start, end, flags, now);
   }

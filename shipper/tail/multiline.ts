@@ -38,13 +38,20 @@ export interface JoinedRecord {
   bytes: number;
   startOffset: number;
   endOffset: number;
-  flags: Set<string>;
+  flags: ReadonlySet<string>;
 }
 
 export type LineFlags = ReadonlySet<string>;
 
+/** Shared by every clean line: no set per line. */
+export const NO_FLAGS: LineFlags = new Set<string>();
+
+interface PendingRecord extends JoinedRecord {
+  flags: Set<string>;
+}
+
 export class MultilineJoiner {
-  private current: JoinedRecord | undefined;
+  private current: PendingRecord | undefined;
   private lastLineAt = 0;
   private readonly rule: MultilineRule | undefined;
   private readonly emit: (record: JoinedRecord) => void;
@@ -65,7 +72,7 @@ export class MultilineJoiner {
     this.lastLineAt = now;
     const rule = this.rule;
     if (!rule) {
-      this.emit({ lines: [text], bytes, startOffset, endOffset, flags: new Set(flags) });
+      this.emit({ lines: [text], bytes, startOffset, endOffset, flags });
       return;
     }
     const current = this.current;

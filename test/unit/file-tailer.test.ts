@@ -1,0 +1,105 @@
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { fingerprintOf } from "../../shipper/tail/file-identity.ts";
+import { FileTailer } from "../../shipper/tail/file-tailer.ts";
+import type { JoinedRecord } from "../../shipper/tail/multiline.ts";
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+/** Reads a whole file through a FileTailer with read buffers of `bufferBytes`; the records it hands on. */
+async function tail(content: Buffer, bufferBytes: number, maxLineBytes = 1 << 20) {
+  dir = await mkdtemp(join(tmpdir(), "lifeline-tailer-"));
+  const path = join(dir, "app.log");
+  await writeFile(path, content);
+  const handle = await open(path, "r");
+  const info = await handle.stat();
+  const records: Array<Omit<JoinedRecord, "flags"> & { flags: string[] }> = [];
+  const tailer = new FileTailer({
+    handle,
+    path,
+    input: "test",
+    identity: { dev: info.dev, ino: info.ino, ...(await fingerprintOf(handle, info.size)) },
+    offset: 0,
+    maxLineBytes,
+    multiline: undefined,
+    events: {
+      record: (_, record) => records.push({ ...record, flags: [...record.flags] }),
+      acquireRead: async () => ({ buffer: Buffer.alloc(bufferBytes), release: () => {} }),
+      truncated: () => {},
+      binarySkipped: () => {},
+      bytesRead: () => {},
+    },
+  });
+  await tailer.pump();
+  tailer.finish();
+  await tailer.close();
+  return records;
+}
+
+/** What each record must be, computed from the bytes: text, flags, and exact byte offsets. */
+function expected(content: Buffer, maxLineBytes = 1 << 20) {
+  const out: Array<{ text: string; startOffset: number; endOffset: number; flags: string[] }> = [];
+  let start = 0;
+  while (start < content.length) {
+    let newline = content.indexOf(10, start);
+    if (newline === -1) newline = content.length;
+    let line = content.subarray(start, newline);
+    if (line.at(-1) === 13) line = line.subarray(0, -1);
+    const flags: string[] = [];
+    if (line.length > maxLineBytes) {
+      line = line.subarray(0, maxLineBytes);
+      flags.push("truncated");
+    }
+    const valid = new TextDecoder("utf-8", { fatal: false }).decode(line);
+    if (!Buffer.from(valid).equals(line)) flags.push("invalid_utf8");
+    if (line.length > 0)
+      out.push({ text: valid, startOffset: start, endOffset: Math.min(newline + 1, content.length), flags });
+    start = newline + 1;
+  }
+  return out;
+}
+
+const CONTENT = Buffer.concat([
+  Buffer.from("plain ascii line\r\n\nnaïve café ☕ 𝄞 line\n"),
+  Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x0a]),
+  Buffer.from(`${"x".repeat(300)}\nshort\n\r\n`),
+  Buffer.from("ünïcödé again\nlast line without newline"),
+]);
+
+const VALID_CONTENT = Buffer.from(`${"ünïcödé ☕ 𝄞\r\n".repeat(50)}\n\nascii\n${"x".repeat(5000)}\n`);
+
+describe("FileTailer", () => {
+  for (const [name, content] of [
+    ["with a bad byte", CONTENT],
+    ["valid UTF-8", VALID_CONTENT],
+  ] as const)
+    for (const bufferBytes of [7, 64, 1024, 256 * 1024]) {
+      it(`hands on every line with exact offsets and flags (${name}, read buffer ${bufferBytes} bytes)`, async () => {
+        const records = await tail(content, bufferBytes);
+        expect(
+          records.map(({ lines, startOffset, endOffset, flags }) => ({
+            text: lines.join("\n"),
+            startOffset,
+            endOffset,
+            flags,
+          })),
+        ).toEqual(expected(content));
+      });
+    }
+
+  it("truncates and flags a line over the limit, whether it fits one read or spans several", async () => {
+    for (const bufferBytes of [64, 4096]) {
+      const records = await tail(CONTENT, bufferBytes, 100);
+      const long = records.find((record) => record.lines[0]?.startsWith("xxx"));
+      expect(long?.lines[0]).toBe("x".repeat(100));
+      expect(long?.flags).toEqual(["truncated"]);
+      expect(records.map((r) => r.endOffset)).toEqual(expected(CONTENT, 100).map((r) => r.endOffset));
+    }
+  });
+});

@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { lineEventId, logRecordSchema, SCHEMA_VERSION } from "../../core/events.ts";
+import { type FileContext, LogDocumentTemplate, type LogLine } from "../../shipper/log-document.ts";
+import { extractFields } from "../../shipper/parse/fields.ts";
+import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
+
+/** The document as an object, the way the shipper built it before it wrote JSON text by hand. */
+function asObject(context: FileContext, line: LogLine) {
+  const { fields } = line;
+  const flags = [...line.flags];
+  return {
+    "@timestamp": fields.timestamp,
+    message: fields.format === "plain" || line.lineCount > 1 ? line.text : (fields.message ?? line.text),
+    event: {
+      id: line.eventId,
+      dataset: context.dataset,
+      ...(fields.format !== "plain" ? { original: line.text } : {}),
+    },
+    log: {
+      file: { path: line.path },
+      offset: line.startOffset,
+      ...(fields.level ? { level: fields.level } : {}),
+      ...(flags.length > 0 ? { flags } : {}),
+    },
+    host: { name: context.hostName },
+    ...(context.service ? { service: context.service } : {}),
+    ...(fields.traceId ? { trace: { id: fields.traceId } } : {}),
+    ...(fields.spanId ? { span: { id: fields.spanId } } : {}),
+    ...(Object.keys(context.labels).length > 0 ? { labels: context.labels } : {}),
+    lifeline: { schema_version: SCHEMA_VERSION, format: fields.format },
+  };
+}
+
+const LINES = [
+  '{"time":1795786114214,"level":50,"msg":"payment \\"failed\\"\\n\\tretry","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}',
+  'ts=2026-11-27T05:00:00Z level=WARN msg="slow query" trace_id=4BF92F3577B34DA6A3CE929D0E0E4736',
+  "2026-11-27 05:00:00 ERROR naïve café ☕ \u0001 control \\ backslash trace_id=4bf92f3577b34da6a3ce929d0e0e4736",
+  "plain line without anything",
+];
+
+describe("LogDocumentTemplate", () => {
+  const contexts: FileContext[] = [
+    {
+      dataset: "api",
+      hostName: 'web-"1"',
+      service: { name: "api", environment: "prod" },
+      labels: { team: "payments", "odd\nkey": "v" },
+    },
+    { dataset: "bare", hostName: "h", service: undefined, labels: {} },
+  ];
+  for (const context of contexts) {
+    it(`writes the same document JSON.stringify would (${context.dataset})`, () => {
+      const template = new LogDocumentTemplate(context);
+      for (const [i, text] of LINES.entries()) {
+        for (const flags of [NO_FLAGS, new Set(["truncated", "invalid_utf8"])]) {
+          const line: LogLine = {
+            eventId: lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", i * 1000),
+            path: i % 2 === 0 ? "/var/log/app.log" : 'C:\\logs\\"app".log',
+            text,
+            lineCount: 1 + (i % 2),
+            startOffset: i * 1000,
+            flags,
+            fields: extractFields(text, "auto"),
+          };
+          const written = template.write(line);
+          const parsed = JSON.parse(written) as Record<string, unknown>;
+          const expected = asObject(context, line);
+          if (expected["@timestamp"] === undefined) expected["@timestamp"] = parsed["@timestamp"] as string;
+          expect(written).toBe(JSON.stringify(expected));
+          expect(logRecordSchema.safeParse(parsed).success).toBe(true);
+        }
+      }
+    });
+  }
+
+  it("stamps lines without their own time with the time they were read", () => {
+    const before = Date.now();
+    const document = JSON.parse(
+      new LogDocumentTemplate(contexts[1] as FileContext).write({
+        eventId: "x",
+        path: "/p",
+        text: "no time here",
+        lineCount: 1,
+        startOffset: 0,
+        flags: NO_FLAGS,
+        fields: extractFields("no time here", "auto"),
+      }),
+    ) as { "@timestamp": string };
+    expect(Date.parse(document["@timestamp"])).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(document["@timestamp"])).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe("lineEventId", () => {
+  it("is the file id and the offset: unique per line, the same on every replay", () => {
+    expect(lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", 0)).toBe("oyAAsbygr4y6qsqMndBJ6xqnUx10");
+    // Pinned: ids already in Elasticsearch must come out the same after an upgrade, or a replay duplicates.
+    expect(lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", 123_456_789)).toBe("oyAAsbygr4y6qsqMndBJ6xqnUx121i3v9");
+    expect(lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", 2 ** 40)).not.toBe(
+      lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", 2 ** 40 + 1),
+    );
+  });
+});
