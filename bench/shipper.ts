@@ -4,12 +4,13 @@
  * (a C shipper). Each system writes to a fresh topic; "done" is when the topic holds every line.
  *   npm run bench:shipper            (BENCH_LINES=1000000 by default)
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { resolveKafka } from "../core/connections.ts";
+import { shipperLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
@@ -18,7 +19,6 @@ import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.t
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const root = "/tmp/lifeline-bench-shipper";
-const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
 
 function logLine(i: number, file: number): string {
   const trace = (i * 2654435761 + file).toString(16).padStart(32, "0").slice(-32);
@@ -114,6 +114,11 @@ async function main() {
   const haveRsyslog =
     existsSync("/usr/sbin/rsyslogd") && existsSync("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so");
   if (!haveKcat || !haveRsyslog) console.error("baselines need: apt-get install kcat rsyslog-kafka");
+  // The shipper as it is meant to run (core/entry.ts): compiled, small young generation.
+  execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
+    stdio: "inherit",
+  });
+  const launcher = shipperLauncher();
   const run = Date.now().toString(36);
   const rows: BenchRow[] = [];
   const scenarios = [
@@ -157,11 +162,16 @@ async function main() {
     );
     // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
     const lifeline = await measure(
-      [process.execPath, lifelineBin, "shipper", "--config", configFile],
+      [process.execPath, ...launcher.nodeArgs, launcher.entry, "shipper", "--config", configFile],
       (since) => waitForAckedRecords(port, lines, since),
       false,
     );
-    rows.push(row("lifeline shipper", lifeline));
+    rows.push(
+      row(
+        `lifeline shipper (${launcher.compiled ? "compiled, " : ""}${launcher.nodeArgs.join(" ")})`,
+        lifeline,
+      ),
+    );
     console.error(`${scenario.name}: lifeline ${lifeline.seconds.toFixed(1)} s`);
     if (scenario.lifelineOnly) continue;
 

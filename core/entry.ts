@@ -12,12 +12,37 @@ export const lifelineEntry = fileURLToPath(
  * mode needs the compiled files, because Node strips TypeScript types with WebAssembly, which lite mode lacks.
  * Without a build, the TypeScript entry and Node's defaults.
  */
-export function leanAgentLauncher(): { nodeArgs: string[]; entry: string; compiled: boolean } {
-  const compiled = [
-    lifelineEntry.endsWith(".js") ? lifelineEntry : undefined,
-    fileURLToPath(new URL("../dist/bin/lifeline.js", import.meta.url)),
-  ].find((file): file is string => file !== undefined && existsSync(file));
+export function leanAgentLauncher(): Launcher {
+  const compiled = compiledEntry();
   return compiled
     ? { nodeArgs: ["--max-semi-space-size=1", "--lite-mode"], entry: compiled, compiled: true }
     : { nodeArgs: [], entry: lifelineEntry, compiled: false };
+}
+
+/**
+ * How the shipper is best run: a 2 MiB young generation (V8's default grows to tens of MiB; measured on the
+ * shipper benchmark: about 100 MiB less peak RSS, the same throughput), compiled JavaScript when built.
+ */
+export function shipperLauncher(): Launcher {
+  const compiled = compiledEntry();
+  return {
+    nodeArgs: [SHIPPER_NODE_OPTIONS],
+    entry: compiled ?? lifelineEntry,
+    compiled: compiled !== undefined,
+  };
+}
+
+export const SHIPPER_NODE_OPTIONS = "--max-semi-space-size=2";
+
+export interface Launcher {
+  nodeArgs: string[];
+  entry: string;
+  compiled: boolean;
+}
+
+function compiledEntry(): string | undefined {
+  return [
+    lifelineEntry.endsWith(".js") ? lifelineEntry : undefined,
+    fileURLToPath(new URL("../dist/bin/lifeline.js", import.meta.url)),
+  ].find((file): file is string => file !== undefined && existsSync(file));
 }

@@ -79,11 +79,12 @@ export const shipperConfigSchema = z.strictObject({
         .int()
         .positive()
         .default(8 << 20),
+      /** One Kafka request at a time carries up to this much; 2 MiB beat 1 MiB by about a fifth (benchmark). */
       batchBytes: z
         .number()
         .int()
         .positive()
-        .default(1 << 20),
+        .default(2 << 20),
       lingerMs: z.number().int().nonnegative().default(20),
       /** Lines of one file travel together in Kafka messages of up to this size (0: one line per message). */
       packBytes: z
@@ -97,7 +98,7 @@ export const shipperConfigSchema = z.strictObject({
     })
     .default({
       inflightBytes: 8 << 20,
-      batchBytes: 1 << 20,
+      batchBytes: 2 << 20,
       lingerMs: 20,
       packBytes: 64 * 1024,
       openFiles: 2_048,

@@ -51,7 +51,7 @@ const zstdCodec = {
     compress(encoder.buffer, {
       params: { [constants.ZSTD_c_compressionLevel]: 1 },
       // One pass over a whole batch on the thread pool, not one round trip to the event loop per 16 KiB.
-      chunkSize: 1 << 20,
+      chunkSize: 128 << 10,
     }),
   decompress: (buffer: Buffer) => decompress(buffer),
 };
