@@ -10,8 +10,9 @@ import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
 import { backoffDelay } from "../core/retry.ts";
+import { Semaphore } from "../core/semaphore.ts";
 import type { IndexerConfig } from "./config.ts";
-import { type RecordOrigin, toDocument } from "./documents.ts";
+import { type RecordOrigin, shipperLogText, toDocument } from "./documents.ts";
 import type { IndexLayout, StreamKind } from "./index-setup.ts";
 import type { IndexerMetrics } from "./metrics.ts";
 
@@ -57,6 +58,7 @@ export class Indexer implements Component {
   private stopping = false;
   private lastBulkOk = true;
   private lastError: string | undefined;
+  private readonly bulkSlots: Semaphore;
 
   constructor(options: {
     config: IndexerConfig;
@@ -81,6 +83,7 @@ export class Indexer implements Component {
       [`${prefix}.spans`]: "spans",
     };
     this.deadLetterTopic = `${prefix}.dead-letter`;
+    this.bulkSlots = new Semaphore(options.config.bulk.concurrency);
   }
 
   get topicNames(): string[] {
@@ -109,7 +112,8 @@ export class Indexer implements Component {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.config.bulk.concurrency,
+      // More partitions than bulk slots: the next batches are parsed while requests are in flight.
+      partitionsConsumedConcurrently: 2 * this.config.bulk.concurrency,
       eachBatch: (payload) => this.onBatch(payload),
     });
   }
@@ -157,21 +161,27 @@ export class Indexer implements Component {
     const pending: Pending[] = [];
     const dead: DeadLetter[] = [];
     const now = new Date();
+    const actionHead = `{"create":{"_index":${JSON.stringify(this.layout.targets[kind])},"_id":`;
     for (const message of batch.messages) {
       const key = message.key ? message.key.toString() : null;
       const documents = unpackRecords(message.value);
       for (let index = 0; index < documents.length; index++) {
         const text = documents[index] as string;
         const origin = { topic: batch.topic, partition: batch.partition, offset: message.offset, index };
+        const ready = kind === "logs" ? shipperLogText(text, now) : undefined;
+        if (ready) {
+          const { id, source } = ready;
+          pending.push({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source });
+          continue;
+        }
         try {
           const { id, document } = toDocument(kind, text, origin, now);
-          const target = this.layout.targets[kind];
           pending.push({
             kind,
             id,
             key,
             origin,
-            action: JSON.stringify({ create: { _index: target, _id: id } }),
+            action: `${actionHead}${JSON.stringify(id)}}}`,
             source: JSON.stringify(document),
           });
         } catch (error) {
@@ -196,7 +206,11 @@ export class Indexer implements Component {
     );
   }
 
-  /** Writes every pending document (or moves it to `dead`); false if abandoned before that. */
+  /**
+   * Writes every pending document (or moves it to `dead`); false if abandoned before that. A batch's bulk requests
+   * share the indexer's slots with every other partition's: one large partition keeps them all busy once the
+   * others are done, instead of writing its requests one after another.
+   */
   private async writeAll(
     pending: Pending[],
     dead: DeadLetter[],
@@ -206,13 +220,18 @@ export class Indexer implements Component {
     let remaining = pending;
     for (let attempt = 0; remaining.length > 0; attempt++) {
       if (abandoned()) return false;
-      const retry: Pending[] = [];
-      for (const chunk of this.chunks(remaining)) {
-        if (abandoned()) return false;
-        retry.push(...(await this.bulk(chunk, dead)));
-        await heartbeat();
-      }
-      remaining = retry;
+      const retries = await Promise.all(
+        [...this.chunks(remaining)].map((chunk) =>
+          this.bulkSlots.run(async () => {
+            if (abandoned()) return chunk;
+            const retry = await this.bulk(chunk, dead);
+            await heartbeat();
+            return retry;
+          }),
+        ),
+      );
+      if (abandoned()) return false;
+      remaining = retries.flat();
       if (remaining.length > 0) {
         const wait = backoffDelay(attempt, {
           retries: Infinity,

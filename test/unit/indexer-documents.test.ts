@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { PermanentError } from "../../core/errors.ts";
-import { toDocument } from "../../indexer/documents.ts";
+import { shipperLogText, toDocument } from "../../indexer/documents.ts";
+import { LogDocumentTemplate } from "../../shipper/log-document.ts";
+import { extractFields } from "../../shipper/parse/fields.ts";
+import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
 
 const origin = { topic: "lifeline.logs", partition: 2, offset: "41", index: 0 };
 const now = new Date("2026-11-27T06:00:00.000Z");
@@ -88,5 +91,59 @@ describe("indexer documents", () => {
     } catch (error) {
       expect((error as PermanentError).code).toBe(code);
     }
+  });
+});
+
+describe("shipper documents, passed through as text", () => {
+  const template = new LogDocumentTemplate({
+    dataset: "api",
+    hostName: "web-1",
+    service: { name: "api" },
+    labels: { team: "payments" },
+  });
+  const written = (
+    text: string,
+    fields = extractFields(text, "auto"),
+    eventId = "oyAAsbygr4y6qsqMndBJ6xqnUx1a",
+  ) =>
+    template.write({
+      eventId,
+      path: "/var/log/api.log",
+      text,
+      lineCount: 1,
+      startOffset: 42,
+      flags: NO_FLAGS,
+      fields: { ...fields, timestamp: fields.timestamp ?? "2026-11-27T05:59:00.000Z" },
+    });
+
+  it.each([
+    [
+      "plain text",
+      'GET /x 200 "quoted" \\ back,"event":{"id":"fake"} trace_id=4bf92f3577b34da6a3ce929d0e0e4736',
+    ],
+    ["logfmt", 'ts=2026-11-27T05:00:00Z level=warn msg="slow, \\"very\\"" span_id=00f067aa0ba902b7'],
+    ["a message that ends in a backslash", "C:\\logs\\"],
+  ])("%s: the same document the full path makes", (_, line) => {
+    const text = written(line);
+    const fast = shipperLogText(text, now);
+    const full = toDocument("logs", text, origin, now);
+    expect(fast?.id).toBe(full.id);
+    expect(JSON.parse(fast?.source ?? "null")).toEqual(full.document);
+  });
+
+  it.each([
+    ["JSON lines (their fields are promoted)", written('{"msg":"x","level":"info"}')],
+    [
+      "a timestamp the full path rewrites",
+      written("x", { format: "plain", timestamp: "2026-02-30T00:00:00.000Z" }),
+    ],
+    ["a timestamp too far ahead", written("x", { format: "plain", timestamp: "2099-01-01T00:00:00.000Z" })],
+    ["an id with an escape", written("x", { format: "plain" }, 'a\\"b')],
+    [
+      "another layout",
+      JSON.stringify({ message: "x", "@timestamp": "2026-11-27T05:00:00.000Z", event: { id: "a" } }),
+    ],
+  ])("%s: left to the full path", (_, text) => {
+    expect(shipperLogText(text, now)).toBeUndefined();
   });
 });
