@@ -158,10 +158,19 @@ export class Indexer implements Component {
   }: EachBatchPayload): Promise<void> {
     const kind = this.topics[batch.topic];
     if (!kind || batch.messages.length === 0) return;
-    const pending: Pending[] = [];
     const dead: DeadLetter[] = [];
     const now = new Date();
     const actionHead = `{"create":{"_index":${JSON.stringify(this.layout.targets[kind])},"_id":`;
+    const abandoned = () => this.stopping || !isRunning() || isStale();
+    // Each bulk request leaves as soon as its documents are made, while the rest of the batch is parsed:
+    // Elasticsearch does not wait for a whole batch's parsing.
+    const firstPass: Array<Promise<Pending[]>> = [];
+    let chunk: Pending[] = [];
+    let chunkBytes = 0;
+    const add = (item: Pending) => {
+      chunk.push(item);
+      chunkBytes += item.action.length + item.source.length + 2;
+    };
     for (const message of batch.messages) {
       const key = message.key ? message.key.toString() : null;
       const documents = unpackRecords(message.value);
@@ -171,27 +180,38 @@ export class Indexer implements Component {
         const ready = kind === "logs" ? shipperLogText(text, now) : undefined;
         if (ready) {
           const { id, source } = ready;
-          pending.push({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source });
-          continue;
-        }
-        try {
-          const { id, document } = toDocument(kind, text, origin, now);
-          pending.push({
-            kind,
-            id,
-            key,
-            origin,
-            action: `${actionHead}${JSON.stringify(id)}}}`,
-            source: JSON.stringify(document),
-          });
-        } catch (error) {
-          if (!(error instanceof PermanentError)) throw error;
-          dead.push({ origin, key, original: text, reason: error.message, type: error.code });
+          add({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source });
+        } else {
+          try {
+            const { id, document } = toDocument(kind, text, origin, now);
+            add({
+              kind,
+              id,
+              key,
+              origin,
+              action: `${actionHead}${JSON.stringify(id)}}}`,
+              source: JSON.stringify(document),
+            });
+          } catch (error) {
+            if (!(error instanceof PermanentError)) throw error;
+            dead.push({ origin, key, original: text, reason: error.message, type: error.code });
+          }
         }
       }
+      if (chunkBytes >= this.config.bulk.maxBytes) {
+        firstPass.push(handled(this.writeChunk(chunk, dead, heartbeat, abandoned)));
+        chunk = [];
+        chunkBytes = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
-    const abandoned = () => this.stopping || !isRunning() || isStale();
-    const written = await this.writeAll(pending, dead, heartbeat, abandoned);
+    if (chunk.length > 0) firstPass.push(handled(this.writeChunk(chunk, dead, heartbeat, abandoned)));
+    const written = await this.retryUntilWritten(
+      Promise.all(firstPass).then((retries) => retries.flat()),
+      dead,
+      heartbeat,
+      abandoned,
+    );
     if (!written) return; // rebalanced or stopping: the new owner gets this batch again
     await this.deadLetter(dead, heartbeat, abandoned);
     const last = batch.messages[batch.messages.length - 1]?.offset as string;
@@ -207,51 +227,57 @@ export class Indexer implements Component {
   }
 
   /**
-   * Writes every pending document (or moves it to `dead`); false if abandoned before that. A batch's bulk requests
-   * share the indexer's slots with every other partition's: one large partition keeps them all busy once the
-   * others are done, instead of writing its requests one after another.
+   * One bulk request in one of the indexer's slots, shared with every other partition's: one large partition
+   * keeps them all busy once the others are done. Returns the documents to retry.
    */
-  private async writeAll(
-    pending: Pending[],
+  private writeChunk(
+    chunk: Pending[],
+    dead: DeadLetter[],
+    heartbeat: () => Promise<void>,
+    abandoned: () => boolean,
+  ): Promise<Pending[]> {
+    return this.bulkSlots.run(async () => {
+      if (abandoned()) return chunk;
+      const retry = await this.bulk(chunk, dead);
+      await heartbeat();
+      return retry;
+    });
+  }
+
+  /** Retries, with backoff, what the first pass could not write (or dead-letter); false if abandoned first. */
+  private async retryUntilWritten(
+    firstPass: Promise<Pending[]>,
     dead: DeadLetter[],
     heartbeat: () => Promise<void>,
     abandoned: () => boolean,
   ): Promise<boolean> {
-    let remaining = pending;
-    for (let attempt = 0; remaining.length > 0; attempt++) {
+    let remaining = await firstPass;
+    for (let attempt = 0; ; attempt++) {
       if (abandoned()) return false;
-      const retries = await Promise.all(
-        [...this.chunks(remaining)].map((chunk) =>
-          this.bulkSlots.run(async () => {
-            if (abandoned()) return chunk;
-            const retry = await this.bulk(chunk, dead);
-            await heartbeat();
-            return retry;
-          }),
-        ),
-      );
-      if (abandoned()) return false;
-      remaining = retries.flat();
-      if (remaining.length > 0) {
-        const wait = backoffDelay(attempt, {
-          retries: Infinity,
-          initialDelayMs: 200,
-          maxDelayMs: this.config.bulk.maxRetryDelayMs,
-        });
-        this.logger.warn(
-          { documents: remaining.length, attempt, waitMs: wait, err: this.lastError },
-          "retrying documents Elasticsearch did not take",
-        );
-        for (let waited = 0; waited < wait && !abandoned(); waited += 1_000) {
-          await delay(Math.min(1_000, wait - waited));
-          await heartbeat();
-        }
-      } else {
+      if (remaining.length === 0) {
         this.lastBulkOk = true;
         this.lastError = undefined;
+        return true;
       }
+      const wait = backoffDelay(attempt, {
+        retries: Infinity,
+        initialDelayMs: 200,
+        maxDelayMs: this.config.bulk.maxRetryDelayMs,
+      });
+      this.logger.warn(
+        { documents: remaining.length, attempt, waitMs: wait, err: this.lastError },
+        "retrying documents Elasticsearch did not take",
+      );
+      for (let waited = 0; waited < wait && !abandoned(); waited += 1_000) {
+        await delay(Math.min(1_000, wait - waited));
+        await heartbeat();
+      }
+      if (abandoned()) return false;
+      const retries = await Promise.all(
+        [...this.chunks(remaining)].map((chunk) => this.writeChunk(chunk, dead, heartbeat, abandoned)),
+      );
+      remaining = retries.flat();
     }
-    return true;
   }
 
   private *chunks(items: Pending[]): Generator<Pending[]> {
@@ -365,4 +391,10 @@ export class Indexer implements Component {
       }
     }
   }
+}
+
+/** Marks a promise as handled now (it is awaited later, after more work): a rejection meanwhile is no crash. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }
