@@ -212,14 +212,14 @@ async function measureIndexer(
     ["-f", "%U %S %M", "-o", timeFile, process.execPath, lifelineBin, "indexer", "--config", config],
     { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
   );
-  // Startup (templates, group join) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
+  // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
   // refresh): until the group has committed everything (commits follow Elasticsearch's acknowledgement), one
   // refresh. Nothing polls Elasticsearch meanwhile: a refresh per poll would slow it down.
   let output = "";
   await new Promise<void>((resolve) => {
     indexer.stdout?.on("data", (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('"msg":"indexer started"')) resolve();
+      if (output.includes('"msg":"joined the consumer group"')) resolve();
     });
   });
   indexer.stdout?.resume();

@@ -108,6 +108,12 @@ export class Indexer implements Component {
       maxBytes: 32 << 20,
     });
     await this.consumer.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) =>
+      this.logger.info(
+        { groupId: payload.groupId, memberId: payload.memberId, assignment: payload.memberAssignment },
+        "joined the consumer group",
+      ),
+    );
     await this.consumer.subscribe({ topics: Object.keys(this.topics), fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
