@@ -90,3 +90,44 @@ RequestQueue.prototype.scheduleCheckPendingRequests = function scheduleCheckPend
     this.checkPendingRequests();
   }, delay);
 };
+
+/**
+ * kafkajs's encoder grows its buffer with zero-filled allocations, and writes an array of encoders (a batch's
+ * records) one by one, doubling as it goes: a 2 MiB batch of 64 KiB packs is zero-filled and copied several times
+ * over, tens of MiB of short-lived buffers between two collections. Every byte below `offset` is written before
+ * it is read (`buffer` is the slice up to `offset`), so uninitialised memory is never seen; an array is measured
+ * first and grown once.
+ */
+interface EncoderInternals {
+  buf: Buffer;
+  offset: number;
+  buffer: Buffer;
+  ensureAvailable(length: number): void;
+  writeEncoderArray(value: EncoderInternals[]): EncoderInternals;
+}
+const Encoder = require("kafkajs/src/protocol/encoder.js") as {
+  prototype: EncoderInternals;
+  nextPowerOfTwo(value: number): number;
+};
+Encoder.prototype.ensureAvailable = function ensureAvailable(this: EncoderInternals, length: number) {
+  if (this.offset + length <= this.buf.length) return;
+  const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
+  this.buf.copy(grown, 0, 0, this.offset);
+  this.buf = grown;
+};
+Encoder.prototype.writeEncoderArray = function writeEncoderArray(
+  this: EncoderInternals,
+  value: EncoderInternals[],
+) {
+  if (!Array.isArray(value) || value.some((v) => v == null || !Buffer.isBuffer(v.buf))) {
+    throw new Error("all values should be an instance of Encoder[]");
+  }
+  let total = 0;
+  for (const encoder of value) total += encoder.offset;
+  this.ensureAvailable(total);
+  for (const encoder of value) {
+    encoder.buf.copy(this.buf, this.offset, 0, encoder.offset);
+    this.offset += encoder.offset;
+  }
+  return this;
+};

@@ -26,6 +26,31 @@ describe("kafkajs fixes", () => {
     }
   });
 
+  it("kafkajs's encoder writes an array of encoders as the concatenation of their bytes", () => {
+    const Encoder = require("kafkajs/src/protocol/encoder.js") as new () => {
+      writeInt32(value: number): unknown;
+      writeBytes(value: Buffer): unknown;
+      writeEncoderArray(value: unknown[]): unknown;
+      buffer: Buffer;
+    };
+    const parts = [1, 70_000, 3, 300_000].map((size, i) => {
+      const part = new Encoder();
+      part.writeInt32(i);
+      part.writeBytes(Buffer.alloc(size, i + 1));
+      return part;
+    });
+    const whole = new Encoder();
+    whole.writeInt32(-1);
+    whole.writeEncoderArray(parts);
+    whole.writeInt32(-2);
+    const expected = Buffer.concat([
+      Buffer.from([255, 255, 255, 255]),
+      ...parts.map((part) => part.buffer),
+      Buffer.from([255, 255, 255, 254]),
+    ]);
+    expect(whole.buffer.equals(expected)).toBe(true);
+  });
+
   it("kafkajs's producer uses the linear per-partition grouping", () => {
     expect(kafkajsGroupingIsLinear()).toBe(true);
   });
