@@ -1,4 +1,5 @@
-import { open, readdir, stat } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { type FileHandle, open, readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { FSWatcher } from "chokidar";
 import type { Kafka } from "kafkajs";
@@ -6,6 +7,7 @@ import { deterministicId, lineEventId } from "../core/events.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
+import { Semaphore } from "../core/semaphore.ts";
 import { formatTraceparent } from "../core/trace-context.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
 import type { InputConfig, ShipperConfig } from "./config.ts";
@@ -41,6 +43,8 @@ interface TrackedFile {
 }
 
 const TICK_MS = 100;
+const GAUGE_INTERVAL_MS = 1_000;
+const RECONCILE_CONCURRENCY = 16;
 const READ_CONCURRENCY = 4;
 
 /**
@@ -71,6 +75,7 @@ export class Shipper implements Component {
   private readsInProgress = 0;
   private readQueue: Array<() => void> = [];
   private readBuffers: Buffer[] = [];
+  private readonly opening = new Set<string>();
 
   constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
     this.config = options.config;
@@ -169,6 +174,7 @@ export class Shipper implements Component {
     );
     this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
+    this.timers.push(setInterval(() => this.refreshBytesBehind(), GAUGE_INTERVAL_MS));
     this.timers.push(setInterval(() => void this.saveCheckpoint(), this.config.checkpointIntervalMs));
     this.started = true;
     this.logger.info({ files: this.files.size, inputs: this.inputs.length }, "shipper started");
@@ -230,21 +236,29 @@ export class Shipper implements Component {
     const seen = new Map<string, string>(); // identity key → path
     const opened: TrackedFile[] = [];
     for (const input of this.inputs) {
-      for (const path of await listMatching(input.matcher)) {
-        if (this.stopped) return;
-        const info = await stat(path).catch(() => undefined);
-        if (!info) continue;
-        const key = identityKey(info);
-        seen.set(key, path);
-        const known = this.files.get(key);
-        if (known) {
-          if (known.tailer.path !== path) known.tailer.path = path; // renamed, and still matched
-          known.detachedAt = undefined;
-          continue;
-        }
-        const file = await this.openFile(path, input, info.size);
-        if (file) opened.push(file);
-      }
+      const paths = await listMatching(input.matcher);
+      // Several paths at a time: a thousand files found at start open in a fraction of the time, one by one.
+      const slots = new Semaphore(RECONCILE_CONCURRENCY);
+      await Promise.all(
+        paths.map((path) =>
+          slots.run(async () => {
+            if (this.stopped) return;
+            const info = await stat(path).catch(() => undefined);
+            if (!info) return;
+            const key = identityKey(info);
+            seen.set(key, path);
+            const known = this.files.get(key);
+            if (known) {
+              if (known.tailer.path !== path) known.tailer.path = path; // renamed, and still matched
+              known.detachedAt = undefined;
+              return;
+            }
+            const file = await this.openFile(path, input, info.size);
+            if (file) opened.push(file);
+          }),
+        ),
+      );
+      if (this.stopped) return;
     }
     if (this.saved.size > 0) opened.push(...(await this.recoverRotatedWhileStopped(seen)));
     const now = Date.now();
@@ -296,10 +310,28 @@ export class Shipper implements Component {
     }
     const info = await handle.stat();
     const key = identityKey(info);
-    if (this.files.has(key)) {
+    // Paths open concurrently: two names of one file (a rename during the pass, a hard link) open it once.
+    if (this.files.has(key) || this.opening.has(key)) {
       await handle.close();
       return undefined;
     }
+    this.opening.add(key);
+    try {
+      return await this.track(path, input, sizeHint, handle, info, key, fromCheckpoint);
+    } finally {
+      this.opening.delete(key);
+    }
+  }
+
+  private async track(
+    path: string,
+    input: Input,
+    sizeHint: number,
+    handle: FileHandle,
+    info: Stats,
+    key: string,
+    fromCheckpoint: FileCheckpoint | undefined,
+  ): Promise<TrackedFile> {
     const saved = fromCheckpoint ?? this.saved.get(key);
     let offset = input.config.startAt === "end" && !this.started ? sizeHint : 0;
     let fileId: string | undefined;
@@ -401,12 +433,18 @@ export class Shipper implements Component {
     for (const file of this.files.values()) {
       file.tailer.tick(now);
       this.reportRecords(file);
+    }
+    this.metrics.inflightBytes.set(this.producer.inflightBytes);
+  }
+
+  /** Once a second, not every tick: a labelled gauge per file costs more than the tick, at a thousand files. */
+  private refreshBytesBehind(): void {
+    for (const file of this.files.values()) {
       this.metrics.bytesBehind.set(
         { input: file.input.config.name, path: file.tailer.path },
         Math.max(0, file.tailer.size - file.tailer.ackedOffset),
       );
     }
-    this.metrics.inflightBytes.set(this.producer.inflightBytes);
   }
 
   private onTruncated(
