@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { resolveKafka } from "../core/connections.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { type Component, runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
@@ -60,7 +61,7 @@ export async function runCollector(argv: string[]): Promise<number> {
     lingerMs: 5,
     inflightBytes: config.limits.inflightBytes,
     compression: config.compression,
-    packBytes: 64 * 1024,
+    packBytes: DEFAULT_PACK_BYTES,
     deadLetterTopic: `${config.topicPrefix}.dead-letter`,
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });

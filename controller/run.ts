@@ -3,7 +3,7 @@ import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka, Producer } from "kafkajs";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
-import { unpackRecords } from "../core/kafka/batch-producer.ts";
+import { unpackRecords } from "../core/kafka/packing.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
 import type { TraceContext } from "../core/trace-context.ts";

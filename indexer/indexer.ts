@@ -5,7 +5,7 @@ import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { ElasticSettings } from "../core/elastic/client.ts";
 import { translateElasticError } from "../core/elastic/client.ts";
 import { PermanentError } from "../core/errors.ts";
-import { unpackRecords } from "../core/kafka/batch-producer.ts";
+import { unpackRecords } from "../core/kafka/packing.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";

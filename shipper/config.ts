@@ -4,6 +4,7 @@ import { loadConfigFile } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { MULTILINE_PRESETS } from "./tail/multiline.ts";
 
 const regex = z.string().refine((source) => {
@@ -92,7 +93,7 @@ export const shipperConfigSchema = z.strictObject({
         .int()
         .min(0)
         .max(512 * 1024)
-        .default(64 * 1024),
+        .default(DEFAULT_PACK_BYTES),
       /** Files read at the same time; the others wait their turn. */
       openFiles: z.number().int().positive().default(2_048),
     })
@@ -100,7 +101,7 @@ export const shipperConfigSchema = z.strictObject({
       inflightBytes: 8 << 20,
       batchBytes: 2 << 20,
       lingerMs: 20,
-      packBytes: 64 * 1024,
+      packBytes: DEFAULT_PACK_BYTES,
       openFiles: 2_048,
     }),
   /** zstd: faster and smaller than gzip (Kafka 2.1+ brokers and consumers). */

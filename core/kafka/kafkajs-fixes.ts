@@ -124,7 +124,12 @@ Encoder.prototype.writeEncoderArray = function writeEncoderArray(
   }
   let total = 0;
   for (const encoder of value) total += encoder.offset;
-  this.ensureAvailable(total);
+  if (this.offset + total > this.buf.length) {
+    // Exactly, not to the next power of two: nothing is written after a batch's records.
+    const grown = Buffer.allocUnsafe(this.offset + total);
+    this.buf.copy(grown, 0, 0, this.offset);
+    this.buf = grown;
+  }
   for (const encoder of value) {
     encoder.buf.copy(this.buf, this.offset, 0, encoder.offset);
     this.offset += encoder.offset;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Kafka } from "kafkajs";
-import { unpackRecords } from "./batch-producer.ts";
+import { unpackRecords } from "./packing.ts";
 
 /**
  * Reads every record a topic received since `sinceMs` (by Kafka timestamp), up to its end as it was when called,

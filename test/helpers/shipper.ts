@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Consumer, Kafka } from "kafkajs";
 import { stringify } from "yaml";
-import { unpackRecords } from "../../core/kafka/batch-producer.ts";
+import { unpackRecords } from "../../core/kafka/packing.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 import { type ProcessUnderTest, startLifeline } from "./cli.ts";
 import { uniqueName } from "./services.ts";

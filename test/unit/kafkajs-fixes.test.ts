@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { unpackRecords } from "../../core/kafka/batch-producer.ts";
 import { groupMessagesPerPartition, kafkajsGroupingIsLinear } from "../../core/kafka/kafkajs-fixes.ts";
+import { unpackRecords } from "../../core/kafka/packing.ts";
 
 const require = createRequire(import.meta.url);
 
