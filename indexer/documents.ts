@@ -76,10 +76,8 @@ const TIMESTAMP_END = SHIPPER_HEAD.length + 24;
 export function shipperLogText(text: string, now: Date): IndexableText | undefined {
   if (!text.startsWith(SHIPPER_HEAD) || !text.startsWith('","message":', TIMESTAMP_END)) return undefined;
   if (!text.endsWith('"format":"plain"}}') && !text.endsWith('"format":"logfmt"}}')) return undefined;
-  const timestamp = text.slice(SHIPPER_HEAD.length, TIMESTAMP_END);
-  const time = Date.parse(timestamp);
-  if (!(time < now.getTime() + MAX_CLOCK_SKEW_MS) || new Date(time).toISOString() !== timestamp)
-    return undefined;
+  const time = canonicalTime(text, SHIPPER_HEAD.length);
+  if (time === undefined || time >= now.getTime() + MAX_CLOCK_SKEW_MS) return undefined;
   // A JSON string holds no unescaped quote, so the first `,"event":{"id":"` is the key itself, not message text.
   const event = text.indexOf(SHIPPER_EVENT, TIMESTAMP_END);
   if (event === -1) return undefined;
@@ -93,6 +91,49 @@ export function shipperLogText(text: string, now: Date): IndexableText | undefin
     id,
     source: `${text.slice(0, insertAt)}"ingested":"${isoString(now)}",${text.slice(insertAt)}`,
   };
+}
+
+/**
+ * The time of a canonical UTC timestamp ("2026-11-27T05:00:00.000Z", what toISOString makes) at `at`, or undefined
+ * for anything else, including out-of-range fields that Date.parse would roll over (Feb 30, 24:00): exactly the
+ * strings fixTimestamp keeps as they are, read without a Date.parse and a toISOString per document.
+ */
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+export function canonicalTime(text: string, at: number): number | undefined {
+  const digits = (from: number, count: number): number => {
+    let value = 0;
+    for (let i = from; i < from + count; i++) {
+      const digit = text.charCodeAt(at + i) - 48;
+      if (!(digit >= 0 && digit <= 9)) return -1;
+      value = value * 10 + digit;
+    }
+    return value;
+  };
+  if (
+    text.charCodeAt(at + 4) !== 45 || // -
+    text.charCodeAt(at + 7) !== 45 ||
+    text.charCodeAt(at + 10) !== 84 || // T
+    text.charCodeAt(at + 13) !== 58 || // :
+    text.charCodeAt(at + 16) !== 58 ||
+    text.charCodeAt(at + 19) !== 46 || // .
+    text.charCodeAt(at + 23) !== 90 // Z
+  ) {
+    return undefined;
+  }
+  const year = digits(0, 4);
+  const month = digits(5, 2);
+  const day = digits(8, 2);
+  const hour = digits(11, 2);
+  const minute = digits(14, 2);
+  const second = digits(17, 2);
+  const millisecond = digits(20, 3);
+  // Years 0-99 would be read as 1900-1999 by Date.UTC: those take the full path.
+  if (year < 100 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23) return undefined;
+  if (minute < 0 || minute > 59 || second < 0 || second > 59 || millisecond < 0) return undefined;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 ? (leap ? 29 : 28) : (DAYS_IN_MONTH[month - 1] as number))) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
 }
 
 let lastNow: Date | undefined;

@@ -11,6 +11,7 @@ import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
 import { backoffDelay } from "../core/retry.ts";
 import { Semaphore } from "../core/semaphore.ts";
+import { bulkBody } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
 import { type RecordOrigin, shipperLogText, toDocument } from "./documents.ts";
 import type { IndexLayout, StreamKind } from "./index-setup.ts";
@@ -304,15 +305,14 @@ export class Indexer implements Component {
 
   /** One bulk request; returns what should be retried, moves permanent failures to `dead`. */
   private async bulk(chunk: Pending[], dead: DeadLetter[]): Promise<Pending[]> {
-    const operations: string[] = [];
-    for (const item of chunk) operations.push(item.action, item.source);
+    const body = bulkBody(chunk);
     const timer = this.metrics.bulkSeconds.startTimer();
     let response: Awaited<ReturnType<Client["bulk"]>>;
     try {
       // Only each item's status and error come back: the response of a 5 MB bulk shrinks to a few percent, less
       // for Elasticsearch to write and for us to parse.
       response = await this.elastic.bulk({
-        operations: operations as never,
+        operations: body as never,
         refresh: false,
         filter_path: ["errors", "items.*.status", "items.*.error"],
       });

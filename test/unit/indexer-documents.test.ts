@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PermanentError } from "../../core/errors.ts";
-import { shipperLogText, toDocument } from "../../indexer/documents.ts";
+import { canonicalTime, shipperLogText, toDocument } from "../../indexer/documents.ts";
 import { LogDocumentTemplate } from "../../shipper/log-document.ts";
 import { extractFields } from "../../shipper/parse/fields.ts";
 import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
@@ -145,5 +145,45 @@ describe("shipper documents, passed through as text", () => {
     ],
   ])("%s: left to the full path", (_, text) => {
     expect(shipperLogText(text, now)).toBeUndefined();
+  });
+});
+
+describe("canonicalTime", () => {
+  /** What the full path keeps as it is: a string Date.parse reads and toISOString writes back unchanged. */
+  const reference = (text: string): number | undefined => {
+    const time = Date.parse(text);
+    return Number.isNaN(time) || new Date(time).toISOString() !== text ? undefined : time;
+  };
+  const pad = (value: number, width: number) => String(value).padStart(width, "0");
+
+  it("agrees with Date.parse + toISOString on valid, rolled-over and malformed timestamps", () => {
+    const samples = [
+      "2026-11-27T05:00:00.000Z",
+      "2024-02-29T23:59:59.999Z",
+      "2026-02-29T00:00:00.000Z",
+      "2026-02-30T00:00:00.000Z",
+      "2000-02-29T12:00:00.000Z",
+      "1900-02-29T12:00:00.000Z",
+      "2026-11-27T24:00:00.000Z",
+      "2026-11-27T23:60:00.000Z",
+      "2026-13-01T00:00:00.000Z",
+      "2026-00-01T00:00:00.000Z",
+      "2026-11-00T00:00:00.000Z",
+      "2026-11-27 05:00:00.000Z",
+      "2026-11-27T05:00:00.000+",
+      "2026-1a-27T05:00:00.000Z",
+    ];
+    let seed = 7;
+    const random = (limit: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % limit;
+    };
+    for (let i = 0; i < 5_000; i++) {
+      samples.push(
+        `${pad(100 + random(9_900), 4)}-${pad(random(14), 2)}-${pad(random(33), 2)}T${pad(random(26), 2)}:${pad(random(62), 2)}:${pad(random(62), 2)}.${pad(random(1_000), 3)}Z`,
+      );
+    }
+    for (const sample of samples)
+      expect([sample, canonicalTime(sample, 0)]).toEqual([sample, reference(sample)]);
   });
 });
