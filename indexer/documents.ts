@@ -54,43 +54,84 @@ export function toDocument(
   return { kind, id, document };
 }
 
-/** A document already in its final form, as JSON text: only `event.ingested` was added to it. */
-export interface IndexableText {
-  kind: StreamKind;
-  id: string;
-  source: string;
+/**
+ * A shipper document as it came from Kafka, a region of the message's bytes: indexed as it is, with
+ * `"ingested":"<time>",` put in at `insertAt` (the start of the `event` object's members).
+ */
+export interface RawDocument {
+  buffer: Buffer;
+  start: number;
+  insertAt: number;
+  end: number;
+  /** `"ingested":"<ISO time>",` */
+  ingested: string;
 }
 
-const SHIPPER_HEAD = '{"@timestamp":"';
-const SHIPPER_EVENT = ',"event":{"id":"';
-const TIMESTAMP_END = SHIPPER_HEAD.length + 24;
+const SHIPPER_HEAD = Buffer.from('{"@timestamp":"');
+const AFTER_TIMESTAMP = Buffer.from('","message":');
+const SHIPPER_EVENT = Buffer.from(',"event":{"id":"');
+const PLAIN_TAIL = Buffer.from('"format":"plain"}}');
+const LOGFMT_TAIL = Buffer.from('"format":"logfmt"}}');
+const TIMESTAMP_AT = SHIPPER_HEAD.length;
+const TIMESTAMP_END = TIMESTAMP_AT + 24;
 
 /**
  * The shipper's plain-text and logfmt log documents (shipper/log-document.ts) need nothing from the indexer but
- * `event.ingested`: this recognises their exact layout and inserts it into the text, with no parse and no
- * serialisation (two thirds of the indexer's CPU per document, on cores Elasticsearch needs). Anything else, or
- * anything the full path would change (a timestamp it would rewrite, JSON fields to promote), is undefined:
- * `toDocument` handles it. Text that only looks like the layout but is not JSON is refused by Elasticsearch, item
- * by item, and dead-lettered with its reason like any mapping error.
+ * `event.ingested`: this recognises their exact layout in the Kafka message's bytes, so they go into the bulk
+ * request without being decoded, parsed or serialised (most of the indexer's CPU per document, on cores
+ * Elasticsearch needs). Anything else, or anything the full path would change (a timestamp it would rewrite, JSON
+ * fields to promote), is undefined: `toDocument` handles it. Bytes that only look like the layout but are not JSON
+ * are refused by Elasticsearch, item by item, and dead-lettered with the reason like any mapping error.
  */
-export function shipperLogText(text: string, now: Date): IndexableText | undefined {
-  if (!text.startsWith(SHIPPER_HEAD) || !text.startsWith('","message":', TIMESTAMP_END)) return undefined;
-  if (!text.endsWith('"format":"plain"}}') && !text.endsWith('"format":"logfmt"}}')) return undefined;
-  const time = canonicalTime(text, SHIPPER_HEAD.length);
+export function shipperLogDocument(
+  buffer: Buffer,
+  start: number,
+  end: number,
+  now: Date,
+): { id: string; raw: RawDocument } | undefined {
+  if (end - start < TIMESTAMP_END + AFTER_TIMESTAMP.length + LOGFMT_TAIL.length) return undefined;
+  if (!bytesAt(buffer, start, SHIPPER_HEAD) || !bytesAt(buffer, start + TIMESTAMP_END, AFTER_TIMESTAMP)) {
+    return undefined;
+  }
+  if (
+    !bytesAt(buffer, end - PLAIN_TAIL.length, PLAIN_TAIL) &&
+    !bytesAt(buffer, end - LOGFMT_TAIL.length, LOGFMT_TAIL)
+  ) {
+    return undefined;
+  }
+  const time = canonicalTime(buffer.toString("latin1", start + TIMESTAMP_AT, start + TIMESTAMP_END), 0);
   if (time === undefined || time >= now.getTime() + MAX_CLOCK_SKEW_MS) return undefined;
   // A JSON string holds no unescaped quote, so the first `,"event":{"id":"` is the key itself, not message text.
-  const event = text.indexOf(SHIPPER_EVENT, TIMESTAMP_END);
+  const event = buffer.subarray(start + TIMESTAMP_END, end).indexOf(SHIPPER_EVENT);
   if (event === -1) return undefined;
-  const idStart = event + SHIPPER_EVENT.length;
-  const idEnd = text.indexOf('"', idStart);
-  const id = text.slice(idStart, idEnd);
-  if (idEnd === -1 || id.length === 0 || id.length > 512 || id.includes("\\")) return undefined;
-  const insertAt = event + SHIPPER_EVENT.length - '"id":"'.length;
+  const idStart = start + TIMESTAMP_END + event + SHIPPER_EVENT.length;
+  let idEnd = idStart;
+  while (idEnd < end && buffer[idEnd] !== 34 /* " */) {
+    if (buffer[idEnd] === 92 /* \ */) return undefined;
+    idEnd++;
+  }
+  if (idEnd === end || idEnd === idStart || idEnd - idStart > 512) return undefined;
   return {
-    kind: "logs",
-    id,
-    source: `${text.slice(0, insertAt)}"ingested":"${isoString(now)}",${text.slice(insertAt)}`,
+    id: buffer.toString("utf8", idStart, idEnd),
+    raw: {
+      buffer,
+      start,
+      insertAt: idStart - '"id":"'.length,
+      end,
+      ingested: ingestedMember(now),
+    },
   };
+}
+
+/** The document's JSON text (for a dead letter, a test). */
+export function rawDocumentText(raw: RawDocument): string {
+  return `${raw.buffer.toString("utf8", raw.start, raw.insertAt)}${raw.ingested}${raw.buffer.toString("utf8", raw.insertAt, raw.end)}`;
+}
+
+function bytesAt(buffer: Buffer, at: number, expected: Buffer): boolean {
+  if (at < 0 || at + expected.length > buffer.length) return false;
+  for (let i = 0; i < expected.length; i++) if (buffer[at + i] !== expected[i]) return false;
+  return true;
 }
 
 /**
@@ -138,12 +179,20 @@ export function canonicalTime(text: string, at: number): number | undefined {
 
 let lastNow: Date | undefined;
 let lastNowIso = "";
+let lastIngested = "";
+
+/** `"ingested":"<now>",` for the raw path; cached with isoString's. */
+function ingestedMember(now: Date): string {
+  isoString(now);
+  return lastIngested;
+}
 
 /** A batch's documents share one `now`: one ISO string for all of them. */
 function isoString(now: Date): string {
   if (now !== lastNow) {
     lastNow = now;
     lastNowIso = now.toISOString();
+    lastIngested = `"ingested":"${lastNowIso}",`;
   }
   return lastNowIso;
 }

@@ -5,7 +5,6 @@ import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { ElasticSettings } from "../core/elastic/client.ts";
 import { translateElasticError } from "../core/elastic/client.ts";
 import { PermanentError } from "../core/errors.ts";
-import { unpackRecords } from "../core/kafka/packing.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
@@ -13,7 +12,13 @@ import { backoffDelay } from "../core/retry.ts";
 import { Semaphore } from "../core/semaphore.ts";
 import { bulkBody } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
-import { type RecordOrigin, shipperLogText, toDocument } from "./documents.ts";
+import {
+  type RawDocument,
+  type RecordOrigin,
+  rawDocumentText,
+  shipperLogDocument,
+  toDocument,
+} from "./documents.ts";
 import type { IndexLayout, StreamKind } from "./index-setup.ts";
 import type { IndexerMetrics } from "./metrics.ts";
 
@@ -21,7 +26,8 @@ interface Pending {
   kind: StreamKind;
   id: string;
   action: string;
-  source: string;
+  /** JSON text, or the shipper's document as it came from Kafka. */
+  source: string | RawDocument;
   origin: RecordOrigin;
   key: string | null;
 }
@@ -176,19 +182,23 @@ export class Indexer implements Component {
     let chunkBytes = 0;
     const add = (item: Pending) => {
       chunk.push(item);
-      chunkBytes += item.action.length + item.source.length + 2;
+      chunkBytes += pendingBytes(item);
     };
     for (const message of batch.messages) {
       const key = message.key ? message.key.toString() : null;
-      const documents = unpackRecords(message.value);
-      for (let index = 0; index < documents.length; index++) {
-        const text = documents[index] as string;
+      const value = message.value;
+      if (value === null) continue;
+      // A message holds one document or several separated by "\n" (core/kafka/packing.ts).
+      for (let start = 0, index = 0; start <= value.length; index++) {
+        const newline = value.indexOf(10, start);
+        const end = newline === -1 ? value.length : newline;
         const origin = { topic: batch.topic, partition: batch.partition, offset: message.offset, index };
-        const ready = kind === "logs" ? shipperLogText(text, now) : undefined;
-        if (ready) {
-          const { id, source } = ready;
-          add({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source });
+        const shipped = kind === "logs" ? shipperLogDocument(value, start, end, now) : undefined;
+        if (shipped) {
+          const { id, raw } = shipped;
+          add({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source: raw });
         } else {
+          const text = value.toString("utf8", start, end);
           try {
             const { id, document } = toDocument(kind, text, origin, now);
             add({
@@ -204,6 +214,7 @@ export class Indexer implements Component {
             dead.push({ origin, key, original: text, reason: error.message, type: error.code });
           }
         }
+        start = end + 1;
       }
       if (chunkBytes >= this.config.bulk.maxBytes) {
         firstPass.push(handled(this.writeChunk(chunk, dead, heartbeat, abandoned)));
@@ -291,7 +302,7 @@ export class Indexer implements Component {
     let chunk: Pending[] = [];
     let bytes = 0;
     for (const item of items) {
-      const size = item.action.length + item.source.length + 2;
+      const size = pendingBytes(item);
       if (chunk.length > 0 && bytes + size > this.config.bulk.maxBytes) {
         yield chunk;
         chunk = [];
@@ -353,7 +364,7 @@ export class Indexer implements Component {
         dead.push({
           origin: item.origin,
           key: item.key,
-          original: item.source,
+          original: typeof item.source === "string" ? item.source : rawDocumentText(item.source),
           reason: cause?.reason ?? `status ${status}`,
           type: cause?.type ?? "bulk_item_error",
           status,
@@ -403,4 +414,12 @@ export class Indexer implements Component {
 function handled<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => {});
   return promise;
+}
+
+/** About a document's size in the bulk body (characters of text, bytes of a raw document). */
+function pendingBytes(item: Pending): number {
+  const { source } = item;
+  const sourceBytes =
+    typeof source === "string" ? source.length : source.end - source.start + source.ingested.length;
+  return item.action.length + sourceBytes + 2;
 }

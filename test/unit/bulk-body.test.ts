@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { bulkBody } from "../../indexer/bulk-body.ts";
+import { rawDocumentText, shipperLogDocument } from "../../indexer/documents.ts";
+import { LogDocumentTemplate } from "../../shipper/log-document.ts";
+import { extractFields } from "../../shipper/parse/fields.ts";
+import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
 
 describe("bulkBody", () => {
   it.each([
@@ -14,5 +18,49 @@ describe("bulkBody", () => {
     }));
     const expected = Buffer.from(items.map(({ action, source }) => `${action}\n${source}\n`).join(""));
     expect(bulkBody(items).equals(expected)).toBe(true);
+  });
+});
+
+describe("bulkBody with documents passed through as bytes", () => {
+  it("writes them with event.ingested put in, as the text form would be", () => {
+    const now = new Date("2026-11-27T06:00:00.000Z");
+    const template = new LogDocumentTemplate({
+      dataset: "api",
+      hostName: "h",
+      service: undefined,
+      labels: {},
+    });
+    const lines = ["GET / 200", "naïve café ☕ trace_id=4bf92f3577b34da6a3ce929d0e0e4736", 'say "hi"'];
+    const documents = lines.map((line, i) =>
+      template.write({
+        eventId: `id${i}`,
+        path: "/var/log/app.log",
+        text: line,
+        lineCount: 1,
+        startOffset: i * 100,
+        flags: NO_FLAGS,
+        fields: { ...extractFields(line, "auto"), timestamp: "2026-11-27T05:00:00.000Z" },
+      }),
+    );
+    const message = Buffer.from(documents.join("\n"));
+    const items = [];
+    let start = 0;
+    for (const document of documents) {
+      const end = start + Buffer.byteLength(document);
+      const found = shipperLogDocument(message, start, end, now);
+      if (!found) throw new Error(`not recognised: ${document}`);
+      items.push({ action: `{"create":{"_id":"${found.id}"}}`, source: found.raw });
+      start = end + 1;
+    }
+    const asText = items.map(({ action, source }) => ({ action, source: rawDocumentText(source) }));
+    expect(bulkBody(items).equals(bulkBody(asText))).toBe(true);
+    const sources = bulkBody(items)
+      .toString()
+      .trimEnd()
+      .split("\n")
+      .filter((_, i) => i % 2 === 1);
+    expect(
+      sources.map((source) => (JSON.parse(source) as { event: { ingested: string } }).event.ingested),
+    ).toEqual(lines.map(() => "2026-11-27T06:00:00.000Z"));
   });
 });
