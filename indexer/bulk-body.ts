@@ -4,10 +4,12 @@ import type { RawDocument } from "./documents.ts";
  * The bulk request's NDJSON body, encoded once into one buffer: the client would concatenate the strings, measure
  * the result and encode it again, three passes over a 5 MB body.
  */
-export function bulkBody(chunk: ReadonlyArray<{ action: string; source: string | RawDocument }>): Buffer {
+export function bulkBody(
+  chunk: ReadonlyArray<{ action: string | undefined; source: string | RawDocument }>,
+): Buffer {
   let chars = 0;
   for (const { action, source } of chunk) {
-    chars += action.length + 2 + (typeof source === "string" ? source.length : rawBytes(source));
+    chars += typeof source === "string" ? (action?.length ?? 0) + source.length + 2 : rawBytes(source);
   }
   // Room for ASCII text as is; a string that may not fit is measured exactly first.
   let body = Buffer.allocUnsafe(chars + 4_096);
@@ -23,21 +25,38 @@ export function bulkBody(chunk: ReadonlyArray<{ action: string; source: string |
     offset += body.write(text, offset);
     body[offset++] = 10;
   };
+  // The action line and the document, copied from their bytes: {"create":{"_index":…,"_id":"<id>"}}
   const appendRaw = (raw: RawDocument) => {
-    reserve(rawBytes(raw) + 1);
-    offset += raw.buffer.copy(body, offset, raw.start, raw.insertAt);
-    offset += body.write(raw.ingested, offset, "latin1");
-    offset += raw.buffer.copy(body, offset, raw.insertAt, raw.end);
+    reserve(rawBytes(raw));
+    const { buffer, batch } = raw;
+    offset += batch.actionHead.copy(body, offset);
+    offset += buffer.copy(body, offset, raw.idStart, raw.idEnd);
+    body[offset++] = 34; // "
+    body[offset++] = 125; // }
+    body[offset++] = 125;
+    body[offset++] = 10;
+    offset += buffer.copy(body, offset, raw.start, raw.insertAt);
+    offset += batch.ingested.copy(body, offset);
+    offset += buffer.copy(body, offset, raw.insertAt, raw.end);
     body[offset++] = 10;
   };
   for (const { action, source } of chunk) {
-    append(action);
-    if (typeof source === "string") append(source);
-    else appendRaw(source);
+    if (typeof source === "string") {
+      append(action ?? "");
+      append(source);
+    } else appendRaw(source);
   }
   return body.subarray(0, offset);
 }
 
-function rawBytes(raw: RawDocument): number {
-  return raw.end - raw.start + raw.ingested.length;
+/** A raw document's bytes in the body, its action line included. */
+export function rawBytes(raw: RawDocument): number {
+  return (
+    raw.batch.actionHead.length +
+    (raw.idEnd - raw.idStart) +
+    4 +
+    (raw.end - raw.start) +
+    raw.batch.ingested.length +
+    1
+  );
 }

@@ -56,15 +56,32 @@ export function toDocument(
 
 /**
  * A shipper document as it came from Kafka, a region of the message's bytes: indexed as it is, with
- * `"ingested":"<time>",` put in at `insertAt` (the start of the `event` object's members).
+ * `"ingested":"<time>",` put in at `insertAt` (the start of the `event` object's members); its id is the bytes
+ * from `idStart` to `idEnd`, printable ASCII without quote or backslash, so they are JSON as they are.
  */
 export interface RawDocument {
   buffer: Buffer;
   start: number;
   insertAt: number;
   end: number;
-  /** `"ingested":"<ISO time>",` */
-  ingested: string;
+  idStart: number;
+  idEnd: number;
+  batch: RawBatch;
+}
+
+/** What the raw documents of one batch share: the bulk action's start, and `"ingested":"<now>",`. */
+export interface RawBatch {
+  now: number;
+  actionHead: Buffer;
+  ingested: Buffer;
+}
+
+export function rawBatch(index: string, now: Date): RawBatch {
+  return {
+    now: now.getTime(),
+    actionHead: Buffer.from(`{"create":{"_index":${JSON.stringify(index)},"_id":"`),
+    ingested: Buffer.from(`"ingested":"${now.toISOString()}",`),
+  };
 }
 
 const SHIPPER_HEAD = Buffer.from('{"@timestamp":"');
@@ -80,15 +97,16 @@ const TIMESTAMP_END = TIMESTAMP_AT + 24;
  * `event.ingested`: this recognises their exact layout in the Kafka message's bytes, so they go into the bulk
  * request without being decoded, parsed or serialised (most of the indexer's CPU per document, on cores
  * Elasticsearch needs). Anything else, or anything the full path would change (a timestamp it would rewrite, JSON
- * fields to promote), is undefined: `toDocument` handles it. Bytes that only look like the layout but are not JSON
- * are refused by Elasticsearch, item by item, and dead-lettered with the reason like any mapping error.
+ * fields to promote, an id that needs escaping), is undefined: `toDocument` handles it. Bytes that only look like
+ * the layout but are not JSON are refused by Elasticsearch, item by item, and dead-lettered with the reason like
+ * any mapping error.
  */
 export function shipperLogDocument(
   buffer: Buffer,
   start: number,
   end: number,
-  now: Date,
-): { id: string; raw: RawDocument } | undefined {
+  batch: RawBatch,
+): RawDocument | undefined {
   if (end - start < TIMESTAMP_END + AFTER_TIMESTAMP.length + LOGFMT_TAIL.length) return undefined;
   if (!bytesAt(buffer, start, SHIPPER_HEAD) || !bytesAt(buffer, start + TIMESTAMP_END, AFTER_TIMESTAMP)) {
     return undefined;
@@ -99,33 +117,31 @@ export function shipperLogDocument(
   ) {
     return undefined;
   }
-  const time = canonicalTime(buffer.toString("latin1", start + TIMESTAMP_AT, start + TIMESTAMP_END), 0);
-  if (time === undefined || time >= now.getTime() + MAX_CLOCK_SKEW_MS) return undefined;
+  const time = canonicalTime(buffer, start + TIMESTAMP_AT);
+  if (time === undefined || time >= batch.now + MAX_CLOCK_SKEW_MS) return undefined;
   // A JSON string holds no unescaped quote, so the first `,"event":{"id":"` is the key itself, not message text.
-  const event = buffer.subarray(start + TIMESTAMP_END, end).indexOf(SHIPPER_EVENT);
-  if (event === -1) return undefined;
-  const idStart = start + TIMESTAMP_END + event + SHIPPER_EVENT.length;
+  const event = buffer.indexOf(SHIPPER_EVENT, start + TIMESTAMP_END);
+  if (event === -1 || event >= end) return undefined;
+  const idStart = event + SHIPPER_EVENT.length;
   let idEnd = idStart;
-  while (idEnd < end && buffer[idEnd] !== 34 /* " */) {
-    if (buffer[idEnd] === 92 /* \ */) return undefined;
-    idEnd++;
+  for (; idEnd < end; idEnd++) {
+    const byte = buffer[idEnd] as number;
+    if (byte === 34 /* " */) break;
+    if (byte < 0x20 || byte > 0x7e || byte === 92 /* \ */) return undefined;
   }
   if (idEnd === end || idEnd === idStart || idEnd - idStart > 512) return undefined;
-  return {
-    id: buffer.toString("utf8", idStart, idEnd),
-    raw: {
-      buffer,
-      start,
-      insertAt: idStart - '"id":"'.length,
-      end,
-      ingested: ingestedMember(now),
-    },
-  };
+  return { buffer, start, insertAt: idStart - '"id":"'.length, end, idStart, idEnd, batch };
 }
 
 /** The document's JSON text (for a dead letter, a test). */
 export function rawDocumentText(raw: RawDocument): string {
-  return `${raw.buffer.toString("utf8", raw.start, raw.insertAt)}${raw.ingested}${raw.buffer.toString("utf8", raw.insertAt, raw.end)}`;
+  const { buffer, start, insertAt, end, batch } = raw;
+  return `${buffer.toString("utf8", start, insertAt)}${batch.ingested.toString("latin1")}${buffer.toString("utf8", insertAt, end)}`;
+}
+
+/** The document's id (for a test). */
+export function rawDocumentId(raw: RawDocument): string {
+  return raw.buffer.toString("latin1", raw.idStart, raw.idEnd);
 }
 
 function bytesAt(buffer: Buffer, at: number, expected: Buffer): boolean {
@@ -134,41 +150,44 @@ function bytesAt(buffer: Buffer, at: number, expected: Buffer): boolean {
   return true;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The number written in `count` ASCII digits at `at`, or -1. */
+function digitsAt(bytes: Uint8Array, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const digit = (bytes[i] as number) - 48;
+    if (!(digit >= 0 && digit <= 9)) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 /**
  * The time of a canonical UTC timestamp ("2026-11-27T05:00:00.000Z", what toISOString makes) at `at`, or undefined
  * for anything else, including out-of-range fields that Date.parse would roll over (Feb 30, 24:00): exactly the
  * strings fixTimestamp keeps as they are, read without a Date.parse and a toISOString per document.
  */
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-export function canonicalTime(text: string, at: number): number | undefined {
-  const digits = (from: number, count: number): number => {
-    let value = 0;
-    for (let i = from; i < from + count; i++) {
-      const digit = text.charCodeAt(at + i) - 48;
-      if (!(digit >= 0 && digit <= 9)) return -1;
-      value = value * 10 + digit;
-    }
-    return value;
-  };
+export function canonicalTime(bytes: Uint8Array, at: number): number | undefined {
   if (
-    text.charCodeAt(at + 4) !== 45 || // -
-    text.charCodeAt(at + 7) !== 45 ||
-    text.charCodeAt(at + 10) !== 84 || // T
-    text.charCodeAt(at + 13) !== 58 || // :
-    text.charCodeAt(at + 16) !== 58 ||
-    text.charCodeAt(at + 19) !== 46 || // .
-    text.charCodeAt(at + 23) !== 90 // Z
+    at + 24 > bytes.length ||
+    bytes[at + 4] !== 45 || // -
+    bytes[at + 7] !== 45 ||
+    bytes[at + 10] !== 84 || // T
+    bytes[at + 13] !== 58 || // :
+    bytes[at + 16] !== 58 ||
+    bytes[at + 19] !== 46 || // .
+    bytes[at + 23] !== 90 // Z
   ) {
     return undefined;
   }
-  const year = digits(0, 4);
-  const month = digits(5, 2);
-  const day = digits(8, 2);
-  const hour = digits(11, 2);
-  const minute = digits(14, 2);
-  const second = digits(17, 2);
-  const millisecond = digits(20, 3);
+  const year = digitsAt(bytes, at, 4);
+  const month = digitsAt(bytes, at + 5, 2);
+  const day = digitsAt(bytes, at + 8, 2);
+  const hour = digitsAt(bytes, at + 11, 2);
+  const minute = digitsAt(bytes, at + 14, 2);
+  const second = digitsAt(bytes, at + 17, 2);
+  const millisecond = digitsAt(bytes, at + 20, 3);
   // Years 0-99 would be read as 1900-1999 by Date.UTC: those take the full path.
   if (year < 100 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23) return undefined;
   if (minute < 0 || minute > 59 || second < 0 || second > 59 || millisecond < 0) return undefined;
@@ -179,20 +198,12 @@ export function canonicalTime(text: string, at: number): number | undefined {
 
 let lastNow: Date | undefined;
 let lastNowIso = "";
-let lastIngested = "";
-
-/** `"ingested":"<now>",` for the raw path; cached with isoString's. */
-function ingestedMember(now: Date): string {
-  isoString(now);
-  return lastIngested;
-}
 
 /** A batch's documents share one `now`: one ISO string for all of them. */
 function isoString(now: Date): string {
   if (now !== lastNow) {
     lastNow = now;
     lastNowIso = now.toISOString();
-    lastIngested = `"ingested":"${lastNowIso}",`;
   }
   return lastNowIso;
 }

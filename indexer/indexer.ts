@@ -10,11 +10,12 @@ import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
 import { backoffDelay } from "../core/retry.ts";
 import { Semaphore } from "../core/semaphore.ts";
-import { bulkBody } from "./bulk-body.ts";
+import { bulkBody, rawBytes } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
 import {
   type RawDocument,
   type RecordOrigin,
+  rawBatch,
   rawDocumentText,
   shipperLogDocument,
   toDocument,
@@ -24,8 +25,8 @@ import type { IndexerMetrics } from "./metrics.ts";
 
 interface Pending {
   kind: StreamKind;
-  id: string;
-  action: string;
+  /** The bulk action line; a raw document's is made from its bytes. */
+  action: string | undefined;
   /** JSON text, or the shipper's document as it came from Kafka. */
   source: string | RawDocument;
   origin: RecordOrigin;
@@ -174,6 +175,7 @@ export class Indexer implements Component {
     const dead: DeadLetter[] = [];
     const now = new Date();
     const actionHead = `{"create":{"_index":${JSON.stringify(this.layout.targets[kind])},"_id":`;
+    const raws = rawBatch(this.layout.targets[kind], now);
     const abandoned = () => this.stopping || !isRunning() || isStale();
     // Each bulk request leaves as soon as its documents are made, while the rest of the batch is parsed:
     // Elasticsearch does not wait for a whole batch's parsing.
@@ -193,17 +195,14 @@ export class Indexer implements Component {
         const newline = value.indexOf(10, start);
         const end = newline === -1 ? value.length : newline;
         const origin = { topic: batch.topic, partition: batch.partition, offset: message.offset, index };
-        const shipped = kind === "logs" ? shipperLogDocument(value, start, end, now) : undefined;
-        if (shipped) {
-          const { id, raw } = shipped;
-          add({ kind, id, key, origin, action: `${actionHead}${JSON.stringify(id)}}}`, source: raw });
-        } else {
+        const raw = kind === "logs" ? shipperLogDocument(value, start, end, raws) : undefined;
+        if (raw) add({ kind, key, origin, action: undefined, source: raw });
+        else {
           const text = value.toString("utf8", start, end);
           try {
             const { id, document } = toDocument(kind, text, origin, now);
             add({
               kind,
-              id,
               key,
               origin,
               action: `${actionHead}${JSON.stringify(id)}}}`,
@@ -416,10 +415,7 @@ function handled<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
-/** About a document's size in the bulk body (characters of text, bytes of a raw document). */
-function pendingBytes(item: Pending): number {
-  const { source } = item;
-  const sourceBytes =
-    typeof source === "string" ? source.length : source.end - source.start + source.ingested.length;
-  return item.action.length + sourceBytes + 2;
+/** About a document's size in the bulk body, its action line included (characters of text, bytes of raw). */
+function pendingBytes({ action, source }: Pending): number {
+  return typeof source === "string" ? (action?.length ?? 0) + source.length + 2 : rawBytes(source);
 }

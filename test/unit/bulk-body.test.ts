@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bulkBody } from "../../indexer/bulk-body.ts";
-import { rawDocumentText, shipperLogDocument } from "../../indexer/documents.ts";
+import { rawBatch, rawDocumentId, rawDocumentText, shipperLogDocument } from "../../indexer/documents.ts";
 import { LogDocumentTemplate } from "../../shipper/log-document.ts";
 import { extractFields } from "../../shipper/parse/fields.ts";
 import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
@@ -43,17 +43,21 @@ describe("bulkBody with documents passed through as bytes", () => {
       }),
     );
     const message = Buffer.from(documents.join("\n"));
+    const batch = rawBatch("logs-lifeline.logs-x", now);
     const items = [];
     let start = 0;
     for (const document of documents) {
       const end = start + Buffer.byteLength(document);
-      const found = shipperLogDocument(message, start, end, now);
-      if (!found) throw new Error(`not recognised: ${document}`);
-      items.push({ action: `{"create":{"_id":"${found.id}"}}`, source: found.raw });
+      const raw = shipperLogDocument(message, start, end, batch);
+      if (!raw) throw new Error(`not recognised: ${document}`);
+      items.push({ action: undefined, source: raw });
       start = end + 1;
     }
-    const asText = items.map(({ action, source }) => ({ action, source: rawDocumentText(source) }));
-    expect(bulkBody(items).equals(bulkBody(asText))).toBe(true);
+    const asText = items.map(({ source }) => ({
+      action: JSON.stringify({ create: { _index: "logs-lifeline.logs-x", _id: rawDocumentId(source) } }),
+      source: rawDocumentText(source),
+    }));
+    expect(bulkBody(items).toString()).toBe(bulkBody(asText).toString());
     const sources = bulkBody(items)
       .toString()
       .trimEnd()

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { PermanentError } from "../../core/errors.ts";
-import { canonicalTime, rawDocumentText, shipperLogDocument, toDocument } from "../../indexer/documents.ts";
+import {
+  canonicalTime,
+  rawBatch,
+  rawDocumentId,
+  rawDocumentText,
+  shipperLogDocument,
+  toDocument,
+} from "../../indexer/documents.ts";
 import { LogDocumentTemplate } from "../../shipper/log-document.ts";
 import { extractFields } from "../../shipper/parse/fields.ts";
 import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
@@ -99,8 +106,8 @@ function shipperLogText(text: string, at: Date) {
   const before = '{"other":"record"}\n';
   const buffer = Buffer.from(`${before}${text}\n{"next":"record"}`);
   const start = Buffer.byteLength(before);
-  const found = shipperLogDocument(buffer, start, start + Buffer.byteLength(text), at);
-  return found && { id: found.id, source: rawDocumentText(found.raw) };
+  const found = shipperLogDocument(buffer, start, start + Buffer.byteLength(text), rawBatch("logs-x", at));
+  return found && { id: rawDocumentId(found), source: rawDocumentText(found) };
 }
 
 describe("shipper documents, passed through as bytes", () => {
@@ -148,6 +155,7 @@ describe("shipper documents, passed through as bytes", () => {
     ],
     ["a timestamp too far ahead", written("x", { format: "plain", timestamp: "2099-01-01T00:00:00.000Z" })],
     ["an id with an escape", written("x", { format: "plain" }, 'a\\"b')],
+    ["an id that is not printable ASCII", written("x", { format: "plain" }, "idé\u0001")],
     [
       "another layout",
       JSON.stringify({ message: "x", "@timestamp": "2026-11-27T05:00:00.000Z", event: { id: "a" } }),
@@ -193,6 +201,6 @@ describe("canonicalTime", () => {
       );
     }
     for (const sample of samples)
-      expect([sample, canonicalTime(sample, 0)]).toEqual([sample, reference(sample)]);
+      expect([sample, canonicalTime(Buffer.from(sample), 0)]).toEqual([sample, reference(sample)]);
   });
 });
