@@ -140,12 +140,12 @@ export class BatchProducer implements Component {
 
   enqueue(record: OutboundRecord): void {
     const value = record.value;
-    // Exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
     let pack = this.lastPack;
     if (!pack || pack.key !== record.key || pack.topic !== record.topic) {
       pack = this.open.get(`${record.topic}\u0000${record.key}`);
     }
     const fits = (candidate: Pack, bytes: number) => candidate.bytes + 1 + bytes <= this.options.packBytes;
+    // The exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
     let bytes = value.length * 3;
     if (pack && !fits(pack, bytes)) {
       bytes = Buffer.byteLength(value);
