@@ -122,12 +122,14 @@ const TRACEPARENT_IN_TEXT = /\b00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\b/;
 const TRACE_ID_IN_TEXT = /\b(?:trace[._-]?id|traceId|otelTraceID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{32})\b/;
 const SPAN_ID_IN_TEXT = /\b(?:span[._-]?id|spanId|otelSpanID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{16})\b/;
 
+// Each expression runs only on lines holding a substring all its matches contain ("00-", "race", "pan"):
+// looking for that is cheaper than the expression, and most lines have none.
 function traceFromText(line: string): { traceId?: string; spanId?: string } {
-  const parent = parseTraceparent(TRACEPARENT_IN_TEXT.exec(line)?.[0]);
+  const parent = line.includes("00-") ? parseTraceparent(TRACEPARENT_IN_TEXT.exec(line)?.[0]) : undefined;
   if (parent) return { traceId: parent.traceId, spanId: parent.spanId };
-  const traceId = normaliseTraceId(TRACE_ID_IN_TEXT.exec(line)?.[1]);
+  const traceId = line.includes("race") ? normaliseTraceId(TRACE_ID_IN_TEXT.exec(line)?.[1]) : undefined;
   if (!traceId) return {};
-  const spanId = normaliseSpanId(SPAN_ID_IN_TEXT.exec(line)?.[1]);
+  const spanId = line.includes("pan") ? normaliseSpanId(SPAN_ID_IN_TEXT.exec(line)?.[1]) : undefined;
   return spanId ? { traceId, spanId } : { traceId };
 }
 
