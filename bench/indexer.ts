@@ -60,6 +60,8 @@ async function main() {
   // figures varies by a third from run to run; each round's indexer is compared with its own ceiling.
   for (let round = 0; round < ROUNDS; round++) {
     const ceilingSeconds = await measureCeiling(elastic, prefix, run, round);
+    // Each system runs on a node without the other's fresh index (its merges would run meanwhile).
+    await closeIndices(elastic, `bench_ceiling_${run}_${round}`);
     rows.push({
       scenario: `${DOCS} docs, round ${round + 1}`,
       system: "pre-built bulk (ceiling)",
@@ -67,6 +69,7 @@ async function main() {
       seconds: ceilingSeconds,
     });
     rows.push(await measureIndexer(kafka, elastic, prefix, run, round, ceilingSeconds));
+    await closeIndices(elastic, `bench_${run}_${round}`);
   }
 
   // End-to-end: a line appended to a file until it is searchable (shipper → Kafka → indexer → refresh).
@@ -79,11 +82,24 @@ async function main() {
     lines: latency.lines,
   });
 
+  await closeIndices(elastic, `e2e_${run}`);
+
   printTable(rows);
   console.error(
     `results: ${writeResults("indexer", rows, { docs: DOCS, refreshInterval: "1s (Elasticsearch default)" })}`,
   );
   await elastic.close();
+}
+
+/**
+ * Closes what a round wrote (the integration-test Elasticsearch cannot delete a data stream): the next round, and
+ * the next run, find the node as the first round did. Hundreds of open leftover shards slowed it by a third.
+ */
+async function closeIndices(elastic: Client, namespace: string): Promise<void> {
+  const indices = Object.keys(
+    await elastic.indices.get({ index: `*${namespace}*`, expand_wildcards: ["open", "hidden"] }),
+  );
+  if (indices.length > 0) await elastic.indices.close({ index: indices });
 }
 
 async function endToEndLatency(run: string) {
