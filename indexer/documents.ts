@@ -76,10 +76,15 @@ export interface RawBatch {
   ingested: Buffer;
 }
 
+/** The bulk action line up to the document's id: `{"create":{"_index":"<index>","_id":` */
+export function actionHead(index: string): string {
+  return `{"create":{"_index":${JSON.stringify(index)},"_id":`;
+}
+
 export function rawBatch(index: string, now: Date): RawBatch {
   return {
     now: now.getTime(),
-    actionHead: Buffer.from(`{"create":{"_index":${JSON.stringify(index)},"_id":"`),
+    actionHead: Buffer.from(`${actionHead(index)}"`),
     ingested: Buffer.from(`"ingested":"${now.toISOString()}",`),
   };
 }

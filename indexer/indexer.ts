@@ -13,6 +13,7 @@ import { Semaphore } from "../core/semaphore.ts";
 import { bulkBody, rawBytes } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
 import {
+  actionHead,
   type RawDocument,
   type RecordOrigin,
   rawBatch,
@@ -174,7 +175,7 @@ export class Indexer implements Component {
     if (!kind || batch.messages.length === 0) return;
     const dead: DeadLetter[] = [];
     const now = new Date();
-    const actionHead = `{"create":{"_index":${JSON.stringify(this.layout.targets[kind])},"_id":`;
+    const head = actionHead(this.layout.targets[kind]);
     const raws = rawBatch(this.layout.targets[kind], now);
     const abandoned = () => this.stopping || !isRunning() || isStale();
     // Each bulk request leaves as soon as its documents are made, while the rest of the batch is parsed:
@@ -205,7 +206,7 @@ export class Indexer implements Component {
               kind,
               key,
               origin,
-              action: `${actionHead}${JSON.stringify(id)}}}`,
+              action: `${head}${JSON.stringify(id)}}}`,
               source: JSON.stringify(document),
             });
           } catch (error) {

@@ -144,12 +144,11 @@ export class BatchProducer implements Component {
     if (!pack || pack.key !== record.key || pack.topic !== record.topic) {
       pack = this.open.get(`${record.topic}\u0000${record.key}`);
     }
-    const fits = (candidate: Pack, bytes: number) => candidate.bytes + 1 + bytes <= this.options.packBytes;
     // The exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
     let bytes = value.length * 3;
-    if (pack && !fits(pack, bytes)) {
+    if (pack && pack.bytes + 1 + bytes > this.options.packBytes) {
       bytes = Buffer.byteLength(value);
-      if (!fits(pack, bytes)) {
+      if (pack.bytes + 1 + bytes > this.options.packBytes) {
         this.close(pack);
         pack = undefined;
       }
