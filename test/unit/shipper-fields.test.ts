@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseTraceparent } from "../../core/trace-context.ts";
 import { extractFields, normaliseTimestamp, parseLogfmt } from "../../shipper/parse/fields.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -109,6 +110,79 @@ describe("edge parsing of log lines", () => {
     ["broken JSON is plain text", `{"msg": "unterminated`, { format: "plain" }],
   ])("%s", (_, line, expected) => {
     expect(extractFields(line, "auto")).toEqual(expected);
+  });
+
+  it("ids in free text: the same as one unanchored expression per id, on generated lines", () => {
+    // The expressions the key-position scan replaced, kept here as the reference.
+    const traceIn = /\b(?:trace[._-]?id|traceId|otelTraceID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{32})\b/;
+    const traceparentIn = /\b00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\b/;
+    const spanIn = /\b(?:span[._-]?id|spanId|otelSpanID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{16})\b/;
+    const pieces = [
+      "trace_id=",
+      "trace.id: ",
+      "traceid=",
+      'traceId="',
+      "otelTraceID=",
+      "xtrace_id=",
+      "mytraceId=",
+      "Trace_id=",
+      "otelTrace=",
+      "span_id=",
+      "spanId: '",
+      "otelSpanID=",
+      "xspan_id=",
+      "span=",
+      "race",
+      "pan",
+      "s",
+      "t",
+      " ",
+      "=",
+      ":",
+      '"',
+      "'",
+      "\t",
+      "\u00a0",
+      "\u2003",
+      "-",
+      "00-",
+      `00-${TRACE}-${SPAN}-01`,
+      TRACE,
+      SPAN,
+      TRACE.toUpperCase(),
+      "0".repeat(32),
+      `${TRACE}0`,
+      "zz",
+    ];
+    let state = 7;
+    const next = () => {
+      // xorshift32: reproducible lines without a dependency.
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      return state >>> 0;
+    };
+    const nonZero = (id: string | undefined) => (id && !/^0+$/.test(id) ? id.toLowerCase() : undefined);
+    const reference = (line: string) => {
+      const parent = parseTraceparent(traceparentIn.exec(line)?.[0]);
+      if (parent) return { traceId: parent.traceId, spanId: parent.spanId };
+      const traceId = nonZero(traceIn.exec(line)?.[1]);
+      return { traceId, spanId: traceId ? nonZero(spanIn.exec(line)?.[1]) : undefined };
+    };
+    let withTrace = 0;
+    let withTraceparent = 0;
+    for (let n = 0; n < 20_000; n++) {
+      let line = "";
+      const count = 1 + (next() % 8);
+      for (let i = 0; i < count; i++) line += pieces[next() % pieces.length];
+      const { traceId, spanId } = extractFields(line, "plain");
+      const expected = reference(line);
+      expect({ traceId, spanId }, line).toEqual(expected);
+      if (expected.traceId) withTrace++;
+      if (traceparentIn.test(line)) withTraceparent++;
+    }
+    expect(withTraceparent).toBeGreaterThan(100);
+    expect(withTrace).toBeGreaterThan(100);
   });
 
   it("the parser setting forces a format", () => {
