@@ -27,6 +27,13 @@ export interface TailerEvents {
   bytesRead(tailer: FileTailer, bytes: number): void;
 }
 
+interface Chunk {
+  data: Buffer;
+  /** The file's first bytes changed by the time the read ended: `data` may not be the content we were reading. */
+  replaced: boolean;
+  release: () => void;
+}
+
 /**
  * Reads one file from an offset, splits it into lines, joins multiline records and hands them on in order.
  * It owns an open handle, so it keeps reading a file that was renamed or deleted (draining) to its end.
@@ -157,34 +164,61 @@ export class FileTailer {
         // Only ever extended over bytes already there, so it stays a prefix of the same content.
         Object.assign(this.identity, await fingerprintOf(this.handle, stat.size));
       }
-      while (this.position < stat.size && !this.stopping) {
-        const { buffer, release } = await this.events.acquireRead();
-        try {
-          const length = Math.min(buffer.length, stat.size - this.position);
-          const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
-          if (bytesRead === 0) break;
-          if (await this.contentReplaced()) {
-            // Truncated (and maybe refilled) around this read: the chunk may be new content at an old offset.
-            // Drop it; everything before it was checked against the fingerprint and is the old content.
-            this.restartAfterTruncation(stat.size);
-            break;
+      // The next chunk is read (and checked) while this one is consumed: the reads' round trips to the thread
+      // pool stay off the line path, which matters most for a single busy file.
+      let next: Promise<Chunk> | undefined =
+        this.position < stat.size ? this.readChunk(this.position, stat.size) : undefined;
+      try {
+        while (next) {
+          const chunk = await next;
+          next = undefined;
+          const { data } = chunk;
+          try {
+            if (chunk.replaced) {
+              // Truncated (and maybe refilled) around this read: the chunk may be new content at an old offset.
+              // Drop it; everything before it was checked against the fingerprint and is the old content.
+              this.restartAfterTruncation(stat.size);
+              break;
+            }
+            if (data.length === 0 || this.stopping) break;
+            if (this.position === 0 && data.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
+              this.skipped = true;
+              this.position = stat.size;
+              this.ackedOffset = stat.size;
+              this.events.binarySkipped(this);
+              return;
+            }
+            const end = this.position + data.length;
+            if (end < stat.size) next = this.readChunk(end, stat.size);
+            this.consume(data);
+            this.position = end;
+            this.lastGrowthAt = Date.now();
+            this.events.bytesRead(this, data.length);
+          } finally {
+            chunk.release();
           }
-          const chunk = buffer.subarray(0, bytesRead);
-          if (this.position === 0 && chunk.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
-            this.skipped = true;
-            this.position = stat.size;
-            this.ackedOffset = stat.size;
-            this.events.binarySkipped(this);
-            return;
-          }
-          this.consume(chunk);
-          this.position += bytesRead;
-          this.lastGrowthAt = Date.now();
-          this.events.bytesRead(this, bytesRead);
-        } finally {
-          release();
         }
+      } finally {
+        // A chunk read ahead but not consumed (stopped, truncated, skipped): only its buffer goes back.
+        next?.then(
+          (chunk) => chunk.release(),
+          () => {},
+        );
       }
+    }
+  }
+
+  /** Reads `[position, size)` up to a buffer's length, then checks the file still holds the same content. */
+  private async readChunk(position: number, size: number): Promise<Chunk> {
+    const { buffer, release } = await this.events.acquireRead();
+    try {
+      const length = Math.min(buffer.length, size - position);
+      const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+      const replaced = bytesRead > 0 && (await this.contentReplaced());
+      return { data: buffer.subarray(0, bytesRead), replaced, release };
+    } catch (error) {
+      release();
+      throw error;
     }
   }
 
