@@ -1,4 +1,5 @@
 import { SCHEMA_VERSION } from "../core/events.ts";
+import type { RecordWriter } from "../core/kafka/batch-producer.ts";
 import type { ExtractedFields } from "./parse/fields.ts";
 
 /** What stays the same for every record of one file. */
@@ -25,18 +26,110 @@ export interface LogLine {
  * line, and building then serialising was a quarter of its CPU. Per-line values are escaped here; the parts
  * that are the same for the whole file are serialised once.
  */
-export class LogDocumentTemplate {
+export class LogDocumentTemplate implements RecordWriter {
   private readonly dataset: string;
   private readonly afterOffset: string;
   private readonly labels: string;
   private path = "";
   private pathPart = "";
+  /** The prepared plain document's size (RecordWriter). */
+  bytes = 0;
+  private readonly plain: PlainParts;
+  private plainPath = "";
+  private plainFileId = "";
+  private source: Buffer = Buffer.alloc(0);
+  private sourceStart = 0;
+  private sourceLength = 0;
+  private sourceEscapes = 0;
+  private offset = 0;
+  private traceId: string | undefined;
+  private spanId: string | undefined;
 
   constructor(context: FileContext) {
     this.dataset = `,"dataset":${JSON.stringify(context.dataset)}`;
     const service = context.service ? `,"service":${JSON.stringify(context.service)}` : "";
     this.afterOffset = `},"host":{"name":${JSON.stringify(context.hostName)}}${service}`;
     this.labels = Object.keys(context.labels).length > 0 ? `,"labels":${JSON.stringify(context.labels)}` : "";
+    this.plain = {
+      eventId: EMPTY,
+      afterEventId: EMPTY,
+      afterOffset: Buffer.from(this.afterOffset),
+      tail: Buffer.from(`${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"plain"}}`),
+    };
+  }
+
+  /**
+   * Prepares the document of a plain-text line (one physical line, no flags) whose bytes are
+   * `source[start, start + length)`, valid UTF-8, for `writeInto`: the very bytes of `write` for that line
+   * (test/unit/log-document.test.ts), copied from the read buffer and escaped as JSON.stringify escapes them,
+   * without making the line's JSON text. Sets and returns `bytes`.
+   */
+  preparePlain(
+    source: Buffer,
+    start: number,
+    length: number,
+    fileId: string,
+    path: string,
+    startOffset: number,
+    traceId: string | undefined,
+    spanId: string | undefined,
+  ): number {
+    const plain = this.plain;
+    if (fileId !== this.plainFileId) {
+      this.plainFileId = fileId;
+      plain.eventId = Buffer.from(`","event":{"id":"${fileId}`);
+    }
+    if (path !== this.plainPath) {
+      if (path !== this.path) {
+        this.path = path;
+        this.pathPart = `},"log":{"file":{"path":${JSON.stringify(path)}},"offset":`;
+      }
+      this.plainPath = path;
+      plain.afterEventId = Buffer.from(`"${this.dataset}${this.pathPart}`);
+    }
+    let escapes = 0;
+    for (let i = start, end = start + length; i < end; i++)
+      escapes += ESCAPE_EXTRA[source[i] as number] as number;
+    this.source = source;
+    this.sourceStart = start;
+    this.sourceLength = length;
+    this.sourceEscapes = escapes;
+    this.offset = startOffset;
+    this.traceId = traceId;
+    this.spanId = spanId;
+    this.bytes =
+      PLAIN_HEAD.length +
+      24 +
+      PLAIN_MESSAGE.length +
+      length +
+      escapes +
+      plain.eventId.length +
+      digits(startOffset, 36) +
+      plain.afterEventId.length +
+      digits(startOffset, 10) +
+      plain.afterOffset.length +
+      (traceId ? PLAIN_TRACE.length + traceId.length + 2 : 0) +
+      (spanId ? PLAIN_SPAN.length + spanId.length + 2 : 0) +
+      plain.tail.length;
+    return this.bytes;
+  }
+
+  writeInto(target: Buffer, offset: number): void {
+    const plain = this.plain;
+    let at = put(target, offset, PLAIN_HEAD);
+    at = putAscii(target, at, isoNow());
+    at = put(target, at, PLAIN_MESSAGE);
+    const { source, sourceStart: start, sourceLength: length } = this;
+    if (this.sourceEscapes === 0) at += source.copy(target, at, start, start + length);
+    else at = putEscaped(target, at, source, start, start + length);
+    at = put(target, at, plain.eventId);
+    at = putInteger(target, at, this.offset, 36);
+    at = put(target, at, plain.afterEventId);
+    at = putInteger(target, at, this.offset, 10);
+    at = put(target, at, plain.afterOffset);
+    if (this.traceId) at = putId(target, at, PLAIN_TRACE, this.traceId);
+    if (this.spanId) at = putId(target, at, PLAIN_SPAN, this.spanId);
+    put(target, at, plain.tail);
   }
 
   write(line: LogLine): string {
@@ -58,6 +151,103 @@ export class LogDocumentTemplate {
     if (fields.spanId) json += `,"span":{"id":"${fields.spanId}"}`;
     return `${json}${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"${fields.format}"}}`;
   }
+}
+
+interface PlainParts {
+  /** `","event":{"id":"` and the file id: the event id's base-36 offset follows. */
+  eventId: Buffer;
+  /** The event id's closing quote, the dataset, the file path, up to the offset. */
+  afterEventId: Buffer;
+  afterOffset: Buffer;
+  tail: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+const PLAIN_HEAD = Buffer.from(`{"@timestamp":"`);
+const PLAIN_MESSAGE = Buffer.from(`","message":"`);
+const PLAIN_TRACE = Buffer.from(`,"trace":{"id":"`);
+const PLAIN_SPAN = Buffer.from(`,"span":{"id":"`);
+const HEX = Buffer.from("0123456789abcdef");
+const DIGITS = Buffer.from("0123456789abcdefghijklmnopqrstuvwxyz");
+
+/** JSON.stringify's two-character escapes of control characters (\b \t \n \f \r); 0: written as \u00XX. */
+const SHORT_ESCAPES = new Uint8Array(0x20);
+SHORT_ESCAPES[0x08] = 0x62;
+SHORT_ESCAPES[0x09] = 0x74;
+SHORT_ESCAPES[0x0a] = 0x6e;
+SHORT_ESCAPES[0x0c] = 0x66;
+SHORT_ESCAPES[0x0d] = 0x72;
+
+/** The bytes an escape adds, per byte value: a table lookup per byte, no branches. */
+const ESCAPE_EXTRA = new Uint8Array(256);
+for (let byte = 0; byte < 0x20; byte++) ESCAPE_EXTRA[byte] = SHORT_ESCAPES[byte] === 0 ? 5 : 1;
+ESCAPE_EXTRA[0x22] = 1;
+ESCAPE_EXTRA[0x5c] = 1;
+
+function put(target: Buffer, at: number, bytes: Buffer): number {
+  target.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** Text known to be ASCII (timestamps, validated hex ids). */
+function putAscii(target: Buffer, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) target[at + i] = text.charCodeAt(i);
+  return at + text.length;
+}
+
+function putId(target: Buffer, at: number, head: Buffer, id: string): number {
+  at = putAscii(target, put(target, at, head), id);
+  target[at] = 0x22; // "
+  target[at + 1] = 0x7d; // }
+  return at + 2;
+}
+
+function putEscaped(target: Buffer, at: number, source: Buffer, start: number, end: number): number {
+  for (let i = start; i < end; i++) {
+    const byte = source[i] as number;
+    if (byte >= 0x20 && byte !== 0x22 && byte !== 0x5c) {
+      target[at++] = byte;
+    } else if (byte >= 0x20) {
+      target[at++] = 0x5c;
+      target[at++] = byte;
+    } else if (SHORT_ESCAPES[byte] !== 0) {
+      target[at++] = 0x5c;
+      target[at++] = SHORT_ESCAPES[byte] as number;
+    } else {
+      target[at++] = 0x5c;
+      target[at++] = 0x75; // u
+      target[at++] = 0x30;
+      target[at++] = 0x30;
+      target[at++] = HEX[byte >> 4] as number;
+      target[at++] = HEX[byte & 15] as number;
+    }
+  }
+  return at;
+}
+
+/** How many digits `value` (a non-negative safe integer) has in `radix`, as Number#toString writes it. */
+function digits(value: number, radix: number): number {
+  let count = 1;
+  while (value >= radix) {
+    value = quotient(value, radix);
+    count++;
+  }
+  return count;
+}
+
+function putInteger(target: Buffer, at: number, value: number, radix: number): number {
+  const end = at + digits(value, radix);
+  let i = end;
+  do {
+    target[--i] = DIGITS[value % radix] as number;
+    value = quotient(value, radix);
+  } while (value > 0);
+  return end;
+}
+
+/** Integer division: in 32-bit integers while the value fits (offsets below 2 GiB), else in doubles. */
+function quotient(value: number, radix: number): number {
+  return value < 0x80000000 ? (value / radix) | 0 : Math.floor(value / radix);
 }
 
 let lastMs = -1;

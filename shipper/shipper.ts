@@ -14,7 +14,7 @@ import type { InputConfig, ShipperConfig } from "./config.ts";
 import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
-import { extractFields } from "./parse/fields.ts";
+import { type ExtractedFields, extractFields } from "./parse/fields.ts";
 import { fingerprintOf, identityKey } from "./tail/file-identity.ts";
 import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
@@ -528,7 +528,35 @@ export class Shipper implements Component {
       if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
       if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
     }
-    const { value, headers } = this.serialise(file, record);
+    let fields: ExtractedFields | undefined;
+    if (record.source && record.flags.size === 0 && input.config.kind !== "lifecycle") {
+      fields = extractFields(record.lines[0] as string, input.config.parser);
+      if (fields.format === "plain") {
+        // Most lines: their document goes from the read buffer into the Kafka pack as bytes.
+        const { source, sourceStart = 0, bytes, startOffset } = record;
+        const { traceId, spanId } = fields;
+        file.template.preparePlain(
+          source,
+          sourceStart,
+          bytes,
+          file.fileId,
+          tailer.path,
+          startOffset,
+          traceId,
+          spanId,
+        );
+        this.producer.enqueueWritten(
+          input.topic,
+          file.kafkaKey,
+          spanId ? traceHeader({ id: traceId }, { id: spanId }).headers : undefined,
+          file.template,
+          this.acknowledger(file),
+          record.endOffset,
+        );
+        return;
+      }
+    }
+    const { value, headers } = this.serialise(file, record, fields);
     this.producer.enqueue({
       topic: input.topic,
       key: file.kafkaKey,
@@ -563,6 +591,7 @@ export class Shipper implements Component {
   private serialise(
     file: TrackedFile,
     record: JoinedRecord,
+    extracted: ExtractedFields | undefined,
   ): { value: string; headers?: Record<string, string> } {
     const { tailer, input } = file;
     const text = record.lines.length === 1 ? (record.lines[0] as string) : record.lines.join("\n");
@@ -582,7 +611,7 @@ export class Shipper implements Component {
       }
       flags = new Set([...flags, "invalid_json"]);
     }
-    const fields = extractFields(record.lines[0] ?? "", input.config.parser);
+    const fields = extracted ?? extractFields(record.lines[0] ?? "", input.config.parser);
     const value = file.template.write({
       eventId,
       path: tailer.path,

@@ -33,6 +33,12 @@ export interface OutboundRecord {
   position?: number;
 }
 
+/** A record that knows its size in bytes and writes itself at an offset of a pack buffer. */
+export interface RecordWriter {
+  readonly bytes: number;
+  writeInto(target: Buffer, offset: number): void;
+}
+
 export interface BatchProducerMetrics {
   sent(records: number, bytes: number): void;
   failed(error: unknown): void;
@@ -140,10 +146,7 @@ export class BatchProducer implements Component {
 
   enqueue(record: OutboundRecord): void {
     const value = record.value;
-    let pack = this.lastPack;
-    if (!pack || pack.key !== record.key || pack.topic !== record.topic) {
-      pack = this.open.get(`${record.topic}\u0000${record.key}`);
-    }
+    let pack = this.openPack(record.topic, record.key);
     // The exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
     let bytes = value.length * 3;
     if (pack && pack.bytes + 1 + bytes > this.options.packBytes) {
@@ -154,8 +157,7 @@ export class BatchProducer implements Component {
       }
     }
     if (pack) {
-      if (pack.headers !== record.headers && !sameHeaders(pack.headers, record.headers))
-        pack.headers = undefined;
+      this.joinHeaders(pack, record.headers);
       if (pack.buffer.length < pack.bytes + 1 + bytes)
         this.grow(pack, pack.bytes + 1 + Buffer.byteLength(value));
       pack.buffer[pack.bytes] = 10;
@@ -164,28 +166,86 @@ export class BatchProducer implements Component {
       pack.records++;
       this.account(pack, written + 1);
     } else {
-      bytes = Buffer.byteLength(value);
-      pack = {
-        topic: record.topic,
-        key: record.key,
-        headers: record.headers,
-        buffer: this.buffers.take(Math.max(bytes, Math.min(FIRST_PACK_BYTES, this.options.packBytes))),
-        bytes: 0,
-        cost: 0,
-        records: 1,
-        acks: [],
-        positions: [],
-      };
+      pack = this.newPack(record.topic, record.key, record.headers, Buffer.byteLength(value));
       pack.bytes = pack.buffer.write(value, 0);
       this.account(pack, pack.bytes + record.key.length + MESSAGE_OVERHEAD_BYTES);
-      if (this.options.packBytes > 0) this.open.set(`${record.topic}\u0000${record.key}`, pack);
-      else this.ready.push(pack);
     }
+    this.noteAck(pack, record.onAck, record.position ?? 0);
+  }
+
+  /**
+   * The same as `enqueue`, for a record whose size is known and that writes itself into the pack: no string of
+   * it is ever made (the shipper's plain-text lines, see LogDocumentTemplate.preparePlain).
+   */
+  enqueueWritten(
+    topic: string,
+    key: string,
+    headers: Record<string, string> | undefined,
+    writer: RecordWriter,
+    onAck: (position: number) => void,
+    position: number,
+  ): void {
+    const bytes = writer.bytes;
+    let pack = this.openPack(topic, key);
+    if (pack && pack.bytes + 1 + bytes > this.options.packBytes) {
+      this.close(pack);
+      pack = undefined;
+    }
+    if (pack) {
+      this.joinHeaders(pack, headers);
+      if (pack.buffer.length < pack.bytes + 1 + bytes) this.grow(pack, pack.bytes + 1 + bytes);
+      pack.buffer[pack.bytes] = 10;
+      writer.writeInto(pack.buffer, pack.bytes + 1);
+      pack.bytes += 1 + bytes;
+      pack.records++;
+      this.account(pack, bytes + 1);
+    } else {
+      pack = this.newPack(topic, key, headers, bytes);
+      writer.writeInto(pack.buffer, 0);
+      pack.bytes = bytes;
+      this.account(pack, bytes + key.length + MESSAGE_OVERHEAD_BYTES);
+    }
+    this.noteAck(pack, onAck, position);
+  }
+
+  private openPack(topic: string, key: string): Pack | undefined {
+    const pack = this.lastPack;
+    if (pack && pack.key === key && pack.topic === topic) return pack;
+    return this.open.get(`${topic}\u0000${key}`);
+  }
+
+  private joinHeaders(pack: Pack, headers: Record<string, string> | undefined): void {
+    if (pack.headers !== headers && !sameHeaders(pack.headers, headers)) pack.headers = undefined;
+  }
+
+  private newPack(
+    topic: string,
+    key: string,
+    headers: Record<string, string> | undefined,
+    bytes: number,
+  ): Pack {
+    const pack: Pack = {
+      topic,
+      key,
+      headers,
+      buffer: this.buffers.take(Math.max(bytes, Math.min(FIRST_PACK_BYTES, this.options.packBytes))),
+      bytes: 0,
+      cost: 0,
+      records: 1,
+      acks: [],
+      positions: [],
+    };
+    if (this.options.packBytes > 0) this.open.set(`${topic}\u0000${key}`, pack);
+    else this.ready.push(pack);
+    return pack;
+  }
+
+  private noteAck(pack: Pack, onAck: (position: number) => void, position: number): void {
     const last = pack.acks.length - 1;
-    if (last >= 0 && pack.acks[last] === record.onAck) pack.positions[last] = record.position ?? 0;
+    if (last >= 0 && pack.acks[last] === onAck) pack.positions[last] = position;
     else {
-      pack.acks.push(record.onAck);
-      pack.positions.push(record.position ?? 0);
+      pack.acks.push(onAck);
+      pack.positions.push(position);
     }
     this.lastPack = this.options.packBytes > 0 ? pack : undefined;
   }

@@ -306,7 +306,7 @@ export class FileTailer {
         this.joiner.pushBlank(end, now);
       } else {
         const line = text.slice(textStart, textEnd - carriageReturn);
-        this.joiner.push(line, bytes, this.position + byteStart, end, NO_FLAGS, now);
+        this.joiner.push(line, bytes, this.position + byteStart, end, NO_FLAGS, now, chunk, byteStart);
       }
       byteStart = byteEnd + 1;
       textStart = textEnd + 1;

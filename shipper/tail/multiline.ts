@@ -39,6 +39,12 @@ export interface JoinedRecord {
   startOffset: number;
   endOffset: number;
   flags: ReadonlySet<string>;
+  /**
+   * A record of one line in valid UTF-8 can carry its bytes: `source[sourceStart, sourceStart + bytes)`. Valid only
+   * during the record callback (the read buffer is reused).
+   */
+  source?: Buffer | undefined;
+  sourceStart?: number;
 }
 
 export type LineFlags = ReadonlySet<string>;
@@ -68,11 +74,13 @@ export class MultilineJoiner {
     endOffset: number,
     flags: LineFlags,
     now: number,
+    source?: Buffer,
+    sourceStart = 0,
   ): void {
     this.lastLineAt = now;
     const rule = this.rule;
     if (!rule) {
-      this.emit({ lines: [text], bytes, startOffset, endOffset, flags });
+      this.emit({ lines: [text], bytes, startOffset, endOffset, flags, source, sourceStart });
       return;
     }
     const current = this.current;

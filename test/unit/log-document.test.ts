@@ -91,6 +91,84 @@ describe("LogDocumentTemplate", () => {
   });
 });
 
+describe("LogDocumentTemplate.preparePlain / writeInto", () => {
+  const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const SPAN = "00f067aa0ba902b7";
+  // Every byte JSON.stringify escapes (quote, backslash, each control character but newline), multibyte
+  // characters, and plain ASCII, in lines with and without ids.
+  const controls = Array.from({ length: 0x20 }, (_, code) => String.fromCharCode(code)).filter(
+    (c) => c !== "\n",
+  );
+  const pieces = ['"', "\\", ...controls, "naïve ☕ 𝄞", "\u2028", "\u007f", " GET /api 200 ", "x"];
+  const lines: string[] = ["", "plain line without anything", `trace_id=${TRACE} span_id=${SPAN}`];
+  let state = 11;
+  for (let n = 0; n < 400; n++) {
+    let line = "";
+    for (let i = 0; i < 1 + (n % 9); i++) {
+      state = (state * 48271) % 2147483647;
+      line += pieces[state % pieces.length];
+    }
+    if (n % 3 === 0) line += ` trace_id=${TRACE}`;
+    if (n % 6 === 0) line += ` span_id=${SPAN}`;
+    lines.push(line);
+  }
+  const offsets = [0, 1, 35, 36, 1295, 1296, 123_456_789, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
+
+  it("writes the bytes of write(), from the line's bytes, and nothing outside its size", () => {
+    const contexts: FileContext[] = [
+      {
+        dataset: "api",
+        hostName: 'web-"1"',
+        service: { name: "api", environment: "prod" },
+        labels: { team: "payments", "odd\nkey": "v" },
+      },
+      { dataset: "bare", hostName: "h", service: undefined, labels: {} },
+    ];
+    let compared = 0;
+    for (const context of contexts) {
+      const template = new LogDocumentTemplate(context);
+      for (const [i, text] of lines.entries()) {
+        const fields = extractFields(text, "plain");
+        const source = Buffer.from(`prefix\n${text}\nrest`);
+        const startOffset = offsets[i % offsets.length] as number;
+        const fileId = i % 5 === 0 ? "oyAAsbygr4y6qsqMndBJ6xqnUx1" : "ZmlsZS1pZC10d28";
+        const path = i % 2 === 0 ? "/var/log/app.log" : 'C:\\logs\\"app".log';
+        const bytes = template.preparePlain(
+          source,
+          7,
+          Buffer.byteLength(text),
+          fileId,
+          path,
+          startOffset,
+          fields.traceId,
+          fields.spanId,
+        );
+        const target = Buffer.alloc(bytes + 20, 0xee);
+        template.writeInto(target, 10);
+        const expected = template.write({
+          eventId: lineEventId(fileId, startOffset),
+          path,
+          text,
+          lineCount: 1,
+          startOffset,
+          flags: NO_FLAGS,
+          fields,
+        });
+        expect(bytes).toBe(Buffer.byteLength(expected));
+        expect(target.subarray(0, 10).every((byte) => byte === 0xee)).toBe(true);
+        expect(target.subarray(10 + bytes).every((byte) => byte === 0xee)).toBe(true);
+        const written = target.subarray(10, 10 + bytes).toString("utf8");
+        // The time of reading may differ by a millisecond between the two: compared apart.
+        const time = /^\{"@timestamp":"([^"]{24})"/;
+        expect(Date.parse(time.exec(written)?.[1] ?? "")).not.toBeNaN();
+        expect(written.replace(time, "")).toBe(expected.replace(time, ""));
+        compared++;
+      }
+    }
+    expect(compared).toBe(2 * lines.length);
+  });
+});
+
 describe("lineEventId", () => {
   it("is the file id and the offset: unique per line, the same on every replay", () => {
     expect(lineEventId("oyAAsbygr4y6qsqMndBJ6xqnUx1", 0)).toBe("oyAAsbygr4y6qsqMndBJ6xqnUx10");
