@@ -135,19 +135,31 @@ interface IdKey {
   word: string;
   otel: string;
   hexLength: number;
-  /** What both forms contain ("race"), and where it sits in each. */
+  /** What both forms contain ("race"), where it sits in each, and the characters before it ("t", "T"). */
   stem: string;
   stemInOtel: number;
+  wordLead: number;
+  otelLead: number;
 }
 function idKey(word: string, otel: string, hexLength: number): IdKey {
   const stem = word.slice(1);
-  return { word, otel, hexLength, stem, stemInOtel: otel.indexOf(stem) };
+  const stemInOtel = otel.indexOf(stem);
+  return {
+    word,
+    otel,
+    hexLength,
+    stem,
+    stemInOtel,
+    wordLead: word.charCodeAt(0),
+    otelLead: otel.charCodeAt(stemInOtel - 1),
+  };
 }
 const TRACE_KEY = idKey("trace", "otelTraceID", 32);
 const SPAN_KEY = idKey("span", "otelSpanID", 16);
 
 /**
- * The first id named by a key in free text, lower case ("" if all zeros) (`trace_id=…`, `traceId: "…"`, `otelTraceID=…`; likewise for spans):
+ * The first id named by a key in free text (`trace_id=…`, `traceId: "…"`, `otelTraceID=…`; likewise for spans),
+ * lower case, "" if all zeros:
  * what /\b(?:trace[._-]?id|traceId|otelTraceID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{32})\b/ finds, by hand, looked
  * for only where a key can start. The expression ran at every position of every line: a sixth of the shipper's
  * time (test/unit/shipper-fields.test.ts holds both equal on generated lines).
@@ -155,11 +167,14 @@ const SPAN_KEY = idKey("span", "otelSpanID", 16);
 function idInText(line: string, key: IdKey): string | undefined {
   const { stem, stemInOtel } = key;
   for (let at = line.indexOf(stem); at !== -1; at = line.indexOf(stem, at + stem.length)) {
-    const start = line.startsWith(key.word, at - 1)
-      ? at - 1
-      : line.startsWith(key.otel, at - stemInOtel)
-        ? at - stemInOtel
-        : -1;
+    // Character codes first: startsWith is a call, and most candidates are decided by one character.
+    const lead = line.charCodeAt(at - 1);
+    const start =
+      lead === key.wordLead
+        ? at - 1
+        : lead === key.otelLead && line.startsWith(key.otel, at - stemInOtel)
+          ? at - stemInOtel
+          : -1;
     if (start < 0 || (start > 0 && isWordCode(line.charCodeAt(start - 1)))) continue;
     const id = idAfterKey(line, start, key);
     if (id) return id;
@@ -169,14 +184,15 @@ function idInText(line: string, key: IdKey): string | undefined {
 
 function idAfterKey(line: string, start: number, key: IdKey): string | undefined {
   let at: number;
-  if (line.startsWith(key.otel, start)) at = start + key.otel.length;
+  if (line.charCodeAt(start) !== key.wordLead)
+    at = start + key.otel.length; // idInText matched the otel key
   else {
     at = start + key.word.length;
     const code = line.charCodeAt(at);
-    if (line.startsWith("Id", at)) at += 2;
+    if (code === 73 /* I */ && line.charCodeAt(at + 1) === 100 /* d */) at += 2;
     else {
       if (code === 46 || code === 95 || code === 45) at++; // . _ -
-      if (!line.startsWith("id", at)) return undefined;
+      if (line.charCodeAt(at) !== 105 /* i */ || line.charCodeAt(at + 1) !== 100 /* d */) return undefined;
       at += 2;
     }
   }
