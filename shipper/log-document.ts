@@ -37,7 +37,7 @@ export class LogDocumentTemplate implements RecordWriter {
   private readonly plain: PlainParts;
   private plainPath = "";
   private plainFileId = "";
-  private source: Buffer = Buffer.alloc(0);
+  private source: Buffer = EMPTY;
   private sourceStart = 0;
   private sourceLength = 0;
   private sourceEscapes = 0;
@@ -130,6 +130,10 @@ export class LogDocumentTemplate implements RecordWriter {
     if (this.traceId) at = putId(target, at, PLAIN_TRACE, this.traceId);
     if (this.spanId) at = putId(target, at, PLAIN_SPAN, this.spanId);
     put(target, at, plain.tail);
+    // Ids are slices of the whole chunk's text and the source is a read buffer: kept, they would hold both.
+    this.source = EMPTY;
+    this.traceId = undefined;
+    this.spanId = undefined;
   }
 
   write(line: LogLine): string {
