@@ -38,16 +38,18 @@ const LINES = [
   "plain line without anything",
 ];
 
+/** One file with every per-file part (service, labels, characters to escape), one with none. */
+const contexts: FileContext[] = [
+  {
+    dataset: "api",
+    hostName: 'web-"1"',
+    service: { name: "api", environment: "prod" },
+    labels: { team: "payments", "odd\nkey": "v" },
+  },
+  { dataset: "bare", hostName: "h", service: undefined, labels: {} },
+];
+
 describe("LogDocumentTemplate", () => {
-  const contexts: FileContext[] = [
-    {
-      dataset: "api",
-      hostName: 'web-"1"',
-      service: { name: "api", environment: "prod" },
-      labels: { team: "payments", "odd\nkey": "v" },
-    },
-    { dataset: "bare", hostName: "h", service: undefined, labels: {} },
-  ];
   for (const context of contexts) {
     it(`writes the same document JSON.stringify would (${context.dataset})`, () => {
       const template = new LogDocumentTemplate(context);
@@ -115,15 +117,6 @@ describe("LogDocumentTemplate.preparePlain / writeInto", () => {
   const offsets = [0, 1, 35, 36, 1295, 1296, 123_456_789, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
 
   it("writes the bytes of write(), from the line's bytes, and nothing outside its size", () => {
-    const contexts: FileContext[] = [
-      {
-        dataset: "api",
-        hostName: 'web-"1"',
-        service: { name: "api", environment: "prod" },
-        labels: { team: "payments", "odd\nkey": "v" },
-      },
-      { dataset: "bare", hostName: "h", service: undefined, labels: {} },
-    ];
     let compared = 0;
     for (const context of contexts) {
       const template = new LogDocumentTemplate(context);
