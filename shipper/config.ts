@@ -80,7 +80,7 @@ export const shipperConfigSchema = z.strictObject({
         .int()
         .positive()
         .default(8 << 20),
-      /** One Kafka request at a time carries up to this much; 2 MiB beat 1 MiB by about a fifth (benchmark). */
+      /** One Kafka request carries up to this much; 2 MiB beat 1 MiB by about a fifth (benchmark). */
       batchBytes: z
         .number()
         .int()
@@ -96,6 +96,11 @@ export const shipperConfigSchema = z.strictObject({
         .default(DEFAULT_PACK_BYTES),
       /** Files read at the same time; the others wait their turn. */
       openFiles: z.number().int().positive().default(2_048),
+      /**
+       * Kafka producers sending side by side, files spread over them (a file's lines stay with one, in order).
+       * Idempotence allows each one request in flight; with many files 3 were 15-25 % faster than 1 (benchmark).
+       */
+      producers: z.number().int().min(1).max(16).default(3),
     })
     .default({
       inflightBytes: 8 << 20,
@@ -103,6 +108,7 @@ export const shipperConfigSchema = z.strictObject({
       lingerMs: 20,
       packBytes: DEFAULT_PACK_BYTES,
       openFiles: 2_048,
+      producers: 3,
     }),
   /** zstd: faster and smaller than gzip (Kafka 2.1+ brokers and consumers). */
   compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),

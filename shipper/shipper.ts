@@ -92,6 +92,7 @@ export class Shipper implements Component {
       inflightBytes: options.config.limits.inflightBytes,
       compression: options.config.compression,
       packBytes: options.config.limits.packBytes,
+      lanes: options.config.limits.producers,
       deadLetterTopic: `${prefix}.dead-letter`,
       metrics: {
         sent: (records, bytes) => {

@@ -25,7 +25,7 @@ export interface OutboundRecord {
   value: string;
   headers?: Record<string, string> | undefined;
   /**
-   * Called once Kafka acknowledged the record (acks=all), in enqueue order, with its `position`. Consecutive
+   * Called once Kafka acknowledged the record (acks=all), in enqueue order per key, with its `position`. Consecutive
    * records of one key that pass the very same callback are acknowledged by one call with the last one's
    * position: a watermark (the shipper's offsets), without a callback kept per record.
    */
@@ -60,6 +60,21 @@ interface Pack {
   records: number;
   acks: Array<(position: number) => void>;
   positions: number[];
+  lane: Lane;
+}
+
+/**
+ * One sender: its own idempotent kafkajs producer (one request in flight) and the packs waiting for it. Each key
+ * belongs to one lane, so a file's records stay in order; lanes send side by side.
+ */
+interface Lane {
+  producer: Producer | undefined;
+  /** Packs that take no more records, in the order they were closed. */
+  ready: Pack[];
+  queuedBytes: number;
+  wake: (() => void) | undefined;
+  loop: Promise<void> | undefined;
+  consecutiveFailures: number;
 }
 
 const FIRST_PACK_BYTES = 4 * 1024;
@@ -67,8 +82,9 @@ const FIRST_PACK_BYTES = 4 * 1024;
 const MESSAGE_OVERHEAD_BYTES = 64;
 
 /**
- * An idempotent, acks=all producer that packs, batches by size and linger and sends one batch at a time, so
- * acknowledgements arrive in enqueue order (a per-file watermark is then simply the last acknowledged offset).
+ * An idempotent, acks=all producer that packs, batches by size and linger and sends one batch at a time per lane
+ * (a key always goes through the same lane), so a key's acknowledgements arrive in enqueue order (a per-file
+ * watermark is then simply the last acknowledged offset).
  * A failed batch is retried, with backoff, until it goes through: nothing is dropped. `waitForRoom` is the
  * backpressure: it resolves while less than `inflightBytes` wait for acknowledgement.
  */
@@ -87,21 +103,15 @@ export class BatchProducer implements Component {
     deadLetterTopic: string;
   };
   private readonly metrics: BatchProducerMetrics | undefined;
-  private producer: Producer | undefined;
-  /** Packs that take no more records, in the order they were closed. */
-  private ready: Pack[] = [];
+  private readonly lanes: Lane[];
   /** Packs still taking records, one per topic and key, in the order they were opened. */
   private open = new Map<string, Pack>();
   private lastPack: Pack | undefined;
   private readonly buffers: BufferPool;
-  private queuedBytes = 0;
   private inflight = 0;
   private roomWaiters: Array<() => void> = [];
-  private wake: (() => void) | undefined;
-  private loop: Promise<void> | undefined;
   private stopping = false;
   private hardStop = new AbortController();
-  private consecutiveFailures = 0;
   lastSuccessAt = 0;
   lastError: string | undefined;
 
@@ -113,6 +123,11 @@ export class BatchProducer implements Component {
     inflightBytes: number;
     compression: Compression;
     packBytes?: number;
+    /**
+     * Producers sending side by side, keys spread over them (1: one request in flight, acknowledgements in enqueue
+     * order). With idempotence each has one request in flight; with many keys, more lanes keep Kafka busier.
+     */
+    lanes?: number;
     deadLetterTopic: string;
     metrics?: BatchProducerMetrics;
   }) {
@@ -128,6 +143,14 @@ export class BatchProducer implements Component {
     };
     this.metrics = options.metrics;
     this.buffers = new BufferPool(options.inflightBytes);
+    this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({
+      producer: undefined,
+      ready: [],
+      queuedBytes: 0,
+      wake: undefined,
+      loop: undefined,
+      consecutiveFailures: 0,
+    }));
   }
 
   get inflightBytes(): number {
@@ -135,13 +158,15 @@ export class BatchProducer implements Component {
   }
 
   get healthy(): boolean {
-    return this.consecutiveFailures === 0;
+    return this.lanes.every((lane) => lane.consecutiveFailures === 0);
   }
 
   async start(): Promise<void> {
-    this.producer = this.newProducer();
-    await this.producer.connect();
-    this.loop = this.run();
+    for (const lane of this.lanes) {
+      lane.producer = this.newProducer();
+      await lane.producer.connect();
+    }
+    for (const lane of this.lanes) lane.loop = this.run(lane);
   }
 
   enqueue(record: OutboundRecord): void {
@@ -234,10 +259,19 @@ export class BatchProducer implements Component {
       records: 1,
       acks: [],
       positions: [],
+      lane: this.laneOf(key),
     };
     if (this.options.packBytes > 0) this.open.set(`${topic}\u0000${key}`, pack);
-    else this.ready.push(pack);
+    else pack.lane.ready.push(pack);
     return pack;
+  }
+
+  private laneOf(key: string): Lane {
+    const lanes = this.lanes;
+    if (lanes.length === 1) return lanes[0] as Lane;
+    let hash = 0;
+    for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0;
+    return lanes[(hash >>> 0) % lanes.length] as Lane;
   }
 
   private noteAck(pack: Pack, onAck: (position: number) => void, position: number): void {
@@ -258,26 +292,29 @@ export class BatchProducer implements Component {
   /** Sends what is queued, until the deadline; then gives up on the rest (it was never acknowledged). */
   async stop(deadline: AbortSignal): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    for (const lane of this.lanes) lane.wake?.();
     const onDeadline = () => this.hardStop.abort();
     deadline.addEventListener("abort", onDeadline, { once: true });
     try {
-      await this.loop;
+      await Promise.all(this.lanes.map((lane) => lane.loop));
     } finally {
       deadline.removeEventListener("abort", onDeadline);
       for (const resolve of this.roomWaiters.splice(0)) resolve();
-      await this.producer?.disconnect().catch(() => {});
-      this.producer = undefined;
+      for (const lane of this.lanes) {
+        await lane.producer?.disconnect().catch(() => {});
+        lane.producer = undefined;
+      }
     }
   }
 
   private account(pack: Pack, bytes: number): void {
-    const wasEmpty = this.queuedBytes === 0;
+    const lane = pack.lane;
+    const wasEmpty = lane.queuedBytes === 0;
     pack.cost += bytes;
-    this.queuedBytes += bytes;
+    lane.queuedBytes += bytes;
     this.inflight += bytes;
     // Wake the sender when it idles on an empty queue, or to cut the linger short once a batch is full.
-    if (wasEmpty || this.queuedBytes >= this.options.batchBytes) this.wake?.();
+    if (wasEmpty || lane.queuedBytes >= this.options.batchBytes) lane.wake?.();
   }
 
   private grow(pack: Pack, needed: number): void {
@@ -292,7 +329,7 @@ export class BatchProducer implements Component {
   private close(pack: Pack): void {
     this.open.delete(`${pack.topic}\u0000${pack.key}`);
     if (this.lastPack === pack) this.lastPack = undefined;
-    this.ready.push(pack);
+    pack.lane.ready.push(pack);
   }
 
   private newProducer(): Producer {
@@ -305,27 +342,27 @@ export class BatchProducer implements Component {
     });
   }
 
-  private async run(): Promise<void> {
+  private async run(lane: Lane): Promise<void> {
     while (!this.hardStop.signal.aborted) {
-      if (this.queuedBytes === 0) {
+      if (lane.queuedBytes === 0) {
         if (this.stopping) return;
         await new Promise<void>((resolve) => {
-          this.wake = resolve;
+          lane.wake = resolve;
         });
-        this.wake = undefined;
+        lane.wake = undefined;
         continue;
       }
-      if (this.queuedBytes < this.options.batchBytes && !this.stopping && this.options.lingerMs > 0) {
+      if (lane.queuedBytes < this.options.batchBytes && !this.stopping && this.options.lingerMs > 0) {
         await Promise.race([
           delay(this.options.lingerMs),
           new Promise<void>((resolve) => {
-            this.wake = resolve;
+            lane.wake = resolve;
           }),
         ]);
-        this.wake = undefined;
+        lane.wake = undefined;
       }
-      const batch = this.takeBatch();
-      const sent = await this.sendUntilAcknowledged(batch);
+      const batch = this.takeBatch(lane);
+      const sent = await this.sendUntilAcknowledged(batch, lane);
       if (!sent) return;
       let cost = 0;
       let bytes = 0;
@@ -345,18 +382,20 @@ export class BatchProducer implements Component {
   }
 
   /** Closed packs first, in order; open ones join only when every closed pack fits (a key's order holds). */
-  private takeBatch(): Pack[] {
+  private takeBatch(lane: Lane): Pack[] {
+    const ready = lane.ready;
     let cost = 0;
     let count = 0;
-    while (count < this.ready.length) {
-      const next = (this.ready[count] as Pack).cost;
+    while (count < ready.length) {
+      const next = (ready[count] as Pack).cost;
       if (count > 0 && cost + next > this.options.batchBytes) break;
       cost += next;
       count++;
     }
-    const batch = this.ready.splice(0, count);
-    if (this.ready.length === 0) {
+    const batch = ready.splice(0, count);
+    if (ready.length === 0) {
       for (const [name, pack] of this.open) {
+        if (pack.lane !== lane) continue;
         if (batch.length > 0 && cost + pack.cost > this.options.batchBytes) break;
         cost += pack.cost;
         batch.push(pack);
@@ -364,12 +403,12 @@ export class BatchProducer implements Component {
         if (this.lastPack === pack) this.lastPack = undefined;
       }
     }
-    this.queuedBytes -= cost;
+    lane.queuedBytes -= cost;
     return batch;
   }
 
   /** Resolves true once Kafka acknowledged the whole batch, false if stopped by the hard deadline first. */
-  private async sendUntilAcknowledged(batch: Pack[]): Promise<boolean> {
+  private async sendUntilAcknowledged(batch: Pack[], lane: Lane): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       if (this.hardStop.signal.aborted) return false;
       try {
@@ -379,9 +418,9 @@ export class BatchProducer implements Component {
             kind: SpanKind.PRODUCER,
             attributes: { "messaging.system": "kafka", "messaging.batch.message_count": batch.length },
           },
-          () => this.send(batch),
+          () => this.send(batch, lane),
         );
-        this.consecutiveFailures = 0;
+        lane.consecutiveFailures = 0;
         this.lastSuccessAt = Date.now();
         this.lastError = undefined;
         return true;
@@ -390,17 +429,17 @@ export class BatchProducer implements Component {
           // Split: each half goes through on its own, in order.
           const half = Math.ceil(batch.length / 2);
           return (
-            (await this.sendUntilAcknowledged(batch.slice(0, half))) &&
-            (await this.sendUntilAcknowledged(batch.slice(half)))
+            (await this.sendUntilAcknowledged(batch.slice(0, half), lane)) &&
+            (await this.sendUntilAcknowledged(batch.slice(half), lane))
           );
         }
         const halves = isTooLarge(error) ? splitPack(batch[0] as Pack) : undefined;
-        if (halves) return this.sendUntilAcknowledged(halves);
+        if (halves) return this.sendUntilAcknowledged(halves, lane);
         if (isTooLarge(error)) {
-          await this.deadLetter(batch[0] as Pack, error);
+          await this.deadLetter(batch[0] as Pack, error, lane);
           return true;
         }
-        this.consecutiveFailures++;
+        lane.consecutiveFailures++;
         this.lastError = (error as Error).message;
         this.metrics?.failed(error);
         const wait = backoffDelay(attempt, { retries: Infinity, initialDelayMs: 100, maxDelayMs: 5_000 });
@@ -408,18 +447,18 @@ export class BatchProducer implements Component {
           { err: (error as Error).message, attempt, waitMs: wait, messages: batch.length },
           "kafka send failed, retrying",
         );
-        if (this.consecutiveFailures % 5 === 0) {
+        if (lane.consecutiveFailures % 5 === 0) {
           // A fresh producer gets a fresh producer id: recovers from sequence errors after a broker restart.
-          await this.producer?.disconnect().catch(() => {});
-          this.producer = this.newProducer();
-          await this.producer.connect().catch(() => {});
+          await lane.producer?.disconnect().catch(() => {});
+          lane.producer = this.newProducer();
+          await lane.producer.connect().catch(() => {});
         }
         await delay(wait, undefined, { signal: this.hardStop.signal }).catch(() => {});
       }
     }
   }
 
-  private async send(batch: Pack[]): Promise<void> {
+  private async send(batch: Pack[], lane: Lane): Promise<void> {
     const byTopic = new Map<string, Message[]>();
     for (const pack of batch) {
       let messages = byTopic.get(pack.topic);
@@ -434,8 +473,8 @@ export class BatchProducer implements Component {
       });
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    if (!this.producer) throw new Error("producer not started");
-    await this.producer.sendBatch({
+    if (!lane.producer) throw new Error("producer not started");
+    await lane.producer.sendBatch({
       topicMessages,
       acks: -1,
       timeout: 30_000,
@@ -443,7 +482,7 @@ export class BatchProducer implements Component {
     });
   }
 
-  private async deadLetter(pack: Pack, error: unknown): Promise<void> {
+  private async deadLetter(pack: Pack, error: unknown, lane: Lane): Promise<void> {
     this.logger.error(
       { topic: pack.topic, bytes: pack.bytes },
       "record larger than the broker accepts: dead-lettered",
@@ -459,19 +498,23 @@ export class BatchProducer implements Component {
       },
     });
     const buffer = Buffer.from(value);
-    await this.sendUntilAcknowledged([
-      {
-        topic: this.options.deadLetterTopic,
-        key: pack.key,
-        headers: undefined,
-        buffer,
-        bytes: buffer.length,
-        cost: 0,
-        records: 1,
-        acks: [],
-        positions: [],
-      },
-    ]);
+    await this.sendUntilAcknowledged(
+      [
+        {
+          topic: this.options.deadLetterTopic,
+          key: pack.key,
+          headers: undefined,
+          buffer,
+          bytes: buffer.length,
+          cost: 0,
+          records: 1,
+          acks: [],
+          positions: [],
+          lane,
+        },
+      ],
+      lane,
+    );
     this.metrics?.deadLettered(1);
   }
 }
