@@ -192,7 +192,11 @@ export class FileTailer {
               return;
             }
             const end = this.position + data.length;
-            if (end < stat.size) next = this.readChunk(end, stat.size);
+            if (end < stat.size) {
+              next = this.readChunk(end, stat.size);
+              // Awaited after the slices below; until then a failed read must not count as unhandled.
+              next.catch(() => {});
+            }
             // In slices ending at a newline, with a turn of the event loop between them: Kafka's compression and
             // acknowledgements wait for this thread, and with one request in flight that wait sets the pace
             // (one busy file: about a tenth faster than whole 256 KiB chunks).

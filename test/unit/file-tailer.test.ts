@@ -102,4 +102,41 @@ describe("FileTailer", () => {
       expect(records.map((r) => r.endOffset)).toEqual(expected(CONTENT, 100).map((r) => r.endOffset));
     }
   });
+
+  it("a read ahead that fails while the chunk before it is consumed fails the pump, and is never unhandled", async () => {
+    dir = await mkdtemp(join(tmpdir(), "lifeline-tailer-"));
+    const path = join(dir, "app.log");
+    const line = `${"x".repeat(99)}\n`;
+    await writeFile(path, line.repeat(3_000)); // 300,000 bytes: two reads of 256 KiB, the first in slices
+    const real = await open(path, "r");
+    const info = await real.stat();
+    const identity = { dev: info.dev, ino: info.ino, ...(await fingerprintOf(real, info.size)) };
+    const failing = Object.create(real) as typeof real;
+    failing.read = ((buffer: Buffer, offset: number, length: number, position: number) =>
+      position >= 256 * 1024
+        ? new Promise((_, reject) => setTimeout(() => reject(new Error("EIO: the disk went away")), 0))
+        : real.read(buffer, offset, length, position)) as typeof real.read;
+    let records = 0;
+    const tailer = new FileTailer({
+      handle: failing,
+      path,
+      input: "test",
+      identity,
+      offset: 0,
+      maxLineBytes: 1 << 20,
+      multiline: undefined,
+      events: {
+        record: () => {
+          records++;
+        },
+        acquireRead: async () => ({ buffer: Buffer.alloc(256 * 1024), release: () => {} }),
+        truncated: () => {},
+        binarySkipped: () => {},
+        bytesRead: () => {},
+      },
+    });
+    await expect(tailer.pump()).rejects.toThrow("EIO");
+    expect(records).toBe(Math.floor((256 * 1024) / line.length)); // the first chunk's whole lines, each once
+    await real.close();
+  });
 });
