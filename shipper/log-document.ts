@@ -35,13 +35,14 @@ export class LogDocumentTemplate implements RecordWriter {
   /** The prepared plain document's size (RecordWriter). */
   bytes = 0;
   private readonly plain: PlainParts;
-  private plainPath = "";
   private plainFileId = "";
   private source: Buffer = EMPTY;
   private sourceStart = 0;
   private sourceLength = 0;
   private sourceEscapes = 0;
   private offset = 0;
+  private offsetDigits36 = 0;
+  private offsetDigits10 = 0;
   private traceId: string | undefined;
   private spanId: string | undefined;
 
@@ -79,14 +80,7 @@ export class LogDocumentTemplate implements RecordWriter {
       this.plainFileId = fileId;
       plain.eventId = Buffer.from(`","event":{"id":"${fileId}`);
     }
-    if (path !== this.plainPath) {
-      if (path !== this.path) {
-        this.path = path;
-        this.pathPart = `},"log":{"file":{"path":${JSON.stringify(path)}},"offset":`;
-      }
-      this.plainPath = path;
-      plain.afterEventId = Buffer.from(`"${this.dataset}${this.pathPart}`);
-    }
+    if (path !== this.path) this.setPath(path);
     let escapes = 0;
     for (let i = start, end = start + length; i < end; i++)
       escapes += ESCAPE_EXTRA[source[i] as number] as number;
@@ -95,6 +89,8 @@ export class LogDocumentTemplate implements RecordWriter {
     this.sourceLength = length;
     this.sourceEscapes = escapes;
     this.offset = startOffset;
+    this.offsetDigits36 = digits(startOffset, 36);
+    this.offsetDigits10 = digits(startOffset, 10);
     this.traceId = traceId;
     this.spanId = spanId;
     this.bytes =
@@ -104,14 +100,21 @@ export class LogDocumentTemplate implements RecordWriter {
       length +
       escapes +
       plain.eventId.length +
-      digits(startOffset, 36) +
+      this.offsetDigits36 +
       plain.afterEventId.length +
-      digits(startOffset, 10) +
+      this.offsetDigits10 +
       plain.afterOffset.length +
       (traceId ? PLAIN_TRACE.length + traceId.length + 2 : 0) +
       (spanId ? PLAIN_SPAN.length + spanId.length + 2 : 0) +
       plain.tail.length;
     return this.bytes;
+  }
+
+  /** A file renamed (or a copy of it) is written under its new path: the parts that hold the path. */
+  private setPath(path: string): void {
+    this.path = path;
+    this.pathPart = `},"log":{"file":{"path":${JSON.stringify(path)}},"offset":`;
+    this.plain.afterEventId = Buffer.from(`"${this.dataset}${this.pathPart}`);
   }
 
   writeInto(target: Buffer, offset: number): void {
@@ -123,9 +126,9 @@ export class LogDocumentTemplate implements RecordWriter {
     if (this.sourceEscapes === 0) at += source.copy(target, at, start, start + length);
     else at = putEscaped(target, at, source, start, start + length);
     at = put(target, at, plain.eventId);
-    at = putInteger(target, at, this.offset, 36);
+    at = putInteger(target, at, this.offset, 36, this.offsetDigits36);
     at = put(target, at, plain.afterEventId);
-    at = putInteger(target, at, this.offset, 10);
+    at = putInteger(target, at, this.offset, 10, this.offsetDigits10);
     at = put(target, at, plain.afterOffset);
     if (this.traceId) at = putId(target, at, PLAIN_TRACE, this.traceId);
     if (this.spanId) at = putId(target, at, PLAIN_SPAN, this.spanId);
@@ -137,10 +140,7 @@ export class LogDocumentTemplate implements RecordWriter {
   }
 
   write(line: LogLine): string {
-    if (line.path !== this.path) {
-      this.path = line.path;
-      this.pathPart = `},"log":{"file":{"path":${JSON.stringify(line.path)}},"offset":`;
-    }
+    if (line.path !== this.path) this.setPath(line.path);
     const { fields, flags } = line;
     const plain = fields.format === "plain";
     const message = plain || line.lineCount > 1 ? line.text : (fields.message ?? line.text);
@@ -239,8 +239,9 @@ function digits(value: number, radix: number): number {
   return count;
 }
 
-function putInteger(target: Buffer, at: number, value: number, radix: number): number {
-  const end = at + digits(value, radix);
+/** `value` in `radix`, `count` digits long (its `digits`). */
+function putInteger(target: Buffer, at: number, value: number, radix: number, count: number): number {
+  const end = at + count;
   let i = end;
   do {
     target[--i] = DIGITS[value % radix] as number;

@@ -108,6 +108,14 @@ export class BatchProducer implements Component {
   private open = new Map<string, Pack>();
   private lastPack: Pack | undefined;
   private readonly buffers: BufferPool;
+  /** `enqueue`'s record as a RecordWriter, reused: its text is copied into the pack at once. */
+  private readonly stringWriter = {
+    value: "",
+    bytes: 0,
+    writeInto(target: Buffer, offset: number) {
+      target.write(this.value, offset);
+    },
+  };
   private inflight = 0;
   private roomWaiters: Array<() => void> = [];
   private stopping = false;
@@ -170,37 +178,16 @@ export class BatchProducer implements Component {
   }
 
   enqueue(record: OutboundRecord): void {
-    const value = record.value;
-    let pack = this.openPack(record.topic, record.key);
-    // The exact UTF-8 size only when the cheap bound (3 bytes per UTF-16 unit) does not fit.
-    let bytes = value.length * 3;
-    if (pack && pack.bytes + 1 + bytes > this.options.packBytes) {
-      bytes = Buffer.byteLength(value);
-      if (pack.bytes + 1 + bytes > this.options.packBytes) {
-        this.close(pack);
-        pack = undefined;
-      }
-    }
-    if (pack) {
-      this.joinHeaders(pack, record.headers);
-      if (pack.buffer.length < pack.bytes + 1 + bytes)
-        this.grow(pack, pack.bytes + 1 + Buffer.byteLength(value));
-      pack.buffer[pack.bytes] = 10;
-      const written = pack.buffer.write(value, pack.bytes + 1);
-      pack.bytes += 1 + written;
-      pack.records++;
-      this.account(pack, written + 1);
-    } else {
-      pack = this.newPack(record.topic, record.key, record.headers, Buffer.byteLength(value));
-      pack.bytes = pack.buffer.write(value, 0);
-      this.account(pack, pack.bytes + record.key.length + MESSAGE_OVERHEAD_BYTES);
-    }
-    this.noteAck(pack, record.onAck, record.position ?? 0);
+    const writer = this.stringWriter;
+    writer.value = record.value;
+    writer.bytes = Buffer.byteLength(record.value);
+    this.enqueueWritten(record.topic, record.key, record.headers, writer, record.onAck, record.position ?? 0);
+    writer.value = "";
   }
 
   /**
-   * The same as `enqueue`, for a record whose size is known and that writes itself into the pack: no string of
-   * it is ever made (the shipper's plain-text lines, see LogDocumentTemplate.preparePlain).
+   * `enqueue` for a record whose size is known and that writes itself into the pack: the shipper's plain-text
+   * lines never become a string (LogDocumentTemplate.preparePlain).
    */
   enqueueWritten(
     topic: string,
