@@ -1,6 +1,12 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { groupMessagesPerPartition, kafkajsGroupingIsLinear } from "../../core/kafka/kafkajs-fixes.ts";
+import {
+  EncoderBufferPool,
+  encoderBuffers,
+  groupMessagesPerPartition,
+  kafkajsGroupingIsLinear,
+  originalEncoderMethods,
+} from "../../core/kafka/kafkajs-fixes.ts";
 import { unpackRecords } from "../../core/kafka/packing.ts";
 
 const require = createRequire(import.meta.url);
@@ -39,16 +45,103 @@ describe("kafkajs fixes", () => {
       part.writeBytes(Buffer.alloc(size, i + 1));
       return part;
     });
+    // Before writing: a written encoder's buffer belongs to the pool afterwards.
+    const expected = Buffer.concat([
+      Buffer.from([255, 255, 255, 255]),
+      ...parts.map((part) => Buffer.from(part.buffer)),
+      Buffer.from([255, 255, 255, 254]),
+    ]);
     const whole = new Encoder();
     whole.writeInt32(-1);
     whole.writeEncoderArray(parts);
     whole.writeInt32(-2);
-    const expected = Buffer.concat([
-      Buffer.from([255, 255, 255, 255]),
-      ...parts.map((part) => part.buffer),
-      Buffer.from([255, 255, 255, 254]),
-    ]);
     expect(whole.buffer.equals(expected)).toBe(true);
+  });
+
+  it("produce requests built with pooled encoder buffers are byte for byte kafkajs's own", async () => {
+    // Every request is kept while the next ones are built: a buffer pooled while still in use would be overwritten.
+    const produceRequest = require("kafkajs/src/protocol/requests/produce/v3/request.js") as (
+      args: unknown,
+    ) => {
+      apiKey: number;
+      apiVersion: number;
+      encode(): Promise<unknown>;
+    };
+    const frame = require("kafkajs/src/protocol/request.js") as (args: {
+      correlationId: number;
+      clientId: string;
+      request: unknown;
+    }) => Promise<{ buffer: Buffer }>;
+    let seed = 7;
+    const random = () => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const requests = Array.from({ length: 24 }, (_, r) => ({
+      compression: r % 3 === 0 ? 0 : 4,
+      topicData: Array.from({ length: 1 + (r % 3) }, (_, t) => ({
+        topic: `topic-${t}`,
+        partitions: Array.from({ length: 1 + (r % 4) }, (_, p) => ({
+          partition: p,
+          firstSequence: r * 100 + p,
+          messages: Array.from({ length: 1 + Math.floor(random() * 40) }, (_, m) => ({
+            key: `host-${r}-${p}`,
+            value: Buffer.from(
+              `{"seq":${m},"text":"${"lifeline ".repeat(Math.floor(random() * 8_000))}"}`.repeat(1 + (m % 3)),
+            ),
+            headers: { "lifeline-records": String(1 + (m % 3)) },
+            timestamp: 1_795_800_000_000 + m,
+          })),
+        })),
+      })),
+    }));
+    const encodeAll = async () => {
+      const out: Buffer[] = [];
+      for (const [i, { compression, topicData }] of requests.entries()) {
+        const request = produceRequest({ acks: -1, timeout: 30_000, compression, topicData });
+        out.push((await frame({ correlationId: i, clientId: "test", request })).buffer);
+      }
+      return out;
+    };
+    const pooled = await encodeAll();
+    const prototype = (require("kafkajs/src/protocol/encoder.js") as { prototype: Record<string, unknown> })
+      .prototype;
+    const patched = { ...originalEncoderMethods };
+    for (const name of Object.keys(patched) as Array<keyof typeof patched>) {
+      patched[name] = prototype[name] as never;
+      prototype[name] = originalEncoderMethods[name];
+    }
+    let reference: Buffer[];
+    try {
+      reference = await encodeAll();
+    } finally {
+      Object.assign(prototype, patched);
+    }
+    expect(encoderBuffers.pooledBytes).toBeGreaterThan(0);
+    expect(pooled.map((buffer) => buffer.length)).toEqual(reference.map((buffer) => buffer.length));
+    for (const [i, buffer] of pooled.entries())
+      expect(buffer.equals(reference[i] as Buffer), `request ${i}`).toBe(true);
+  });
+
+  it("the encoder buffer pool hands out its size classes and keeps no more than its limit", () => {
+    const pool = new EncoderBufferPool(256 << 10);
+    expect(EncoderBufferPool.sizeClass(65_536)).toBe(65_536);
+    expect(EncoderBufferPool.sizeClass(65_537)).toBe(65_536 + 16_384);
+    expect(EncoderBufferPool.sizeClass((2 << 20) + 100)).toBe((2 << 20) + (512 << 10));
+    const a = pool.take(70_000);
+    expect(a.length).toBe(81_920);
+    pool.give(a);
+    expect(pool.pooledBytes).toBe(81_920);
+    expect(pool.take(66_000)).toBe(a);
+    // A slice, or a buffer of no size class, is never pooled.
+    pool.give(a.subarray(0, 40_000));
+    pool.give(Buffer.allocUnsafeSlow(70_000));
+    expect(pool.pooledBytes).toBe(0);
+    // Over the limit: freed at once (detached), not kept.
+    const big = [pool.take(200_000), pool.take(200_000)];
+    for (const buffer of big) pool.give(buffer);
+    expect(pool.pooledBytes).toBe(229_376);
+    expect(big[1]?.buffer.byteLength).toBe(0);
   });
 
   it("kafkajs's producer uses the linear per-partition grouping", () => {
@@ -85,8 +178,11 @@ describe("kafkajs fixes", () => {
       };
     };
     const codec = codecs.lookupCodec(4);
-    const input = Buffer.from("lifeline ".repeat(1_000));
-    const compressed = await codec.compress({ buffer: input });
+    const input = Buffer.from("lifeline ".repeat(10_000));
+    const Encoder = require("kafkajs/src/protocol/encoder.js") as new () => {
+      writeBuffer(value: Buffer): { buffer: Buffer };
+    };
+    const compressed = await codec.compress(new Encoder().writeBuffer(input));
     expect(compressed.length).toBeLessThan(input.length / 10);
     expect((await codec.decompress(compressed)).equals(input)).toBe(true);
   });
