@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -40,6 +41,9 @@ export async function runShipper(argv: string[]): Promise<number> {
     process.stdout.write(`${values.config}: valid shipper config (${config.inputs.length} inputs)\n`);
     return 0;
   }
+  // Old space grows to twice what survives a full collection, not V8's up to four times: a shipper's garbage
+  // (a thousand files written ten times a second) otherwise grew its heap to 90 MiB with 30 MiB alive.
+  setFlagsFromString("--heap-growing-percent=100");
   const logger = createLogger("shipper");
   const kafkaSettings = resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} });
   const kafka = createKafka({ ...kafkaSettings, clientId: `lifeline-shipper-${config.host.name}` }, logger);

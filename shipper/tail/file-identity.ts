@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 
 /** How many leading bytes identify a file's content (with device and inode). */
@@ -20,14 +21,17 @@ export function identityKey(identity: { dev: number; ino: number }): string {
   return `${identity.dev}:${identity.ino}`;
 }
 
-export async function fingerprintOf(
-  handle: FileHandle,
-  size: number,
-  bytes = Math.min(size, FINGERPRINT_BYTES),
-) {
-  const buffer = Buffer.alloc(bytes);
-  const { bytesRead } = bytes > 0 ? await handle.read(buffer, 0, bytes, 0) : { bytesRead: 0 };
-  return { fingerprint: hashPrefix(buffer.subarray(0, bytesRead)), fingerprintBytes: bytesRead };
+export function fingerprintOf(handle: FileHandle, size: number, bytes = Math.min(size, FINGERPRINT_BYTES)) {
+  const prefix = readPrefix(handle, bytes);
+  return { fingerprint: hashPrefix(prefix), fingerprintBytes: prefix.length };
+}
+
+/** The file's first `bytes` bytes, or fewer if it is shorter now (read at once: see FileTailer's reads). */
+export function readPrefix(handle: FileHandle, bytes: number): Buffer {
+  if (bytes === 0) return Buffer.alloc(0);
+  const buffer = Buffer.allocUnsafe(bytes);
+  const bytesRead = readSync(handle.fd, buffer, 0, bytes, 0);
+  return buffer.subarray(0, bytesRead);
 }
 
 export function hashPrefix(bytes: Uint8Array): string {

@@ -24,7 +24,7 @@ async function tail(content: Buffer, bufferBytes: number, maxLineBytes = 1 << 20
     handle,
     path,
     input: "test",
-    identity: { dev: info.dev, ino: info.ino, ...(await fingerprintOf(handle, info.size)) },
+    identity: { dev: info.dev, ino: info.ino, ...fingerprintOf(handle, info.size) },
     offset: 0,
     maxLineBytes,
     multiline: undefined,
@@ -108,17 +108,20 @@ describe("FileTailer", () => {
     const path = join(dir, "app.log");
     const line = `${"x".repeat(99)}\n`;
     await writeFile(path, line.repeat(3_000)); // 300,000 bytes: two reads of 256 KiB, the first in slices
-    const real = await open(path, "r");
-    const info = await real.stat();
-    const identity = { dev: info.dev, ino: info.ino, ...(await fingerprintOf(real, info.size)) };
-    const failing = Object.create(real) as typeof real;
-    failing.read = ((buffer: Buffer, offset: number, length: number, position: number) =>
-      position >= 256 * 1024
-        ? new Promise((_, reject) => setTimeout(() => reject(new Error("EIO: the disk went away")), 0))
-        : real.read(buffer, offset, length, position)) as typeof real.read;
+    const handle = await open(path, "r");
+    const info = await handle.stat();
+    const identity = { dev: info.dev, ino: info.ino, ...fingerprintOf(handle, info.size) };
+    // The second chunk's read fails a moment later, while the first is still being consumed.
+    let reads = 0;
+    const acquireRead = () =>
+      ++reads === 1
+        ? Promise.resolve({ buffer: Buffer.alloc(256 * 1024), release: () => {} })
+        : new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error("EIO: the disk went away")), 0),
+          );
     let records = 0;
     const tailer = new FileTailer({
-      handle: failing,
+      handle,
       path,
       input: "test",
       identity,
@@ -129,7 +132,7 @@ describe("FileTailer", () => {
         record: () => {
           records++;
         },
-        acquireRead: async () => ({ buffer: Buffer.alloc(256 * 1024), release: () => {} }),
+        acquireRead,
         truncated: () => {},
         binarySkipped: () => {},
         bytesRead: () => {},
@@ -137,6 +140,6 @@ describe("FileTailer", () => {
     });
     await expect(tailer.pump()).rejects.toThrow("EIO");
     expect(records).toBe(Math.floor((256 * 1024) / line.length)); // the first chunk's whole lines, each once
-    await real.close();
+    await handle.close();
   });
 });
