@@ -2,10 +2,20 @@
  * Shipper throughput and memory, side by side in one run with two baselines reading the same files into the
  * same local Kafka: kcat (librdkafka, one message per line: the raw ceiling) and rsyslog imfile + omkafka
  * (a C shipper). Each system writes to a fresh topic; "done" is when the topic holds every line.
- *   npm run bench:shipper            (BENCH_LINES=1000000 by default)
+ *   npm run bench:shipper            (BENCH_LINES=1000000 by default; BENCH_SCENARIOS="1 file;..." runs some, and
+ *                                     writes no results file)
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
@@ -35,6 +45,43 @@ function writeFiles(dir: string, files: number, linesPerFile: number): number {
     const text = parts.join("");
     bytes += Buffer.byteLength(text);
     writeFileSync(join(dir, `app-${f}.log`), text);
+  }
+  return bytes;
+}
+
+function benchRow(scenario: string, lines: number, bytes: number, system: string, m: Measured): BenchRow {
+  return {
+    scenario,
+    system,
+    lines,
+    "lines/s": Math.round(lines / m.seconds),
+    "MB/s": bytes / 1e6 / m.seconds,
+    "cpu s/M lines": m.cpuSeconds / (lines / 1e6),
+    "peak RSS MiB": m.peakRssMiB,
+    seconds: m.seconds,
+  };
+}
+
+/**
+ * Appends `perTick` lines to every file every 100 ms while it is tailed: the everyday load, where memory with many
+ * files open matters more than speed. Returns the bytes written.
+ */
+async function writeSteadily(files: string[], perTick: number, ticks: number): Promise<number> {
+  const handles = files.map((file) => openSync(file, "a"));
+  let bytes = 0;
+  try {
+    const began = performance.now();
+    for (let tick = 0; tick < ticks; tick++) {
+      for (const [f, handle] of handles.entries()) {
+        let text = "";
+        for (let i = 0; i < perTick; i++) text += logLine(tick * perTick + i, f);
+        bytes += writeSync(handle, text);
+      }
+      const due = began + (tick + 1) * 100 - performance.now();
+      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+    }
+  } finally {
+    for (const handle of handles) closeSync(handle);
   }
   return bytes;
 }
@@ -141,40 +188,56 @@ async function main() {
   const launcher = shipperLauncher();
   const run = Date.now().toString(36);
   const rows: BenchRow[] = [];
-  const scenarios = [
-    { name: "1 file", files: 1, perFile: LINES },
-    { name: "100 files", files: 100, perFile: Math.round(LINES / 100) },
-    { name: "1000 files", files: 1_000, perFile: Math.round(LINES / 1_000), lifelineOnly: true },
+  const scenarios: Array<{
+    name: string;
+    files: number;
+    perFile: number;
+    /** Files start empty and are written while tailed, `perTick` lines each per 100 ms. */
+    live?: { perTick: number; ticks: number };
+    baselines: Array<"kcat" | "rsyslog">;
+  }> = [
+    { name: "1 file", files: 1, perFile: LINES, baselines: ["kcat", "rsyslog"] },
+    { name: "100 files", files: 100, perFile: Math.round(LINES / 100), baselines: ["kcat", "rsyslog"] },
+    { name: "1000 files", files: 1_000, perFile: Math.round(LINES / 1_000), baselines: [] },
+    // 20,000 lines/s for 20 s; kcat reads no growing files.
+    {
+      name: "1000 files, live",
+      files: 1_000,
+      perFile: 0,
+      live: { perTick: 2, ticks: 200 },
+      baselines: ["rsyslog"],
+    },
   ];
 
+  const only = process.env.BENCH_SCENARIOS?.split(";").map((name) => name.trim());
   for (const scenario of scenarios) {
-    const dir = join(root, scenario.name.replace(" ", "-"));
-    const bytes = writeFiles(dir, scenario.files, scenario.perFile);
-    const lines = scenario.files * scenario.perFile;
+    if (only && !only.includes(scenario.name)) continue;
+    const dir = join(root, scenario.name.replace(/\W+/g, "-"));
+    let bytes = writeFiles(dir, scenario.files, scenario.perFile);
     const files = Array.from({ length: scenario.files }, (_, f) => join(dir, `app-${f}.log`));
-    const row = (system: string, m: Measured): BenchRow => ({
-      scenario: scenario.name,
-      system,
-      lines,
-      "lines/s": Math.round(lines / m.seconds),
-      "MB/s": bytes / 1e6 / m.seconds,
-      "cpu s/M lines": m.cpuSeconds / (lines / 1e6),
-      "peak RSS MiB": m.peakRssMiB,
-      seconds: m.seconds,
-    });
+    const { live } = scenario;
+    const lines = scenario.files * (live ? live.perTick * live.ticks : scenario.perFile);
+    const row = (system: string, m: Measured) => benchRow(scenario.name, lines, bytes, system, m);
+    /** The live scenario's writing, for each system in turn on fresh files; nothing for the others. */
+    const feed = async () => {
+      if (!live) return;
+      writeFiles(dir, scenario.files, 0);
+      bytes = await writeSteadily(files, live.perTick, live.ticks);
+    };
+    const key = scenario.name.replace(/\W+/g, "-");
 
     // Lifeline shipper.
-    const prefix = `bench-${run}-${scenario.files}`;
+    const prefix = `bench-${run}-${key}`;
     const topic = `${prefix}.logs`;
     await ensureTopics(kafka, [topic, `${prefix}.lifecycle`, `${prefix}.dead-letter`]);
-    const configFile = join(root, `shipper-${scenario.files}.yaml`);
-    const port = 19_466 + scenario.files;
-    rmSync(join(root, `state-${scenario.files}`), { recursive: true, force: true });
+    const configFile = join(root, `shipper-${key}.yaml`);
+    const port = 19_466 + scenarios.indexOf(scenario);
+    rmSync(join(root, `state-${key}`), { recursive: true, force: true });
     writeFileSync(
       configFile,
       stringify({
         host: { name: "bench" },
-        checkpointDir: join(root, `state-${scenario.files}`),
+        checkpointDir: join(root, `state-${key}`),
         topicPrefix: prefix,
         inputs: [{ name: "bench", paths: [join(dir, "*.log")], service: { name: "bench" } }],
         http: { port },
@@ -183,7 +246,10 @@ async function main() {
     // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
     const lifeline = await measure(
       [process.execPath, ...launcher.nodeArgs, launcher.entry, "shipper", "--config", configFile],
-      (since) => waitForAckedRecords(port, lines, since),
+      async (since) => {
+        await feed();
+        return waitForAckedRecords(port, lines, since);
+      },
       false,
     );
     rows.push(
@@ -193,10 +259,8 @@ async function main() {
       ),
     );
     console.error(`${scenario.name}: lifeline ${lifeline.seconds.toFixed(1)} s`);
-    if (scenario.lifelineOnly) continue;
-
-    if (haveKcat) {
-      const kcatTopic = `bench-${run}-kcat-${scenario.files}`;
+    if (haveKcat && scenario.baselines.includes("kcat")) {
+      const kcatTopic = `bench-${run}-kcat-${key}`;
       await ensureTopics(kafka, [kcatTopic]);
       // kcat's -l takes one file; it reads standard input line by line just the same.
       const kcatCommand = `cat ${files.join(" ")} | kcat -P -b ${broker} -t ${kcatTopic} -z gzip -X acks=all -X enable.idempotence=true`;
@@ -210,10 +274,10 @@ async function main() {
       if (kcat) rows.push(row("kcat (raw ceiling)", kcat));
     }
 
-    if (haveRsyslog) {
-      const rsyslogTopic = `bench-${run}-rsyslog-${scenario.files}`;
+    if (haveRsyslog && scenario.baselines.includes("rsyslog")) {
+      const rsyslogTopic = `bench-${run}-rsyslog-${key}`;
       await ensureTopics(kafka, [rsyslogTopic]);
-      const work = join(root, `rsyslog-${scenario.files}`);
+      const work = join(root, `rsyslog-${key}`);
       rmSync(work, { recursive: true, force: true });
       mkdirSync(work, { recursive: true });
       const conf = join(work, "rsyslog.conf");
@@ -233,7 +297,10 @@ input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStart
       const rsyslog = await baseline(scenario.name, "rsyslog", () =>
         measure(
           ["/usr/sbin/rsyslogd", "-n", "-f", conf, "-i", join(work, "rsyslog.pid")],
-          (since) => waitForRecords(kafka, rsyslogTopic, lines, since, BASELINE_TIMEOUT_MS),
+          async (since) => {
+            await feed();
+            return waitForRecords(kafka, rsyslogTopic, lines, since, BASELINE_TIMEOUT_MS);
+          },
           false,
         ),
       );
@@ -241,6 +308,7 @@ input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStart
     }
   }
   printTable(rows);
+  if (only) return;
   const file = writeResults("shipper", rows, {
     linesPerScenario: LINES,
     lineBytes: logLine(123456, 7).length,
