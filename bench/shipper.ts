@@ -97,12 +97,13 @@ async function measure(
   command: string[],
   done: (since: number) => Promise<number>,
   exitsByItself: boolean,
+  env: Record<string, string> = {},
 ): Promise<Measured> {
   const timeFile = join(root, `time-${Date.now()}.txt`);
   const began = performance.now();
   const child = spawn("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, ...command], {
     stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, LIFELINE_LOG_LEVEL: "warn" },
+    env: { ...process.env, ...env, LIFELINE_LOG_LEVEL: "warn" },
   });
   let stderr = "";
   child.stderr.on("data", (chunk) => {
@@ -251,10 +252,15 @@ async function main() {
         return waitForAckedRecords(port, lines, since);
       },
       false,
+      launcher.env,
     );
     rows.push(
       row(
-        `lifeline shipper (${launcher.compiled ? "compiled, " : ""}${launcher.nodeArgs.join(" ")})`,
+        `lifeline shipper (${[
+          ...(launcher.compiled ? ["compiled"] : []),
+          ...launcher.nodeArgs,
+          ...Object.entries(launcher.env ?? {}).map(([name, value]) => `${name}=${value}`),
+        ].join(", ")})`,
         lifeline,
       ),
     );

@@ -150,7 +150,7 @@ export class BatchProducer implements Component {
         options.compression === "none" ? Math.min(options.batchBytes, 900 << 10) : options.batchBytes,
     };
     this.metrics = options.metrics;
-    this.buffers = new BufferPool(options.inflightBytes);
+    this.buffers = new BufferPool(Math.min(options.inflightBytes, 2 << 20));
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({
       producer: undefined,
       ready: [],

@@ -239,4 +239,4 @@ export class EncoderBufferPool {
   }
 }
 
-export const encoderBuffers = new EncoderBufferPool(8 << 20);
+export const encoderBuffers = new EncoderBufferPool(4 << 20);
