@@ -72,14 +72,14 @@ export const shipperConfigSchema = z.strictObject({
     .strictObject({
       /**
        * Bytes read but not yet acknowledged by Kafka; past this, reading pauses (the files are the buffer). Each
-       * byte in flight costs several in memory (packs, encoded batches): 4 MiB kept one file's and 100 files'
-       * throughput of 8 MiB, with about 8 MiB less peak RSS at 1,000 files (and 10 % less speed there).
+       * byte in flight costs several in memory (packs, encoded batches). 6 MiB: the throughput of 8 with 1 and 100
+       * files and a few MiB less peak RSS with 1,000; 4 MiB saved 5 more there but cost 100 files 8 % (benchmark).
        */
       inflightBytes: z
         .number()
         .int()
         .positive()
-        .default(4 << 20),
+        .default(6 << 20),
       /** One Kafka request carries up to this much; 2 MiB beat 1 MiB by about a fifth (benchmark). */
       batchBytes: z
         .number()
@@ -103,7 +103,7 @@ export const shipperConfigSchema = z.strictObject({
       producers: z.number().int().min(1).max(16).default(3),
     })
     .default({
-      inflightBytes: 4 << 20,
+      inflightBytes: 6 << 20,
       batchBytes: 2 << 20,
       lingerMs: 20,
       packBytes: DEFAULT_PACK_BYTES,
