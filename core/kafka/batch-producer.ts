@@ -13,6 +13,7 @@ import type { Component } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import { traced } from "../observability/tracing.ts";
 import { backoffDelay } from "../retry.ts";
+import { BufferPool } from "./buffer-pool.ts";
 import { RECORDS_HEADER } from "./packing.ts";
 
 export type Compression = "zstd" | "gzip" | "none";
@@ -150,7 +151,8 @@ export class BatchProducer implements Component {
         options.compression === "none" ? Math.min(options.batchBytes, 900 << 10) : options.batchBytes,
     };
     this.metrics = options.metrics;
-    this.buffers = new BufferPool(Math.min(options.inflightBytes, 2 << 20));
+    // Pack buffers, reused once Kafka acknowledged them.
+    this.buffers = new BufferPool({ limitBytes: Math.min(options.inflightBytes, 2 << 20), minBytes: 1024 });
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({
       producer: undefined,
       ready: [],
@@ -503,40 +505,6 @@ export class BatchProducer implements Component {
       lane,
     );
     this.metrics?.deadLettered(1);
-  }
-}
-
-/**
- * Pack buffers, reused once Kafka acknowledged them: a fresh buffer per pack is memory outside the heap that V8
- * answers with full collections. Sizes are powers of two; at most `limitBytes` are kept.
- */
-class BufferPool {
-  private readonly free = new Map<number, Buffer[]>();
-  private freeBytes = 0;
-  private readonly limitBytes: number;
-
-  constructor(limitBytes: number) {
-    this.limitBytes = limitBytes;
-  }
-
-  take(minimum: number): Buffer {
-    const size = 2 ** Math.ceil(Math.log2(Math.max(minimum, 1024)));
-    const buffer = this.free.get(size)?.pop();
-    if (!buffer) return Buffer.allocUnsafeSlow(size);
-    this.freeBytes -= size;
-    return buffer;
-  }
-
-  give(buffer: Buffer): void {
-    const size = buffer.length;
-    if (this.freeBytes + size > this.limitBytes || (size & (size - 1)) !== 0) return;
-    let list = this.free.get(size);
-    if (!list) {
-      list = [];
-      this.free.set(size, list);
-    }
-    list.push(buffer);
-    this.freeBytes += size;
   }
 }
 

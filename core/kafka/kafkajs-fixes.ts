@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { constants, createZstdCompress, zstdDecompress } from "node:zlib";
+import { BufferPool } from "./buffer-pool.ts";
 
 /**
  * kafkajs 2.2.4 (its last release) groups a batch's messages per partition by copying the partition's array
@@ -155,7 +156,7 @@ export const originalEncoderMethods = {
 };
 Encoder.prototype.ensureAvailable = function ensureAvailable(this: EncoderInternals, length: number) {
   if (this.offset + length <= this.buf.length) return;
-  const grown = encoderBuffers.take(this.offset + length);
+  const grown = encoderBuffer(this.offset + length);
   this.buf.copy(grown, 0, 0, this.offset);
   this.buf = grown;
 };
@@ -177,7 +178,7 @@ Encoder.prototype.writeEncoderArray = function writeEncoderArray(
   let total = 0;
   for (const encoder of value) total += encoder.offset;
   if (this.offset + total > this.buf.length) {
-    const grown = encoderBuffers.take(this.offset + total);
+    const grown = encoderBuffer(this.offset + total);
     this.buf.copy(grown, 0, 0, this.offset);
     this.buf = grown;
   }
@@ -189,54 +190,12 @@ Encoder.prototype.writeEncoderArray = function writeEncoderArray(
   return this;
 };
 
-/** Buffers from 16 KiB in size classes, at most `limitBytes` kept; what does not fit is freed at once. */
-export class EncoderBufferPool {
-  static readonly MIN_BYTES = 16 << 10;
-  private readonly free = new Map<number, Buffer[]>();
-  private freeBytes = 0;
-  private readonly limitBytes: number;
+/** Encoder buffers from 16 KiB come from the pool; smaller ones are left to Node, as before. */
+const POOLED_ENCODER_BYTES = 16 << 10;
+export const encoderBuffers = new BufferPool({ limitBytes: 4 << 20, minBytes: POOLED_ENCODER_BYTES });
 
-  constructor(limitBytes: number) {
-    this.limitBytes = limitBytes;
-  }
-
-  get pooledBytes(): number {
-    return this.freeBytes;
-  }
-
-  take(minimum: number): Buffer {
-    if (minimum < EncoderBufferPool.MIN_BYTES) return Buffer.allocUnsafe(Encoder.nextPowerOfTwo(minimum));
-    const size = EncoderBufferPool.sizeClass(minimum);
-    const buffer = this.free.get(size)?.pop();
-    if (!buffer) return Buffer.allocUnsafeSlow(size);
-    this.freeBytes -= size;
-    return buffer;
-  }
-
-  /** Eight classes per power of two: at most an eighth of a buffer unused (a 2 MiB batch is not rounded to 4). */
-  static sizeClass(minimum: number): number {
-    const step = Encoder.nextPowerOfTwo(minimum) / 8;
-    return Math.ceil(minimum / step) * step;
-  }
-
-  /** `buffer` must be unused from now on: the next `take` of its size hands it out again. */
-  give(buffer: Buffer): void {
-    const size = buffer.length;
-    // Only whole buffers of their own (not slices of Node's shared pool or of another buffer).
-    if (size < EncoderBufferPool.MIN_BYTES || buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size)
-      return;
-    if (EncoderBufferPool.sizeClass(size) !== size || this.freeBytes + size > this.limitBytes) {
-      (buffer.buffer as ArrayBuffer).transfer(0);
-      return;
-    }
-    let list = this.free.get(size);
-    if (!list) {
-      list = [];
-      this.free.set(size, list);
-    }
-    list.push(buffer);
-    this.freeBytes += size;
-  }
+function encoderBuffer(minimum: number): Buffer {
+  return minimum < POOLED_ENCODER_BYTES
+    ? Buffer.allocUnsafe(Encoder.nextPowerOfTwo(minimum))
+    : encoderBuffers.take(minimum);
 }
-
-export const encoderBuffers = new EncoderBufferPool(4 << 20);

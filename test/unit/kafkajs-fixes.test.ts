@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
+import { BufferPool } from "../../core/kafka/buffer-pool.ts";
 import {
-  EncoderBufferPool,
   encoderBuffers,
   groupMessagesPerPartition,
   kafkajsGroupingIsLinear,
@@ -123,11 +123,12 @@ describe("kafkajs fixes", () => {
       expect(buffer.equals(reference[i] as Buffer), `request ${i}`).toBe(true);
   });
 
-  it("the encoder buffer pool hands out its size classes and keeps no more than its limit", () => {
-    const pool = new EncoderBufferPool(256 << 10);
-    expect(EncoderBufferPool.sizeClass(65_536)).toBe(65_536);
-    expect(EncoderBufferPool.sizeClass(65_537)).toBe(65_536 + 16_384);
-    expect(EncoderBufferPool.sizeClass((2 << 20) + 100)).toBe((2 << 20) + (512 << 10));
+  it("the buffer pool hands out its size classes and keeps no more than its limit", () => {
+    const pool = new BufferPool({ limitBytes: 256 << 10, minBytes: 16 << 10 });
+    expect(BufferPool.sizeClass(65_536)).toBe(65_536);
+    expect(BufferPool.sizeClass(65_537)).toBe(65_536 + 16_384);
+    expect(BufferPool.sizeClass((2 << 20) + 100)).toBe((2 << 20) + (512 << 10));
+    expect(pool.take(100).length).toBe(16 << 10);
     const a = pool.take(70_000);
     expect(a.length).toBe(81_920);
     pool.give(a);

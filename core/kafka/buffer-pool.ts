@@ -1,0 +1,52 @@
+/**
+ * Buffers reused instead of left to the collector: a large buffer freed by a collection is memory outside the heap
+ * that V8 answers with full collections late, and that fragments malloc's heap meanwhile. Sizes come in classes
+ * of an eighth of a power of two (at most an eighth unused: a 2 MiB batch is not rounded up to 4). At most
+ * `limitBytes` wait in the pool; a buffer given back beyond that is freed at once.
+ */
+export class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private freeBytes = 0;
+  private readonly limitBytes: number;
+  private readonly minBytes: number;
+
+  constructor(options: { limitBytes: number; minBytes: number }) {
+    this.limitBytes = options.limitBytes;
+    this.minBytes = options.minBytes;
+  }
+
+  get pooledBytes(): number {
+    return this.freeBytes;
+  }
+
+  static sizeClass(minimum: number): number {
+    const step = 2 ** Math.floor(Math.log2(Math.max(minimum, 8))) / 4;
+    return Math.ceil(minimum / step) * step;
+  }
+
+  take(minimum: number): Buffer {
+    const size = BufferPool.sizeClass(Math.max(minimum, this.minBytes));
+    const buffer = this.free.get(size)?.pop();
+    if (!buffer) return Buffer.allocUnsafeSlow(size);
+    this.freeBytes -= size;
+    return buffer;
+  }
+
+  /** `buffer` must be unused from now on: the next `take` of its size hands it out again. */
+  give(buffer: Buffer): void {
+    const size = buffer.length;
+    // Only whole buffers of their own (not slices of Node's shared pool or of another buffer).
+    if (size < this.minBytes || buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size) return;
+    if (BufferPool.sizeClass(size) !== size || this.freeBytes + size > this.limitBytes) {
+      (buffer.buffer as ArrayBuffer).transfer(0);
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buffer);
+    this.freeBytes += size;
+  }
+}
