@@ -7,6 +7,7 @@
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
+  private readonly made = new WeakSet<ArrayBufferLike>();
   private readonly limitBytes: number;
   private readonly minBytes: number;
 
@@ -24,12 +25,32 @@ export class BufferPool {
     return Math.ceil(minimum / step) * step;
   }
 
+  /**
+   * A free buffer of `minimum`'s size class, or else the smallest free one up to twice that size (a batch's size
+   * varies from one to the next: an exact match alone missed most of the time), or else a new one.
+   */
   take(minimum: number): Buffer {
     const size = BufferPool.sizeClass(Math.max(minimum, this.minBytes));
-    const buffer = this.free.get(size)?.pop();
-    if (!buffer) return Buffer.allocUnsafeSlow(size);
-    this.freeBytes -= size;
+    let buffer = this.free.get(size)?.pop();
+    if (!buffer) {
+      let fit = Infinity;
+      for (const [candidate, list] of this.free) {
+        if (candidate > size && candidate < fit && candidate <= 2 * size && list.length > 0) fit = candidate;
+      }
+      buffer = this.free.get(fit)?.pop();
+    }
+    if (!buffer) {
+      const made = Buffer.allocUnsafeSlow(size);
+      this.made.add(made.buffer);
+      return made;
+    }
+    this.freeBytes -= buffer.length;
     return buffer;
+  }
+
+  /** Whether `memory` is a buffer this pool made (a `take` that found none free). */
+  madeHere(memory: ArrayBufferLike): boolean {
+    return this.made.has(memory);
   }
 
   /** `buffer` must be unused from now on: the next `take` of its size hands it out again. */

@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 import { promisify } from "node:util";
-import { constants, createZstdCompress, zstdDecompress } from "node:zlib";
+import { constants, createZstdCompress, type ZstdCompress, zstdDecompress } from "node:zlib";
 import { BufferPool } from "./buffer-pool.ts";
 
 /**
@@ -59,35 +60,57 @@ const zstdCodec = {
 };
 
 /**
- * One pass over a whole batch on the thread pool (not a round trip to the event loop per 16 KiB). The output is
- * copied out at its size and the stream's output buffers are freed at once: left to the collector, these 128 KiB
- * buffers were the largest part of the memory waiting for collection (about 18 MiB with 1,000 files tailed).
+ * One pass over a whole batch on the thread pool (not a round trip to the event loop per 16 KiB), by a compressor
+ * kept for the next batch: each batch is one zstd frame (ended by the ZSTD_e_end flush), and the next write starts
+ * the next frame. A fresh stream per batch allocated a zstd context (over a megabyte outside the heap) and a
+ * 128 KiB output buffer each time, about a thousand times per million lines: the largest churn of malloc's heap.
+ * The output is copied out at its size; an output buffer the stream has filled and left is freed at once (left to
+ * the collector, these buffers were most of the memory waiting for collection).
  */
-function compressZstd(input: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const stream = createZstdCompress({
+export function compressZstd(input: Buffer): Promise<Buffer> {
+  const stream =
+    idleCompressors.pop() ??
+    createZstdCompress({
       params: { [constants.ZSTD_c_compressionLevel]: 1 },
       chunkSize: ZSTD_OUTPUT_CHUNK_BYTES,
     });
+  return new Promise((resolve, reject) => {
     const pieces: Buffer[] = [];
     let bytes = 0;
-    stream.on("data", (piece: Buffer) => {
+    const onData = (piece: Buffer) => {
       pieces.push(piece);
       bytes += piece.length;
-    });
-    stream.once("error", reject);
-    stream.once("end", () => {
+    };
+    const onError = (error: Error) => {
+      stream.off("data", onData);
+      stream.destroy();
+      reject(error);
+    };
+    stream.on("data", onData);
+    stream.once("error", onError);
+    stream.write(input);
+    stream.flush(constants.ZSTD_e_end, () => {
+      stream.off("data", onData);
+      stream.off("error", onError);
+      if (stream.destroyed) return;
       const output = Buffer.allocUnsafe(bytes);
       let offset = 0;
       for (const piece of pieces) offset += piece.copy(output, offset);
-      for (const backing of new Set(pieces.map((piece) => piece.buffer as ArrayBuffer))) {
-        if (backing.byteLength >= ZSTD_OUTPUT_CHUNK_BYTES) backing.transfer(0);
+      const current = pieces.at(-1)?.buffer;
+      for (const piece of pieces) {
+        const backing = piece.buffer as ArrayBuffer;
+        if (backing !== current && backing.byteLength >= ZSTD_OUTPUT_CHUNK_BYTES) backing.transfer(0);
       }
+      if (idleCompressors.length < IDLE_COMPRESSORS) idleCompressors.push(stream);
+      else stream.close();
       resolve(output);
     });
-    stream.end(input);
   });
 }
+
+/** A lane compresses one batch at a time, and the shipper has three by default: each keeps about 1.3 MiB. */
+const IDLE_COMPRESSORS = 3;
+const idleCompressors: ZstdCompress[] = [];
 
 const codecs = require("kafkajs/src/protocol/message/compression/index.js") as {
   Codecs: Record<number, () => unknown>;
@@ -140,13 +163,24 @@ interface EncoderInternals {
   buf: Buffer;
   offset: number;
   buffer: Buffer;
+  /** A record whose value is written from where it is, after these bytes (see `splicedRecord`). */
+  splice?: { value: Buffer; tail: EncoderInternals };
   ensureAvailable(length: number): void;
   writeEncoder(value: EncoderInternals): EncoderInternals;
   writeEncoderArray(value: EncoderInternals[]): EncoderInternals;
+  writeInt8(value: number): EncoderInternals;
+  writeVarInt(value: number): EncoderInternals;
+  writeVarLong(value: number): EncoderInternals;
+  writeVarIntBytes(value: unknown): EncoderInternals;
+  writeVarIntArray(value: EncoderInternals[]): EncoderInternals;
 }
 const Encoder = require("kafkajs/src/protocol/encoder.js") as {
+  new (): EncoderInternals;
   prototype: EncoderInternals;
   nextPowerOfTwo(value: number): number;
+  sizeOfVarInt(value: number): number;
+  sizeOfVarLong(value: number): number;
+  sizeOfVarIntBytes(value: unknown): number;
 };
 /** kafkajs's own encoder methods, for tests that compare bytes. */
 export const originalEncoderMethods = {
@@ -162,10 +196,8 @@ Encoder.prototype.ensureAvailable = function ensureAvailable(this: EncoderIntern
 };
 Encoder.prototype.writeEncoder = function writeEncoder(this: EncoderInternals, value: EncoderInternals) {
   if (value == null || !Buffer.isBuffer(value.buf)) throw new Error("value should be an instance of Encoder");
-  this.ensureAvailable(value.offset);
-  value.buf.copy(this.buf, this.offset, 0, value.offset);
-  this.offset += value.offset;
-  encoderBuffers.give(value.buf);
+  this.ensureAvailable(encodedLength(value));
+  this.offset = writeEncoded(value, this.buf, this.offset);
   return this;
 };
 Encoder.prototype.writeEncoderArray = function writeEncoderArray(
@@ -176,19 +208,122 @@ Encoder.prototype.writeEncoderArray = function writeEncoderArray(
     throw new Error("all values should be an instance of Encoder[]");
   }
   let total = 0;
-  for (const encoder of value) total += encoder.offset;
+  for (const encoder of value) total += encodedLength(encoder);
   if (this.offset + total > this.buf.length) {
     const grown = encoderBuffer(this.offset + total);
     this.buf.copy(grown, 0, 0, this.offset);
     this.buf = grown;
   }
-  for (const encoder of value) {
-    encoder.buf.copy(this.buf, this.offset, 0, encoder.offset);
-    this.offset += encoder.offset;
-    encoderBuffers.give(encoder.buf);
-  }
+  for (const encoder of value) this.offset = writeEncoded(encoder, this.buf, this.offset);
   return this;
 };
+
+function encodedLength(encoder: EncoderInternals): number {
+  const splice = encoder.splice;
+  return splice ? encoder.offset + splice.value.length + splice.tail.offset : encoder.offset;
+}
+
+/** Writes `encoder`'s bytes at `offset` of `target` and gives its buffers back; returns the offset after them. */
+function writeEncoded(encoder: EncoderInternals, target: Buffer, offset: number): number {
+  offset += encoder.buf.copy(target, offset, 0, encoder.offset);
+  encoderBuffers.give(encoder.buf);
+  const splice = encoder.splice;
+  if (!splice) return offset;
+  offset += splice.value.copy(target, offset);
+  return writeEncoded(splice.tail, target, offset);
+}
+
+/**
+ * kafkajs copies each message's value into an encoder of its own, and then that encoder into the batch's records
+ * buffer: two copies of every byte before compression, and a batch's size in short-lived buffers. This record
+ * holds its value where it is (a pack) and writes it straight into the records buffer: the same bytes
+ * (test/unit/kafkajs-fixes.test.ts compares them with kafkajs's own), one copy. Values that are not buffers
+ * take kafkajs's way. Installed like the grouping above: before kafkajs loads its produce requests.
+ */
+interface RecordArgs {
+  offsetDelta?: number;
+  timestampDelta?: number;
+  key: unknown;
+  value: unknown;
+  headers?: Record<string, unknown>;
+}
+type RecordEncoder = (args: RecordArgs) => EncoderInternals;
+const recordModulePath = require.resolve("kafkajs/src/protocol/recordBatch/record/v0/index.js");
+export const originalRecord = require(recordModulePath) as RecordEncoder;
+const Header = require("kafkajs/src/protocol/recordBatch/header/v0/index.js") as (header: {
+  key: string;
+  value: unknown;
+}) => EncoderInternals;
+
+export const splicedRecord: RecordEncoder = (args) => {
+  const { offsetDelta = 0, timestampDelta = 0, key, value, headers = {} } = args;
+  if (!Buffer.isBuffer(value)) return originalRecord(args);
+  const headerEncoders: EncoderInternals[] = [];
+  for (const name of Object.keys(headers)) {
+    const headerValue = headers[name];
+    if (Array.isArray(headerValue))
+      for (const one of headerValue) headerEncoders.push(Header({ key: name, value: one }));
+    else headerEncoders.push(Header({ key: name, value: headerValue }));
+  }
+  const tail = new Encoder().writeVarIntArray(headerEncoders);
+  const sizeOfBody =
+    1 +
+    Encoder.sizeOfVarLong(timestampDelta) +
+    Encoder.sizeOfVarInt(offsetDelta) +
+    Encoder.sizeOfVarIntBytes(key) +
+    Encoder.sizeOfVarIntBytes(value) +
+    tail.offset;
+  const head = new Encoder()
+    .writeVarInt(sizeOfBody)
+    .writeInt8(0)
+    .writeVarLong(timestampDelta)
+    .writeVarInt(offsetDelta)
+    .writeVarIntBytes(key)
+    .writeVarInt(value.length);
+  head.splice = { value, tail };
+  return head;
+};
+const cachedRecordModule = require.cache[recordModulePath];
+if (cachedRecordModule) cachedRecordModule.exports = splicedRecord;
+
+export function kafkajsRecordIsSpliced(): boolean {
+  return require(recordModulePath) === splicedRecord;
+}
+
+/**
+ * A request's outermost encoder is not written into another one: it goes to the socket, and kafkajs drops it once
+ * written. Left to the collector, these frames (a compressed batch each, about 700 per million lines) were
+ * promoted before they died and waited for a full collection: the shipper's array buffers climbed from 25 to
+ * 40 MiB in a long read. kafkajs's socket factory is wrapped so that a frame from the pool goes back to it once
+ * the socket has written it. Installed before kafkajs loads the factory, like the grouping above.
+ */
+type SocketFactory = (args: unknown) => Socket;
+const socketFactoryPath = require.resolve("kafkajs/src/network/socketFactory.js");
+const defaultSocketFactory = require(socketFactoryPath) as () => SocketFactory;
+const cachedSocketFactory = require.cache[socketFactoryPath];
+if (cachedSocketFactory) {
+  cachedSocketFactory.exports = () => {
+    const create = defaultSocketFactory();
+    return (args: unknown) => returnWrittenFrames(create(args));
+  };
+}
+
+export function returnWrittenFrames(socket: Socket): Socket {
+  const write = socket.write;
+  socket.write = function writeFrame(this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+    if (!Buffer.isBuffer(chunk) || !encoderBuffers.madeHere(chunk.buffer)) {
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    }
+    const callback =
+      typeof rest.at(-1) === "function" ? (rest.pop() as (error?: Error | null) => void) : undefined;
+    const memory = chunk.buffer as ArrayBuffer;
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest, (error?: Error | null) => {
+      encoderBuffers.give(Buffer.from(memory, 0, memory.byteLength));
+      callback?.(error);
+    });
+  } as Socket["write"];
+  return socket;
+}
 
 /** Encoder buffers from 16 KiB come from the pool; smaller ones are left to Node, as before. */
 const POOLED_ENCODER_BYTES = 16 << 10;

@@ -1,11 +1,18 @@
+import { once } from "node:events";
 import { createRequire } from "node:module";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { zstdDecompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { BufferPool } from "../../core/kafka/buffer-pool.ts";
 import {
+  compressZstd,
   encoderBuffers,
   groupMessagesPerPartition,
   kafkajsGroupingIsLinear,
+  kafkajsRecordIsSpliced,
   originalEncoderMethods,
+  originalRecord,
+  returnWrittenFrames,
 } from "../../core/kafka/kafkajs-fixes.ts";
 import { unpackRecords } from "../../core/kafka/packing.ts";
 
@@ -58,15 +65,31 @@ describe("kafkajs fixes", () => {
     expect(whole.buffer.equals(expected)).toBe(true);
   });
 
-  it("produce requests built with pooled encoder buffers are byte for byte kafkajs's own", async () => {
+  it("produce requests built with pooled encoder buffers and spliced records are byte for byte kafkajs's own", async () => {
     // Every request is kept while the next ones are built: a buffer pooled while still in use would be overwritten.
-    const produceRequest = require("kafkajs/src/protocol/requests/produce/v3/request.js") as (
-      args: unknown,
-    ) => {
+    type ProduceRequest = (args: unknown) => {
       apiKey: number;
       apiVersion: number;
       encode(): Promise<unknown>;
     };
+    const requestPath = require.resolve("kafkajs/src/protocol/requests/produce/v3/request.js");
+    const produceRequest = require(requestPath) as ProduceRequest;
+    // The same module loaded once more while kafkajs's own Record is in place: the reference.
+    const recordModule = require.cache[
+      require.resolve("kafkajs/src/protocol/recordBatch/record/v0/index.js")
+    ] as NodeJS.Module;
+    const requestModule = require.cache[requestPath] as NodeJS.Module;
+    const spliced = recordModule.exports;
+    delete require.cache[requestPath];
+    recordModule.exports = originalRecord;
+    let kafkajsProduceRequest: ProduceRequest;
+    try {
+      kafkajsProduceRequest = require(requestPath) as ProduceRequest;
+    } finally {
+      recordModule.exports = spliced;
+      require.cache[requestPath] = requestModule;
+    }
+    expect(kafkajsProduceRequest).not.toBe(produceRequest);
     const frame = require("kafkajs/src/protocol/request.js") as (args: {
       correlationId: number;
       clientId: string;
@@ -86,7 +109,8 @@ describe("kafkajs fixes", () => {
           firstSequence: r * 100 + p,
           messages: Array.from({ length: 1 + Math.floor(random() * 40) }, (_, m) => ({
             key: `host-${r}-${p}`,
-            value: Buffer.from(
+            // Buffers are spliced; a string value takes kafkajs's own Record.
+            value: (m % 7 === 6 ? String : Buffer.from)(
               `{"seq":${m},"text":"${"lifeline ".repeat(Math.floor(random() * 8_000))}"}`.repeat(1 + (m % 3)),
             ),
             headers: { "lifeline-records": String(1 + (m % 3)) },
@@ -95,15 +119,15 @@ describe("kafkajs fixes", () => {
         })),
       })),
     }));
-    const encodeAll = async () => {
+    const encodeAll = async (build: ProduceRequest) => {
       const out: Buffer[] = [];
       for (const [i, { compression, topicData }] of requests.entries()) {
-        const request = produceRequest({ acks: -1, timeout: 30_000, compression, topicData });
+        const request = build({ acks: -1, timeout: 30_000, compression, topicData });
         out.push((await frame({ correlationId: i, clientId: "test", request })).buffer);
       }
       return out;
     };
-    const pooled = await encodeAll();
+    const pooled = await encodeAll(produceRequest);
     const prototype = (require("kafkajs/src/protocol/encoder.js") as { prototype: Record<string, unknown> })
       .prototype;
     const patched = { ...originalEncoderMethods };
@@ -113,7 +137,7 @@ describe("kafkajs fixes", () => {
     }
     let reference: Buffer[];
     try {
-      reference = await encodeAll();
+      reference = await encodeAll(kafkajsProduceRequest);
     } finally {
       Object.assign(prototype, patched);
     }
@@ -121,6 +145,56 @@ describe("kafkajs fixes", () => {
     expect(pooled.map((buffer) => buffer.length)).toEqual(reference.map((buffer) => buffer.length));
     for (const [i, buffer] of pooled.entries())
       expect(buffer.equals(reference[i] as Buffer), `request ${i}`).toBe(true);
+  });
+
+  it("zstd compressors kept between batches make one whole frame per batch, side by side or one after another", async () => {
+    const inputs = Array.from({ length: 12 }, (_, i) =>
+      Buffer.from(
+        `{"batch":${i},"text":"${"lifeline restart ".repeat(1 + i * 9_000)}"}\n`.repeat(1 + (i % 4)),
+      ),
+    );
+    // Three at a time (as three lanes do), then one by one on the compressors those left idle.
+    const outputs = [
+      ...(await Promise.all(inputs.slice(0, 3).map((input) => compressZstd(input)))),
+      ...(await Promise.all(inputs.slice(3, 6).map((input) => compressZstd(input)))),
+    ];
+    for (const input of inputs.slice(6)) outputs.push(await compressZstd(input));
+    for (const [i, output] of outputs.entries()) {
+      expect(output.readUInt32LE(0), `frame magic of batch ${i}`).toBe(0xfd2fb528);
+      expect(zstdDecompressSync(output).equals(inputs[i] as Buffer), `batch ${i}`).toBe(true);
+    }
+    const total = (buffers: Buffer[]) => buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    expect(total(outputs)).toBeLessThan(total(inputs) / 10);
+  });
+
+  it("a request frame from the encoder pool goes back to it once the socket has written it, no other buffer", async () => {
+    const received: Buffer[] = [];
+    const server = createServer((peer) => peer.on("data", (data: Buffer) => received.push(data)));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const socket = returnWrittenFrames(connect((server.address() as AddressInfo).port, "127.0.0.1"));
+    await once(socket, "connect");
+    try {
+      const frame = encoderBuffers.take(100_000).fill(7);
+      const own = Buffer.alloc(100_000, 9);
+      const memory = frame.buffer;
+      await new Promise((resolve) => socket.write(frame.subarray(0, 99_000), resolve));
+      // Back in the pool (the next take of its size hands it out), or freed if the pool was full.
+      const released = () => memory.byteLength === 0 || encoderBuffers.take(100_000).buffer === memory;
+      expect(released()).toBe(true);
+      await new Promise((resolve) => socket.write(own, resolve));
+      expect(own.buffer.byteLength).toBeGreaterThan(0);
+      expect(own[0]).toBe(9);
+      socket.end();
+      await once(server.close(), "close");
+      const bytes = Buffer.concat(received);
+      expect(bytes.length).toBe(199_000);
+      expect(bytes[98_999]).toBe(7);
+      expect(bytes[99_000]).toBe(9);
+    } finally {
+      socket.destroy();
+      server.close();
+    }
   });
 
   it("the buffer pool hands out its size classes and keeps no more than its limit", () => {
@@ -134,6 +208,13 @@ describe("kafkajs fixes", () => {
     pool.give(a);
     expect(pool.pooledBytes).toBe(81_920);
     expect(pool.take(66_000)).toBe(a);
+    // No free buffer of the class: the smallest free one up to twice its size.
+    const b = pool.take(100_000);
+    pool.give(b);
+    expect(pool.take(60_000)).toBe(b);
+    pool.give(b);
+    expect(pool.take(30_000)).not.toBe(b);
+    expect(pool.take(60_000)).toBe(b);
     // A slice, or a buffer of no size class, is never pooled.
     pool.give(a.subarray(0, 40_000));
     pool.give(Buffer.allocUnsafeSlow(70_000));
@@ -145,8 +226,9 @@ describe("kafkajs fixes", () => {
     expect(big[1]?.buffer.byteLength).toBe(0);
   });
 
-  it("kafkajs's producer uses the linear per-partition grouping", () => {
+  it("kafkajs's producer uses the linear per-partition grouping and the spliced record", () => {
     expect(kafkajsGroupingIsLinear()).toBe(true);
+    expect(kafkajsRecordIsSpliced()).toBe(true);
   });
 
   it("groups messages per partition in order", () => {
