@@ -7,7 +7,8 @@
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
-  private readonly made = new WeakSet<ArrayBufferLike>();
+  /** Buffers this pool made or was given: a `take` hands them to one owner at a time. */
+  private readonly handled = new WeakSet<ArrayBufferLike>();
   private readonly limitBytes: number;
   private readonly minBytes: number;
 
@@ -41,16 +42,16 @@ export class BufferPool {
     }
     if (!buffer) {
       const made = Buffer.allocUnsafeSlow(size);
-      this.made.add(made.buffer);
+      this.handled.add(made.buffer);
       return made;
     }
     this.freeBytes -= buffer.length;
     return buffer;
   }
 
-  /** Whether `memory` is a buffer this pool made (a `take` that found none free). */
-  madeHere(memory: ArrayBufferLike): boolean {
-    return this.made.has(memory);
+  /** Whether `memory` is a buffer from this pool: one a `take` made or one given back to it and taken again. */
+  handedOut(memory: ArrayBufferLike): boolean {
+    return this.handled.has(memory);
   }
 
   /** `buffer` must be unused from now on: the next `take` of its size hands it out again. */
@@ -68,6 +69,7 @@ export class BufferPool {
       this.free.set(size, list);
     }
     list.push(buffer);
+    this.handled.add(buffer.buffer);
     this.freeBytes += size;
   }
 }
