@@ -4,11 +4,15 @@ import { promisify } from "node:util";
 import { constants, createZstdCompress, type ZstdCompress, zstdDecompress } from "node:zlib";
 import { BufferPool } from "./buffer-pool.ts";
 
+/*
+ * Changes to kafkajs 2.2.4 (its last release) where it cost us time or memory, each said where it is made. Some
+ * replace one of its internal modules before kafkajs loads it, so this module must be imported before "kafkajs";
+ * test/unit/kafkajs-fixes.test.ts checks that kafkajs uses each replacement and that its bytes are kafkajs's own.
+ */
+
 /**
- * kafkajs 2.2.4 (its last release) groups a batch's messages per partition by copying the partition's array
- * for every message: quadratic, and the largest cost of a 2,500-message batch. This module replaces that one
- * internal function with a linear one before kafkajs loads it; it must be imported before "kafkajs".
- * test/unit/kafkajs-fixes.test.ts checks that the replacement is the one kafkajs uses.
+ * kafkajs groups a batch's messages per partition by copying the partition's array for every message: quadratic,
+ * and the largest cost of a 2,500-message batch. Replaced with a linear grouping.
  */
 type Grouper = (args: {
   topic: string;
@@ -313,10 +317,10 @@ export function kafkajsRecordIsSpliced(): boolean {
 
 /**
  * A request's outermost encoder is not written into another one: it goes to the socket, and kafkajs drops it once
- * written. Left to the collector, these frames (a compressed batch each, about 700 per million lines) were
- * promoted before they died and waited for a full collection: the shipper's array buffers climbed from 25 to
- * 40 MiB in a long read. kafkajs's socket factory is wrapped so that a frame from the pool goes back to it once
- * the socket has written it. Installed before kafkajs loads the factory, like the grouping above.
+ * written. Left to the collector, these frames (a compressed batch or more each, hundreds per million lines) live
+ * through a round trip to the broker, long enough to be promoted, and then wait for a full collection. kafkajs's
+ * socket factory is wrapped so that a frame from the pool goes back to it once the socket has written it.
+ * Installed before kafkajs loads the factory, like the grouping above.
  */
 type SocketFactory = (args: unknown) => Socket;
 const socketFactoryPath = require.resolve("kafkajs/src/network/socketFactory.js");
