@@ -61,7 +61,8 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
           // A port someone else holds never closes: the stop cannot be verified, so it fails.
           port: tier === "api" && options.blockApiPort ? options.blockApiPort : port,
           gracePeriodMs: 3_000,
-          health: { tcp: { port }, periodMs: 100 },
+          // Up to 3 s to listen: on two cores busy with other test files, the fixture's node took over 300 ms.
+          health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
         },
       ]);
       const agent = startLifeline(["agent", "--config", join(ws.dir, "agent.yaml")], "agent started");
