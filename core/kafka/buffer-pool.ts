@@ -1,7 +1,7 @@
 /**
  * Buffers reused instead of left to the collector: a large buffer freed by a collection is memory outside the heap
- * that V8 answers with full collections late, and that fragments malloc's heap meanwhile. Sizes come in classes
- * of an eighth of a power of two (at most an eighth unused: a 2 MiB batch is not rounded up to 4). At most
+ * that V8 answers with full collections late, and that fragments malloc's heap meanwhile. Size classes are a
+ * quarter of the power of two below apart (at most a fifth unused: a 2 MiB batch is not rounded up to 4). At most
  * `limitBytes` wait in the pool; a buffer given back beyond that is freed at once.
  */
 export class BufferPool {
