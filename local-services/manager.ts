@@ -105,8 +105,7 @@ export async function servicesDown(
   settings: LocalServicesSettings,
   progress: Progress,
 ): Promise<{ stopped: string[]; killed: string[]; leftover: number[] }> {
-  const stopped: string[] = [];
-  const killed: string[] = [];
+  const killed = new Set<string>();
   const servers = [
     { name: "elasticsearch", pid: runningElasticPid(settings), marker: elasticPaths(settings).home },
     { name: "kafka", pid: runningKafkaPid(settings), marker: kafkaPaths(settings).config },
@@ -115,19 +114,20 @@ export async function servicesDown(
     servers.map(async (server) => {
       if (server.pid) {
         progress(`${server.name}: stopping pid ${server.pid}`);
-        if (await stopProcess(server.pid, 60_000)) killed.push(server.name);
-        stopped.push(server.name);
+        if (await stopProcess(server.pid, 60_000)) killed.add(server.name);
       }
       // Stray processes from an earlier run whose pid file was lost.
       for (const pid of processesMentioning(server.marker)) {
         progress(`${server.name}: stopping stray pid ${pid}`);
-        if (await stopProcess(pid, 30_000)) killed.push(server.name);
+        if (await stopProcess(pid, 30_000)) killed.add(server.name);
       }
     }),
   );
   const leftover = servers.flatMap((s) => processesMentioning(s.marker)).filter(isAlive);
   await rm(localConnectionsFile({ LIFELINE_SERVICES_DIR: settings.dir }), { force: true });
-  return { stopped, killed, leftover };
+  // Named in a fixed order, not the order the stops finished in.
+  const stopped = servers.filter((s) => s.pid).map((s) => s.name);
+  return { stopped, killed: servers.map((s) => s.name).filter((name) => killed.has(name)), leftover };
 }
 
 async function kafkaReport(settings: LocalServicesSettings): Promise<ServiceReport> {
