@@ -9,9 +9,12 @@ import {
   encoderBuffers,
   groupMessagesPerPartition,
   kafkajsGroupingIsLinear,
+  kafkajsRecordBatchReturnsItsBuffer,
   kafkajsRecordIsSpliced,
   originalEncoderMethods,
   originalRecord,
+  originalRecordBatch,
+  returningRecordBatch,
   returnWrittenFrames,
 } from "../../core/kafka/kafkajs-fixes.ts";
 import { unpackRecords } from "../../core/kafka/packing.ts";
@@ -78,15 +81,21 @@ describe("kafkajs fixes", () => {
     const recordModule = require.cache[
       require.resolve("kafkajs/src/protocol/recordBatch/record/v0/index.js")
     ] as NodeJS.Module;
+    const recordBatchModule = require.cache[
+      require.resolve("kafkajs/src/protocol/recordBatch/v0/index.js")
+    ] as NodeJS.Module;
     const requestModule = require.cache[requestPath] as NodeJS.Module;
     const spliced = recordModule.exports;
+    const returning = recordBatchModule.exports;
     delete require.cache[requestPath];
     recordModule.exports = originalRecord;
+    recordBatchModule.exports = { ...returning, RecordBatch: originalRecordBatch };
     let kafkajsProduceRequest: ProduceRequest;
     try {
       kafkajsProduceRequest = require(requestPath) as ProduceRequest;
     } finally {
       recordModule.exports = spliced;
+      recordBatchModule.exports = returning;
       require.cache[requestPath] = requestModule;
     }
     expect(kafkajsProduceRequest).not.toBe(produceRequest);
@@ -173,6 +182,39 @@ describe("kafkajs fixes", () => {
     expect(total(outputs)).toBeLessThan(total(inputs) / 10);
   });
 
+  it("a record batch's own encoder buffer goes back to the pool, and the batch is kafkajs's byte for byte", async () => {
+    const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (
+      args: unknown,
+    ) => unknown;
+    const records = () =>
+      Array.from({ length: 3 }, (_, i) =>
+        Record({ offsetDelta: i, key: "k", value: "x".repeat(30_000 + i) }),
+      );
+    const given: number[] = [];
+    const give = encoderBuffers.give;
+    encoderBuffers.give = function (this: BufferPool, buffer: Buffer) {
+      given.push(buffer.length);
+      give.call(this, buffer);
+    };
+    try {
+      const args = {
+        firstSequence: 4,
+        lastOffsetDelta: 2,
+        firstTimestamp: 1_795_800_000_000,
+        maxTimestamp: 1_795_800_000_002,
+      };
+      const theirs = await originalRecordBatch({ ...args, records: records() } as never);
+      const theirGives = given.splice(0).filter((length) => length >= theirs.offset).length;
+      const ours = await returningRecordBatch({ ...args, records: records() } as never);
+      const ourGives = given.splice(0).filter((length) => length >= ours.offset).length;
+      expect(ours.buffer.equals(theirs.buffer)).toBe(true);
+      // The batch's buffer, a little shorter than the batch with its offset and length.
+      expect(ourGives).toBe(theirGives + 1);
+    } finally {
+      encoderBuffers.give = give;
+    }
+  });
+
   it("a request frame from the encoder pool goes back to it once the socket has written it, no other buffer", async () => {
     const received: Buffer[] = [];
     const server = createServer((peer) => peer.on("data", (data: Buffer) => received.push(data)));
@@ -236,6 +278,7 @@ describe("kafkajs fixes", () => {
   it("kafkajs's producer uses the linear per-partition grouping and the spliced record", () => {
     expect(kafkajsGroupingIsLinear()).toBe(true);
     expect(kafkajsRecordIsSpliced()).toBe(true);
+    expect(kafkajsRecordBatchReturnsItsBuffer()).toBe(true);
   });
 
   it("groups messages per partition in order", () => {
