@@ -54,8 +54,8 @@ export class LogDocumentTemplate implements RecordWriter {
     this.plain = {
       eventId: EMPTY,
       afterEventId: EMPTY,
-      afterOffset: Buffer.from(this.afterOffset),
-      tail: Buffer.from(`${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"plain"}}`),
+      afterOffset: ownBytes(this.afterOffset),
+      tail: ownBytes(`${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"plain"}}`),
     };
   }
 
@@ -78,7 +78,7 @@ export class LogDocumentTemplate implements RecordWriter {
     const plain = this.plain;
     if (fileId !== this.plainFileId) {
       this.plainFileId = fileId;
-      plain.eventId = Buffer.from(`","event":{"id":"${fileId}`);
+      plain.eventId = ownBytes(`","event":{"id":"${fileId}`);
     }
     if (path !== this.path) this.setPath(path);
     let escapes = 0;
@@ -114,7 +114,7 @@ export class LogDocumentTemplate implements RecordWriter {
   private setPath(path: string): void {
     this.path = path;
     this.pathPart = `},"log":{"file":{"path":${JSON.stringify(path)}},"offset":`;
-    this.plain.afterEventId = Buffer.from(`"${this.dataset}${this.pathPart}`);
+    this.plain.afterEventId = ownBytes(`"${this.dataset}${this.pathPart}`);
   }
 
   writeInto(target: Buffer, offset: number): void {
@@ -167,6 +167,16 @@ interface PlainParts {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A file's parts, kept as long as the file is read, in memory of their own: from Buffer.from, each would be a slice
+ * of Node's shared 64 KiB pool and keep a whole slab alive (1,000 files: 168 slabs, 10.5 MiB after a catch-up).
+ */
+function ownBytes(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text);
+  return bytes;
+}
 const PLAIN_HEAD = Buffer.from(`{"@timestamp":"`);
 const PLAIN_MESSAGE = Buffer.from(`","message":"`);
 const PLAIN_TRACE = Buffer.from(`,"trace":{"id":"`);

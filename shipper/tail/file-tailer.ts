@@ -407,7 +407,7 @@ export class FileTailer {
   }
 }
 
-/** A copy in memory of its own: a small Buffer is a slice of an 8 KiB slab that it would keep alive. */
+/** A copy in memory of its own: a small Buffer is a slice of a 64 KiB slab (Node's pool) that it would keep alive. */
 function ownCopy(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafeSlow(bytes.length);
   bytes.copy(copy);
