@@ -48,6 +48,10 @@ export async function runShipper(argv: string[]): Promise<number> {
   if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) {
     setFlagsFromString("--heap-growing-percent=50");
   }
+  // V8 moves an allocation site to old space once most of its objects outlive a young collection. In some runs a
+  // burst of records caught by one made every later record old, and the lines they point to with them (3,000,000
+  // lines from 1,000 files: 435 MiB promoted instead of about 60, a full collection every 0.3 s instead of 1 s).
+  setFlagsFromString("--no-allocation-site-pretenuring");
   const logger = createLogger("shipper");
   const kafkaSettings = resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} });
   const kafka = createKafka({ ...kafkaSettings, clientId: `lifeline-shipper-${config.host.name}` }, logger);
