@@ -38,7 +38,10 @@ export function shipperLauncher(): Launcher {
 }
 
 export const SHIPPER_NODE_OPTIONS = "--max-semi-space-size=2";
-export const SHIPPER_ENV: Record<string, string> = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "262144" };
+export const SHIPPER_ENV: Record<string, string> = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "262144",
+};
 
 export interface Launcher {
   nodeArgs: string[];
