@@ -36,9 +36,14 @@ export const groupMessagesPerPartition: Grouper = ({ topic, partitionMetadata, m
   return result;
 };
 
-require(modulePath);
-const cached = require.cache[modulePath];
-if (cached) cached.exports = groupMessagesPerPartition;
+/** Puts `exports` in place of kafkajs's module at `path`: every later require of it, kafkajs's own, gets ours. */
+function replaceModule(path: string, exports: unknown): void {
+  require(path);
+  const cached = require.cache[path];
+  if (cached) cached.exports = exports;
+}
+
+replaceModule(modulePath, groupMessagesPerPartition);
 
 export function kafkajsGroupingIsLinear(): boolean {
   return require(modulePath) === groupMessagesPerPartition;
@@ -322,8 +327,7 @@ export const splicedRecord: RecordEncoder = (args) => {
   head.splice = { value, tail };
   return head;
 };
-const cachedRecordModule = require.cache[recordModulePath];
-if (cachedRecordModule) cachedRecordModule.exports = splicedRecord;
+replaceModule(recordModulePath, splicedRecord);
 
 export function kafkajsRecordIsSpliced(): boolean {
   return require(recordModulePath) === splicedRecord;
@@ -401,9 +405,7 @@ export const returningRecordBatch: RecordBatchEncoder = async ({
   // writeBytes is the length and then the bytes.
   return new Encoder().writeInt64(firstOffset).writeInt32(batch.offset).writeEncoder(batch);
 };
-const cachedRecordBatchModule = require.cache[recordBatchModulePath];
-if (cachedRecordBatchModule)
-  cachedRecordBatchModule.exports = { ...recordBatchModule, RecordBatch: returningRecordBatch };
+replaceModule(recordBatchModulePath, { ...recordBatchModule, RecordBatch: returningRecordBatch });
 
 export function kafkajsRecordBatchReturnsItsBuffer(): boolean {
   return (require(recordBatchModulePath) as { RecordBatch: unknown }).RecordBatch === returningRecordBatch;
@@ -419,13 +421,10 @@ export function kafkajsRecordBatchReturnsItsBuffer(): boolean {
 type SocketFactory = (args: unknown) => Socket;
 const socketFactoryPath = require.resolve("kafkajs/src/network/socketFactory.js");
 const defaultSocketFactory = require(socketFactoryPath) as () => SocketFactory;
-const cachedSocketFactory = require.cache[socketFactoryPath];
-if (cachedSocketFactory) {
-  cachedSocketFactory.exports = () => {
-    const create = defaultSocketFactory();
-    return (args: unknown) => returnWrittenFrames(create(args));
-  };
-}
+replaceModule(socketFactoryPath, () => {
+  const create = defaultSocketFactory();
+  return (args: unknown) => returnWrittenFrames(create(args));
+});
 
 export function returnWrittenFrames(socket: Socket): Socket {
   const write = socket.write;
