@@ -6,6 +6,7 @@ import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/even
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
+import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../core/outcome.ts";
 import { parseTraceparent } from "../core/trace-context.ts";
 import type { AgentConfig, ServiceConfig } from "./config.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
@@ -16,18 +17,99 @@ import { Journal } from "./journal.ts";
 import { runHook, waitHealthy } from "./probes.ts";
 import { CommandVerifier } from "./verifier.ts";
 
+/**
+ * The command journal: a command is journaled as accepted, with what its events need (rollout, trace, deadline),
+ * before anything is done, so that an agent restarted mid-action reports on the command's own trace.
+ */
 interface CommandRecord {
   id: string;
   state: "accepted" | "done";
   service: string;
   action: string;
+  rolloutId?: string;
+  traceparent?: string;
+  deadline?: string;
+  issuer?: string;
   outcome?: EventOutcome;
   reason?: string;
   at: string;
 }
 
+/** What the events of a step assert, and on what evidence (core/outcome.ts). */
+interface EventFields {
+  reason?: string;
+  message?: string;
+  pid?: number;
+  duration?: number;
+  commandId?: string;
+  evidence?: string;
+  exit?: ExitObserved;
+  escalated?: boolean;
+  /** The last lines a service wrote before it died. */
+  output?: string[];
+  /** What an unverified message claimed to be: never the command's own fields. */
+  claimed?: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}
+
+interface ActionResult {
+  outcome: EventOutcome;
+  reason: string;
+  fields: EventFields;
+}
+
+/** Thrown by a step whose outcome is already in the journal, so execute() records it as it is. */
+class StepOutcome extends Error {
+  readonly outcome: EventOutcome;
+  readonly fields: EventFields;
+  constructor(outcome: EventOutcome, reason: string, fields: EventFields = {}) {
+    super(reason);
+    this.outcome = outcome;
+    this.fields = fields;
+  }
+}
+
+/** Rejections of a command whose signature verified: those speak for the command (expired, not allowed here). */
+const AUTHENTIC_REJECTIONS = new Set([
+  "expired",
+  "unknown_service",
+  "action_not_allowed",
+  "parameter_not_allowed",
+]);
+
+/** What an unverified message claimed, kept apart from the fields that identify a real command. */
+function claimedOf(command: Command, raw: unknown): Record<string, unknown> {
+  return {
+    command_id: command.id,
+    action: command.action,
+    service: command.service,
+    issuer: command.issuer,
+    key_id: (raw as { keyId?: string }).keyId,
+    ...(command.rolloutId ? { rollout_id: command.rolloutId } : {}),
+    ...(command.traceparent ? { traceparent: command.traceparent } : {}),
+  };
+}
+
+/** How a stop is asked for, in the driver's terms. */
+function stopRequest(service: ServiceConfig): string {
+  if (service.driver === "systemd") return `systemctl stop ${service.unit}`;
+  if (service.driver === "windows-service") return `SERVICE_CONTROL_STOP to ${service.serviceName}`;
+  return `${service.stopSignal} to process group`;
+}
+
+function probeName(probe: NonNullable<ServiceConfig["health"]>): string {
+  if (probe.http) return `http probe ${probe.http.url}`;
+  if (probe.tcp) return `tcp probe ${probe.tcp.host}:${probe.tcp.port}`;
+  return `exec probe ${probe.exec?.command.join(" ")}`;
+}
+
 interface Context {
   command?: Command;
+  /** Set from the command journal when there is no Command object (an agent restarted mid-action). */
+  commandId?: string;
+  rolloutId?: string;
+  action?: string;
+  issuer?: string;
   service?: string;
   /** The agent's span for the command: a child of the span that sent it (the command's traceparent). */
   span?: LifelineSpan;
@@ -51,6 +133,8 @@ export class Agent implements Component {
   private consumer: Consumer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private sequence = 0;
+  /** Interrupted stops being watched until their service is down. */
+  private readonly drains = new Set<NodeJS.Timeout>();
 
   constructor(options: { config: AgentConfig; kafka: Kafka; logger: Logger }) {
     this.config = options.config;
@@ -100,6 +184,8 @@ export class Agent implements Component {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    for (const timer of this.drains) clearInterval(timer);
+    this.drains.clear();
     await this.consumer?.disconnect().catch(() => {});
     await Promise.all(this.queues.values());
     if (this.lifecycle) this.emit("agent.stopped", "success", {});
@@ -119,8 +205,17 @@ export class Agent implements Component {
     const verdict = this.verifier?.verify(raw);
     if (!verdict || verdict.kind === "not_for_us") return;
     if (verdict.kind === "rejected") {
-      const context = verdict.command ? this.contextOf(verdict.command) : {};
-      this.emit("command.rejected", "failure", context, { reason: verdict.reason, message: verdict.detail });
+      // Only a command whose signature verified speaks for itself. Anything else (tampered, unknown key,
+      // malformed) is recorded with what it claimed under lifeline.claimed, off the claimed command's trace.
+      const authentic = verdict.command && AUTHENTIC_REJECTIONS.has(verdict.reason);
+      const context = authentic && verdict.command ? this.contextOf(verdict.command) : {};
+      const claimed = !authentic && verdict.command ? claimedOf(verdict.command, raw) : undefined;
+      this.emit("command.rejected", "failure", context, {
+        reason: verdict.reason,
+        message: verdict.detail,
+        evidence: verdict.detail,
+        ...(claimed ? { claimed } : {}),
+      });
       context.span?.end("failure", `rejected: ${verdict.reason}`);
       return;
     }
@@ -144,6 +239,10 @@ export class Agent implements Component {
       state: "accepted",
       service: service.name,
       action: command.action,
+      ...(command.rolloutId ? { rolloutId: command.rolloutId } : {}),
+      ...(command.traceparent ? { traceparent: command.traceparent } : {}),
+      deadline: command.deadline,
+      issuer: command.issuer,
       at: new Date().toISOString(),
     });
     this.verifier?.markSeen(command.id);
@@ -158,34 +257,58 @@ export class Agent implements Component {
 
   private async execute(command: Command, service: ServiceConfig, context: Context): Promise<void> {
     const began = Date.now();
-    let outcome: EventOutcome = "success";
-    let reason: string;
+    let result: ActionResult;
     try {
-      if (Date.parse(command.deadline) <= began)
-        throw new Error("deadline passed before the action could start");
+      if (Date.parse(command.deadline) <= began) {
+        throw new OutcomeError(
+          "timeout",
+          "deadline passed before the action could start",
+          `deadline ${command.deadline}, now ${new Date(began).toISOString()}`,
+        );
+      }
       switch (command.action) {
         case "stop":
-          reason = await this.stopService(service, command, context);
+          result = await this.stopService(service, command, context);
           break;
         case "start":
-          reason = await this.startService(service, command, context);
+          result = await this.startService(service, command, context);
           break;
-        case "restart":
-          await this.stopService(service, command, context);
-          reason = `restarted: ${await this.startService(service, command, context)}`;
+        case "restart": {
+          const stopped = await this.stopService(service, command, context);
+          const started = await this.startService(service, command, context);
+          result = {
+            outcome: stopped.outcome === "success" ? started.outcome : stopped.outcome,
+            reason:
+              stopped.outcome === "success"
+                ? `restarted: ${started.reason}`
+                : `${stopped.reason}; then ${started.reason}`,
+            fields: { ...stopped.fields, ...started.fields, escalated: Boolean(stopped.fields.escalated) },
+          };
           break;
+        }
         default: {
-          const state = await this.drivers.get(service.name)?.state();
-          reason = state?.running ? `running (pid ${state.pid})` : "stopped";
+          const state = await (this.drivers.get(service.name) as ServiceDriver).state();
+          result = {
+            outcome: state.status === "unknown" || state.status === "missing" ? "failure" : "success",
+            reason: state.running ? `running (pid ${state.pid})` : (state.detail ?? state.status),
+            fields: { evidence: state.evidence },
+          };
         }
       }
     } catch (error) {
-      outcome = "failure";
-      reason = (error as Error).message;
+      result = await this.failureOf(error, service);
     }
-    this.emit("command.completed", outcome, context, { reason, duration: (Date.now() - began) * 1e6 });
-    context.span?.setAttributes({ "lifeline.result": reason });
-    context.span?.end(outcome, reason);
+    const { outcome, reason, fields } = result;
+    this.emit("command.completed", outcome, context, {
+      ...fields,
+      reason,
+      duration: (Date.now() - began) * 1e6,
+    });
+    context.span?.setAttributes({
+      "lifeline.result": reason,
+      ...(fields.evidence ? { "lifeline.evidence": fields.evidence } : {}),
+    });
+    context.span?.end(outcome === "success" ? "success" : "failure", reason);
     this.commands?.append({
       id: command.id,
       state: "done",
@@ -197,13 +320,46 @@ export class Agent implements Component {
     });
   }
 
-  private async stopService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
+  /**
+   * What a thrown error means for the outcome. A driver's OutcomeError and a step's own outcome are verified
+   * failures with their evidence; anything else (an unexpected error mid-action) leaves the service's state
+   * unverified: `unknown`, with the state read now as what is known.
+   */
+  private async failureOf(error: unknown, service: ServiceConfig): Promise<ActionResult> {
+    if (error instanceof StepOutcome)
+      return { outcome: error.outcome, reason: error.message, fields: error.fields };
+    if (error instanceof OutcomeError) {
+      return {
+        outcome: "failure",
+        reason: error.message,
+        fields: {
+          evidence: error.evidence,
+          ...(error.exitCode !== undefined ? { exit: { code: error.exitCode } } : {}),
+        },
+      };
+    }
+    const message = (error as Error).message;
+    const now = await Promise.resolve(this.drivers.get(service.name)?.state()).catch(() => undefined);
+    return {
+      outcome: "unknown",
+      reason: `${message}; service is ${now ? now.evidence : "in a state that could not be read"}`,
+      fields: { evidence: now?.evidence ?? `error: ${message}` },
+    };
+  }
+
+  private async stopService(
+    service: ServiceConfig,
+    command: Command,
+    context: Context,
+  ): Promise<ActionResult> {
     const driver = this.drivers.get(service.name) as ServiceDriver;
     this.emit("stop.requested", "success", context);
     const state = await driver.state();
-    if (!state.running) return "already_stopped";
+    if (state.status === "stopped")
+      return { outcome: "success", reason: "already_stopped", fields: { evidence: state.evidence } };
+    // Any other state goes to the driver: it follows pending states and fails on missing or unknown ones.
     const preStop = service.preStop;
-    if (preStop) {
+    if (preStop && state.running) {
       const began = Date.now();
       const failed = await this.phase(context, "pre-stop hook", () =>
         runHook(preStop, this.hookEnv(context)),
@@ -214,79 +370,130 @@ export class Agent implements Component {
       });
     }
     const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
+    const how = stopRequest(service);
     this.emit("stop.signal_sent", "success", context, {
-      pid: state.pid,
-      message: `${service.stopSignal} to process group ${state.pid}, grace ${grace} ms`,
+      ...(state.pid !== undefined ? { pid: state.pid } : {}),
+      message: `${how}${state.pid !== undefined ? ` (pid ${state.pid})` : ""}, grace ${grace} ms`,
+      evidence: state.evidence,
     });
-    const result = await this.phase(
-      context,
-      `stop: ${service.stopSignal}, grace ${grace} ms`,
-      async (span) => {
-        const stopped = await driver.stop(grace);
-        span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
-        return stopped;
-      },
-    );
-    if (!result) return "already_stopped";
+    const result = await this.phase(context, `stop: ${how}, grace ${grace} ms`, async (span) => {
+      const stopped = await driver.stop(grace);
+      span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
+      return stopped;
+    });
+    if (!result) {
+      return {
+        outcome: "success",
+        reason: "already_stopped",
+        fields: { evidence: "the service manager reported it stopped before the stop was sent" },
+      };
+    }
+    const duration = (result.exitedAt - result.signalSentAt) * 1e6;
     if (result.escalated) {
       this.emit("stop.escalated", "success", context, {
         pid: result.pid,
-        reason: `grace period of ${grace} ms exceeded: SIGKILL`,
-        duration: (result.exitedAt - result.signalSentAt) * 1e6,
+        reason: `grace period of ${grace} ms exceeded: ${service.driver === "process" ? "SIGKILL" : "killed"}`,
+        duration,
+        escalated: true,
+        evidence: result.evidence,
       });
     }
-    this.emit("stop.completed", "success", context, {
+    const ending = stopEnding(result.exit, service.stopSignal, result.escalated);
+    const outcome: EventOutcome = ending === "exited_with_error" ? "failure" : "success";
+    const fields: EventFields = {
+      evidence: result.evidence,
+      escalated: result.escalated,
+      ...(result.exit ? { exit: result.exit } : {}),
+    };
+    this.emit("stop.completed", outcome, context, {
+      ...fields,
       pid: result.pid,
-      duration: (result.exitedAt - result.signalSentAt) * 1e6,
-      reason: result.escalated ? "killed" : "exited",
+      duration,
+      reason: ending === "exit_unobserved" ? "exited (exit code not observable)" : ending,
     });
-    return result.escalated ? "stopped (escalated)" : "stopped";
+    const reason =
+      ending === "exited_with_error"
+        ? `stopped, but ${describeExit(result.exit)} during a graceful stop`
+        : result.escalated
+          ? "stopped (escalated)"
+          : "stopped";
+    return { outcome, reason, fields };
   }
 
-  private async startService(service: ServiceConfig, command: Command, context: Context): Promise<string> {
+  private async startService(
+    service: ServiceConfig,
+    command: Command,
+    context: Context,
+  ): Promise<ActionResult> {
     const driver = this.drivers.get(service.name) as ServiceDriver;
-    if ((await driver.state()).running) return "already_running";
+    const state = await driver.state();
+    if (state.status === "running")
+      return { outcome: "success", reason: "already_running", fields: { evidence: state.evidence } };
     const began = Date.now();
-    const traceparent = context.span?.traceparent;
-    const pid = await this.phase(context, "spawn", async () =>
-      driver.start(traceparent ? { TRACEPARENT: traceparent } : {}),
-    );
-    this.emit("start.spawned", "success", context, { pid });
     const deadline = Math.min(began + service.startTimeoutMs, Date.parse(command.deadline));
+    const traceparent = context.span?.traceparent;
+    const started = await this.phase(context, "spawn", async () =>
+      driver.start(traceparent ? { TRACEPARENT: traceparent } : {}, Math.max(0, deadline - Date.now())),
+    );
+    const { pid } = started;
+    this.emit("start.spawned", "success", context, { pid, evidence: started.evidence });
     const gaveUp = async () => {
       const exit = await driver.exited();
-      if (exit !== undefined) return `process exited with code ${exit} while starting`;
+      if (exit !== undefined) return `process exited with ${describeExit(exit)} while starting`;
       return Date.now() > deadline ? `not healthy within ${deadline - began} ms` : undefined;
     };
-    const stoppedEarly = service.health ? undefined : await gaveUp();
     const probe = service.health;
-    const health = probe
-      ? await this.phase(context, "health probe", () => waitHealthy(probe, gaveUp))
-      : stoppedEarly === undefined
-        ? ({ healthy: true } as const)
-        : ({ healthy: false, reason: stoppedEarly } as const);
-    if (!health.healthy) {
-      this.emit("start.probe_failed", "failure", context, {
+    let evidence: string;
+    let failed: string | undefined;
+    if (probe) {
+      const health = await this.phase(context, "health probe", () => waitHealthy(probe, gaveUp));
+      failed = health.healthy ? undefined : health.reason;
+      evidence = health.healthy ? `${probeName(probe)} passed` : `${probeName(probe)}: ${health.reason}`;
+    } else {
+      // No probe: the service must stay up for minUptimeMs, watched for its exit all along.
+      const upSince = Date.now();
+      failed = await this.phase(context, `minimum uptime ${service.minUptimeMs} ms`, async () => {
+        for (;;) {
+          const reason = await gaveUp();
+          if (reason) return reason;
+          if (Date.now() - upSince >= service.minUptimeMs) return undefined;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      });
+      evidence =
+        failed ??
+        `pid ${pid} alive ${Date.now() - upSince} ms after start (minUptimeMs ${service.minUptimeMs})`;
+    }
+    if (failed) {
+      const exit = await driver.exited();
+      const output = driver.lastOutput?.(10) ?? [];
+      const fields: EventFields = {
+        evidence,
+        ...(exit ? { exit } : {}),
+        ...(output.length > 0 ? { output } : {}),
+      };
+      this.emit(exit ? "start.exited" : "start.probe_failed", "failure", context, {
+        ...fields,
         pid,
-        reason: health.reason,
+        reason: failed,
         duration: (Date.now() - began) * 1e6,
       });
-      throw new Error(health.reason);
+      throw new StepOutcome("failure", failed, fields);
     }
-    this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6 });
+    this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6, evidence });
     const postStart = service.postStart;
     if (postStart) {
       const hookBegan = Date.now();
-      const failed = await this.phase(context, "post-start hook", () =>
+      const hookFailed = await this.phase(context, "post-start hook", () =>
         runHook(postStart, this.hookEnv(context)),
       );
-      this.emit("start.post_start_hook", failed ? "failure" : "success", context, {
-        reason: failed ?? "ok",
+      this.emit("start.post_start_hook", hookFailed ? "failure" : "success", context, {
+        reason: hookFailed ?? "ok",
         duration: (Date.now() - hookBegan) * 1e6,
       });
-      if (failed) throw new Error(`post-start hook failed: ${failed}`);
+      if (hookFailed) throw new StepOutcome("failure", `post-start hook failed: ${hookFailed}`, { evidence });
     }
-    return "started";
+    return { outcome: "success", reason: "started", fields: { evidence } };
   }
 
   private hookEnv(context: Context): Record<string, string> {
@@ -297,19 +504,45 @@ export class Agent implements Component {
     };
   }
 
+  /**
+   * Commands accepted but never finished: the agent died mid-action. Their outcome is `unknown` with the state
+   * read now, on the command's own trace and rollout (journaled on acceptance). A stop whose service is still
+   * draining is then watched: when it is down, or still up at the command's deadline, that is recorded too.
+   */
   private async reportInterrupted(history: CommandRecord[]): Promise<void> {
     const done = new Set(history.filter((entry) => entry.state === "done").map((entry) => entry.id));
     for (const entry of history) {
       if (entry.state !== "accepted" || done.has(entry.id)) continue;
-      const state = await this.drivers.get(entry.service)?.state();
-      const found = state?.running ? `running (pid ${state.pid})` : "stopped";
-      // The agent died mid-action: report what is true now, never a success it cannot prove.
-      this.emit(
-        "command.completed",
-        "unknown",
-        { service: entry.service },
-        { reason: `agent restarted during ${entry.action}; service is ${found}`, commandId: entry.id },
-      );
+      const driver = this.drivers.get(entry.service);
+      const state = await Promise.resolve(driver?.state()).catch(() => undefined);
+      const parent = entry.traceparent ? parseTraceparent(entry.traceparent) : undefined;
+      const span = parent
+        ? startSpan(`agent ${entry.action} ${entry.service} (after an agent restart)`, {
+            parent,
+            kind: SpanKind.CONSUMER,
+            attributes: {
+              "host.name": this.config.host.name,
+              "service.name": entry.service,
+              "lifeline.command_id": entry.id,
+              "lifeline.action": entry.action,
+            },
+          })
+        : undefined;
+      const context: Context = {
+        service: entry.service,
+        commandId: entry.id,
+        action: entry.action,
+        ...(entry.rolloutId ? { rolloutId: entry.rolloutId } : {}),
+        ...(entry.issuer ? { issuer: entry.issuer } : {}),
+        ...(span ? { span } : {}),
+      };
+      const found = state ? state.status : "unknown";
+      const reason = `agent restarted during ${entry.action}; service is ${found}`;
+      this.emit("command.completed", "unknown", context, {
+        reason,
+        evidence: state?.evidence ?? "the service's state could not be read",
+      });
+      span?.end("unknown", reason);
       this.commands?.append({
         ...entry,
         state: "done",
@@ -317,7 +550,41 @@ export class Agent implements Component {
         reason: `interrupted; service ${found}`,
         at: new Date().toISOString(),
       });
+      if (
+        driver &&
+        state &&
+        state.status !== "stopped" &&
+        (entry.action === "stop" || entry.action === "restart")
+      )
+        this.watchDrain(driver, context, entry);
     }
+  }
+
+  /** Follows a stop interrupted by an agent restart until the service is down or the command's deadline. */
+  private watchDrain(driver: ServiceDriver, context: Context, entry: CommandRecord): void {
+    const deadline = Math.min(
+      Math.max(Date.parse(entry.deadline ?? "") || 0, Date.now() + 30_000),
+      Date.now() + 3_600_000,
+    );
+    const timer = setInterval(async () => {
+      const state = await Promise.resolve(driver.state()).catch(() => undefined);
+      if (state?.status === "stopped") {
+        this.drains.delete(timer);
+        clearInterval(timer);
+        this.emit("stop.observed", "success", context, {
+          reason: "stopped after the agent restarted (exit code not observable)",
+          evidence: state.evidence,
+        });
+      } else if (Date.now() > deadline) {
+        this.drains.delete(timer);
+        clearInterval(timer);
+        this.emit("stop.observed", "unknown", context, {
+          reason: `still ${state?.status ?? "unknown"} at the command's deadline`,
+          evidence: state?.evidence ?? "the service's state could not be read",
+        });
+      }
+    }, 250);
+    this.drains.add(timer);
   }
 
   private async sendHeartbeat(): Promise<void> {
@@ -388,21 +655,14 @@ export class Agent implements Component {
     }
   }
 
-  private emit(
-    action: string,
-    outcome: EventOutcome,
-    context: Context,
-    fields: {
-      reason?: string;
-      message?: string;
-      pid?: number;
-      duration?: number;
-      commandId?: string;
-      extra?: Record<string, unknown>;
-    } = {},
-  ): void {
+  private emit(action: string, outcome: EventOutcome, context: Context, fields: EventFields = {}): void {
     const now = new Date();
-    const commandId = context.command?.id ?? fields.commandId;
+    const commandId = context.command?.id ?? context.commandId ?? fields.commandId;
+    const rolloutId = context.command?.rolloutId ?? context.rolloutId;
+    const commandAction = context.command?.action ?? context.action;
+    const issuer = context.command?.issuer ?? context.issuer;
+    const exitCode = fields.exit?.code ?? undefined;
+    const signal = fields.exit?.signal ?? undefined;
     const event = {
       "@timestamp": now.toISOString(),
       message: fields.message ?? `${action}${fields.reason ? `: ${fields.reason}` : ""}`,
@@ -420,7 +680,15 @@ export class Agent implements Component {
         ...(fields.duration !== undefined ? { duration: Math.round(fields.duration) } : {}),
         ...(fields.reason ? { reason: fields.reason } : {}),
       },
-      ...(fields.pid !== undefined ? { process: { pid: fields.pid } } : {}),
+      ...(fields.pid !== undefined || exitCode !== undefined || signal !== undefined
+        ? {
+            process: {
+              ...(fields.pid !== undefined ? { pid: fields.pid } : {}),
+              ...(exitCode !== undefined ? { exit_code: exitCode } : {}),
+              ...(signal !== undefined ? { signal } : {}),
+            },
+          }
+        : {}),
       ...(context.span
         ? {
             trace: { id: context.span.traceId },
@@ -431,8 +699,13 @@ export class Agent implements Component {
       lifeline: {
         schema_version: SCHEMA_VERSION,
         ...(commandId ? { command_id: commandId } : {}),
-        ...(context.command?.rolloutId ? { rollout_id: context.command.rolloutId } : {}),
-        ...(context.command ? { action: context.command.action, issuer: context.command.issuer } : {}),
+        ...(rolloutId ? { rollout_id: rolloutId } : {}),
+        ...(commandAction ? { action: commandAction } : {}),
+        ...(issuer ? { issuer } : {}),
+        ...(fields.evidence ? { evidence: fields.evidence } : {}),
+        ...(fields.escalated !== undefined ? { escalated: fields.escalated } : {}),
+        ...(fields.output ? { output: fields.output } : {}),
+        ...(fields.claimed ? { claimed: fields.claimed } : {}),
       },
       ...(fields.extra ?? {}),
     };

@@ -88,6 +88,11 @@ export const serviceSchema = z
     stopSignal: z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]).default("SIGTERM"),
     gracePeriodMs: z.number().int().positive().default(10_000),
     startTimeoutMs: z.number().int().positive().default(30_000),
+    /**
+     * Without a health probe, a start succeeds only once the service has stayed up this long: a process that
+     * crashes on start is reported with its exit code and last output, never as started.
+     */
+    minUptimeMs: z.number().int().nonnegative().default(2_000),
     /** A port the service listens on: after a stop it must be closed. */
     port: z.number().int().min(1).max(65535).optional(),
     health: probeSchema.optional(),

@@ -1,8 +1,10 @@
-/** What every driver reports about a service, verified rather than assumed. */
-export interface ServiceState {
+import type { ExitObserved, Observation } from "../../core/outcome.ts";
+
+/** What every driver reports about a service: an observation with its evidence (core/outcome.ts). */
+export interface ServiceState extends Observation {
+  /** status === "running": kept for callers that only ask "is it up". */
   running: boolean;
-  pid?: number;
-  /** The driver's own words, e.g. systemd's "deactivating (stop-sigterm)" or sc.exe's "STOP_PENDING". */
+  /** The driver's own words, e.g. systemd's "deactivating (stop-sigterm)" or the SCM's "STOP_PENDING". */
   detail?: string;
 }
 
@@ -11,19 +13,33 @@ export interface StopResult {
   signalSentAt: number;
   exitedAt: number;
   pid: number;
+  /** How the service's main process ended, where the driver could observe it. */
+  exit?: ExitObserved;
+  /** The verified state after the stop, in the tool's own words. */
+  evidence: string;
+}
+
+export interface StartResult {
+  pid: number;
+  /** The verified state after the start, in the tool's own words. */
+  evidence: string;
 }
 
 /**
  * One interface for the ways a service can be run: a process the agent spawns, a systemd unit, a Windows service.
- * `stop` resolves once the service is verified down (undefined if it was not running); it throws if it cannot be.
+ * Every method returns only verified facts; anything not verified throws an OutcomeError (core/outcome.ts) with
+ * its reason and the tool's raw words.
+ * `stop` resolves once the service is verified down (undefined if it was verified down before); `start` once the
+ * service manager reports it running (the agent then gates on the health probe or the minimum uptime).
  */
 export interface ServiceDriver {
   state(): ServiceState | Promise<ServiceState>;
-  /** Starts the service; resolves with its main pid (0 if the manager does not say yet). */
-  start(extraEnv: Record<string, string>): number | Promise<number>;
-  /** The exit code if it died while starting (undefined while running or unknown). */
-  exited(): number | null | undefined | Promise<number | null | undefined>;
+  start(extraEnv: Record<string, string>, timeoutMs: number): StartResult | Promise<StartResult>;
+  /** How the service ended if it died since it was started (undefined while running or not known). */
+  exited(): ExitObserved | undefined | Promise<ExitObserved | undefined>;
   stop(gracePeriodMs: number): Promise<StopResult | undefined>;
+  /** The last lines the service wrote, where the driver knows its output (for a crash's evidence). */
+  lastOutput?(lines: number): string[];
 }
 
 /** Runs a program and returns its output: injected so that drivers are tested with recorded outputs. */

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { constants } from "node:os";
 import { dirname, join } from "node:path";
+import { type ExitObserved, OutcomeError } from "../../core/outcome.ts";
 import { isPortOpen, waitUntil } from "../../core/poll.ts";
 import type { ServiceConfig } from "../config.ts";
-import type { ServiceDriver, ServiceState, StopResult } from "./driver.ts";
+import type { ServiceDriver, ServiceState, StartResult, StopResult } from "./driver.ts";
 
 interface PidFile {
   pid: number;
@@ -21,7 +21,9 @@ export class ProcessDriver implements ServiceDriver {
   private readonly service: ServiceConfig;
   private readonly pidPath: string;
   private readonly logPath: string;
-  private exitCode: number | null | undefined;
+  private exit: ExitObserved | undefined;
+  /** Resolves when the child this agent spawned exits: only a parent can see its exit code. */
+  private exitSeen: Promise<ExitObserved> | undefined;
   private child: ChildProcess | undefined;
 
   constructor(service: ServiceConfig, stateDir: string) {
@@ -32,15 +34,28 @@ export class ProcessDriver implements ServiceDriver {
 
   state(): ServiceState {
     const saved = this.readPidFile();
-    if (!saved) return { running: false };
+    if (!saved)
+      return { running: false, status: "stopped", evidence: "no pid file: not started by this agent" };
     const startTime = processStartTime(saved.pid);
-    return startTime !== undefined && startTime === saved.startTime
-      ? { running: true, pid: saved.pid }
-      : { running: false };
+    if (startTime !== undefined && startTime === saved.startTime)
+      return {
+        running: true,
+        status: "running",
+        pid: saved.pid,
+        evidence: `pid ${saved.pid} alive, start time ${startTime} as recorded`,
+      };
+    return {
+      running: false,
+      status: "stopped",
+      evidence:
+        startTime === undefined
+          ? `pid ${saved.pid} not alive`
+          : `pid ${saved.pid} is another process now (start time ${startTime}, recorded ${saved.startTime})`,
+    };
   }
 
   /** Spawns the service; resolves with its pid. `exited()` tells whether it died since. */
-  start(extraEnv: Record<string, string>): number {
+  start(extraEnv: Record<string, string>): StartResult {
     mkdirSync(dirname(this.logPath), { recursive: true });
     mkdirSync(dirname(this.pidPath), { recursive: true });
     const out = openSync(this.logPath, "a");
@@ -52,13 +67,19 @@ export class ProcessDriver implements ServiceDriver {
       stdio: ["ignore", out, out],
     });
     closeSync(out);
-    if (child.pid === undefined) throw new Error(`could not start ${file}`);
-    this.exitCode = undefined;
+    if (child.pid === undefined) {
+      child.on("error", () => {}); // reported here, with the reason, instead
+      throw new OutcomeError("command_failed", `could not start ${file}`, `spawn ${file} gave no pid`);
+    }
+    this.exit = undefined;
     this.child = child;
-    child.once("exit", (code, signal) => {
-      // The previous child's exit can arrive after a quick restart: it must not be taken for this one's.
-      if (this.child === child)
-        this.exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null);
+    this.exitSeen = new Promise((resolve) => {
+      child.once("exit", (code, signal) => {
+        const exit = { code, signal };
+        // The previous child's exit can arrive after a quick restart: it must not be taken for this one's.
+        if (this.child === child) this.exit = exit;
+        resolve(exit);
+      });
     });
     child.unref();
     const startTime = processStartTime(child.pid) ?? "unknown";
@@ -66,12 +87,22 @@ export class ProcessDriver implements ServiceDriver {
       this.pidPath,
       JSON.stringify({ pid: child.pid, startTime, startedAt: new Date().toISOString() } satisfies PidFile),
     );
-    return child.pid;
+    return { pid: child.pid, evidence: `spawned pid ${child.pid}` };
   }
 
-  /** The exit code if the process we started has exited (undefined while it runs, or if we did not start it). */
-  exited(): number | null | undefined {
-    return this.exitCode;
+  /** How the process we started exited (undefined while it runs, or if this agent did not start it). */
+  exited(): ExitObserved | undefined {
+    return this.exit;
+  }
+
+  /** The last lines of the service's log file (its stdout and stderr). */
+  lastOutput(lines: number): string[] {
+    try {
+      const text = readFileSync(this.logPath, "utf8");
+      return text.slice(-16_384).split("\n").filter(Boolean).slice(-lines);
+    } catch {
+      return [];
+    }
   }
 
   /** Signal the group, wait up to the grace period, escalate to SIGKILL, then verify it is really down. */
@@ -88,15 +119,39 @@ export class ProcessDriver implements ServiceDriver {
       await waitFor(() => !groupAlive(pid), 10_000);
     }
     const exitedAt = Date.now();
-    if (groupAlive(pid)) throw new Error(`process group ${pid} still alive after SIGKILL`);
+    if (groupAlive(pid))
+      throw new OutcomeError(
+        "still_running",
+        `process group ${pid} still alive after SIGKILL`,
+        `kill(-${pid}, 0) succeeds`,
+      );
     if (
       this.service.port !== undefined &&
       !(await waitFor(async () => !(await isPortOpen(this.service.port as number)), 5_000))
     ) {
-      throw new Error(`port ${this.service.port} still open after the process exited`);
+      throw new OutcomeError(
+        "still_running",
+        `port ${this.service.port} still open after the process exited`,
+        `connect to 127.0.0.1:${this.service.port} succeeds`,
+      );
     }
     rmSync(this.pidPath, { force: true });
-    return { escalated, signalSentAt, exitedAt, pid };
+    // Our own child: its exit code is observed (the event may trail the group's end by a moment).
+    const exit =
+      this.child?.pid === pid && this.exitSeen
+        ? await Promise.race([
+            this.exitSeen,
+            new Promise<undefined>((r) => setTimeout(() => r(undefined), 2_000)),
+          ])
+        : undefined;
+    return {
+      escalated,
+      signalSentAt,
+      exitedAt,
+      pid,
+      ...(exit ? { exit } : {}),
+      evidence: `process group ${pid} gone${this.service.port !== undefined ? `, port ${this.service.port} closed` : ""}`,
+    };
   }
 
   private readPidFile(): PidFile | undefined {

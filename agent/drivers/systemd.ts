@@ -1,33 +1,96 @@
-import type { CommandRunner, ServiceDriver, ServiceState, StopResult } from "./driver.ts";
-import { pollUntil, runCommand } from "./run-command.ts";
+import { constants } from "node:os";
+import {
+  afterStart,
+  afterStop,
+  beforeStart,
+  beforeStop,
+  type ExitObserved,
+  type Observation,
+  type ObservedStatus,
+  OutcomeError,
+  type Step,
+} from "../../core/outcome.ts";
+import type { CommandRunner, ServiceDriver, ServiceState, StartResult, StopResult } from "./driver.ts";
+import { runCommand, settle } from "./run-command.ts";
 
-export interface UnitStatus {
+export interface UnitStatus extends Observation {
+  loadState: string;
   activeState: string;
   subState: string;
   mainPid: number;
+  /** CLD_EXITED (1), CLD_KILLED (2), CLD_DUMPED (3), or 0 when the main process has not exited. */
+  execMainCode: number;
   execMainStatus: number;
 }
 
-/** Parses `systemctl show --property=...` output (key=value lines). */
-export function parseShow(stdout: string): UnitStatus {
+const PROPERTIES = "LoadState,ActiveState,SubState,MainPID,ExecMainCode,ExecMainStatus,Result";
+
+/** systemd's ActiveState values, by what they mean for an action; anything else is `unknown`. */
+const ACTIVE_STATES: Record<string, ObservedStatus> = {
+  active: "running",
+  reloading: "running",
+  refreshing: "running",
+  inactive: "stopped",
+  failed: "stopped",
+  activating: "starting",
+  deactivating: "stopping",
+};
+
+const signalName = (n: number) =>
+  Object.entries(constants.signals).find(([, value]) => value === n)?.[0] ?? `signal ${n}`;
+
+/**
+ * Parses `systemctl show --property=...` output (key=value lines) with systemctl's exit code. A unit systemd does
+ * not know is `missing` (LoadState=not-found: systemctl still prints ActiveState=inactive for it, which must not
+ * read as stopped); a state not in ACTIVE_STATES or a failed systemctl is `unknown` with the raw text.
+ */
+export function parseShow(stdout: string, code = 0): UnitStatus {
   const values = new Map(
     stdout
-      .split("\n")
+      .split(/\r?\n/)
       .filter((line) => line.includes("="))
       .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()] as const),
   );
+  const loadState = values.get("LoadState") ?? "";
+  const activeState = values.get("ActiveState") ?? "";
+  const subState = values.get("SubState") ?? "";
+  const execMainCode = Number(values.get("ExecMainCode") ?? 0);
+  const execMainStatus = Number(values.get("ExecMainStatus") ?? 0);
+  const raw = [...values].map(([k, v]) => `${k}=${v}`).join(" ");
+  let status: ObservedStatus = ACTIVE_STATES[activeState] ?? "unknown";
+  if (code !== 0 || !activeState) status = "unknown";
+  else if (loadState === "not-found") status = "missing";
+  else if (loadState !== "loaded") status = "unknown";
+  const exit: number | undefined = status === "stopped" && execMainCode === 1 ? execMainStatus : undefined;
   return {
-    activeState: values.get("ActiveState") ?? "unknown",
-    subState: values.get("SubState") ?? "unknown",
+    status,
+    evidence: code !== 0 ? `systemctl show exit ${code}: ${stdout.replace(/\s+/g, " ").trim()}` : raw,
+    loadState,
+    activeState,
+    subState,
     mainPid: Number(values.get("MainPID") ?? 0),
-    execMainStatus: Number(values.get("ExecMainStatus") ?? 0),
+    execMainCode,
+    execMainStatus,
+    ...(exit !== undefined ? { exitCode: exit } : {}),
   };
+}
+
+/** How the unit's main process ended, from ExecMainCode and ExecMainStatus. */
+export function exitOf(status: UnitStatus): ExitObserved | undefined {
+  if (status.execMainCode === 1) return { code: status.execMainStatus };
+  if (status.execMainCode === 2 || status.execMainCode === 3)
+    return { signal: signalName(status.execMainStatus) };
+  return undefined;
+}
+
+function failWith(step: Step & { kind: "fail" }, observation: Observation): never {
+  throw new OutcomeError(step.reason, step.message, observation.evidence, observation.exitCode);
 }
 
 /**
  * A systemd unit. systemd runs its own stop sequence (KillSignal, TimeoutStopSec, SIGKILL); the agent asks for
  * a stop, polls `systemctl show` through deactivating, and escalates with `systemctl kill --signal=SIGKILL` if the
- * unit is still not down after the agent's grace period.
+ * unit is still not down after the agent's grace period. Decisions come from core/outcome.ts on the parsed state.
  */
 export class SystemdDriver implements ServiceDriver {
   private readonly unit: string;
@@ -41,57 +104,89 @@ export class SystemdDriver implements ServiceDriver {
   }
 
   async show(): Promise<UnitStatus> {
-    const { stdout } = await this.run("systemctl", [
-      "show",
-      this.unit,
-      "--property=ActiveState,SubState,MainPID,ExecMainStatus",
-    ]);
-    return parseShow(stdout);
+    const { stdout, code } = await this.run("systemctl", ["show", this.unit, `--property=${PROPERTIES}`]);
+    return parseShow(stdout, code);
   }
 
   async state(): Promise<ServiceState> {
     const status = await this.show();
-    const running = status.activeState === "active" || status.activeState === "reloading";
     return {
-      running,
+      ...status,
+      running: status.status === "running",
       ...(status.mainPid > 0 ? { pid: status.mainPid } : {}),
-      detail: `${status.activeState} (${status.subState})`,
+      detail: status.activeState ? `${status.activeState} (${status.subState})` : status.status,
     };
   }
 
-  async start(): Promise<number> {
-    await this.run("systemctl", ["start", "--no-block", this.unit]);
-    const { value } = await pollUntil(
-      () => this.show(),
-      (s) => s.activeState !== "activating",
-      30_000,
-      this.periodMs,
-    );
-    return value.mainPid;
+  async start(_env: Record<string, string>, timeoutMs = 30_000): Promise<StartResult> {
+    const before = await settle(() => this.show(), beforeStart, timeoutMs, this.periodMs);
+    if (before.step.kind === "fail") failWith(before.step, before.observation);
+    if (before.step.kind === "act") {
+      const { stdout, code } = await this.run("systemctl", ["start", "--no-block", this.unit]);
+      if (code !== 0) {
+        throw new OutcomeError(
+          code === 5 ? "not_found" : "command_failed",
+          `systemctl start exited ${code}`,
+          stdout.replace(/\s+/g, " ").trim() || `exit ${code}`,
+        );
+      }
+    }
+    const after = await settle(() => this.show(), afterStart, timeoutMs, this.periodMs);
+    if (after.step.kind === "fail") failWith(after.step, after.observation);
+    if (after.step.kind === "wait") {
+      throw new OutcomeError(
+        "timeout",
+        `still ${after.observation.activeState} after ${timeoutMs} ms`,
+        after.observation.evidence,
+      );
+    }
+    return { pid: after.observation.mainPid, evidence: after.observation.evidence };
   }
 
-  async exited(): Promise<number | undefined> {
+  async exited(): Promise<ExitObserved | undefined> {
     const status = await this.show();
-    return status.activeState === "failed" ||
-      (status.activeState === "inactive" && status.execMainStatus !== 0)
-      ? status.execMainStatus
-      : undefined;
+    return status.status === "stopped" ? (exitOf(status) ?? { code: null }) : undefined;
   }
 
   async stop(gracePeriodMs: number): Promise<StopResult | undefined> {
-    const before = await this.show();
-    if (before.activeState === "inactive" || before.activeState === "failed") return undefined;
+    // One reading: a pending stop is followed below; a pending start is asked to stop too.
+    const before = await settle(() => this.show(), beforeStop, 0, this.periodMs);
+    if (before.step.kind === "fail") failWith(before.step, before.observation);
+    if (before.step.kind === "done") return undefined;
     const signalSentAt = Date.now();
-    await this.run("systemctl", ["stop", "--no-block", this.unit]);
-    const down = (s: UnitStatus) => s.activeState === "inactive" || s.activeState === "failed";
-    let result = await pollUntil(() => this.show(), down, gracePeriodMs, this.periodMs);
+    if (before.step.kind === "act" || before.observation.status === "starting") {
+      const { stdout, code } = await this.run("systemctl", ["stop", "--no-block", this.unit]);
+      if (code !== 0) {
+        throw new OutcomeError(
+          code === 5 ? "not_found" : "command_failed",
+          `systemctl stop exited ${code}`,
+          stdout.replace(/\s+/g, " ").trim() || `exit ${code}`,
+        );
+      }
+    }
+    let result = await settle(() => this.show(), afterStop, gracePeriodMs, this.periodMs);
+    if (result.step.kind === "fail") failWith(result.step, result.observation);
     let escalated = false;
-    if (!result.done) {
+    if (result.step.kind === "wait") {
       escalated = true;
       await this.run("systemctl", ["kill", "--signal=SIGKILL", this.unit]);
-      result = await pollUntil(() => this.show(), down, 10_000, this.periodMs);
-      if (!result.done) throw new Error(`${this.unit} still ${result.value.activeState} after SIGKILL`);
+      result = await settle(() => this.show(), afterStop, 10_000, this.periodMs);
+      if (result.step.kind !== "done") {
+        throw new OutcomeError(
+          "still_running",
+          `${this.unit} still ${result.observation.activeState} after SIGKILL`,
+          result.observation.evidence,
+        );
+      }
     }
-    return { escalated, signalSentAt, exitedAt: Date.now(), pid: before.mainPid };
+    const exit = exitOf(result.observation);
+    return {
+      escalated,
+      signalSentAt,
+      exitedAt: Date.now(),
+      pid: before.observation.mainPid,
+      ...(exit ? { exit } : {}),
+      evidence: result.observation.evidence,
+    };
   }
 }

@@ -14,10 +14,10 @@ describe("process driver", () => {
       command: [process.execPath, "-e", "setInterval(() => {}, 1000)"],
     });
     const driver = new ProcessDriver(service, dir);
-    const first = driver.start({});
+    const first = driver.start({}).pid;
     // Killed and replaced in the same tick: the first one's exit event can only arrive after the second start.
     process.kill(first, "SIGKILL");
-    const second = driver.start({});
+    const second = driver.start({}).pid;
     const firstGone = await waitUntil(
       async () => {
         try {
@@ -35,6 +35,6 @@ describe("process driver", () => {
     process.kill(second, "SIGKILL");
     expect(
       await waitUntil(async () => driver.exited() ?? undefined, { timeoutMs: 5_000, intervalMs: 20 }),
-    ).toBe(137);
+    ).toEqual({ code: null, signal: "SIGKILL" });
   });
 });
