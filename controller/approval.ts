@@ -77,3 +77,68 @@ export async function publishApproval(
   }
   return statement;
 }
+
+/**
+ * Follows the lifecycle topic for the running controller's answer to a decision published after `ready()`:
+ * `rollout.aborted` / `rollout.approved` (taken), `rollout.approval_rejected` (refused, with the reason), or
+ * nothing within the timeout (no controller is running that rollout). Starts following before the decision is
+ * published, so the answer cannot slip in between.
+ */
+export async function followDecision(
+  kafka: Kafka,
+  topic: string,
+  rolloutId: string,
+  publish: () => Promise<void>,
+  timeoutMs: number,
+): Promise<{ answer: "taken" | "refused" | "none"; reason?: string }> {
+  const consumer = kafka.consumer({ groupId: `lifeline-decision-${randomUUID()}`, sessionTimeout: 10_000 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: false });
+    let settle: (value: { answer: "taken" | "refused"; reason?: string }) => void = () => {};
+    const answered = new Promise<{ answer: "taken" | "refused"; reason?: string }>((resolve) => {
+      settle = resolve;
+    });
+    const fetched = new Promise<void>((resolve) => {
+      const remove = consumer.on(consumer.events.FETCH, () => {
+        remove();
+        resolve();
+      });
+    });
+    let publishedAt = Number.POSITIVE_INFINITY;
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        let event: {
+          "@timestamp"?: string;
+          event?: { action?: string; reason?: string };
+          lifeline?: { rollout_id?: string };
+        };
+        try {
+          event = JSON.parse(String(message.value));
+        } catch {
+          return;
+        }
+        if (event.lifeline?.rollout_id !== rolloutId) return;
+        if (Date.parse(event["@timestamp"] ?? "") < publishedAt - 1_000) return;
+        const action = event.event?.action;
+        const reason = event.event?.reason;
+        if (action === "rollout.approval_rejected")
+          settle({ answer: "refused", ...(reason ? { reason } : {}) });
+        if (action === "rollout.aborted" || action === "rollout.approved")
+          settle({ answer: "taken", ...(reason ? { reason } : {}) });
+      },
+    });
+    await fetched;
+    publishedAt = Date.now();
+    await publish();
+    let timer: NodeJS.Timeout | undefined;
+    const none = new Promise<{ answer: "none" }>((resolve) => {
+      timer = setTimeout(() => resolve({ answer: "none" }), timeoutMs);
+    });
+    const result = await Promise.race([answered, none]);
+    clearTimeout(timer);
+    return result;
+  } finally {
+    await consumer.disconnect();
+  }
+}

@@ -1,15 +1,15 @@
 import type { Kafka } from "kafkajs";
 import type { SignedCommand } from "../core/commands.ts";
 import { readSince } from "../core/kafka/read-since.ts";
+import { type AttributedOutcome, type OutcomeEvent, outcomeFrom } from "../core/outcome.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
 import { type ResumeState, type SentCommand, type StepResult, stepKey } from "./run.ts";
 
-interface HistoryEvent {
+interface HistoryEvent extends OutcomeEvent {
   "@timestamp"?: string;
-  event?: { action?: string; outcome?: string; reason?: string };
   trace?: { id?: string };
   span?: { id?: string };
-  lifeline?: {
+  lifeline?: OutcomeEvent["lifeline"] & {
     rollout_id?: string;
     command_id?: string;
     wave?: number;
@@ -62,9 +62,10 @@ export async function readRolloutHistory(
     throw new Error(`rollout ${rolloutId}: no rollout.planned event with its plan on ${topic}`);
   }
   const sent = new Map<string, { step: PlannedStep; command: SentCommand }>();
-  const outcomes = new Map<string, { outcome: string; reason?: string }>();
+  const reports = new Map<string, HistoryEvent[]>();
   const startedWaves = new Set<number>();
   let completed: string | undefined;
+  let aborted: string | undefined;
   for (const event of events) {
     const action = event.event?.action;
     const lifeline = event.lifeline ?? {};
@@ -78,19 +79,19 @@ export async function readRolloutHistory(
         },
       });
     }
-    if ((action === "command.completed" || action === "command.rejected") && lifeline.command_id) {
-      outcomes.set(lifeline.command_id, {
-        outcome: action === "command.rejected" ? "failure" : (event.event?.outcome ?? "unknown"),
-        ...(event.event?.reason ? { reason: event.event.reason } : {}),
-      });
-    }
+    if ((action === "command.completed" || action === "command.rejected") && lifeline.command_id)
+      reports.set(lifeline.command_id, [...(reports.get(lifeline.command_id) ?? []), event]);
     if (action === "rollout.completed") completed = event.event?.reason ?? "completed";
+    if (action === "rollout.aborted") aborted = event.event?.reason ?? "aborted";
   }
   const results = new Map<string, StepResult>();
   const pending = new Map<string, SentCommand>();
   for (const { step, command } of sent.values()) {
     const { commandId } = command;
-    const outcome = outcomes.get(commandId);
+    // The same rule as a running controller: the first verified report of the addressed host.
+    const outcome = (reports.get(commandId) ?? [])
+      .map((event) => outcomeFrom(event, step.host))
+      .find((o): o is AttributedOutcome => o !== undefined);
     if (!outcome) {
       pending.set(stepKey(step), command);
       continue;
@@ -98,8 +99,11 @@ export async function readRolloutHistory(
     results.set(stepKey(step), {
       ...step,
       commandId,
-      status: outcome.outcome === "success" ? "success" : "failed",
+      status:
+        outcome.outcome === "success" ? "success" : outcome.outcome === "failure" ? "failed" : "unknown",
       ...(outcome.reason ? { reason: outcome.reason } : {}),
+      escalated: outcome.escalated,
+      evidence: outcome.evidence,
     });
   }
   return {
@@ -112,6 +116,7 @@ export async function readRolloutHistory(
       results,
       pending,
       startedWaves,
+      ...(aborted ? { aborted } : {}),
     },
     ...(completed ? { completed } : {}),
   };

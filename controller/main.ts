@@ -5,11 +5,11 @@ import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
-import { publishApproval } from "./approval.ts";
+import { followDecision, publishApproval } from "./approval.ts";
 import { readRolloutHistory } from "./history.ts";
-import { buildPlan, describePlan, loadFleet, loadPlan } from "./plan.ts";
+import { buildPlan, describePlan, emptyPlanError, loadFleet, loadPlan } from "./plan.ts";
 import { readPresence } from "./presence.ts";
-import { type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
+import { describeSummary, type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
 
 export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
        lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
@@ -37,8 +37,12 @@ approvers (approve or abort); unsigned or untrusted decisions are recorded as re
 resume rebuilds a rollout's state from <prefix>.lifecycle after a controller crash and continues it: settled
 steps are kept; a command recorded as sent is published again as the same signed message (same id: an agent
 that has it runs nothing twice) and its outcome awaited. Step statuses:
-success, failed, timed_out, undeliverable, cancelled; rollout: success, failed, incomplete, halted,
-cancelled (aborted).
+success, failed, timed_out, unknown, undeliverable, cancelled (each also recorded as one step.completed event);
+escalated stops are successes counted apart. Rollout: success, failed, incomplete, halted, cancelled (aborted).
+A plan that matches no host is an error (exit 2) unless it sets allowEmpty: true.
+abort is honoured at any point of a running rollout (in-flight steps finish, nothing new is sent), signed by an
+approver or by the controller's own key; approve|abort wait for the controller's answer and exit 1 when it
+refuses or no controller runs that rollout.
 `;
 
 export async function runRollout(argv: string[]): Promise<number> {
@@ -85,23 +89,57 @@ async function decide(decision: "approve" | "abort", argv: string[]): Promise<nu
     return 2;
   }
   const { kafka, topicPrefix } = controllerKafka();
-  await ensureTopics(kafka, [`${topicPrefix}.lifecycle`]);
-  await publishApproval(
+  const topic = `${topicPrefix}.lifecycle`;
+  await ensureTopics(kafka, [topic]);
+  // A decision means something only to a rollout that exists and has not ended.
+  let history: Awaited<ReturnType<typeof readRolloutHistory>>;
+  try {
+    history = await readRolloutHistory(kafka, topic, rolloutId);
+  } catch (error) {
+    process.stderr.write(`lifeline rollout ${decision}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (history.completed) {
+    process.stderr.write(
+      `lifeline rollout ${decision}: rollout ${rolloutId} already completed (${history.completed}); nothing to ${decision}\n`,
+    );
+    return 1;
+  }
+  const timeoutMs = Number(process.env.LIFELINE_DECISION_TIMEOUT_MS ?? 20_000);
+  const answer = await followDecision(
     kafka,
-    `${topicPrefix}.lifecycle`,
-    {
-      rolloutId,
-      decision,
-      ...(values.wave !== undefined ? { wave: Number(values.wave) } : {}),
-      ...(values.by ? { by: values.by } : {}),
-      ...(values.reason ? { reason: values.reason } : {}),
+    topic,
+    rolloutId,
+    async () => {
+      await publishApproval(
+        kafka,
+        topic,
+        {
+          rolloutId,
+          decision,
+          ...(values.wave !== undefined ? { wave: Number(values.wave) } : {}),
+          ...(values.by ? { by: values.by } : {}),
+          ...(values.reason ? { reason: values.reason } : {}),
+        },
+        signer,
+      );
     },
-    signer,
+    timeoutMs,
   );
-  process.stdout.write(
-    `${decision} for ${rolloutId}${values.wave ? ` wave ${values.wave}` : ""} published, signed by ${signer.keyId}\n`,
+  const what = `${decision} for ${rolloutId}${values.wave ? ` wave ${values.wave}` : ""}, signed by ${signer.keyId}`;
+  if (answer.answer === "taken") {
+    process.stdout.write(`${what}: taken by the controller (${answer.reason ?? decision})\n`);
+    return 0;
+  }
+  if (answer.answer === "refused") {
+    process.stderr.write(`${what}: refused by the controller: ${answer.reason ?? "no reason given"}\n`);
+    return 1;
+  }
+  process.stderr.write(
+    `${what}: published, but no controller answered within ${Math.round(timeoutMs / 1000)} s: the rollout is not running now. ` +
+      `The decision stays on ${topic}; \`lifeline rollout resume ${rolloutId}\` will see an abort.\n`,
   );
-  return 0;
+  return 1;
 }
 
 /** `lifeline rollout resume <id>`: the state from the topic, then on without re-sending what already ran. */
@@ -184,10 +222,13 @@ function printResult(result: RolloutResult, json: boolean): void {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`rollout ${result.rolloutId}: ${result.status} (trace ${result.traceId})\n`);
+  process.stdout.write(
+    `rollout ${result.rolloutId}: ${result.status} (trace ${result.traceId}); ${describeSummary(result.summary)}\n`,
+  );
   for (const step of [...result.steps, ...result.rollback]) {
+    const status = step.escalated ? `${step.status} (escalated)` : step.status;
     process.stdout.write(
-      `  ${step.host.padEnd(16)} ${step.service.padEnd(12)} ${step.action.padEnd(8)} ${step.status}${step.reason ? `  ${step.reason}` : ""}\n`,
+      `  ${step.host.padEnd(16)} ${step.service.padEnd(12)} ${step.action.padEnd(8)} ${status}${step.reason ? `  ${step.reason}` : ""}\n`,
     );
   }
 }
@@ -214,6 +255,11 @@ async function runPlan(argv: string[]): Promise<number> {
   const declared = values.fleet ? loadFleet(values.fleet).hosts : undefined;
   if (values["dry-run"] && declared) {
     const built = buildPlan(plan, declared);
+    const empty = emptyPlanError(plan, built, declared.length, "the fleet file");
+    if (empty) {
+      process.stderr.write(`lifeline rollout: ${empty}\n`);
+      return 2;
+    }
     process.stdout.write(values.json ? `${JSON.stringify(built, null, 2)}\n` : describePlan(plan, built));
     return 0;
   }
@@ -231,6 +277,16 @@ async function runPlan(argv: string[]): Promise<number> {
   const live = await readPresence(kafka, `${topicPrefix}.lifecycle`, { windowMs });
   const fleet = declared ?? [...live.values()];
   const built = buildPlan(plan, fleet);
+  const empty = emptyPlanError(
+    plan,
+    built,
+    fleet.length,
+    declared ? "the fleet file" : `live agents (heartbeats in the last ${Math.round(windowMs / 1000)} s)`,
+  );
+  if (empty) {
+    process.stderr.write(`lifeline rollout: ${empty}\n`);
+    return 2;
+  }
   const silence = `no agent heartbeat in the last ${Math.round(windowMs / 1000)} s`;
   const undeliverable = new Map(
     [...new Set(built.waves.flatMap((w) => w.steps.map((s) => s.host)))]

@@ -54,6 +54,8 @@ export const planSchema = z
       })
       .default({ deliveryMs: 30_000, executionMs: 120_000 }),
     rollback: z.enum(["none", "start-stopped"]).default("none"),
+    /** A plan whose targets match no host is an error, unless it says it may be empty. */
+    allowEmpty: z.boolean().default(false),
     /** Who may open an approval gate: Ed25519 public keys (PEM) under an id, used by `lifeline rollout approve`. */
     approvers: z
       .array(z.strictObject({ id: z.string().min(1), publicKey: z.string().includes("PUBLIC KEY") }))
@@ -222,4 +224,24 @@ export function describePlan(plan: Plan, built: RolloutPlan): string {
   if (built.unreachable.length > 0)
     lines.push(`  not included (no live agent running a planned service): ${built.unreachable.join(", ")}`);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Why a built plan must not run: it matches no host (a misspelt group or host, an empty fleet) and the plan does
+ * not allow that. Undefined when it may run. A rollout of nothing must never report success.
+ */
+export function emptyPlanError(
+  plan: Plan,
+  built: RolloutPlan,
+  fleetSize: number,
+  fleetSource: string,
+): string | undefined {
+  if (plan.allowEmpty || built.waves.some((w) => w.steps.length > 0)) return undefined;
+  return `plan "${plan.name}" matches no host: targets ${JSON.stringify(plan.targets)} and services ${plan.services
+    .map((s) => s.name)
+    .join(", ")} against ${fleetSize} hosts from ${fleetSource}${
+    built.unreachable.length > 0
+      ? ` (targeted but running none of the services: ${built.unreachable.join(", ")})`
+      : ""
+  }. Check the selectors, or set allowEmpty: true if an empty rollout is expected.`;
 }

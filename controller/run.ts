@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createPublicKey, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import type { Consumer, Kafka, Producer } from "kafkajs";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
@@ -6,18 +6,18 @@ import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
+import {
+  type AttributedOutcome,
+  type OutcomeEvent,
+  outcomeFrom,
+  STEP_OUTCOMES,
+  type StepStatus,
+} from "../core/outcome.ts";
 import type { TraceContext } from "../core/trace-context.ts";
 import { type Approval, rejectApproval } from "./approval.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
 
-export type StepStatus =
-  | "pending"
-  | "in_progress"
-  | "success"
-  | "failed"
-  | "timed_out"
-  | "undeliverable"
-  | "cancelled";
+export type { StepStatus };
 export type RolloutStatus = "success" | "failed" | "incomplete" | "halted" | "cancelled";
 
 /** What a restarted controller knows of a rollout from the lifecycle topic (see history.ts). */
@@ -30,6 +30,8 @@ export interface ResumeState {
   /** Steps whose command was sent (or about to be), outcome not yet seen. */
   pending: Map<string, SentCommand>;
   startedWaves: Set<number>;
+  /** The rollout was aborted before the controller stopped: nothing new is sent. */
+  aborted?: string;
   /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
   refresh?: () => Promise<ResumeState>;
 }
@@ -54,7 +56,51 @@ export interface StepResult extends PlannedStep {
   commandId: string;
   status: StepStatus;
   reason?: string;
+  /** The stop needed escalation (SIGKILL, taskkill): the step can still be a success, and is counted apart. */
+  escalated?: boolean;
+  /** What the status rests on: the agent's verified event, or the controller's own decision. */
+  evidence?: string;
 }
+
+/** Counts of a rollout's steps by status, escalations apart (they are successes that needed force). */
+export interface RolloutSummary {
+  total: number;
+  success: number;
+  failed: number;
+  timed_out: number;
+  unknown: number;
+  undeliverable: number;
+  cancelled: number;
+  escalated: number;
+}
+
+export function summarize(steps: StepResult[]): RolloutSummary {
+  const summary: RolloutSummary = {
+    total: steps.length,
+    success: 0,
+    failed: 0,
+    timed_out: 0,
+    unknown: 0,
+    undeliverable: 0,
+    cancelled: 0,
+    escalated: 0,
+  };
+  for (const step of steps) {
+    if (step.status in summary) summary[step.status as keyof RolloutSummary]++;
+    if (step.escalated) summary.escalated++;
+  }
+  return summary;
+}
+
+export function describeSummary(s: RolloutSummary): string {
+  const parts = [`${s.success} succeeded${s.escalated > 0 ? ` (${s.escalated} escalated)` : ""}`];
+  for (const key of ["failed", "timed_out", "unknown", "undeliverable", "cancelled"] as const)
+    if (s[key] > 0) parts.push(`${s[key]} ${key.replace("_", " ")}`);
+  return `${s.total} steps: ${parts.join(", ")}`;
+}
+
+/** Statuses that count against the failure budget: nothing verified that the step did what it should. */
+const COUNTS_AGAINST_BUDGET = new Set<StepStatus>(["failed", "timed_out", "unknown"]);
 
 export interface RolloutResult {
   rolloutId: string;
@@ -62,6 +108,7 @@ export interface RolloutResult {
   status: RolloutStatus;
   steps: StepResult[];
   rollback: StepResult[];
+  summary: RolloutSummary;
   haltReason?: string;
 }
 
@@ -81,7 +128,12 @@ export class RolloutRunner {
   private readonly onStep: ((progress: StepProgress) => void) | undefined;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
-  private readonly outcomes = new Map<string, { outcome: string; reason?: string }>();
+  /** The first verified outcome of each command this controller sent (core/outcome.ts outcomeFrom). */
+  private readonly outcomes = new Map<string, AttributedOutcome>();
+  /** The host each command was addressed to: only that host's agent may report its outcome. */
+  private readonly addressed = new Map<string, string>();
+  /** A valid abort received while steps were running: nothing new is sent. */
+  private abortedBy: Approval | undefined;
   private readonly waiters = new Map<string, () => void>();
   // Set by run(): one runner runs one rollout.
   private rollout!: LifelineSpan;
@@ -121,6 +173,14 @@ export class RolloutRunner {
     });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
+    if (resume?.aborted)
+      this.abortedBy = {
+        rolloutId: this.rolloutId,
+        decision: "abort",
+        by: "(recorded)",
+        at: "",
+        reason: resume.aborted,
+      };
     await this.follow();
     if (resume?.refresh) {
       const latest = await resume.refresh();
@@ -150,18 +210,22 @@ export class RolloutRunner {
       let failedCount = 0;
       for (const wave of built.waves) {
         const settled = wave.steps.map((step) => resume?.results.get(stepKey(step)));
+        if (!haltReason && this.abortedBy) {
+          haltReason = this.abortReason(this.abortedBy);
+          aborted = true;
+        }
         if (haltReason) {
           for (const [i, step] of wave.steps.entries())
-            steps.push(settled[i] ?? { ...step, commandId: "", status: "cancelled" });
+            steps.push(settled[i] ?? (await this.cancel(step, wave.wave, haltReason)));
           continue;
         }
         const started = resume?.startedWaves.has(wave.wave) ?? false;
         if (wave.gate && !started) {
           const decision = await this.awaitApproval(wave.wave, built.waves.length);
           if (decision.decision === "abort") {
-            haltReason = `aborted by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`;
+            haltReason = this.abortReason(decision);
             aborted = true;
-            for (const step of wave.steps) steps.push({ ...step, commandId: "", status: "cancelled" });
+            for (const step of wave.steps) steps.push(await this.cancel(step, wave.wave, haltReason));
             continue;
           }
         }
@@ -190,13 +254,18 @@ export class RolloutRunner {
                 done.push(known);
                 continue;
               }
+              if (this.abortedBy) {
+                // Aborted mid-wave: in-flight steps finish, nothing new is sent.
+                done.push(await this.cancel(step, wave.wave, this.abortReason(this.abortedBy)));
+                continue;
+              }
               const sent = resume?.pending.get(key);
               const result = sent
                 ? await this.awaitOutcome(step, sent, plan)
                 : await this.execute(plan, step, waveSpan, wave.wave);
               done.push(result);
               settledCount++;
-              if (result.status === "failed" || result.status === "timed_out") failedCount++;
+              if (COUNTS_AGAINST_BUDGET.has(result.status)) failedCount++;
               this.onStep?.({
                 settled: settledCount,
                 failed: failedCount,
@@ -215,9 +284,14 @@ export class RolloutRunner {
         for (const result of results.flat()) {
           steps.push(result);
           this.progress(
-            `  ${result.host} ${result.service}: ${result.status}${result.reason ? ` (${result.reason})` : ""}`,
+            `  ${result.host} ${result.service}: ${result.status}${result.escalated ? " (escalated)" : ""}${result.reason ? ` (${result.reason})` : ""}`,
           );
-          if (result.status === "failed" || result.status === "timed_out") failures++;
+          if (COUNTS_AGAINST_BUDGET.has(result.status)) failures++;
+        }
+        if (this.abortedBy && !haltReason) {
+          haltReason = this.abortReason(this.abortedBy);
+          aborted = true;
+          continue;
         }
         const percent = (failures / total) * 100;
         if (
@@ -225,13 +299,14 @@ export class RolloutRunner {
           (plan.failureBudget.maxFailurePercent !== undefined &&
             percent > plan.failureBudget.maxFailurePercent)
         ) {
-          haltReason = `${failures} of ${total} steps failed or timed out (budget ${plan.failureBudget.maxFailures})`;
+          haltReason = `${failures} of ${total} steps failed, timed out or unknown (budget ${plan.failureBudget.maxFailures})`;
           await this.event("rollout.halted", "failure", { reason: haltReason });
           this.progress(`halted: ${haltReason}`);
         }
       }
+      // An abort means nothing new is sent: no rollback either.
       const rollback =
-        haltReason && plan.rollback === "start-stopped" ? await this.rollBack(plan, steps) : [];
+        haltReason && !aborted && plan.rollback === "start-stopped" ? await this.rollBack(plan, steps) : [];
       const status: RolloutStatus = aborted
         ? "cancelled"
         : haltReason
@@ -241,7 +316,11 @@ export class RolloutRunner {
             : steps.some((s) => s.status === "failed" || s.status === "timed_out")
               ? "failed"
               : "incomplete";
-      await this.event("rollout.completed", status === "success" ? "success" : "failure", { reason: status });
+      const summary = summarize(steps);
+      await this.event("rollout.completed", status === "success" ? "success" : "failure", {
+        reason: status,
+        extra: { summary, summary_text: describeSummary(summary) },
+      });
       this.rollout.end(status === "success" ? "success" : "failure", haltReason ?? status);
       return {
         rolloutId: this.rolloutId,
@@ -249,6 +328,7 @@ export class RolloutRunner {
         status,
         steps,
         rollback,
+        summary,
         ...(haltReason ? { haltReason } : {}),
       };
     } finally {
@@ -281,17 +361,82 @@ export class RolloutRunner {
     return decision;
   }
 
+  /**
+   * A signed decision. Approvals open gates and come from the plan's approvers; an abort is honoured at any point
+   * of any rollout, signed by an approver or by the controller's own key (whoever may run the rollout may stop
+   * it). Anything else is recorded as rejected, so `lifeline rollout abort` can tell its user.
+   */
   private async onApproval(statement: unknown): Promise<void> {
-    const reason = rejectApproval(statement, this.rolloutId, this.plan?.approvers ?? []);
+    const payload = (statement as { payload?: { decision?: string } } | undefined)?.payload;
+    const trusted = [...(this.plan?.approvers ?? [])];
+    if (payload?.decision === "abort") trusted.push(this.ownKey());
+    const reason = rejectApproval(statement, this.rolloutId, trusted);
     if (reason) {
       await this.event("rollout.approval_rejected", "failure", { reason });
       this.progress(`approval rejected: ${reason}`);
       return;
     }
     const approval = (statement as SignedStatement<Approval>).payload;
-    if (this.gate && (approval.wave === undefined || approval.wave === this.gate.wave))
+    if (
+      this.gate &&
+      (approval.decision === "abort" || approval.wave === undefined || approval.wave === this.gate.wave)
+    ) {
       this.gate.resolve(approval);
-    else this.approvals.push(approval);
+      return;
+    }
+    if (approval.decision === "abort") {
+      if (this.abortedBy) return;
+      this.abortedBy = approval;
+      await this.event("rollout.aborted", "success", {
+        reason: `by ${approval.by}${approval.reason ? `: ${approval.reason}` : ""}; in-flight steps finish, nothing new is sent`,
+      });
+      this.progress(`aborted by ${approval.by}: in-flight steps finish, nothing new is sent`);
+      return;
+    }
+    this.approvals.push(approval);
+  }
+
+  private ownKey(): { id: string; publicKey: string } {
+    const publicKey = createPublicKey(this.signer.privateKeyPem).export({ type: "spki", format: "pem" });
+    return { id: this.signer.keyId, publicKey: String(publicKey) };
+  }
+
+  private abortReason(decision: Approval): string {
+    if (decision.by === "(recorded)") return `aborted before the controller restarted (${decision.reason})`;
+    return `aborted by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`;
+  }
+
+  /** A step that will not run: its own final event, with the reason. */
+  private async cancel(step: PlannedStep, wave: number, reason: string): Promise<StepResult> {
+    const result: StepResult = {
+      ...step,
+      commandId: "",
+      status: "cancelled",
+      reason,
+      evidence: "not sent: the controller's decision",
+    };
+    await this.recordStep(result, this.rollout, wave);
+    return result;
+  }
+
+  /**
+   * The step's one final outcome, `step.completed`: its status, the outcome it maps to (core/outcome.ts
+   * STEP_OUTCOMES), the reason and what it rests on. Timelines, summaries and dashboards count these.
+   */
+  private async recordStep(result: StepResult, span: LifelineSpan, wave: number | undefined): Promise<void> {
+    const outcome = STEP_OUTCOMES[result.status as keyof typeof STEP_OUTCOMES] ?? "unknown";
+    await this.event("step.completed", outcome, {
+      reason: `${result.action} ${result.service} on ${result.host}: ${result.status}${result.reason ? ` (${result.reason})` : ""}`,
+      span,
+      ...(result.commandId ? { commandId: result.commandId } : {}),
+      step: { host: result.host, service: result.service, action: result.action },
+      ...(wave !== undefined ? { wave } : {}),
+      extra: {
+        step_status: result.status,
+        escalated: Boolean(result.escalated),
+        ...(result.evidence ? { evidence: result.evidence } : {}),
+      },
+    });
   }
 
   /**
@@ -301,13 +446,16 @@ export class RolloutRunner {
    */
   private async awaitOutcome(step: PlannedStep, sent: SentCommand, plan: Plan): Promise<StepResult> {
     const { commandId, signed } = sent;
+    this.addressed.set(commandId, step.host);
     const outcome = new Promise<void>((resolve) => {
       this.waiters.set(commandId, resolve);
       if (this.outcomes.has(commandId)) resolve();
     });
     if (signed && !this.outcomes.has(commandId) && Date.parse(signed.command.expiresAt) > Date.now())
       await this.publishCommand(step, signed);
-    return this.settle(step, commandId, outcome, plan);
+    const result = await this.settle(step, commandId, outcome, plan);
+    await this.recordStep(result, this.rollout, undefined);
+    return result;
   }
 
   private async publishCommand(step: PlannedStep, signed: SignedCommand): Promise<void> {
@@ -361,13 +509,15 @@ export class RolloutRunner {
   ): Promise<StepResult> {
     const absent = this.undeliverable.get(step.host);
     if (absent) {
-      await this.event("step.undeliverable", "failure", {
-        reason: `${step.action} ${step.service} on ${step.host}: ${absent}`,
-        span: waveSpan,
-        step,
-        ...(wave !== undefined ? { wave } : {}),
-      });
-      return { ...step, commandId: "", status: "undeliverable", reason: absent };
+      const result: StepResult = {
+        ...step,
+        commandId: "",
+        status: "undeliverable",
+        reason: absent,
+        evidence: "not sent: presence read from the lifecycle topic",
+      };
+      await this.recordStep(result, waveSpan, wave);
+      return result;
     }
     const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {
       parent: waveSpan,
@@ -375,8 +525,13 @@ export class RolloutRunner {
       attributes: { "host.name": step.host, "service.name": step.service, "lifeline.action": step.action },
     });
     const result = await this.sendAndFollow(plan, step, span, wave);
-    span.setAttributes({ "lifeline.command_id": result.commandId, "lifeline.status": result.status });
+    span.setAttributes({
+      "lifeline.command_id": result.commandId,
+      "lifeline.status": result.status,
+      "lifeline.escalated": Boolean(result.escalated),
+    });
     span.end(result.status === "success" ? "success" : "failure", result.reason);
+    await this.recordStep(result, span, wave);
     return result;
   }
 
@@ -401,6 +556,7 @@ export class RolloutRunner {
       traceparent: span.traceparent,
     };
     const signed = signCommand(command, this.signer.keyId, this.signer.privateKeyPem);
+    this.addressed.set(command.id, step.host);
     const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
     // Recorded before it is published: a controller killed in between resumes by sending this same command.
     await this.event("command.sent", "success", {
@@ -428,14 +584,23 @@ export class RolloutRunner {
     const done = await Promise.race([outcome.then(() => "done" as const), timeout]);
     clearTimeout(timer);
     this.waiters.delete(commandId);
-    if (done === "timeout")
-      return { ...step, commandId, status: "timed_out", reason: "no outcome before the deadline" };
     const result = this.outcomes.get(commandId);
+    if (done === "timeout" || !result) {
+      return {
+        ...step,
+        commandId,
+        status: "timed_out",
+        reason: "no verified outcome before the deadline",
+        evidence: `no command.completed from ${step.host} within ${plan.deadlines.executionMs + plan.deadlines.deliveryMs} ms`,
+      };
+    }
     return {
       ...step,
       commandId,
-      status: result?.outcome === "success" ? "success" : "failed",
-      ...(result?.reason ? { reason: result.reason } : {}),
+      status: result.outcome === "success" ? "success" : result.outcome === "failure" ? "failed" : "unknown",
+      ...(result.reason ? { reason: result.reason } : {}),
+      escalated: result.escalated,
+      evidence: result.evidence,
     };
   }
 
@@ -458,10 +623,7 @@ export class RolloutRunner {
     await consumer.run({
       eachMessage: async ({ message }) => {
         for (const text of unpackRecords(message.value)) {
-          let event: {
-            event?: { action?: string; outcome?: string; reason?: string };
-            lifeline?: { command_id?: string; rollout_id?: string; approval?: unknown };
-          };
+          let event: OutcomeEvent & { lifeline?: { rollout_id?: string; approval?: unknown } };
           try {
             event = JSON.parse(text);
           } catch {
@@ -473,11 +635,12 @@ export class RolloutRunner {
             await this.onApproval(event.lifeline.approval);
             continue;
           }
-          if (!id || (action !== "command.completed" && action !== "command.rejected")) continue;
-          this.outcomes.set(id, {
-            outcome: action === "command.rejected" ? "failure" : (event.event?.outcome ?? "unknown"),
-            ...(event.event?.reason ? { reason: event.event.reason } : {}),
-          });
+          const host = id ? this.addressed.get(id) : undefined;
+          // Only the addressed agent's events about a command it verified settle it; the first one wins.
+          if (!id || !host || this.outcomes.has(id)) continue;
+          const outcome = outcomeFrom(event, host);
+          if (!outcome) continue;
+          this.outcomes.set(id, outcome);
           this.waiters.get(id)?.();
         }
       },

@@ -13,6 +13,11 @@ export interface TimelineEntry {
   rolloutId?: string;
   traceId?: string;
   wave?: number;
+  /** step.completed: the step's final status (success, failed, timed_out, unknown, undeliverable, cancelled). */
+  stepStatus?: string;
+  /** The stop needed escalation (a step or a command that still succeeded). */
+  escalated?: boolean;
+  evidence?: string;
 }
 
 export interface Timeline {
@@ -27,7 +32,14 @@ interface EventSource {
   service?: { name?: string };
   event?: { action?: string; outcome?: string; duration?: number; reason?: string };
   trace?: { id?: string };
-  lifeline?: { command_id?: string; rollout_id?: string; wave?: number };
+  lifeline?: {
+    command_id?: string;
+    rollout_id?: string;
+    wave?: number;
+    step_status?: string;
+    escalated?: boolean;
+    evidence?: string;
+  };
 }
 
 /**
@@ -72,11 +84,50 @@ export async function readTimeline(
       ...(event.lifeline?.rollout_id ? { rolloutId: event.lifeline.rollout_id } : {}),
       ...(event.trace?.id ? { traceId: event.trace.id } : {}),
       ...(wave !== undefined ? { wave } : {}),
+      ...(event.lifeline?.step_status ? { stepStatus: event.lifeline.step_status } : {}),
+      ...(event.lifeline?.escalated ? { escalated: true } : {}),
+      ...(event.lifeline?.evidence ? { evidence: event.lifeline.evidence } : {}),
     };
   });
   const rolloutId = selector.rollout ?? entries.find((e) => e.rolloutId)?.rolloutId;
   const traceId = selector.trace ?? entries.find((e) => e.traceId)?.traceId;
   return { ...(rolloutId ? { rolloutId } : {}), ...(traceId ? { traceId } : {}), entries };
+}
+
+/** Counts of a timeline's steps by final status, escalations apart. */
+export interface TimelineCounts {
+  steps: number;
+  success: number;
+  failed: number;
+  unknown: number;
+  cancelled: number;
+  escalated: number;
+}
+
+/**
+ * A rollout's steps from their one final event each (`step.completed`); a trace without a rollout from its
+ * commands' `command.completed`. Timed out and unknown steps count as unknown, undeliverable ones as failed.
+ */
+export function countSteps(entries: TimelineEntry[]): TimelineCounts {
+  const counts: TimelineCounts = { steps: 0, success: 0, failed: 0, unknown: 0, cancelled: 0, escalated: 0 };
+  const finals = entries.filter((e) => e.action === "step.completed");
+  const source =
+    finals.length > 0
+      ? finals
+      : entries.filter((e) => e.host !== "controller" && e.action === "command.completed");
+  for (const entry of source) {
+    counts.steps++;
+    if (entry.stepStatus === "cancelled") counts.cancelled++;
+    else if (entry.outcome === "success") counts.success++;
+    else if (entry.outcome === "failure") counts.failed++;
+    else counts.unknown++;
+    if (entry.escalated) counts.escalated++;
+  }
+  return counts;
+}
+
+export function describeCounts(c: TimelineCounts): string {
+  return `${c.steps} steps: ${c.success} succeeded${c.escalated > 0 ? ` (${c.escalated} escalated)` : ""}, ${c.failed} failed, ${c.unknown} unknown, ${c.cancelled} cancelled`;
 }
 
 /** The ordered timeline as text: offset, host, service, wave, step, duration, outcome, reason. */
@@ -103,6 +154,7 @@ export function formatTimeline(timeline: Timeline): string {
     `rollout ${timeline.rolloutId ?? "-"}  trace ${timeline.traceId ?? "-"}  ${timeline.entries.length} events, started ${timeline.entries[0]?.at ?? "-"}`,
     line(header),
     ...rows.map(line),
+    describeCounts(countSteps(timeline.entries)),
     "",
   ].join("\n");
 }
@@ -191,11 +243,7 @@ export function timelineHtml(timeline: Timeline): string {
       `<text x="${tx}" y="${height - 8}" class="axis" text-anchor="${anchor}">+${((seconds * tick) / 5).toFixed(1)}s</text>`,
     );
   }
-  const counts = { success: 0, failure: 0, unknown: 0 };
-  for (const events of commands.values()) {
-    const outcome = events.find((e) => e.action === "command.completed")?.outcome ?? "unknown";
-    counts[outcome as keyof typeof counts] = (counts[outcome as keyof typeof counts] ?? 0) + 1;
-  }
+  const counts = countSteps(entries);
   const table = entries
     .map(
       (e) =>
@@ -213,7 +261,7 @@ tr.failure td{color:#cd2026} tr.unknown td{color:#8a8a8a}
 .legend span{display:inline-block;margin-right:14px} .swatch{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
 </style></head><body>
 <h1>Rollout ${escapeHtml(timeline.rolloutId ?? "-")}</h1>
-<div class="meta">trace <code>${escapeHtml(timeline.traceId ?? "-")}</code> · ${entries.length} events · ${commands.size} commands: <span id="succeeded">${counts.success}</span> succeeded, <span id="failed">${counts.failure}</span> failed, <span id="unknown">${counts.unknown}</span> unknown · ${seconds.toFixed(1)} s</div>
+<div class="meta">trace <code>${escapeHtml(timeline.traceId ?? "-")}</code> · ${entries.length} events · ${counts.steps} steps: <span id="succeeded">${counts.success}</span> succeeded (<span id="escalated">${counts.escalated}</span> escalated), <span id="failed">${counts.failed}</span> failed, <span id="unknown">${counts.unknown}</span> unknown, <span id="cancelled">${counts.cancelled}</span> cancelled · ${seconds.toFixed(1)} s</div>
 <div class="legend"><span><i class="swatch" style="background:#b35c00"></i>stop (signal → exit)</span><span><i class="swatch" style="background:#1f5fa8"></i>start (spawn → healthy)</span><span><i class="swatch" style="background:#cd2026"></i>escalation / failure</span><span><i class="swatch" style="background:#2e8540;opacity:.35"></i>command, received → completed</span></div>
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="Gantt chart of the rollout">
 ${shapes.join("\n")}

@@ -188,12 +188,52 @@ export function describeExit(exit: ExitObserved | undefined): string {
   return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
 }
 
-/** Step statuses as the controller records them, with the event outcome each maps to. */
+/**
+ * Step statuses as the controller records them in `step.completed` (one per step, its final outcome), with the
+ * event outcome each maps to. timed_out and unknown are not failures: nothing verified says what happened.
+ */
 export const STEP_OUTCOMES = {
   success: "success",
   failed: "failure",
   timed_out: "unknown",
+  unknown: "unknown",
   undeliverable: "failure",
   cancelled: "unknown",
-  unknown: "unknown",
 } as const;
+export type StepStatus = keyof typeof STEP_OUTCOMES | "pending" | "in_progress";
+
+/** The fields of a lifecycle event that an outcome is read from. */
+export interface OutcomeEvent {
+  host?: { name?: string };
+  event?: { id?: string; action?: string; outcome?: string; reason?: string };
+  lifeline?: { command_id?: string; claimed?: unknown; escalated?: boolean; evidence?: string };
+}
+
+export interface AttributedOutcome {
+  outcome: "success" | "failure" | "unknown";
+  reason?: string;
+  evidence: string;
+  escalated: boolean;
+}
+
+/**
+ * The outcome an event asserts for a command, or undefined when it may not assert one. Only `command.completed`
+ * and `command.rejected` of the command's own id, from the host the command was addressed to, and never an event
+ * that carries `lifeline.claimed` (a message that did not verify). Anything but success or failure is unknown.
+ */
+export function outcomeFrom(event: OutcomeEvent, addressedHost: string): AttributedOutcome | undefined {
+  const action = event.event?.action;
+  if (action !== "command.completed" && action !== "command.rejected") return undefined;
+  if (!event.lifeline?.command_id || event.lifeline.claimed !== undefined) return undefined;
+  if (event.host?.name !== addressedHost) return undefined;
+  const said = event.event?.outcome;
+  const outcome =
+    action === "command.rejected" ? "failure" : said === "success" || said === "failure" ? said : "unknown";
+  const reason = event.event?.reason;
+  return {
+    outcome,
+    ...(reason ? { reason } : {}),
+    evidence: `${action} from ${addressedHost}${event.lifeline.evidence ? `: ${event.lifeline.evidence}` : ""}`,
+    escalated: event.lifeline.escalated === true,
+  };
+}

@@ -91,6 +91,14 @@ export const ECS_MAPPINGS = {
         /** The command's action (stop, start, restart, status) on every event of that command. */
         action: keyword,
         issuer: keyword,
+        /** What an outcome rests on (core/outcome.ts), in the reporting tool's words. */
+        evidence: { type: "keyword", ignore_above: 4096 },
+        /** step.completed: the step's final status. */
+        step_status: keyword,
+        /** A stop that needed escalation (SIGKILL, taskkill). */
+        escalated: { type: "boolean" },
+        /** What a message that did not verify claimed to be (never a real command's fields). */
+        claimed: { type: "flattened" },
         format: keyword,
         original_timestamp: keyword,
         fields: { type: "flattened" },

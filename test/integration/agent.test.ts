@@ -252,12 +252,100 @@ describe("agent: signed commands on real processes, every step in the journal", 
     expect(actions(forCommand(events, crash.id))).toEqual([
       "command.received:success",
       "start.spawned:success",
-      "start.probe_failed:failure",
+      "start.exited:failure",
       "command.completed:failure",
     ]);
     expect(forCommand(events, crash.id).pop()?.event.reason).toBe(
-      "process exited with code 3 while starting",
+      "process exited with exit code 3 while starting",
     );
+  });
+
+  it("without a health probe a start must outlive minUptimeMs: a crash on start is a failure with its exit code and last output", async () => {
+    const ws = agentWorkspace("uptime");
+    const port = await freePort();
+    const config = writeAgentConfig(ws, [
+      // No probe on either: only staying up proves a start.
+      { name: "crasher", command: [process.execPath, fixture("crasher.mjs")], minUptimeMs: 1_500 },
+      {
+        name: "api",
+        command: [process.execPath, fixture("well-behaved.mjs")],
+        env: { PORT: String(port) },
+        minUptimeMs: 500,
+      },
+    ]);
+    await launch(config).started;
+    const crash = makeCommand(ws, "start", "crasher");
+    const start = makeCommand(ws, "start", "api");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, crash), signed(ws, start));
+    const events = await waitForJournal(ws.journal, (e) => completed(crash.id)(e) && completed(start.id)(e));
+    expect(actions(forCommand(events, crash.id))).toEqual([
+      "command.received:success",
+      "start.spawned:success",
+      "start.exited:failure",
+      "command.completed:failure",
+    ]);
+    const exited = forCommand(events, crash.id).find(
+      (e) => e.event.action === "start.exited",
+    ) as LifecycleEvent & {
+      process: { exit_code?: number };
+      lifeline: { output?: string[] };
+    };
+    expect(exited.process.exit_code).toBe(3);
+    expect(exited.lifeline.output).toContain("fatal: cannot open database");
+    expect(forCommand(events, crash.id).pop()?.event.reason).toBe(
+      "process exited with exit code 3 while starting",
+    );
+    const healthy = forCommand(events, start.id).find(
+      (e) => e.event.action === "start.healthy",
+    ) as LifecycleEvent & {
+      lifeline: { evidence?: string };
+    };
+    expect(healthy.lifeline.evidence).toMatch(/^pid \d+ alive \d+ ms after start \(minUptimeMs 500\)$/);
+    expect(healthy.event.duration).toBeGreaterThanOrEqual(500e6);
+    const stop = makeCommand(ws, "stop", "api");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, stop));
+    await waitForJournal(ws.journal, completed(stop.id));
+  });
+
+  it("a stop records the exit code: a clean exit is a success, a non-zero exit during a graceful stop is a failure", async () => {
+    const ws = agentWorkspace("exitcode");
+    const [cleanPort, crashPort] = [await freePort(), await freePort()];
+    const service = (name: string, port: number, code: number) => ({
+      name,
+      command: [process.execPath, fixture("exit-code.mjs")],
+      env: { PORT: String(port), EXIT_CODE: String(code) },
+      port,
+      health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
+    });
+    const config = writeAgentConfig(ws, [service("clean", cleanPort, 0), service("crashy", crashPort, 3)]);
+    await launch(config).started;
+    const starts = [makeCommand(ws, "start", "clean"), makeCommand(ws, "start", "crashy")];
+    await publish(kafka, `${ws.prefix}.control`, ...starts.map((c) => signed(ws, c)));
+    await waitForJournal(ws.journal, (e) => starts.every((c) => completed(c.id)(e)));
+    const clean = makeCommand(ws, "stop", "clean");
+    const crashy = makeCommand(ws, "stop", "crashy");
+    await publish(kafka, `${ws.prefix}.control`, signed(ws, clean), signed(ws, crashy));
+    const events = (await waitForJournal(
+      ws.journal,
+      (e) => completed(clean.id)(e) && completed(crashy.id)(e),
+    )) as Array<LifecycleEvent & { process?: { exit_code?: number } }>;
+    const stopped = (id: string) => forCommand(events, id).find((e) => e.event.action === "stop.completed");
+    expect(stopped(clean.id)).toMatchObject({
+      event: { outcome: "success", reason: "exited" },
+      process: { exit_code: 0 },
+    });
+    expect(stopped(crashy.id)).toMatchObject({
+      event: { outcome: "failure", reason: "exited_with_error" },
+      process: { exit_code: 3 },
+    });
+    expect(forCommand(events, crashy.id).pop()?.event).toMatchObject({
+      outcome: "failure",
+      reason: "stopped, but exit code 3 during a graceful stop",
+    });
+    expect(forCommand(events, clean.id).pop()?.event).toMatchObject({
+      outcome: "success",
+      reason: "stopped",
+    });
   });
 
   it("duplicate, forged, expired, unknown-service, disallowed and malformed commands are rejected with reasons, nothing run", async () => {
@@ -324,28 +412,45 @@ describe("agent: signed commands on real processes, every step in the journal", 
       ].sort(),
     );
     expect(events.find((e) => e.event.action === "command.duplicate")?.lifeline.command_id).toBe(status.id);
+    // A message that did not verify speaks for nothing: what it claimed is kept apart, with no id, rollout or
+    // trace of the command it pretends to be.
+    const unverified = rejected.filter(
+      (e) => e.event.reason === "bad_signature" || e.event.reason === "unknown_key",
+    );
+    expect(unverified).toHaveLength(3);
+    for (const event of unverified) {
+      expect(event.lifeline.command_id).toBeUndefined();
+      expect(event.lifeline.rollout_id).toBeUndefined();
+      expect(event.trace).toBeUndefined();
+    }
+    const claims = unverified.map(
+      (e) => (e.lifeline as { claimed?: { command_id?: string } }).claimed?.command_id,
+    );
+    expect(claims.sort()).toEqual([forged.command.id, unknownKey.command.id, tampered.command.id].sort());
+    // A verified command that is refused here still speaks for itself.
+    expect(rejected.find((e) => e.event.reason === "expired")?.lifeline.command_id).toBe(expired.id);
     expect(
       events.some((e) => e.event.action === "start.spawned" || e.event.action === "stop.signal_sent"),
     ).toBe(false);
     expect(events.some((e) => e.lifeline.command_id === otherHost.id)).toBe(false);
   });
 
-  it("agent killed with SIGKILL mid-stop: after restart the outcome is reported as found, never a false success", async () => {
+  it("agent killed with SIGKILL mid-stop: after restart the outcome is unknown on the command's trace and rollout, and the drained exit is recorded when it comes", async () => {
     const ws = agentWorkspace("crash");
     const port = await freePort();
     const config = writeAgentConfig(ws, [
       {
-        name: "stubborn",
-        command: [process.execPath, fixture("stubborn.mjs")],
-        env: { PORT: String(port) },
+        name: "draining",
+        command: [process.execPath, fixture("draining.mjs")],
+        env: { PORT: String(port), DRAIN_MS: "4000" },
         gracePeriodMs: 30_000,
         health: { tcp: { port }, periodMs: 100 },
       },
     ]);
     const first = launch(config);
     await first.started;
-    const start = makeCommand(ws, "start", "stubborn");
-    const stop = makeCommand(ws, "stop", "stubborn");
+    const start = makeCommand(ws, "start", "draining");
+    const stop = makeCommand(ws, "stop", "draining", { rolloutId: "maintenance-42" });
     await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop));
     await waitForJournal(ws.journal, (e) =>
       forCommand(e, stop.id).some((x) => x.event.action === "stop.signal_sent"),
@@ -354,16 +459,28 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await first.exited;
     await launch(config).started;
     const events = await waitForJournal(ws.journal, completed(stop.id));
-    const outcome = forCommand(events, stop.id).pop();
-    expect(outcome?.event.outcome).toBe("unknown");
-    expect(outcome?.event.reason).toMatch(/agent restarted during stop; service is running \(pid \d+\)/);
-    // The service the agent started is still there and still known: a status says so.
-    const status = makeCommand(ws, "status", "stubborn");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, status));
-    const after = await waitForJournal(ws.journal, completed(status.id));
-    expect(forCommand(after, status.id).pop()?.event.reason).toMatch(/^running \(pid \d+\)$/);
-    const cleanup = makeCommand(ws, "stop", "stubborn", { parameters: { gracePeriodMs: 200 } });
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, cleanup));
-    await waitForJournal(ws.journal, completed(cleanup.id));
+    const outcome = forCommand(events, stop.id).find((e) => e.event.action === "command.completed");
+    const trace = parseTraceparent(stop.traceparent)?.traceId;
+    expect(outcome).toMatchObject({
+      event: {
+        action: "command.completed",
+        outcome: "unknown",
+        reason: "agent restarted during stop; service is running",
+      },
+      trace: { id: trace },
+      lifeline: { command_id: stop.id, rollout_id: "maintenance-42" },
+    });
+    // The later truth, on the same trace: the service finished draining and is down.
+    const later = await waitForJournal(ws.journal, (e) =>
+      forCommand(e, stop.id).some((x) => x.event.action === "stop.observed"),
+    );
+    expect(forCommand(later, stop.id).find((e) => e.event.action === "stop.observed")).toMatchObject({
+      event: { outcome: "success" },
+      trace: { id: trace },
+      lifeline: { rollout_id: "maintenance-42" },
+    });
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    // Exactly one final outcome for the command.
+    expect(forCommand(later, stop.id).filter((e) => e.event.action === "command.completed")).toHaveLength(1);
   });
 });

@@ -221,11 +221,10 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       html,
     ]);
     expect(timeline.code, timeline.stderr).toBe(0);
-    const steps = timeline.stdout
-      .split("\n")
-      .slice(2)
-      .filter((line) => line.trim())
-      .map((line) => line.split(/\s{2,}/));
+    const printed = timeline.stdout.split("\n").filter((line) => line.trim());
+    // The last line counts the steps from their final events.
+    expect(printed.at(-1)).toBe("1 steps: 1 succeeded, 0 failed, 0 unknown, 0 cancelled");
+    const steps = printed.slice(2, -1).map((line) => line.split(/\s{2,}/));
     expect(steps.map((cells) => cells.find((cell) => /^[a-z]+\.[a-z_]+$/.test(cell)))).toEqual([
       "rollout.planned",
       "wave.started",
@@ -237,6 +236,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       "start.spawned",
       "start.healthy",
       "command.completed",
+      "step.completed",
       "rollout.completed",
     ]);
     expect(timeline.stdout.split("\n")[0]).toContain(`trace ${traceId}`);
