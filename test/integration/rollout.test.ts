@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { readRolloutHistory } from "../../controller/history.ts";
 import type { PlannedStep } from "../../controller/plan.ts";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
+import { readSince } from "../../core/kafka/read-since.ts";
 import {
   agentWorkspace,
   fixture,
@@ -45,7 +46,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     killWorkspaceServices();
   });
 
-  async function fleet(options: { blockApiPort?: number; indexer?: boolean } = {}) {
+  async function fleet(options: { blockApiPort?: number; indexer?: boolean; stubbornWeb?: boolean } = {}) {
     const base = agentWorkspace("rollout");
     const prefix = base.prefix;
     const tiers = ["db", "api", "web"] as const;
@@ -53,14 +54,16 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     for (const tier of tiers) {
       const ws = { ...agentWorkspace(`rollout-${tier}`), keys: base.keys, prefix };
       const port = await freePort();
+      const stubborn = tier === "web" && options.stubbornWeb;
       writeAgentConfig(ws, [
         {
           name: tier,
-          command: [process.execPath, fixture("well-behaved.mjs")],
+          // web may ignore SIGTERM: its stop then needs the escalation.
+          command: [process.execPath, fixture(stubborn ? "stubborn.mjs" : "well-behaved.mjs")],
           env: { PORT: String(port) },
           // A port someone else holds never closes: the stop cannot be verified, so it fails.
           port: tier === "api" && options.blockApiPort ? options.blockApiPort : port,
-          gracePeriodMs: 3_000,
+          gracePeriodMs: stubborn ? 1_000 : 3_000,
           // Up to 3 s to listen: on two cores busy with other test files, the fixture's node took over 300 ms.
           health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
         },
@@ -212,12 +215,19 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       if (read.code === 0) timeline = JSON.parse(read.stdout);
       if (
         timeline.entries.some((e) => e.action === "rollout.completed") &&
-        timeline.entries.filter((e) => e.action === "command.completed").length === 3
+        timeline.entries.filter((e) => e.action === "step.completed").length === 3
       )
         break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     expect(timeline.entries.every((e) => e.traceId === stop.json.traceId)).toBe(true);
+    // Every step has exactly one final outcome in Elasticsearch, under the rollout's trace, with its evidence.
+    const finals = (
+      timeline.entries as Array<{ action: string; stepStatus?: string; evidence?: string }>
+    ).filter((e) => e.action === "step.completed");
+    expect(finals.map((e) => e.stepStatus)).toEqual(["success", "success", "success"]);
+    for (const final of finals)
+      expect(final.evidence).toMatch(/^command\.completed from \S+: process group \d+ gone/);
     const completions = timeline.entries.filter((e) => e.action === "command.completed").map((e) => e.host);
     expect(completions).toEqual([hosts.web?.host, hosts.api?.host, hosts.db?.host]);
     const order = timeline.entries.map((e) => e.action);
@@ -240,7 +250,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const blocked = await freePort();
     await new Promise<void>((resolve) => blocker.listen(blocked, "127.0.0.1", resolve));
     try {
-      const { hosts, rollout } = await fleet({ blockApiPort: blocked });
+      const { hosts, rollout, prefix } = await fleet({ blockApiPort: blocked });
       expect((await rollout("start")).json.status).toBe("success");
       const stop = await rollout("stop", { rollback: "start-stopped" });
       expect(stop.code).toBe(1);
@@ -252,12 +262,128 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       ]);
       expect(stop.json.steps[1]?.reason).toContain(`port ${blocked} still open`);
       expect(stop.json.rollback.map((s) => `${s.service}:${s.status}`)).toEqual(["web:success"]);
+      // The step that will not run has its own final event, with the reason.
+      const finals = await stepEvents(prefix, (stop.json as RolloutJson & { rolloutId: string }).rolloutId);
+      expect(finals.map((e) => `${e.lifeline.step?.service}:${e.lifeline.step_status}`)).toEqual([
+        "web:success",
+        "api:failed",
+        "db:cancelled",
+        "web:success",
+      ]);
+      expect(finals[2]?.event.reason).toMatch(/db on .*: cancelled \(1 of 3 steps failed/);
       // db was never touched, web is serving again.
       expect((await fetch(`http://127.0.0.1:${hosts.db?.port}/`)).ok).toBe(true);
       expect((await fetch(`http://127.0.0.1:${hosts.web?.port}/`)).ok).toBe(true);
     } finally {
       blocker.close();
     }
+  });
+
+  it("the record says only what happened: no hosts is an error, a forged rejection changes nothing, escalations are counted, an abort stops what is not yet sent", async () => {
+    const { hosts, rollout, rolloutArgs, env, prefix, keyFile } = await fleet({ stubbornWeb: true });
+    const kafka = testKafka();
+
+    // A plan that matches no host (misspelt group): an error, dry run or not, never a success of nothing.
+    for (const dry of [false, true]) {
+      const args = rolloutArgs("restart", { targets: { groups: ["shpo"] } });
+      const empty = await runLifeline(dry ? [...args, "--dry-run"] : args, env);
+      expect(empty.code, empty.stderr).toBe(2);
+      expect(empty.stderr).toContain(`matches no host: targets {"groups":["shpo"]}`);
+    }
+    expect((await rollout("start")).json.status).toBe("success");
+
+    // Whoever can write to the control topic republishes a tampered copy of each in-flight command.
+    const control = kafka.consumer({ groupId: uniqueName("tamperer") });
+    const tampered: string[] = [];
+    await control.connect();
+    await control.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
+    const forger = kafka.producer();
+    await forger.connect();
+    const following = new Promise<void>((resolve) => {
+      const remove = control.on(control.events.FETCH, () => {
+        remove();
+        resolve();
+      });
+    });
+    await control.run({
+      eachMessage: async ({ message }) => {
+        const copy = JSON.parse(String(message.value));
+        if (copy.command.issuer === "mallory") return;
+        copy.command.issuer = "mallory";
+        tampered.push(copy.command.id);
+        await forger.send({
+          topic: `${prefix}.control`,
+          messages: [{ key: message.key, value: JSON.stringify(copy) }],
+        });
+      },
+    });
+    await following;
+    const restart = await rollout("restart");
+    await control.disconnect();
+    await forger.disconnect();
+    expect(restart.code, restart.stderr).toBe(0);
+    expect(restart.json.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "db:success",
+      "api:success",
+      "web:success",
+    ]);
+    expect(tampered).toHaveLength(3);
+    const forged = readJournal(hosts.db?.journal as string).find(
+      (e) => e.event.action === "command.rejected" && e.event.reason === "bad_signature",
+    ) as LifecycleEvent & { lifeline: { claimed?: { command_id?: string } } };
+    expect(forged.lifeline.claimed?.command_id).toBe(restart.json.steps[0]?.commandId);
+    expect(forged.lifeline.command_id).toBeUndefined();
+    // web ignored SIGTERM: its step succeeded, and the escalation is counted, not hidden.
+    const json = restart.json as RolloutJson & { summary: { escalated: number; success: number } };
+    expect(json.steps.map((s) => (s as { escalated?: boolean }).escalated)).toEqual([false, false, true]);
+    expect(json.summary).toMatchObject({ success: 3, escalated: 1 });
+    expect(restart.stderr).toMatch(/web: success \(escalated\)/);
+
+    // Abort with the controller's own key while wave 1 is under way: db's command finishes, nothing else is sent.
+    const aborting = controllerProcess(rolloutArgs("restart", { waves: { soakMs: 4_000 } }), env);
+    const rolloutId = (await aborting.waitFor(/rollout (\S+) started/))[1] as string;
+    await aborting.waitFor(/wave 1\/3/);
+    const abort = await runLifeline(
+      [
+        "rollout",
+        "abort",
+        rolloutId,
+        "--key",
+        keyFile,
+        "--key-id",
+        "test-controller",
+        "--reason",
+        "window over",
+      ],
+      env,
+    );
+    expect(abort.code, abort.stderr).toBe(0);
+    expect(abort.stdout).toMatch(/taken by the controller/);
+    expect(await aborting.exited).toBe(1);
+    const aborted = JSON.parse(aborting.stdout()) as RolloutJson;
+    expect(aborted.status).toBe("cancelled");
+    expect(aborted.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "db:success",
+      "api:cancelled",
+      "web:cancelled",
+    ]);
+    expect(aborted.steps[1]?.reason).toBe("aborted by test-controller: window over");
+    expect(readJournal(hosts.api?.journal as string).some((e) => e.lifeline.rollout_id === rolloutId)).toBe(
+      false,
+    );
+    const finals = await stepEvents(prefix, rolloutId);
+    expect(finals.map((e) => `${e.lifeline.step?.service}:${e.lifeline.step_status}`)).toEqual([
+      "db:success",
+      "api:cancelled",
+      "web:cancelled",
+    ]);
+    // An ended rollout cannot be aborted: said so, exit 1.
+    const late = await runLifeline(
+      ["rollout", "abort", rolloutId, "--key", keyFile, "--key-id", "test-controller"],
+      env,
+    );
+    expect(late.code).toBe(1);
+    expect(late.stderr).toContain(`rollout ${rolloutId} already completed (cancelled)`);
   });
 
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {
@@ -303,7 +429,10 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       ["rollout", "approve", rolloutId, "--key", keyFile, "--key-id", "test-controller"],
       env,
     );
-    expect(untrusted.code).toBe(0);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toContain(
+      `refused by the controller: key "test-controller" is not among the plan's approvers`,
+    );
     await gated.waitFor(/approval rejected: key "test-controller" is not among the plan's approvers/);
     expect(gated.stderr()).not.toMatch(/^wave 2\/3:/m);
     for (const wave of ["2", "3"]) {
@@ -424,6 +553,20 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
   });
 });
+
+/** The step.completed events of a rollout on the lifecycle topic, in order: one per step. */
+async function stepEvents(prefix: string, rolloutId: string) {
+  const events: Array<{
+    event: { action: string; reason?: string };
+    lifeline: { rollout_id?: string; step_status?: string; step?: PlannedStep };
+  }> = [];
+  await readSince(testKafka(), `${prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+    const event = JSON.parse(text);
+    if (event.lifeline?.rollout_id === rolloutId && event.event?.action === "step.completed")
+      events.push(event);
+  });
+  return events;
+}
 
 /** A `lifeline rollout` child process whose stderr (progress) and stdout can be awaited line by line. */
 function controllerProcess(args: string[], env: NodeJS.ProcessEnv) {
