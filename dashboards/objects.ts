@@ -32,6 +32,8 @@ export const QUERIES = {
   failedOrUnknown: 'event.action:"command.completed" AND event.outcome:(failure OR unknown)',
   restarts: 'event.action:"command.completed" AND lifeline.action:restart',
   commandsCompleted: 'event.action:"command.completed"',
+  /** Each rollout step's one final outcome (core/outcome.ts): status, escalation, evidence. */
+  stepsCompleted: 'event.action:"step.completed"',
   controllerEvents: "host.name:controller",
 };
 
@@ -427,16 +429,16 @@ export function savedObjects(): SavedObject[] {
   });
   const rolloutSteps = lens({
     id: "lifeline-rollout-steps",
-    title: "Steps: host, service, outcome",
+    title: "Steps: host, service, final status",
     view: "lifecycle",
     kind: "datatable",
-    query: QUERIES.commandsCompleted,
+    query: QUERIES.stepsCompleted,
     columns: {
       rollout: terms("lifeline.rollout_id", "Rollout", 20),
-      host: terms("host.name", "Host", 100),
-      service: terms("service.name", "Service", 20),
-      outcome: terms("event.outcome", "Outcome", 3),
-      count: { ...count, label: "Commands" },
+      host: terms("lifeline.step.host", "Host", 100),
+      service: terms("lifeline.step.service", "Service", 20),
+      status: terms("lifeline.step_status", "Status", 6),
+      count: { ...count, label: "Steps" },
     },
   });
   const rolloutTimeline = lens({

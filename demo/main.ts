@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Client } from "@elastic/elasticsearch";
 import { waitForPresence } from "../controller/presence.ts";
+import { describeSummary, type RolloutSummary } from "../controller/run.ts";
 import { formatTimeline, readTimeline, type Timeline, timelineHtml } from "../controller/timeline.ts";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
@@ -46,7 +47,8 @@ interface RolloutJson {
   rolloutId: string;
   traceId: string;
   status: string;
-  steps: Array<{ host: string; service: string; status: string; reason?: string }>;
+  steps: Array<{ host: string; service: string; status: string; reason?: string; escalated?: boolean }>;
+  summary: RolloutSummary;
 }
 
 interface SpanSource {
@@ -196,10 +198,12 @@ class Demo {
 
     this.step(4, "rolling restart: ledger, then api, then worker (live progress below)");
     const restart = await this.rollout(ws, "restart", tracedEnv, true);
-    this.say(`      rollout ${restart.rolloutId}: ${restart.status}, trace ${restart.traceId}`);
+    this.say(
+      `      rollout ${restart.rolloutId}: ${restart.status}, trace ${restart.traceId}; ${describeSummary(restart.summary)}`,
+    );
     for (const s of restart.steps)
       this.say(
-        `      ${s.host.padEnd(14)} ${s.service.padEnd(7)} ${s.status}${s.reason ? ` (${s.reason})` : ""}`,
+        `      ${s.host.padEnd(14)} ${s.service.padEnd(7)} ${s.status}${s.escalated ? " [escalated]" : ""}${s.reason ? ` (${s.reason})` : ""}`,
       );
 
     this.step(5, "read back from Elasticsearch");
@@ -293,7 +297,7 @@ class Demo {
     for (;;) {
       await elastic.indices.refresh({ index: `logs-lifeline.*-${ws.namespace}`, ignore_unavailable: true });
       timeline = await readTimeline(elastic, { rollout: rollout.rolloutId, namespace: ws.namespace });
-      const completed = timeline.entries.filter((e) => e.action === "command.completed").length;
+      const completed = timeline.entries.filter((e) => e.action === "step.completed").length;
       const done = timeline.entries.some((e) => e.action === "rollout.completed");
       if (done && completed >= rollout.steps.length) return timeline;
       if (Date.now() > deadline)

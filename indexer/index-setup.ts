@@ -93,8 +93,9 @@ export const ECS_MAPPINGS = {
         issuer: keyword,
         /** What an outcome rests on (core/outcome.ts), in the reporting tool's words. */
         evidence: { type: "keyword", ignore_above: 4096 },
-        /** step.completed: the step's final status. */
+        /** step.completed: the step's final status, and the step (host, service, action) it is about. */
         step_status: keyword,
+        step: { properties: { host: keyword, service: keyword, action: keyword } },
         /** A stop that needed escalation (SIGKILL, taskkill). */
         escalated: { type: "boolean" },
         /** What a message that did not verify claimed to be (never a real command's fields). */

@@ -34,8 +34,11 @@ describe("lifeline demo", { timeout: 300_000 }, () => {
     const [, rolloutId, traceId] =
       /rollout (demo-restart-\w+): success, trace ([0-9a-f]{32})/.exec(out) ?? [];
     expect(rolloutId).toBeTruthy();
-    for (const service of ["ledger", "api", "worker"])
+    for (const service of ["ledger", "api"])
       expect(out).toMatch(new RegExp(`demo-\\S+ +${service} +success \\(restarted: started\\)`));
+    // The worker's restart succeeded, and its escalation is said, not hidden in the summary.
+    expect(out).toMatch(/demo-\S+ +worker +success \[escalated\] \(restarted: started\)/);
+    expect(out).toMatch(/: success, trace [0-9a-f]{32}; 3 steps: 3 succeeded \(1 escalated\)/);
 
     // The timeline read back from Elasticsearch: one trace, waves in order, each host's steps in order.
     expect(out).toMatch(new RegExp(`rollout ${rolloutId}  trace ${traceId}  \\d+ events`));
@@ -65,11 +68,14 @@ describe("lifeline demo", { timeout: 300_000 }, () => {
         `${host} start.spawned`,
         `${host} start.healthy`,
         `${host} command.completed`,
+        "controller step.completed",
       ]),
       "controller rollout.completed",
     ];
     expect(steps).toEqual(expected);
     expect(out).toMatch(/escalation: worker on demo-worker-1: grace period of 2000 ms exceeded: SIGKILL/);
+    // Every step has exactly one final outcome, under the rollout's trace: the timeline counts them.
+    expect(out).toMatch(/3 steps: 3 succeeded \(1 escalated\), 0 failed, 0 unknown, 0 cancelled/);
 
     // Spans from the controller and every agent under that trace, and each service's log around its restart.
     expect(out).toMatch(/spans of trace [0-9a-f]{32} in traces-lifeline-demo \(controller and agents\): 19/);
