@@ -376,7 +376,13 @@ export class Agent implements Component {
       message: `${how}${state.pid !== undefined ? ` (pid ${state.pid})` : ""}, grace ${grace} ms`,
       evidence: state.evidence,
     });
-    const result = await this.phase(context, `stop: ${how}, grace ${grace} ms`, async (span) => {
+    const signal =
+      service.driver === "process"
+        ? service.stopSignal
+        : service.driver === "systemd"
+          ? "systemctl stop"
+          : "SERVICE_CONTROL_STOP";
+    const result = await this.phase(context, `stop: ${signal}, grace ${grace} ms`, async (span) => {
       const stopped = await driver.stop(grace);
       span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
       return stopped;

@@ -26,6 +26,8 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
       trace?: string;
       commandAction?: string;
       wave?: number;
+      /** More lifeline.* fields, e.g. a step.completed's step_status and step. */
+      lifeline?: Record<string, unknown>;
     } = {},
   ): Seed => [
     "lifecycle",
@@ -49,6 +51,7 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
         ...(extra.rollout ? { rollout_id: extra.rollout } : {}),
         ...(extra.commandAction ? { action: extra.commandAction } : {}),
         ...(extra.wave !== undefined ? { wave: extra.wave } : {}),
+        ...extra.lifeline,
       },
     },
   ];
@@ -94,6 +97,19 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
             : options.outcome === "unknown"
               ? "agent restarted during stop"
               : "port 8080 still open",
+      }),
+      // The controller's one final record of the step.
+      event(secondsAgo - 8, "controller", "step.completed", options.outcome, {
+        command,
+        rollout: options.rollout,
+        trace: options.trace,
+        commandAction: options.action ?? "stop",
+        lifeline: {
+          step_status:
+            options.outcome === "success" ? "success" : options.outcome === "failure" ? "failed" : "unknown",
+          escalated: Boolean(options.escalate),
+          step: { host, service, action: options.action ?? "stop" },
+        },
       }),
     ];
   };

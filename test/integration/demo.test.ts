@@ -84,7 +84,11 @@ describe("lifeline demo", { timeout: 300_000 }, () => {
         new RegExp(`${service} listening on 127\\.0\\.0\\.1:\\d+ pid \\d+ +← the rollout's trace`),
       );
     expect(out).toMatch(/worker ignores SIGTERM/);
-    expect(readFileSync(join(dir, "timeline.html"), "utf8")).toContain(rolloutId);
+    const page = readFileSync(join(dir, "timeline.html"), "utf8");
+    expect(page).toContain(rolloutId);
+    expect(page).toContain(
+      '<span id="succeeded">3</span> succeeded (<span id="escalated">1</span> escalated)',
+    );
 
     // Nothing left behind: no process, no topic.
     expect(out).toMatch(/nothing left running/);

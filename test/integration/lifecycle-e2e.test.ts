@@ -115,6 +115,20 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
       host: { name: ws.host },
       service: { name: "api" },
     });
+    // The command's one final outcome names its evidence, searchable as a field.
+    const withEvidence = await elastic.search({
+      index: lifecycle,
+      query: {
+        bool: {
+          filter: [
+            ofTrace,
+            { term: { "event.action": "command.completed" } },
+            { term: { "lifeline.evidence": `tcp probe 127.0.0.1:${port} passed` } },
+          ],
+        },
+      },
+    });
+    expect(withEvidence.hits.hits).toHaveLength(1);
 
     const stop = makeCommand(ws, "stop", "api");
     await publish(testKafka(), `${ws.prefix}.control`, signed(ws, stop));

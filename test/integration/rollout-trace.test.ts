@@ -53,7 +53,8 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
         logFile: serviceLog,
         port,
         gracePeriodMs: 3_000,
-        health: { tcp: { port }, periodMs: 100 },
+        // Up to 3 s to listen: a restart's new node process on two busy cores can take over 300 ms.
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     const shipperConfig = join(ws.dir, "shipper.yaml");
@@ -240,6 +241,30 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       "rollout.completed",
     ]);
     expect(timeline.stdout.split("\n")[0]).toContain(`trace ${traceId}`);
+    // The step's one final outcome in Elasticsearch: under the rollout's trace, with the agent's evidence.
+    const finals = await elastic.search<{
+      trace: { id: string };
+      lifeline: { evidence?: string; step_status?: string };
+    }>({
+      index: `logs-lifeline.lifecycle-${namespace}`,
+      query: {
+        bool: {
+          filter: [
+            { term: { "lifeline.rollout_id": restart.rolloutId } },
+            { term: { "event.action": "step.completed" } },
+          ],
+        },
+      },
+    });
+    expect(finals.hits.hits.map((hit) => hit._source)).toEqual([
+      expect.objectContaining({
+        trace: { id: traceId },
+        lifeline: expect.objectContaining({
+          step_status: "success",
+          evidence: expect.stringMatching(/^command\.completed from \S+: tcp probe 127\.0\.0\.1:\d+ passed$/),
+        }),
+      }),
+    ]);
     const browser = await launchChromium();
     try {
       const page = await browser.newPage();

@@ -250,7 +250,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const blocked = await freePort();
     await new Promise<void>((resolve) => blocker.listen(blocked, "127.0.0.1", resolve));
     try {
-      const { hosts, rollout, prefix } = await fleet({ blockApiPort: blocked });
+      const { hosts, rollout, prefix, namespace } = await fleet({ blockApiPort: blocked, indexer: true });
       expect((await rollout("start")).json.status).toBe("success");
       const stop = await rollout("stop", { rollback: "start-stopped" });
       expect(stop.code).toBe(1);
@@ -271,6 +271,19 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         "web:success",
       ]);
       expect(finals[2]?.event.reason).toMatch(/db on .*: cancelled \(1 of 3 steps failed/);
+      // And in Elasticsearch, on the timeline: the cancelled step with its reason, under the rollout's trace.
+      const stopId = (stop.json as RolloutJson & { rolloutId: string }).rolloutId;
+      let entries: Array<{ action: string; stepStatus?: string; reason?: string; traceId?: string }> = [];
+      const until = Date.now() + 60_000;
+      while (Date.now() < until && entries.filter((e) => e.action === "step.completed").length < 4) {
+        const read = await runLifeline(["timeline", "--rollout", stopId, "--namespace", namespace, "--json"]);
+        if (read.code === 0) entries = JSON.parse(read.stdout).entries;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      const cancelled = entries.filter((e) => e.action === "step.completed" && e.stepStatus === "cancelled");
+      expect(cancelled).toHaveLength(1);
+      expect(cancelled[0]?.reason).toMatch(/cancelled \(1 of 3 steps failed, timed out or unknown/);
+      expect(cancelled[0]?.traceId).toBe(stop.json.traceId);
       // db was never touched, web is serving again.
       expect((await fetch(`http://127.0.0.1:${hosts.db?.port}/`)).ok).toBe(true);
       expect((await fetch(`http://127.0.0.1:${hosts.web?.port}/`)).ok).toBe(true);
