@@ -11,6 +11,7 @@ import { parseTraceparent } from "../core/trace-context.ts";
 import type { AgentConfig, ServiceConfig } from "./config.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
+import { win32Scm } from "./drivers/scm-win32.ts";
 import { SystemdDriver } from "./drivers/systemd.ts";
 import { WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
@@ -725,6 +726,11 @@ export class Agent implements Component {
 
 function driverFor(service: ServiceConfig, stateDir: string): ServiceDriver {
   if (service.driver === "systemd") return new SystemdDriver(service.unit as string);
-  if (service.driver === "windows-service") return new WindowsServiceDriver(service.serviceName as string);
+  // On Windows the SCM's own API; elsewhere (a config checked on Linux) sc.exe, which will fail visibly.
+  if (service.driver === "windows-service")
+    return new WindowsServiceDriver(
+      service.serviceName as string,
+      process.platform === "win32" ? win32Scm() : undefined,
+    );
   return new ProcessDriver(service, stateDir);
 }

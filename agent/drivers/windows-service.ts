@@ -61,6 +61,46 @@ const numberField = (stdout: string, name: string, hex = false): number | undefi
 
 const oneLine = (text: string) => text.replace(/\s+/g, " ").trim();
 
+/** The numbers of SERVICE_STATUS_PROCESS, as QueryServiceStatusEx returns them (and sc.exe queryex prints them). */
+export interface ScmStatus {
+  stateCode: number;
+  serviceType: number;
+  pid: number;
+  win32ExitCode: number;
+  serviceExitCode: number;
+  checkpoint: number;
+  waitHintMs: number;
+}
+
+/** A service's status as an observation (core/outcome.ts): decided on the state code alone, never a word. */
+export function observeStatus(status: ScmStatus): ScQuery {
+  const state = SERVICE_STATES[status.stateCode];
+  return {
+    status: state?.status ?? "unknown",
+    evidence: state
+      ? `STATE ${status.stateCode} (${state.name})${status.pid > 0 ? ` PID ${status.pid}` : ""}`
+      : `STATE ${status.stateCode}: not a state the SCM defines`,
+    ...status,
+    ...(state?.status === "stopped"
+      ? { exitCode: exitCodeOf(status.win32ExitCode, status.serviceExitCode) }
+      : {}),
+  };
+}
+
+/** A failed query as an observation: 1060 is a missing service, anything else is not understood. */
+export function observeError(error: number, raw: string): ScQuery {
+  const known = WIN32_ERRORS[error];
+  return {
+    status: error === 1060 ? "missing" : "unknown",
+    evidence: `${raw}: error ${error}${known ? ` ${known.name}` : ""}`,
+    pid: 0,
+    win32ExitCode: 0,
+    serviceExitCode: 0,
+    checkpoint: 0,
+    waitHintMs: 0,
+  };
+}
+
 /**
  * Parses `sc.exe queryex NAME` by the numbers it prints (state code, type bits, pid, exit codes, checkpoint),
  * never by the localised words. `code` is sc.exe's exit code: 1060 is a missing service. Output without a state
@@ -69,41 +109,24 @@ const oneLine = (text: string) => text.replace(/\s+/g, " ").trim();
 export function parseQueryEx(stdout: string, code = 0): ScQuery {
   const failed = /FAILED (\d+)/.exec(stdout);
   const error = code !== 0 ? code : failed ? Number(failed[1]) : 0;
-  const base = {
-    pid: 0,
-    win32ExitCode: 0,
-    serviceExitCode: 0,
-    checkpoint: 0,
-    waitHintMs: 0,
-  };
-  if (error !== 0) {
-    const known = WIN32_ERRORS[error];
+  if (error !== 0) return observeError(error, `sc.exe queryex: ${oneLine(stdout)}`);
+  const stateCode = numberField(stdout, "STATE");
+  if (stateCode === undefined) {
     return {
-      ...base,
-      status: error === 1060 ? "missing" : "unknown",
-      evidence: `sc.exe queryex exit ${error}${known ? ` ${known.name}` : ""}: ${oneLine(stdout)}`,
+      ...observeError(0, ""),
+      status: "unknown",
+      evidence: `sc.exe queryex printed no state code: ${oneLine(stdout) || "(nothing)"}`,
     };
   }
-  const stateCode = numberField(stdout, "STATE");
-  const state = stateCode === undefined ? undefined : SERVICE_STATES[stateCode];
-  const serviceType = numberField(stdout, "TYPE", true);
-  const pid = numberField(stdout, "PID") ?? 0;
-  const win32ExitCode = numberField(stdout, "WIN32_EXIT_CODE") ?? 0;
-  const serviceExitCode = numberField(stdout, "SERVICE_EXIT_CODE") ?? 0;
-  return {
-    status: state?.status ?? "unknown",
-    evidence: state
-      ? `STATE ${stateCode} (${state.name})${pid > 0 ? ` PID ${pid}` : ""}`
-      : `sc.exe queryex printed no state code: ${oneLine(stdout) || "(nothing)"}`,
-    ...(stateCode !== undefined ? { stateCode } : {}),
-    pid,
-    ...(serviceType !== undefined ? { serviceType } : {}),
-    win32ExitCode,
-    serviceExitCode,
+  return observeStatus({
+    stateCode,
+    serviceType: numberField(stdout, "TYPE", true) ?? 0,
+    pid: numberField(stdout, "PID") ?? 0,
+    win32ExitCode: numberField(stdout, "WIN32_EXIT_CODE") ?? 0,
+    serviceExitCode: numberField(stdout, "SERVICE_EXIT_CODE") ?? 0,
     checkpoint: numberField(stdout, "CHECKPOINT", true) ?? 0,
     waitHintMs: numberField(stdout, "WAIT_HINT", true) ?? 0,
-    ...(state?.status === "stopped" ? { exitCode: exitCodeOf(win32ExitCode, serviceExitCode) } : {}),
-  };
+  });
 }
 
 /** A stopped service's exit code: the service-specific one when WIN32_EXIT_CODE says so (1066). */
@@ -122,16 +145,68 @@ export function parseEnumDepend(stdout: string): Array<{ name: string; status: O
   return services;
 }
 
-/** The failure a non-zero sc.exe (or taskkill) exit stands for, with its raw words. */
-function commandFailure(what: string, code: number, stdout: string): OutcomeError {
-  const failed = /FAILED (\d+)/.exec(stdout);
-  const error = failed ? Number(failed[1]) : code;
+/** The failure a Win32 error of an SCM call stands for, with the raw words. */
+function callFailure(what: string, error: number, raw: string): OutcomeError {
   const known = WIN32_ERRORS[error];
   return new OutcomeError(
     known?.reason ?? "command_failed",
     `${what} failed with ${error}${known ? ` ${known.name}` : ""}`,
-    oneLine(stdout) || `exit ${code}`,
+    raw || `error ${error}`,
   );
+}
+
+/** What a call to the Service Control Manager returned: 0 or a Win32 error, and the raw words for evidence. */
+export interface ScmCall {
+  error: number;
+  raw: string;
+}
+
+/**
+ * The port to a Service Control Manager: the Win32 API (scm-win32.ts, through koffi, on Windows) or sc.exe's
+ * output (scScm below: for hosts where the API cannot be loaded, and for tests with recorded outputs).
+ */
+export interface ScmPort {
+  query(service: string): Promise<ScQuery>;
+  dependents(
+    service: string,
+  ): Promise<ScmCall & { services: Array<{ name: string; status: ObservedStatus }> }>;
+  /** SERVICE_CONTROL_STOP. */
+  stop(service: string): Promise<ScmCall>;
+  start(service: string): Promise<ScmCall>;
+  /** Ends a process (the escalation): only ever called for a WIN32_OWN_PROCESS service's own pid. */
+  terminate(pid: number): Promise<ScmCall>;
+}
+
+/** sc.exe's exit code, or the "FAILED n" it printed. */
+const scError = (code: number, stdout: string) => {
+  const failed = /FAILED (\d+)/.exec(stdout);
+  return failed ? Number(failed[1]) : code;
+};
+
+/** The SCM through sc.exe and taskkill.exe, decided on their numbers. */
+export function scScm(run: CommandRunner = runCommand): ScmPort {
+  return {
+    async query(service) {
+      const { stdout, code } = await run("sc.exe", ["queryex", service]);
+      return parseQueryEx(stdout, code);
+    },
+    async dependents(service) {
+      const { stdout, code } = await run("sc.exe", ["enumdepend", service]);
+      return { error: scError(code, stdout), raw: oneLine(stdout), services: parseEnumDepend(stdout) };
+    },
+    async stop(service) {
+      const { stdout, code } = await run("sc.exe", ["stop", service]);
+      return { error: code === 0 ? 0 : scError(code, stdout), raw: `sc.exe stop: ${oneLine(stdout)}` };
+    },
+    async start(service) {
+      const { stdout, code } = await run("sc.exe", ["start", service]);
+      return { error: code === 0 ? 0 : scError(code, stdout), raw: `sc.exe start: ${oneLine(stdout)}` };
+    },
+    async terminate(pid) {
+      const { stdout, code } = await run("taskkill.exe", ["/PID", String(pid), "/T", "/F"]);
+      return { error: code, raw: `taskkill: ${oneLine(stdout)}` };
+    },
+  };
 }
 
 function failWith(step: Step & { kind: "fail" }, observation: Observation): never {
@@ -139,27 +214,27 @@ function failWith(step: Step & { kind: "fail" }, observation: Observation): neve
 }
 
 /**
- * A Windows service through sc.exe, decided on the SCM's numbers (state code, service type bits, pid, exit
- * codes) and sc.exe's exit code, never on the localised words. There is no SIGTERM: `sc stop` sends
- * SERVICE_CONTROL_STOP and the service decides; the SCM never kills a stalled service, so after the grace period
- * the agent ends the service's own process (`taskkill /PID n /T /F`), and only when the service runs in a process
- * of its own (WIN32_OWN_PROCESS): killing a shared svchost would take every service in it down, so a shared-process
+ * A Windows service, through a ScmPort: the Win32 API on Windows, sc.exe otherwise. Decided on the SCM's numbers
+ * (state code, service type bits, pid, exit codes) and Win32 error codes, never on localised words. There is no
+ * SIGTERM: SERVICE_CONTROL_STOP is sent and the service decides; the SCM never kills a stalled service, so after
+ * the grace period the agent ends the service's own process, and only when the service runs in a process of its
+ * own (WIN32_OWN_PROCESS): killing a shared svchost would take every service in it down, so a shared-process
  * service that does not stop is a failure with that reason. Running dependents make a stop fail with their names.
  */
 export class WindowsServiceDriver implements ServiceDriver {
   private readonly name: string;
-  private readonly run: CommandRunner;
+  private readonly scm: ScmPort;
   private readonly periodMs: number;
 
-  constructor(name: string, run: CommandRunner = runCommand, periodMs = 250) {
+  /** `scm`: a port, or a CommandRunner for sc.exe (tests pass recorded outputs). */
+  constructor(name: string, scm: ScmPort | CommandRunner = scScm(), periodMs = 250) {
     this.name = name;
-    this.run = run;
+    this.scm = typeof scm === "function" ? scScm(scm) : scm;
     this.periodMs = periodMs;
   }
 
-  async query(): Promise<ScQuery> {
-    const { stdout, code } = await this.run("sc.exe", ["queryex", this.name]);
-    return parseQueryEx(stdout, code);
+  query(): Promise<ScQuery> {
+    return this.scm.query(this.name);
   }
 
   async state(): Promise<ServiceState> {
@@ -177,9 +252,10 @@ export class WindowsServiceDriver implements ServiceDriver {
     const before = await settle(() => this.query(), beforeStart, timeoutMs, this.periodMs);
     if (before.step.kind === "fail") failWith(before.step, before.observation);
     if (before.step.kind === "act") {
-      const { stdout, code } = await this.run("sc.exe", ["start", this.name]);
+      const started = await this.scm.start(this.name);
       // 1056: already running (someone else started it meanwhile): the query below verifies it.
-      if (code !== 0 && code !== 1056) throw commandFailure("sc start", code, stdout);
+      if (started.error !== 0 && started.error !== 1056)
+        throw callFailure("StartService", started.error, started.raw);
     }
     const after = await settle(() => this.query(), afterStart, timeoutMs, this.periodMs);
     if (after.step.kind === "fail") failWith(after.step, after.observation);
@@ -206,18 +282,19 @@ export class WindowsServiceDriver implements ServiceDriver {
     const signalSentAt = Date.now();
     const pid = before.observation.pid;
     if (before.step.kind === "act" || before.observation.status === "starting") {
-      const dependents = await this.run("sc.exe", ["enumdepend", this.name]);
-      const running = parseEnumDepend(dependents.stdout).filter((d) => d.status !== "stopped");
+      const dependents = await this.scm.dependents(this.name);
+      const running = dependents.services.filter((d) => d.status !== "stopped");
       if (running.length > 0) {
         throw new OutcomeError(
           "dependents_running",
           `dependent services still running: ${running.map((d) => d.name).join(", ")} (stop them first)`,
-          oneLine(dependents.stdout),
+          dependents.raw,
         );
       }
-      const { stdout, code } = await this.run("sc.exe", ["stop", this.name]);
+      const stopped = await this.scm.stop(this.name);
       // 1062: not active (it stopped meanwhile); 1061: cannot accept controls now (pending): the polling decides.
-      if (code !== 0 && code !== 1062 && code !== 1061) throw commandFailure("sc stop", code, stdout);
+      if (stopped.error !== 0 && stopped.error !== 1062 && stopped.error !== 1061)
+        throw callFailure("ControlService(STOP)", stopped.error, stopped.raw);
     }
     let result = await settle(() => this.query(), afterStop, gracePeriodMs, this.periodMs);
     if (result.step.kind === "fail") failWith(result.step, result.observation);
@@ -241,13 +318,13 @@ export class WindowsServiceDriver implements ServiceDriver {
         );
       }
       escalated = true;
-      const kill = await this.run("taskkill.exe", ["/PID", String(target), "/T", "/F"]);
-      // 128: the process is already gone. Anything else that failed is evidence, but the state decides.
+      const kill = await this.scm.terminate(target);
+      // Whatever the kill said, the SCM's state decides.
       result = await settle(() => this.query(), afterStop, 15_000, this.periodMs);
       if (result.step.kind !== "done") {
         throw new OutcomeError(
           "still_running",
-          `${this.name} still ${result.observation.evidence} after taskkill (exit ${kill.code}: ${oneLine(kill.stdout)})`,
+          `${this.name} still ${result.observation.evidence} after ending pid ${target} (${kill.raw}, error ${kill.error})`,
           result.observation.evidence,
         );
       }

