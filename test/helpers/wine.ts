@@ -1,7 +1,15 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -80,6 +88,8 @@ export interface WineBed {
   windowsDir: string;
   /** Runs node.exe on a script of the staged folder (a path relative to it); resolves with wine's exit code. */
   node(script: string, args: string[], timeoutMs?: number): Promise<number | null>;
+  /** What wine and node.exe printed so far. */
+  output(): string;
   close(): Promise<void>;
 }
 
@@ -94,8 +104,9 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
     .split("\n")
     .pop() as string;
   log(`bed ${bed} ready in ${((Date.now() - began) / 1000).toFixed(1)} s`);
+  // koffi's exports do not include its package.json: read it from the installed folder.
   const koffiVersion = (
-    JSON.parse(readFileSync(createRequire(import.meta.url).resolve("koffi/package.json"), "utf8")) as {
+    JSON.parse(readFileSync(join(root, "node_modules", "koffi", "package.json"), "utf8")) as {
       version: string;
     }
   ).version;
@@ -130,14 +141,17 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
       mounted.push(point);
     }
   }
+  // Wine's and node.exe's output go to a file: `wine node.exe` cannot write to a Linux pipe.
+  const output = join(dir, "wine-output.log");
   const wine = (args: string[], timeoutMs: number) =>
     new Promise<number | null>((resolve) => {
-      const child = execFile(
+      const fd = openSync(output, "a");
+      const child = spawn(
         "chroot",
         [bed, "/usr/bin/env", "WINEPREFIX=/root/.wine-lifeline", "WINEDEBUG=-all", "HOME=/root", ...args],
-        { timeout: timeoutMs },
-        () => {},
+        { timeout: timeoutMs, stdio: ["ignore", fd, fd] },
       );
+      closeSync(fd);
       child.once("exit", (code) => resolve(code));
     });
   return {
@@ -154,6 +168,7 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
         ],
         timeoutMs,
       ),
+    output: () => (existsSync(output) ? readFileSync(output, "utf8") : ""),
     async close() {
       await wine(["/usr/lib/wine/wineserver64", "-k"], 30_000);
       rmSync(dir, { recursive: true, force: true });

@@ -65,7 +65,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       `${bed.windowsDir}\\plan.json`,
       `${bed.windowsDir}\\results.json`,
     ]);
-    expect(code, "the harness under wine node.exe exited").toBe(0);
+    expect(code, `the harness under wine node.exe exited:\n${bed.output().slice(-3000)}`).toBe(0);
     results = JSON.parse(readFileSync(join(bed.dir, "results.json"), "utf8"));
   }, 900_000);
 
