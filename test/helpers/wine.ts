@@ -27,10 +27,20 @@ export function bedUnavailable(): string | undefined {
   if (process.platform !== "linux")
     return `the Windows test bed is built on Linux, this is ${process.platform}`;
   if (process.getuid?.() !== 0) return "the Windows test bed needs root (debootstrap, chroot, mounts)";
-  try {
-    execFileSync("go", ["version"], { stdio: "ignore" });
-  } catch {
-    return "the Windows test bed needs Go to build its Windows services (`go` not found)";
+  if (!goBinary())
+    return "the Windows test bed needs Go to build its Windows services (no `go` on PATH or in /usr/local/go)";
+  return undefined;
+}
+
+/** Go on PATH, or where the official tarball installs it. */
+function goBinary(): string | undefined {
+  for (const candidate of ["go", "/usr/local/go/bin/go"]) {
+    try {
+      execFileSync(candidate, ["version"], { stdio: "ignore" });
+      return candidate;
+    } catch {
+      // not this one
+    }
   }
   return undefined;
 }
@@ -65,7 +75,7 @@ async function goService(): Promise<string> {
   const exe = join(cache, `svc-${hash.digest("hex").slice(0, 12)}.exe`);
   if (existsSync(exe)) return exe;
   mkdirSync(cache, { recursive: true });
-  await run("go", ["build", "-o", exe, "."], {
+  await run(goBinary() ?? "go", ["build", "-o", exe, "."], {
     cwd: source,
     env: {
       ...process.env,
@@ -90,6 +100,13 @@ export interface WineBed {
   node(script: string, args: string[], timeoutMs?: number): Promise<number | null>;
   /** What wine and node.exe printed so far. */
   output(): string;
+  /**
+   * Stages the compiled Lifeline (dist/ from `npm run build`) with its production dependencies and koffi's
+   * Windows binary under <dir>/app, as a Windows host would have it.
+   */
+  stageApp(): Promise<void>;
+  /** Starts node.exe on a script of the staged folder and leaves it running (wineserver -k ends it at close). */
+  spawnNode(script: string, args: string[]): { exited: Promise<number | null> };
   close(): Promise<void>;
 }
 
@@ -169,6 +186,47 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
         timeoutMs,
       ),
     output: () => (existsSync(output) ? readFileSync(output, "utf8") : ""),
+    async stageApp() {
+      await run(process.execPath, [join(root, "bin", "build.ts")]);
+      const lock = readFileSync(join(root, "package-lock.json"));
+      const modules = join(
+        cache,
+        `app-modules-${createHash("sha256").update(lock).digest("hex").slice(0, 12)}`,
+      );
+      if (!existsSync(join(modules, "node_modules"))) {
+        rmSync(modules, { recursive: true, force: true });
+        mkdirSync(modules, { recursive: true });
+        cpSync(join(root, "package.json"), join(modules, "package.json"));
+        cpSync(join(root, "package-lock.json"), join(modules, "package-lock.json"));
+        await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], {
+          cwd: modules,
+        });
+      }
+      const app = join(dir, "app");
+      cpSync(join(root, "dist"), app, { recursive: true });
+      cpSync(join(modules, "node_modules"), join(app, "node_modules"), { recursive: true });
+      cpSync(koffiWin, join(app, "node_modules", "@koromix", "koffi-win32-x64"), { recursive: true });
+    },
+    spawnNode(script, args) {
+      const fd = openSync(output, "a");
+      const child = spawn(
+        "chroot",
+        [
+          bed,
+          "/usr/bin/env",
+          "WINEPREFIX=/root/.wine-lifeline",
+          "WINEDEBUG=-all",
+          "HOME=/root",
+          "/usr/lib/wine/wine64",
+          `Z:\\opt\\${name}\\node.exe`,
+          `Z:\\opt\\${name}\\${script.replaceAll("/", "\\")}`,
+          ...args,
+        ],
+        { stdio: ["ignore", fd, fd] },
+      );
+      closeSync(fd);
+      return { exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
+    },
     async close() {
       await wine(["/usr/lib/wine/wineserver64", "-k"], 30_000);
       rmSync(dir, { recursive: true, force: true });

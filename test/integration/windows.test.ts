@@ -1,6 +1,16 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import {
+  agentWorkspace,
+  type LifecycleEvent,
+  makeCommand,
+  publish,
+  signed,
+  waitForJournal,
+} from "../helpers/agent.ts";
+import { connections, testKafka } from "../helpers/services.ts";
 import { bedUnavailable, openBed, type WineBed } from "../helpers/wine.ts";
 
 interface StepResult {
@@ -137,4 +147,109 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(start).toMatchObject({ outcome: "failure", reason: "command_failed" });
     expect(start?.message).toMatch(/StartService failed with 2 ERROR_FILE_NOT_FOUND/);
   });
+
+  it("the compiled agent under wine node.exe runs signed commands from Kafka on real services: every step journaled with its evidence", async () => {
+    await bed.stageApp();
+    // Two services in the SCM for the agent to manage; a third it declares does not exist.
+    const svc = (mode: string, name: string) =>
+      `${bed.windowsDir}\\svc.exe ${mode} ${bed.windowsDir}\\${name}.log`;
+    writeFileSync(
+      join(bed.dir, "agent-services.json"),
+      JSON.stringify({
+        scenarios: [
+          { name: "LifelineAgentApi", binary: svc("graceful", "agent-api"), actions: [], keep: true },
+          {
+            name: "LifelineAgentWorker",
+            binary: svc("ignore-stop", "agent-worker"),
+            actions: [],
+            keep: true,
+          },
+        ],
+      }),
+    );
+    expect(
+      await bed.node("test/windows/scm-harness.ts", [
+        `${bed.windowsDir}\\agent-services.json`,
+        `${bed.windowsDir}\\agent-services-results.json`,
+      ]),
+    ).toBe(0);
+    const ws = agentWorkspace("windows");
+    writeFileSync(
+      join(bed.dir, "agent.yaml"),
+      stringify({
+        host: { name: ws.host },
+        stateDir: `${bed.windowsDir}\\state`,
+        topicPrefix: ws.prefix,
+        trustedKeys: [{ id: "test-controller", publicKey: ws.keys.publicKeyPem }],
+        heartbeatIntervalMs: 10_000,
+        kafka: { brokers: connections().kafka.brokers },
+        services: [
+          { name: "api", driver: "windows-service", serviceName: "LifelineAgentApi", gracePeriodMs: 10_000 },
+          {
+            name: "worker",
+            driver: "windows-service",
+            serviceName: "LifelineAgentWorker",
+            gracePeriodMs: 1_500,
+          },
+          { name: "ghost", driver: "windows-service", serviceName: "LifelineNoSuchService" },
+        ],
+      }),
+    );
+    const journal = join(bed.dir, "state", "journal.ndjson");
+    bed.spawnNode("app/bin/lifeline.js", ["agent", "--config", `${bed.windowsDir}\\agent.yaml`]);
+    await waitForJournal(
+      journal,
+      (events) => events.some((e) => e.event.action === "agent.started"),
+      120_000,
+    ).catch((error) => {
+      throw new Error(`${(error as Error).message}\nwine output:\n${bed.output().slice(-3000)}`);
+    });
+    const kafka = testKafka();
+    const control = `${ws.prefix}.control`;
+    const commands = {
+      startApi: makeCommand(ws, "start", "api"),
+      startWorker: makeCommand(ws, "start", "worker"),
+      stopApi: makeCommand(ws, "stop", "api"),
+      stopWorker: makeCommand(ws, "stop", "worker"),
+      stopGhost: makeCommand(ws, "stop", "ghost"),
+    };
+    await publish(kafka, control, ...Object.values(commands).map((c) => signed(ws, c)));
+    const events = (await waitForJournal(
+      journal,
+      (all) =>
+        Object.values(commands).every((c) =>
+          all.some((e) => e.lifeline.command_id === c.id && e.event.action === "command.completed"),
+        ),
+      120_000,
+    )) as Array<
+      LifecycleEvent & { lifeline: { evidence?: string }; process?: { pid?: number; exit_code?: number } }
+    >;
+    const of = (id: string) => events.filter((e) => e.lifeline.command_id === id);
+    const final = (id: string) => of(id).find((e) => e.event.action === "command.completed");
+    expect(final(commands.startApi.id)).toMatchObject({
+      event: { outcome: "success", reason: "started" },
+      lifeline: { evidence: expect.stringMatching(/^pid \d+ alive \d+ ms after start/) },
+    });
+    expect(of(commands.stopApi.id).find((e) => e.event.action === "stop.completed")).toMatchObject({
+      event: { outcome: "success", reason: "exited" },
+      process: { exit_code: 0 },
+      lifeline: { evidence: "STATE 1 (STOPPED)" },
+    });
+    expect(of(commands.stopWorker.id).map((e) => `${e.event.action}:${e.event.outcome}`)).toEqual([
+      "command.received:success",
+      "stop.requested:success",
+      "stop.signal_sent:success",
+      "stop.escalated:success",
+      "stop.completed:success",
+      "command.completed:success",
+    ]);
+    expect(of(commands.stopWorker.id).find((e) => e.event.action === "stop.completed")).toMatchObject({
+      event: { reason: "killed" },
+      process: { exit_code: 1067 },
+    });
+    expect(final(commands.stopGhost.id)).toMatchObject({
+      event: { outcome: "failure", reason: expect.stringMatching(/^not_found: /) },
+      lifeline: { evidence: expect.stringContaining("error 1060 ERROR_SERVICE_DOES_NOT_EXIST") },
+    });
+  }, 600_000);
 });

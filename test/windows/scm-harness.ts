@@ -18,6 +18,8 @@ interface Scenario {
   /** Full command line the SCM runs; absent: the service is not created (a missing service). */
   binary?: string;
   actions: Array<{ action: "start" | "stop"; graceMs?: number; timeoutMs?: number }>;
+  /** Leave the service in the SCM (for the agent to manage). */
+  keep?: boolean;
 }
 
 const [planFile, resultsFile] = process.argv.slice(2) as [string, string];
@@ -125,7 +127,7 @@ for (const scenario of plan.scenarios) {
     }
   }
   results[scenario.name] = outcomes;
-  if (scenario.binary) remove(scenario.name);
+  if (scenario.binary && !scenario.keep) remove(scenario.name);
 }
 writeFileSync(resultsFile, JSON.stringify(results, null, 2));
 process.exit(0);
