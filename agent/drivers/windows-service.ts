@@ -26,7 +26,17 @@ export const SERVICE_STATES: Record<number, { name: string; status: ObservedStat
 /** Win32 errors sc.exe exits with (and prints as "FAILED n"), by what they mean for an action. */
 export const WIN32_ERRORS: Record<number, { name: string; reason: OutcomeError["reason"] }> = {
   2: { name: "ERROR_FILE_NOT_FOUND", reason: "command_failed" },
+  3: { name: "ERROR_PATH_NOT_FOUND", reason: "command_failed" },
   5: { name: "ERROR_ACCESS_DENIED", reason: "access_denied" },
+  6: { name: "ERROR_INVALID_HANDLE", reason: "command_failed" },
+  87: { name: "ERROR_INVALID_PARAMETER", reason: "command_failed" },
+  122: { name: "ERROR_INSUFFICIENT_BUFFER", reason: "command_failed" },
+  123: { name: "ERROR_INVALID_NAME", reason: "not_found" },
+  1056: { name: "ERROR_SERVICE_ALREADY_RUNNING", reason: "unexpected_state" },
+  1059: { name: "ERROR_CIRCULAR_DEPENDENCY", reason: "command_failed" },
+  1065: { name: "ERROR_DATABASE_DOES_NOT_EXIST", reason: "command_failed" },
+  1075: { name: "ERROR_SERVICE_DEPENDENCY_DELETED", reason: "command_failed" },
+  1115: { name: "ERROR_SHUTDOWN_IN_PROGRESS", reason: "command_failed" },
   1051: { name: "ERROR_DEPENDENT_SERVICES_RUNNING", reason: "dependents_running" },
   1052: { name: "ERROR_INVALID_SERVICE_CONTROL", reason: "unexpected_state" },
   1053: { name: "ERROR_SERVICE_REQUEST_TIMEOUT", reason: "timeout" },

@@ -1,0 +1,188 @@
+import { describe, expect, it } from "vitest";
+import {
+  observeError,
+  observeStatus,
+  type ScmCall,
+  type ScmPort,
+  type ScmStatus,
+  SERVICE_STATES,
+  WIN32_ERRORS,
+  WindowsServiceDriver,
+} from "../../agent/drivers/windows-service.ts";
+import { OutcomeError } from "../../core/outcome.ts";
+
+/**
+ * The Windows driver's state machine over the SCM port, fed the numbers QueryServiceStatusEx returns and the
+ * Win32 errors each call can fail with. The same driver runs against Wine's real SCM in
+ * test/integration/windows.test.ts; this covers what Wine cannot produce (paused, shared processes, dependents,
+ * access denied, ...).
+ */
+const OWN = 0x10;
+const SHARE = 0x20;
+const status = (stateCode: number, extra: Partial<ScmStatus> = {}): ScmStatus => ({
+  stateCode,
+  serviceType: OWN,
+  pid: stateCode === 1 ? 0 : 4312,
+  win32ExitCode: 0,
+  serviceExitCode: 0,
+  checkpoint: 0,
+  waitHintMs: 0,
+  ...extra,
+});
+
+/** A scripted SCM: queries return the next of `states` (the last repeats); calls return their scripted errors. */
+function scm(
+  states: Array<ScmStatus | number>,
+  calls: Partial<Record<"stop" | "start" | "terminate", number>> = {},
+  dependents: Array<{ name: string; status: "running" | "stopped" }> = [],
+) {
+  const made: string[] = [];
+  let index = 0;
+  const call = (name: "stop" | "start" | "terminate"): ScmCall => {
+    made.push(name);
+    return { error: calls[name] ?? 0, raw: name };
+  };
+  const port: ScmPort = {
+    async query() {
+      const next = states[Math.min(index++, states.length - 1)] as ScmStatus | number;
+      return typeof next === "number" ? observeError(next, "QueryServiceStatusEx") : observeStatus(next);
+    },
+    async dependents() {
+      return { error: 0, raw: "EnumDependentServicesW", services: dependents };
+    },
+    stop: async () => call("stop"),
+    start: async () => call("start"),
+    terminate: async () => call("terminate"),
+  };
+  return { port, made };
+}
+
+async function outcome(action: Promise<unknown>): Promise<string> {
+  try {
+    const result = await action;
+    if (result === undefined) return "success already";
+    return (result as { escalated?: boolean }).escalated ? "success escalated" : "success";
+  } catch (error) {
+    if (error instanceof OutcomeError) return `failure ${error.reason}`;
+    throw error;
+  }
+}
+
+const driver = (port: ScmPort) => new WindowsServiceDriver("Svc", port, 1);
+
+describe("every SCM state × action", () => {
+  // What a stop and a start do from each state the SCM defines, and from codes it does not.
+  const table: Array<[number, string, string]> = [
+    [1, "success already", "success"],
+    [2, "success", "success"],
+    [3, "success", "success"],
+    [4, "success", "success already"],
+    [5, "success", "success"],
+    [6, "failure unexpected_state", "failure unexpected_state"],
+    [7, "failure unexpected_state", "failure unexpected_state"],
+    [0, "failure unexpected_state", "failure unexpected_state"],
+    [8, "failure unexpected_state", "failure unexpected_state"],
+  ];
+  for (const [code, stop, start] of table) {
+    const name = SERVICE_STATES[code]?.name ?? `undefined state ${code}`;
+    it(`${name}: stop → ${stop}, start → ${start}`, async () => {
+      // After the request the service settles: stopped for a stop, running for a start.
+      const forStop = scm([status(code), status(1)]);
+      expect(await outcome(driver(forStop.port).stop(50))).toBe(stop);
+      const forStart = scm([status(code), status(4)]);
+      const started = await outcome(driver(forStart.port).start({}, 50));
+      expect(started === "success already" ? "success" : started).toBe(
+        start === "success already" ? "success" : start,
+      );
+    });
+  }
+});
+
+describe("Win32 errors", () => {
+  it("QueryServiceStatusEx / OpenServiceW: 1060 is not_found, every other error is a failure with its name", async () => {
+    for (const error of [1060, 123, 5, 6, 1065, 87, 122]) {
+      const expected = error === 1060 ? "failure not_found" : "failure unexpected_state";
+      expect(await outcome(driver(scm([error]).port).stop(20)), `query error ${error}`).toBe(expected);
+      expect(await outcome(driver(scm([error]).port).start({}, 20)), `query error ${error}`).toBe(expected);
+    }
+    expect(observeError(5, "OpenServiceW(Svc)").evidence).toBe(
+      "OpenServiceW(Svc): error 5 ERROR_ACCESS_DENIED",
+    );
+  });
+
+  it("ControlService(STOP): each error becomes its named reason; 1061 and 1062 leave it to the state", async () => {
+    const cases: Array<[number, string]> = [
+      [5, "failure access_denied"],
+      [1051, "failure dependents_running"],
+      [1052, "failure unexpected_state"],
+      [1053, "failure timeout"],
+      [1115, "failure command_failed"],
+      [1061, "success"],
+      [1062, "success"],
+    ];
+    for (const [error, expected] of cases)
+      expect(
+        await outcome(driver(scm([status(4), status(1)], { stop: error }).port).stop(50)),
+        `${error}`,
+      ).toBe(expected);
+  });
+
+  it("StartServiceW: each error becomes its named reason; 1056 (already running) is verified by the state", async () => {
+    const cases: Array<[number, string]> = [
+      [2, "failure command_failed"],
+      [3, "failure command_failed"],
+      [5, "failure access_denied"],
+      [1053, "failure timeout"],
+      [1058, "failure unexpected_state"],
+      [1059, "failure command_failed"],
+      [1068, "failure command_failed"],
+      [1069, "failure command_failed"],
+      [1072, "failure not_found"],
+      [1075, "failure command_failed"],
+      [1056, "success"],
+    ];
+    for (const [error, expected] of cases) {
+      const { port } = scm([status(1), status(4)], { start: error });
+      expect(await outcome(driver(port).start({}, 50)), `${error} ${WIN32_ERRORS[error]?.name}`).toBe(
+        expected,
+      );
+    }
+  });
+});
+
+describe("escalation, shared processes and dependents", () => {
+  it("an own-process service that stays in STOP_PENDING is terminated, then verified STOPPED", async () => {
+    const { port, made } = scm([
+      status(4),
+      ...Array(60).fill(status(3, { checkpoint: 1 })),
+      status(1, { win32ExitCode: 1067 }),
+    ]);
+    expect(await outcome(driver(port).stop(20))).toBe("success escalated");
+    expect(made).toEqual(["stop", "terminate"]);
+  });
+
+  it("a terminated process whose service never reports STOPPED is still_running, never success", async () => {
+    const { port } = scm([status(4), status(3)]);
+    const slow = new WindowsServiceDriver("Svc", port, 1);
+    await expect(
+      Promise.race([slow.stop(20), new Promise((r) => setTimeout(() => r("hung"), 16_000))]),
+    ).rejects.toThrow(/still_running/);
+  }, 20_000);
+
+  it("a shared-process service that does not stop is never terminated", async () => {
+    const { port, made } = scm([status(4, { serviceType: SHARE }), status(3, { serviceType: SHARE })]);
+    expect(await outcome(driver(port).stop(20))).toBe("failure shared_process");
+    expect(made).toEqual(["stop"]);
+  });
+
+  it("running dependents: nothing is stopped, their names are the reason; stopped dependents do not block", async () => {
+    const blocked = scm([status(4)], {}, [
+      { name: "Web", status: "running" },
+      { name: "Batch", status: "stopped" },
+    ]);
+    await expect(driver(blocked.port).stop(20)).rejects.toThrow("dependent services still running: Web");
+    expect(blocked.made).toEqual([]);
+    const free = scm([status(4), status(1)], {}, [{ name: "Batch", status: "stopped" }]);
+    expect(await outcome(driver(free.port).stop(20))).toBe("success");
+  });
+});
