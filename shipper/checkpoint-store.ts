@@ -30,8 +30,8 @@ const checkpointFileSchema = z.object({
 });
 
 /**
- * Offsets on disk: one JSON file, replaced atomically (write temp, fsync, rename, fsync the folder) so a
- * crash at any moment leaves either the old or the new version, never a torn one.
+ * Offsets on disk: one JSON file, replaced atomically (write temp, fsync, rename, fsync the folder; on Windows no
+ * folder fsync) so a crash at any moment leaves either the old or the new version, never a torn one.
  */
 export class CheckpointStore {
   readonly file: string;
@@ -75,6 +75,9 @@ export class CheckpointStore {
       await handle.close();
     }
     await rename(temp, this.file);
+    // Windows cannot open a folder to flush it (EPERM, so every save would fail and be retried forever): there the
+    // file is flushed before the rename, and NTFS journals the rename itself.
+    if (process.platform === "win32") return;
     const dir = await open(this.dir, "r");
     try {
       await dir.sync();

@@ -252,4 +252,20 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       lifeline: { evidence: expect.stringContaining("error 1060 ERROR_SERVICE_DOES_NOT_EXIST") },
     });
   }, 600_000);
+
+  it("the shipper's checkpoint saves on Windows without EPERM (no folder fsync) and loads back", async () => {
+    await bed.stageApp();
+    const code = await bed.node("test/windows/checkpoint-harness.mjs", [
+      `${bed.windowsDir}\\checkpoint-results.json`,
+      `${bed.windowsDir}\\checkpoints`,
+    ]);
+    expect(code, bed.output().slice(-2000)).toBe(0);
+    expect(JSON.parse(readFileSync(join(bed.dir, "checkpoint-results.json"), "utf8"))).toEqual({
+      platform: "win32",
+      saves: [
+        { ok: true, offset: 100 },
+        { ok: true, offset: 200 },
+      ],
+    });
+  }, 300_000);
 });
