@@ -253,19 +253,23 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     });
   }, 600_000);
 
-  it("the shipper's checkpoint saves on Windows without EPERM (no folder fsync) and loads back", async () => {
+  it("the shipper on Windows: its checkpoint saves without EPERM (no folder fsync) and loads back; a Windows glob lists its files", async () => {
     await bed.stageApp();
-    const code = await bed.node("test/windows/checkpoint-harness.mjs", [
+    const code = await bed.node("test/windows/shipper-harness.mjs", [
       `${bed.windowsDir}\\checkpoint-results.json`,
       `${bed.windowsDir}\\checkpoints`,
     ]);
     expect(code, bed.output().slice(-2000)).toBe(0);
-    expect(JSON.parse(readFileSync(join(bed.dir, "checkpoint-results.json"), "utf8"))).toEqual({
+    const result = JSON.parse(readFileSync(join(bed.dir, "checkpoint-results.json"), "utf8"));
+    expect(result).toMatchObject({
       platform: "win32",
       saves: [
         { ok: true, offset: 100 },
         { ok: true, offset: 200 },
       ],
     });
+    // A pattern as a Windows user writes it (Z:\...\Logs\*.log): both logs, whatever their case; not the .gz.
+    expect(result.pattern).toMatch(/^Z:\\opt\\/);
+    expect(result.listed).toEqual(["Other.LOG", "app.log"]);
   }, 300_000);
 });

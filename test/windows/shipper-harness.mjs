@@ -1,10 +1,12 @@
-// Runs under `wine node.exe`: the shipper's compiled CheckpointStore (staged under app/) saves and loads its
-// checkpoint on a Windows file system, twice, and writes what happened to the file named by its first argument.
-import { writeFileSync } from "node:fs";
+// Runs under `wine node.exe`, with the shipper's compiled modules staged under app/: its CheckpointStore saves and
+// loads on a Windows file system, twice; its discovery lists files by a Windows glob (backslashes, drive letter,
+// an exclude on the name, other case). Writes what happened to the file named by its first argument.
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const [resultsFile, dir] = process.argv.slice(2);
 const { CheckpointStore } = await import(new URL("../../app/shipper/checkpoint-store.js", import.meta.url));
+const { listMatching } = await import(new URL("../../app/shipper/discovery.js", import.meta.url));
 const store = new CheckpointStore(dir);
 const result = { platform: process.platform, saves: [] };
 for (const offset of [100, 200]) {
@@ -32,5 +34,16 @@ for (const offset of [100, 200]) {
   } catch (error) {
     result.saves.push({ ok: false, error: `${error.code ?? ""} ${error.message}` });
   }
+}
+const logs = join(dir, "Logs");
+mkdirSync(logs, { recursive: true });
+for (const name of ["app.log", "Other.LOG", "old.log.gz", "notes.txt"])
+  writeFileSync(join(logs, name), "x\r\n");
+try {
+  const listed = await listMatching({ include: [`${logs}\\*.log`], exclude: ["*.gz"] });
+  result.listed = listed.map((path) => path.slice(logs.length + 1)).sort();
+  result.pattern = `${logs}\\*.log`;
+} catch (error) {
+  result.listed = `${error.code ?? ""} ${error.message}`;
 }
 writeFileSync(resultsFile, JSON.stringify(result));
