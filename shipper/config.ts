@@ -56,6 +56,8 @@ export const inputSchema = z.strictObject({
     .min(1024)
     .max(900 * 1024)
     .default(256 * 1024),
+  /** The files' text encoding: UTF-8, or UTF-16LE as many Windows programs write (a leading BOM is skipped). */
+  encoding: z.enum(["utf-8", "utf-16le"]).default("utf-8"),
   /** Where a file never seen before starts: its beginning, or its end (only new lines). */
   startAt: z.enum(["beginning", "end"]).default("beginning"),
 });

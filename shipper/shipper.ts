@@ -389,6 +389,7 @@ export class Shipper implements Component {
       maxLineBytes: input.config.maxLineBytes,
       multiline: input.multiline,
       events: this.events,
+      encoding: input.config.encoding,
     });
     const file: TrackedFile = {
       tailer,

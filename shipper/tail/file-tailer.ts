@@ -58,6 +58,8 @@ export class FileTailer {
 
   private readonly handle: FileHandle;
   private readonly maxLineBytes: number;
+  /** UTF-16LE (as Windows programs often write their logs): newlines are 0A 00 at even offsets, a BOM may lead. */
+  private readonly utf16: boolean;
   private readonly joiner: MultilineJoiner;
   private readonly events: TailerEvents;
   private partial: Buffer[] = [];
@@ -81,7 +83,9 @@ export class FileTailer {
     maxLineBytes: number;
     multiline: MultilineRule | undefined;
     events: TailerEvents;
+    encoding?: "utf-8" | "utf-16le";
   }) {
+    this.utf16 = options.encoding === "utf-16le";
     this.handle = options.handle;
     this.path = options.path;
     this.input = options.input;
@@ -89,7 +93,8 @@ export class FileTailer {
     this.position = options.offset;
     this.ackedOffset = options.offset;
     this.partialStart = options.offset;
-    this.maxLineBytes = options.maxLineBytes;
+    // A UTF-16 line is cut on a whole code unit.
+    this.maxLineBytes = this.utf16 ? options.maxLineBytes - (options.maxLineBytes % 2) : options.maxLineBytes;
     this.events = options.events;
     this.joiner = new MultilineJoiner(options.multiline, (record) => this.events.record(this, record));
   }
@@ -189,7 +194,8 @@ export class FileTailer {
               break;
             }
             if (data.length === 0 || this.stopping) break;
-            if (this.position === 0 && data.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
+            // UTF-16 text is full of zero bytes: only UTF-8 inputs are sniffed for binary content.
+            if (!this.utf16 && this.position === 0 && data.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
               this.skipped = true;
               this.position = stat.size;
               this.ackedOffset = stat.size;
@@ -292,6 +298,10 @@ export class FileTailer {
   }
 
   private consume(chunk: Buffer): void {
+    if (this.utf16) {
+      this.consumeUtf16(chunk);
+      return;
+    }
     let start = 0;
     const now = Date.now();
     // Once: after a bad byte, the rest of this chunk goes line by line.
@@ -357,6 +367,28 @@ export class FileTailer {
     return byteStart;
   }
 
+  /**
+   * UTF-16LE: the partial line and the chunk are searched together (a newline's two bytes may straddle two
+   * chunks), code unit by code unit from the line's start, which is always at an even offset. What follows the
+   * last newline stays partial. Offsets are bytes, like UTF-8's.
+   */
+  private consumeUtf16(chunk: Buffer): void {
+    const held = this.partialBytes > 0;
+    const base = held ? this.partialStart : this.position;
+    const data = held ? Buffer.concat([...this.partial, chunk]) : chunk;
+    const now = Date.now();
+    let lineStart = base === 0 && data[0] === 0xff && data[1] === 0xfe ? 2 : 0;
+    for (let i = lineStart; i + 1 < data.length; i += 2) {
+      if (data[i] !== 0x0a || data[i + 1] !== 0) continue;
+      this.emitLine(data.subarray(lineStart, i), base + lineStart, base + i + 2, false, now);
+      lineStart = i + 2;
+    }
+    const truncated = held && this.partialTruncated && lineStart === 0;
+    this.resetPartial(base + lineStart);
+    this.appendPartial(data.subarray(lineStart));
+    if (truncated) this.partialTruncated = true;
+  }
+
   private appendPartial(piece: Buffer): void {
     if (piece.length === 0) return;
     const room = this.maxLineBytes - this.partialBytes;
@@ -387,6 +419,10 @@ export class FileTailer {
   }
 
   private emitLine(raw: Buffer, start: number, end: number, truncated: boolean, now: number): void {
+    if (this.utf16) {
+      this.emitUtf16Line(raw, start, end, truncated, now);
+      return;
+    }
     let line = raw.length > 0 && raw[raw.length - 1] === 13 ? raw.subarray(0, raw.length - 1) : raw;
     if (line.length > this.maxLineBytes) {
       line = line.subarray(0, this.maxLineBytes);
@@ -405,7 +441,37 @@ export class FileTailer {
     }
     this.joiner.push(text, line.length, start, end, flags, now);
   }
+
+  private emitUtf16Line(raw: Buffer, start: number, end: number, truncated: boolean, now: number): void {
+    let line =
+      raw.length >= 2 && raw[raw.length - 2] === 13 && raw[raw.length - 1] === 0 ? raw.subarray(0, -2) : raw;
+    if (line.length > this.maxLineBytes) {
+      line = line.subarray(0, this.maxLineBytes);
+      truncated = true;
+    }
+    if (line.length === 0) {
+      this.joiner.pushBlank(end, now);
+      return;
+    }
+    let text: string;
+    let valid = true;
+    try {
+      text = strictUtf16.decode(line);
+    } catch {
+      valid = false;
+      text = lenientUtf16.decode(line);
+    }
+    let flags: ReadonlySet<string> = NO_FLAGS;
+    if (truncated || !valid) {
+      flags = new Set([...(truncated ? ["truncated"] : []), ...(valid ? [] : ["invalid_utf16"])]);
+    }
+    this.joiner.push(text, line.length, start, end, flags, now);
+  }
 }
+
+/** Decodes UTF-16LE strictly: a lone surrogate or an odd byte makes the line `invalid_utf16` (decoded leniently). */
+const strictUtf16 = new TextDecoder("utf-16le", { fatal: true });
+const lenientUtf16 = new TextDecoder("utf-16le");
 
 /** A copy in memory of its own: a small Buffer is a slice of a 64 KiB slab (Node's pool) that it would keep alive. */
 function ownCopy(bytes: Buffer): Buffer {

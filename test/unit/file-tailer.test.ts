@@ -13,7 +13,12 @@ afterEach(async () => {
 });
 
 /** Reads a whole file through a FileTailer with read buffers of `bufferBytes`; the records it hands on. */
-async function tail(content: Buffer, bufferBytes: number, maxLineBytes = 1 << 20) {
+async function tail(
+  content: Buffer,
+  bufferBytes: number,
+  maxLineBytes = 1 << 20,
+  encoding: "utf-8" | "utf-16le" = "utf-8",
+) {
   dir = await mkdtemp(join(tmpdir(), "lifeline-tailer-"));
   const path = join(dir, "app.log");
   await writeFile(path, content);
@@ -28,6 +33,7 @@ async function tail(content: Buffer, bufferBytes: number, maxLineBytes = 1 << 20
     offset: 0,
     maxLineBytes,
     multiline: undefined,
+    encoding,
     events: {
       record: (_, record) => records.push({ ...record, flags: [...record.flags] }),
       acquireRead: async () => ({ buffer: Buffer.alloc(bufferBytes), release: () => {} }),
@@ -141,5 +147,44 @@ describe("FileTailer", () => {
     await expect(tailer.pump()).rejects.toThrow("EIO");
     expect(records).toBe(Math.floor((256 * 1024) / line.length)); // the first chunk's whole lines, each once
     await handle.close();
+  });
+
+  describe("UTF-16LE (Windows programs' logs)", () => {
+    // A BOM, CRLF line ends, a character whose code unit holds a 0x0A byte (U+010A, bytes 0A 01), one outside
+    // the BMP (a surrogate pair), a blank line, and a last line without a newline.
+    const lines = ["service started Ċ ok", "naïve café ☕ 𝄞", "", "stopping", "last without newline"];
+    const text = `${lines.slice(0, 4).join("\r\n")}\r\n${lines[4]}`;
+    const content = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]);
+    for (const bufferBytes of [3, 7, 64, 4096]) {
+      it(`every line decoded, with exact byte offsets (read buffer ${bufferBytes} bytes)`, async () => {
+        const records = await tail(content, bufferBytes, 1 << 20, "utf-16le");
+        expect(records.map((r) => r.lines.join("\n"))).toEqual(lines.filter(Boolean));
+        let offset = 2;
+        const offsets = lines.map((line, i) => {
+          const bytes = Buffer.byteLength(line, "utf16le") + (i < 4 ? 4 : 0);
+          const range = { line, startOffset: offset, endOffset: offset + bytes };
+          offset += bytes;
+          return range;
+        });
+        expect(records.map(({ startOffset, endOffset }) => ({ startOffset, endOffset }))).toEqual(
+          offsets.filter((o) => o.line).map(({ startOffset, endOffset }) => ({ startOffset, endOffset })),
+        );
+        expect(records.every((r) => r.flags.length === 0)).toBe(true);
+      });
+    }
+
+    it("is not skipped as binary, which UTF-8 reading would do with its zero bytes", async () => {
+      expect(await tail(content, 4096)).toEqual([]);
+      expect(await tail(content, 4096, 1 << 20, "utf-16le")).toHaveLength(4);
+    });
+
+    it("a lone surrogate flags the line invalid_utf16; a long line is cut on a code unit and flagged", async () => {
+      const lone = Buffer.concat([Buffer.from([0x00, 0xd8]), Buffer.from("x\n", "utf16le")]);
+      expect((await tail(lone, 64, 1 << 20, "utf-16le"))[0]?.flags).toEqual(["invalid_utf16"]);
+      const long = Buffer.from(`${"y".repeat(600)}\n`, "utf16le");
+      const [record] = await tail(long, 64, 1025, "utf-16le");
+      expect(record?.lines[0]).toBe("y".repeat(512));
+      expect(record?.flags).toEqual(["truncated"]);
+    });
   });
 });
