@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -10,7 +10,8 @@ import {
   signed,
   waitForJournal,
 } from "../helpers/agent.ts";
-import { connections, testKafka } from "../helpers/services.ts";
+import { connections, testKafka, uniqueName } from "../helpers/services.ts";
+import { TopicReader } from "../helpers/shipper.ts";
 import { bedUnavailable, openBed, type WineBed } from "../helpers/wine.ts";
 
 interface StepResult {
@@ -272,4 +273,83 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(result.pattern).toMatch(/^Z:\\opt\\/);
     expect(result.listed).toEqual(["Other.LOG", "app.log"]);
   }, 300_000);
+
+  it("the compiled shipper under wine node.exe tails a UTF-16LE log a Windows service writes and rolls, into Kafka exactly once", async () => {
+    await bed.stageApp();
+    const prefix = uniqueName("test-windows-shipper");
+    const chat = `${bed.windowsDir}\\chat`;
+    writeFileSync(
+      join(bed.dir, "shipper.yaml"),
+      stringify({
+        host: { name: "windows-host" },
+        checkpointDir: `${bed.windowsDir}\\shipper-state`,
+        topicPrefix: prefix,
+        reconcileIntervalMs: 300,
+        limits: { lingerMs: 5 },
+        kafka: { brokers: connections().kafka.brokers },
+        inputs: [
+          { name: "chatty", paths: [`${chat}\\app*.log`], encoding: "utf-16le", service: { name: "chatty" } },
+        ],
+      }),
+    );
+    const reader = await new TopicReader(testKafka(), `${prefix}.logs`).start();
+    try {
+      bed.spawnNode("app/bin/lifeline.js", ["shipper", "--config", `${bed.windowsDir}\\shipper.yaml`]);
+      const deadline = Date.now() + 120_000;
+      while (!bed.output().includes("shipper started")) {
+        if (Date.now() > deadline)
+          throw new Error(`the shipper did not start:\n${bed.output().slice(-3000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      // The service writes 300 lines in UTF-16LE, rolling app.log to app-1.log and app-2.log while it runs.
+      writeFileSync(
+        join(bed.dir, "chatty.json"),
+        JSON.stringify({
+          scenarios: [
+            {
+              name: "LifelineChatty",
+              binary: `${bed.windowsDir}\\svc.exe chatty 300 ${chat}\\app.log ${bed.windowsDir}\\chatty.log`,
+              actions: [{ action: "start" }],
+              keep: true,
+            },
+          ],
+        }),
+      );
+      mkdirSync(join(bed.dir, "chat"), { recursive: true });
+      expect(
+        await bed.node("test/windows/scm-harness.ts", [
+          `${bed.windowsDir}\\chatty.json`,
+          `${bed.windowsDir}\\chatty-results.json`,
+        ]),
+      ).toBe(0);
+      const lines = (records: typeof reader.records) =>
+        records.map((r) => r.value.message as string).filter((m) => m.startsWith("line "));
+      await reader.waitFor((records) => lines(records).length >= 300, 120_000);
+      // Every byte of the three files acknowledged in the checkpoint: nothing more can come.
+      const checkpoint = join(bed.dir, "shipper-state", "shipper.checkpoint.json");
+      const settled = Date.now() + 60_000;
+      for (;;) {
+        const files = existsSync(checkpoint)
+          ? (JSON.parse(readFileSync(checkpoint, "utf8")).files as Array<{
+              path: string;
+              offset: number;
+              size: number;
+            }>)
+          : [];
+        if (files.length === 3 && files.every((f) => f.offset === f.size && f.size > 0)) break;
+        if (Date.now() > settled)
+          throw new Error(`checkpoint not settled: ${JSON.stringify(files)}\n${bed.output().slice(-2000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const got = lines(reader.records);
+      expect(got).toHaveLength(300);
+      expect(new Set(got).size).toBe(300);
+      expect([...got].sort()).toEqual(Array.from({ length: 300 }, (_, i) => `line ${i + 1}`).sort());
+      // The checkpoint was written on Windows without a single failed save.
+      expect(bed.output()).not.toContain("checkpoint write failed");
+      expect(readFileSync(join(bed.dir, "chatty.log"), "utf8")).toContain("wrote 300 lines");
+    } finally {
+      await reader.stop();
+    }
+  }, 600_000);
 });
