@@ -10,7 +10,7 @@ const fileCheckpointSchema = z.object({
   input: z.string(),
   path: z.string(),
   dev: z.number(),
-  ino: z.number(),
+  ino: z.union([z.number(), z.string()]),
   fingerprint: z.string(),
   fingerprintBytes: z.number().int().nonnegative(),
   /** Every byte below this is acknowledged by Kafka. */

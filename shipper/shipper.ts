@@ -1,5 +1,4 @@
-import type { Stats } from "node:fs";
-import { type FileHandle, open, readdir, stat } from "node:fs/promises";
+import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { FSWatcher } from "chokidar";
 import type { Kafka } from "kafkajs";
@@ -15,7 +14,7 @@ import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
-import { fingerprintOf, identityKey } from "./tail/file-identity.ts";
+import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
 import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
 
@@ -261,7 +260,7 @@ export class Shipper implements Component {
         paths.map((path) =>
           slots.run(async () => {
             if (this.stopped) return;
-            const info = await stat(path).catch(() => undefined);
+            const info = await statFile(path).catch(() => undefined);
             if (!info) return;
             const key = identityKey(info);
             seen.set(key, path);
@@ -331,7 +330,7 @@ export class Shipper implements Component {
       this.logger.warn({ path, err: (error as Error).message }, "cannot open file; will retry");
       return undefined;
     }
-    const info = await handle.stat();
+    const info = await statFile(handle);
     const key = identityKey(info);
     // Paths open concurrently: two names of one file (a rename during the pass, a hard link) open it once.
     if (this.files.has(key) || this.opening.has(key)) {
@@ -351,7 +350,7 @@ export class Shipper implements Component {
     input: Input,
     sizeHint: number,
     handle: FileHandle,
-    info: Stats,
+    info: FileStat,
     key: string,
     fromCheckpoint: FileCheckpoint | undefined,
   ): Promise<TrackedFile> {
@@ -427,7 +426,7 @@ export class Shipper implements Component {
       const names = input ? await readdir(dir).catch(() => [] as string[]) : [];
       for (const name of names) {
         const path = join(dir, name);
-        const info = await stat(path).catch(() => undefined);
+        const info = await statFile(path).catch(() => undefined);
         if (!info?.isFile() || identityKey(info) !== key || info.size <= saved.offset || !input) continue;
         const file = await this.openFile(path, input, info.size, saved);
         if (file) {
@@ -506,7 +505,7 @@ export class Shipper implements Component {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       if (path === tailer.path) continue;
-      const info = await stat(path).catch(() => undefined);
+      const info = await statFile(path).catch(() => undefined);
       if (!info?.isFile() || info.size <= readUpTo || this.files.has(identityKey(info))) continue;
       const handle = await open(path, "r").catch(() => undefined);
       if (!handle) continue;

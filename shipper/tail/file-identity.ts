@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readSync } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
+import { readSync, type Stats } from "node:fs";
+import { type FileHandle, stat } from "node:fs/promises";
 
 /** How many leading bytes identify a file's content (with device and inode). */
 export const FINGERPRINT_BYTES = 1024;
@@ -12,13 +12,44 @@ export const FINGERPRINT_BYTES = 1024;
  */
 export interface FileIdentity {
   dev: number;
-  ino: number;
+  /** A number, or a decimal string when it does not fit a double exactly (see exactIno). */
+  ino: number | string;
   fingerprint: string;
   fingerprintBytes: number;
 }
 
-export function identityKey(identity: { dev: number; ino: number }): string {
+export function identityKey(identity: { dev: number; ino: number | string }): string {
   return `${identity.dev}:${identity.ino}`;
+}
+
+/** What the shipper needs of a file's stat, with an exact file id. */
+export type FileStat = Pick<Stats, "dev" | "size" | "mtimeMs" | "isFile"> & { ino: number | string };
+
+/**
+ * A 64-bit file id as a number when a double holds it exactly, as its decimal digits otherwise. On Windows the
+ * file id (with the volume serial number as `dev`) is NTFS's 64-bit file reference, whose high 16 bits are a
+ * sequence number: past 2^53 a number stat rounds it, and two files could share one identity.
+ */
+export function exactIno(ino: bigint): number | string {
+  return ino <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(ino) : ino.toString();
+}
+
+/** stat with an exact file id: on Windows through a bigint stat (volume serial number + file index). */
+export async function statFile(
+  target: string | FileHandle,
+  platform: NodeJS.Platform = process.platform,
+): Promise<FileStat> {
+  const read = (options?: { bigint: true }) =>
+    typeof target === "string" ? stat(target, options as never) : target.stat(options as never);
+  if (platform !== "win32") return (await read()) as Stats;
+  const exact = (await read({ bigint: true })) as unknown as import("node:fs").BigIntStats;
+  return {
+    dev: Number(exact.dev),
+    ino: exactIno(exact.ino),
+    size: Number(exact.size),
+    mtimeMs: Number(exact.mtimeMs),
+    isFile: () => exact.isFile(),
+  };
 }
 
 export function fingerprintOf(handle: FileHandle, size: number, bytes = Math.min(size, FINGERPRINT_BYTES)) {

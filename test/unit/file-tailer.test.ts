@@ -188,3 +188,16 @@ describe("FileTailer", () => {
     });
   });
 });
+
+describe("file identity", () => {
+  it("a 64-bit file id past 2^53 stays exact (NTFS puts a sequence number in the high bits)", async () => {
+    const { exactIno } = await import("../../shipper/tail/file-identity.ts");
+    // Two NTFS file references one MFT record apart, sequence number 0x0102: equal as doubles, not as ids.
+    const a = (0x0102n << 48n) | 0x1234n;
+    const b = a + 1n;
+    expect(Number(a)).toBe(Number(b));
+    expect(exactIno(a)).not.toBe(exactIno(b));
+    expect(exactIno(a)).toBe(a.toString());
+    expect(exactIno(123n)).toBe(123);
+  });
+});
