@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
-import { leanAgentLauncher } from "../core/entry.ts";
+import { runInstall } from "../core/install.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -12,11 +12,10 @@ import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
-import { systemdUnit, windowsServiceDefinition } from "./install.ts";
 
 export const agentHelp = `Usage: lifeline agent --config FILE
        lifeline agent keygen --out DIR [--key-id ID] [--force | --if-missing]
-       lifeline agent install --config FILE [--platform linux|windows] [--out FILE] [--user NAME]
+       lifeline agent install --config FILE [--out DIR] [--platform linux|windows] [--install] (--help for more)
        lifeline agent sign --key FILE --key-id ID --action stop|start|restart|status --service NAME
                            (--host NAME | --group NAME) [--ttl-seconds 60] [--grace-ms N] [--traceparent TP]
 
@@ -26,8 +25,8 @@ and writes every step to the lifecycle journal (the shipper ships it). Nothing e
   keygen   writes an Ed25519 key pair (signing.key, signing.pub) for the controller; put the .pub in agent configs
            (publicKey, or publicKeyFile); an existing key is kept: --force replaces it, --if-missing exits 0
   sign     prints a signed command as JSON (one line), e.g. to publish by hand
-  install  writes a systemd unit (KillMode=process, so services survive an agent restart) or a WinSW service
-           definition for Windows
+  install  makes an installed copy (build, production dependencies, Node) with a systemd unit (KillMode=process,
+           so services survive an agent restart) or, for Windows, a self-contained folder with a WinSW service
 
 Options:
   --config FILE   agent YAML config, every key explained in agent/agent.example.yaml
@@ -38,7 +37,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "keygen") return keygen(rest);
   if (sub === "sign") return signCli(rest);
-  if (sub === "install") return install(rest);
+  if (sub === "install") return runInstall("agent", rest, (file) => loadAgentConfig(file));
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -76,46 +75,6 @@ export async function runAgent(argv: string[]): Promise<number> {
         "agent started",
       ),
   }).finally(stopTracing);
-  return 0;
-}
-
-function install(argv: string[]): number {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      platform: { type: "string", default: process.platform === "win32" ? "windows" : "linux" },
-      out: { type: "string" },
-      user: { type: "string" },
-    },
-  });
-  if (!values.config) {
-    process.stderr.write(agentHelp);
-    return 2;
-  }
-  loadAgentConfig(values.config);
-  const launcher = leanAgentLauncher();
-  if (!launcher.compiled)
-    process.stderr.write(
-      "note: no compiled build (npm run build): the unit runs the TypeScript sources, idle RSS ~130 MiB instead of ~75\n",
-    );
-  const paths = {
-    nodePath: process.execPath,
-    nodeArgs: launcher.nodeArgs,
-    lifelineBin: launcher.entry,
-    configFile: values.config,
-  };
-  const windows = values.platform === "windows";
-  const text = windows
-    ? windowsServiceDefinition(paths)
-    : systemdUnit({ ...paths, ...(values.user ? { user: values.user } : {}) });
-  const out = values.out ?? (windows ? "lifeline-agent.xml" : "/etc/systemd/system/lifeline-agent.service");
-  writeFileSync(out, text);
-  process.stdout.write(
-    windows
-      ? `wrote ${out}: register it with WinSW (winsw install ${out}), then: sc.exe start lifeline-agent\n`
-      : `wrote ${out}: systemctl daemon-reload && systemctl enable --now lifeline-agent\n`,
-  );
   return 0;
 }
 

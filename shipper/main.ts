@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
+import { runInstall } from "../core/install.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -12,6 +13,7 @@ import { createShipperMetrics } from "./metrics.ts";
 import { Shipper } from "./shipper.ts";
 
 export const shipperHelp = `Usage: lifeline shipper --config FILE
+       lifeline shipper install --config FILE [--out DIR] [--platform linux|windows] [--install] (--help for more)
 
 Tails the files the config's inputs name into Kafka (topics <prefix>.logs and <prefix>.lifecycle).
 Offsets are saved only after Kafka acknowledged the lines; SIGTERM/SIGINT flushes and saves them.
@@ -24,6 +26,7 @@ Environment: LIFELINE_KAFKA_* (see \`lifeline services --help\`), LIFELINE_HOST_
 `;
 
 export async function runShipper(argv: string[]): Promise<number> {
+  if (argv[0] === "install") return runInstall("shipper", argv.slice(1), (file) => loadShipperConfig(file));
   const { values } = parseArgs({
     args: argv,
     options: {

@@ -41,9 +41,13 @@ export function startLifeline(
   args: string[],
   readyMessage: string,
   env: NodeJS.ProcessEnv = process.env,
-  launcher: { nodeArgs: string[]; entry: string } = { nodeArgs: [], entry: lifelineBin },
+  launcher: { nodeArgs: string[]; entry: string; node?: string; cwd?: string } = {
+    nodeArgs: [],
+    entry: lifelineBin,
+  },
 ): ProcessUnderTest {
-  const child = spawn(process.execPath, [...launcher.nodeArgs, launcher.entry, ...args], {
+  const child = spawn(launcher.node ?? process.execPath, [...launcher.nodeArgs, launcher.entry, ...args], {
+    ...(launcher.cwd ? { cwd: launcher.cwd } : {}),
     env: { LIFELINE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

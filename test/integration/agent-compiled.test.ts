@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,14 +54,58 @@ describe("the agent as installed: compiled JavaScript in V8's lite mode", { time
       },
     ]);
     // The unit `agent install` writes runs exactly this command line.
-    const unitFile = join(mkdtempSync(join(tmpdir(), "lifeline-unit-")), "lifeline-agent.service");
-    const installed = await runLifeline(["agent", "install", "--config", config, "--out", unitFile]);
+    // `agent install`: an installed copy (build, production dependencies, Node) and its unit, here in one folder
+    // that is also the unit's prefix and config folder, so the unit names real files.
+    const dir = mkdtempSync(join(tmpdir(), "lifeline-install-"));
+    const installed = await runLifeline([
+      "agent",
+      "install",
+      "--config",
+      config,
+      "--out",
+      dir,
+      "--prefix",
+      dir,
+      "--etc",
+      dir,
+      "--user",
+      "root",
+    ]);
     expect(installed.code, installed.stderr).toBe(0);
-    expect(readFileSync(unitFile, "utf8")).toContain(
-      `ExecStart=${[process.execPath, ...launcher.nodeArgs, launcher.entry].join(" ")} agent --config ${config}`,
+    const unit = readFileSync(join(dir, "lifeline-agent.service"), "utf8");
+    const exec = `${dir}/node/bin/node ${launcher.nodeArgs.join(" ")} ${dir}/app/bin/lifeline.js agent --config ${dir}/agent.yaml`;
+    expect(unit).toContain(`ExecStart=${exec}`);
+    expect(unit).toContain(`EnvironmentFile=-${dir}/agent.env`);
+    expect(unit).toContain("KillMode=process");
+    expect(statSync(join(dir, "agent.env")).mode & 0o777).toBe(0o600);
+    // systemd's own check of the unit (it fails on a command that is not there), where systemd-analyze is.
+    const verified = await new Promise<{ code: number; output: string } | undefined>((resolve) =>
+      execFile("systemd-analyze", ["verify", join(dir, "lifeline-agent.service")], (error, stdout, stderr) =>
+        resolve(
+          (error as NodeJS.ErrnoException | null)?.code === "ENOENT"
+            ? undefined
+            : { code: error ? 1 : 0, output: stdout + stderr },
+        ),
+      ),
     );
+    if (verified) expect(verified.code, verified.output).toBe(0);
+    else
+      process.stderr.write(
+        "[agent-compiled] systemd-analyze not installed: the unit was not verified by systemd\n",
+      );
 
-    const agent = startLifeline(["agent", "--config", config], "agent started", process.env, launcher);
+    // The agent runs from the installed copy alone: its own node, from /, exactly the unit's command line.
+    const agent = startLifeline(
+      ["agent", "--config", join(dir, "agent.yaml")],
+      "agent started",
+      process.env,
+      {
+        node: join(dir, "node", "bin", "node"),
+        nodeArgs: launcher.nodeArgs,
+        entry: join(dir, "app", "bin", "lifeline.js"),
+        cwd: "/",
+      },
+    );
     running.push(agent);
     await agent.started;
     const kafka = testKafka();
