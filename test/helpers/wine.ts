@@ -105,8 +105,11 @@ export interface WineBed {
    * Windows binary under <dir>/app, as a Windows host would have it.
    */
   stageApp(): Promise<void>;
-  /** Starts node.exe on a script of the staged folder and leaves it running (wineserver -k ends it at close). */
-  spawnNode(script: string, args: string[]): { exited: Promise<number | null> };
+  /**
+   * Starts node.exe (or `exe`, a path relative to the staged folder) on a script of the staged folder and leaves it
+   * running (wineserver -k ends it at close).
+   */
+  spawnNode(script: string, args: string[], exe?: string): { exited: Promise<number | null> };
   close(): Promise<void>;
 }
 
@@ -207,7 +210,7 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
       cpSync(join(modules, "node_modules"), join(app, "node_modules"), { recursive: true });
       cpSync(koffiWin, join(app, "node_modules", "@koromix", "koffi-win32-x64"), { recursive: true });
     },
-    spawnNode(script, args) {
+    spawnNode(script, args, exe = "node.exe") {
       const fd = openSync(output, "a");
       const child = spawn(
         "chroot",
@@ -218,7 +221,7 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
           "WINEDEBUG=-all",
           "HOME=/root",
           "/usr/lib/wine/wine64",
-          `Z:\\opt\\${name}\\node.exe`,
+          `Z:\\opt\\${name}\\${exe.replaceAll("/", "\\")}`,
           `Z:\\opt\\${name}\\${script.replaceAll("/", "\\")}`,
           ...args,
         ],

@@ -10,6 +10,7 @@ import {
   signed,
   waitForJournal,
 } from "../helpers/agent.ts";
+import { runLifeline } from "../helpers/cli.ts";
 import { connections, testKafka, uniqueName } from "../helpers/services.ts";
 import { TopicReader } from "../helpers/shipper.ts";
 import { bedUnavailable, openBed, type WineBed } from "../helpers/wine.ts";
@@ -149,8 +150,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(start?.message).toMatch(/StartService failed with 2 ERROR_FILE_NOT_FOUND/);
   });
 
-  it("the compiled agent under wine node.exe runs signed commands from Kafka on real services: every step journaled with its evidence", async () => {
-    await bed.stageApp();
+  it("the agent installed as a Windows folder (agent install --platform windows) runs under wine from that folder alone: signed commands from Kafka on real services, every step journaled with its evidence", async () => {
     // Two services in the SCM for the agent to manage; a third it declares does not exist.
     const svc = (mode: string, name: string) =>
       `${bed.windowsDir}\\svc.exe ${mode} ${bed.windowsDir}\\${name}.log`;
@@ -196,8 +196,35 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
         ],
       }),
     );
+    // The folder `agent install` makes for Windows: its own node.exe, the build, production dependencies with
+    // koffi's Windows binary, the config, WinSW and its definition.
+    const installed = await runLifeline([
+      "agent",
+      "install",
+      "--config",
+      join(bed.dir, "agent.yaml"),
+      "--platform",
+      "windows",
+      "--out",
+      join(bed.dir, "win"),
+    ]);
+    expect(installed.code, installed.stderr).toBe(0);
+    for (const file of ["node.exe", "lifeline-agent.exe", "lifeline-agent.xml", "INSTALL.ps1", "agent.yaml"])
+      expect(existsSync(join(bed.dir, "win", file)), file).toBe(true);
+    expect(
+      existsSync(
+        join(bed.dir, "win", "app", "node_modules", "@koromix", "koffi-win32-x64", "win32_x64", "koffi.node"),
+      ),
+    ).toBe(true);
+    expect(readFileSync(join(bed.dir, "win", "lifeline-agent.xml"), "utf8")).toContain(
+      '"%BASE%\\app\\bin\\lifeline.js" agent --config "%BASE%\\agent.yaml"',
+    );
     const journal = join(bed.dir, "state", "journal.ndjson");
-    bed.spawnNode("app/bin/lifeline.js", ["agent", "--config", `${bed.windowsDir}\\agent.yaml`]);
+    bed.spawnNode(
+      "win/app/bin/lifeline.js",
+      ["agent", "--config", `${bed.windowsDir}\\win\\agent.yaml`],
+      "win/node.exe",
+    );
     await waitForJournal(
       journal,
       (events) => events.some((e) => e.event.action === "agent.started"),
