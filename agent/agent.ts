@@ -731,6 +731,8 @@ function driverFor(service: ServiceConfig, stateDir: string): ServiceDriver {
     return new WindowsServiceDriver(
       service.serviceName as string,
       process.platform === "win32" ? win32Scm() : undefined,
+      250,
+      { stopDependents: service.stopDependents },
     );
   return new ProcessDriver(service, stateDir);
 }

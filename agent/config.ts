@@ -79,8 +79,14 @@ export const serviceSchema = z
     command: z.array(z.string()).min(1).optional(),
     /** systemd driver: the unit, e.g. api.service. */
     unit: z.string().optional(),
-    /** windows-service driver: the service name sc.exe knows. */
+    /** windows-service driver: the service's name in the Service Control Manager. */
     serviceName: z.string().optional(),
+    /**
+     * windows-service driver: running services that depend on this one are stopped first (each within the grace
+     * period, in the order the SCM gives: the reverse of their start order) and started again after this one's
+     * next start. Off: a stop with running dependents fails with their names, so the rollout plan orders them.
+     */
+    stopDependents: z.boolean().default(false),
     cwd: z.string().optional(),
     env: z.record(z.string(), z.string()).default({}),
     /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */

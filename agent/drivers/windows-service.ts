@@ -235,12 +235,21 @@ export class WindowsServiceDriver implements ServiceDriver {
   private readonly name: string;
   private readonly scm: ScmPort;
   private readonly periodMs: number;
+  private readonly stopDependents: boolean;
+  /** Dependents this driver stopped before its service, to start again after the service's next start. */
+  private stoppedDependents: string[] = [];
 
   /** `scm`: a port, or a CommandRunner for sc.exe (tests pass recorded outputs). */
-  constructor(name: string, scm: ScmPort | CommandRunner = scScm(), periodMs = 250) {
+  constructor(
+    name: string,
+    scm: ScmPort | CommandRunner = scScm(),
+    periodMs = 250,
+    options: { stopDependents?: boolean } = {},
+  ) {
     this.name = name;
     this.scm = typeof scm === "function" ? scScm(scm) : scm;
     this.periodMs = periodMs;
+    this.stopDependents = options.stopDependents ?? false;
   }
 
   query(): Promise<ScQuery> {
@@ -276,7 +285,18 @@ export class WindowsServiceDriver implements ServiceDriver {
         after.observation.evidence,
       );
     }
-    return { pid: after.observation.pid, evidence: after.observation.evidence };
+    let evidence = after.observation.evidence;
+    if (this.stoppedDependents.length > 0) {
+      // Started again in the reverse of the order they were stopped in: dependencies before dependents.
+      const restarted: string[] = [];
+      for (const name of [...this.stoppedDependents].reverse()) {
+        await new WindowsServiceDriver(name, this.scm, this.periodMs).start({}, timeoutMs);
+        restarted.push(name);
+      }
+      this.stoppedDependents = [];
+      evidence = `${evidence}; dependents started again: ${restarted.join(", ")}`;
+    }
+    return { pid: after.observation.pid, evidence };
   }
 
   async exited(): Promise<ExitObserved | undefined> {
@@ -294,12 +314,17 @@ export class WindowsServiceDriver implements ServiceDriver {
     if (before.step.kind === "act" || before.observation.status === "starting") {
       const dependents = await this.scm.dependents(this.name);
       const running = dependents.services.filter((d) => d.status !== "stopped");
-      if (running.length > 0) {
+      if (running.length > 0 && !this.stopDependents) {
         throw new OutcomeError(
           "dependents_running",
           `dependent services still running: ${running.map((d) => d.name).join(", ")} (stop them first)`,
           dependents.raw,
         );
+      }
+      // In the SCM's order (the reverse of their start order), each verified stopped before the next.
+      for (const dependent of running) {
+        await new WindowsServiceDriver(dependent.name, this.scm, this.periodMs).stop(gracePeriodMs);
+        this.stoppedDependents.push(dependent.name);
       }
       const stopped = await this.scm.stop(this.name);
       // 1062: not active (it stopped meanwhile); 1061: cannot accept controls now (pending): the polling decides.
@@ -340,13 +365,15 @@ export class WindowsServiceDriver implements ServiceDriver {
       }
     }
     const after = result.observation;
+    const dependents =
+      this.stoppedDependents.length > 0 ? `; dependents stopped first: ${this.stoppedDependents.join(", ")}` : "";
     return {
       escalated,
       signalSentAt,
       exitedAt: Date.now(),
       pid,
       ...(after.exitCode !== undefined ? { exit: { code: after.exitCode } } : {}),
-      evidence: after.evidence,
+      evidence: `${after.evidence}${dependents}`,
     };
   }
 }

@@ -186,3 +186,69 @@ describe("escalation, shared processes and dependents", () => {
     expect(await outcome(driver(free.port).stop(20))).toBe("success");
   });
 });
+
+describe("stopDependents", () => {
+  /** Several services in one scripted SCM: each query reads the named service's state; stop and start move it. */
+  function fleet(states: Record<string, number>, dependentsOf: Record<string, string[]>) {
+    const log: string[] = [];
+    const port: ScmPort = {
+      async query(service) {
+        const code = states[service];
+        return code === undefined
+          ? observeError(1060, `OpenServiceW(${service})`)
+          : observeStatus(status(code));
+      },
+      async dependents(service) {
+        return {
+          error: 0,
+          raw: "EnumDependentServicesW",
+          services: (dependentsOf[service] ?? []).map((name) => ({
+            name,
+            status: states[name] === 1 ? ("stopped" as const) : ("running" as const),
+          })),
+        };
+      },
+      async stop(service) {
+        log.push(`stop ${service}`);
+        states[service] = 1;
+        return { error: 0, raw: "stop" };
+      },
+      async start(service) {
+        log.push(`start ${service}`);
+        states[service] = 4;
+        return { error: 0, raw: "start" };
+      },
+      terminate: async () => ({ error: 0, raw: "terminate" }),
+    };
+    return { port, log, states };
+  }
+
+  it("stops running dependents first, in the SCM's order, says so, and starts them again after the next start", async () => {
+    // Web depends on Api, which depends on Db; the SCM lists Db's dependents in reverse start order.
+    const { port, log, states } = fleet({ Db: 4, Api: 4, Web: 4, Batch: 1 }, { Db: ["Web", "Api", "Batch"] });
+    const db = new WindowsServiceDriver("Db", port, 1, { stopDependents: true });
+    const stopped = await db.stop(50);
+    expect(log).toEqual(["stop Web", "stop Api", "stop Db"]);
+    expect(stopped?.evidence).toBe("STATE 1 (STOPPED); dependents stopped first: Web, Api");
+    const started = await db.start({}, 50);
+    expect(log.slice(3)).toEqual(["start Db", "start Api", "start Web"]);
+    expect(started.evidence).toBe("STATE 4 (RUNNING) PID 4312; dependents started again: Api, Web");
+    expect(states.Batch).toBe(1);
+  });
+
+  it("without it, running dependents fail the stop with their names and nothing is stopped", async () => {
+    const { port, log } = fleet({ Db: 4, Api: 4 }, { Db: ["Api"] });
+    await expect(new WindowsServiceDriver("Db", port, 1).stop(50)).rejects.toThrow(
+      "dependents_running: dependent services still running: Api",
+    );
+    expect(log).toEqual([]);
+  });
+
+  it("a dependent that cannot be stopped fails the stop before the service itself is touched", async () => {
+    const { port, log } = fleet({ Db: 4, Api: 6 }, { Db: ["Api"] });
+    await expect(new WindowsServiceDriver("Db", port, 1, { stopDependents: true }).stop(50)).rejects.toThrow(
+      "unexpected_state",
+    );
+    expect(log).toEqual([]);
+  });
+});
