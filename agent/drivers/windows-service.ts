@@ -366,7 +366,9 @@ export class WindowsServiceDriver implements ServiceDriver {
     }
     const after = result.observation;
     const dependents =
-      this.stoppedDependents.length > 0 ? `; dependents stopped first: ${this.stoppedDependents.join(", ")}` : "";
+      this.stoppedDependents.length > 0
+        ? `; dependents stopped first: ${this.stoppedDependents.join(", ")}`
+        : "";
     return {
       escalated,
       signalSentAt,
