@@ -301,8 +301,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(result.listed).toEqual(["Other.LOG", "app.log"]);
   }, 300_000);
 
-  it("the compiled shipper under wine node.exe tails a UTF-16LE log a Windows service writes and rolls, into Kafka exactly once", async () => {
-    await bed.stageApp();
+  it("the shipper installed as a Windows folder (shipper install --platform windows) tails a UTF-16LE log a Windows service writes and rolls, into Kafka exactly once", async () => {
     const prefix = uniqueName("test-windows-shipper");
     const chat = `${bed.windowsDir}\\chat`;
     writeFileSync(
@@ -319,9 +318,27 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
         ],
       }),
     );
+    const installed = await runLifeline([
+      "shipper",
+      "install",
+      "--config",
+      join(bed.dir, "shipper.yaml"),
+      "--platform",
+      "windows",
+      "--out",
+      join(bed.dir, "shipper-win"),
+    ]);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(readFileSync(join(bed.dir, "shipper-win", "lifeline-shipper.xml"), "utf8")).toContain(
+      '"%BASE%\\app\\bin\\lifeline.js" shipper --config "%BASE%\\shipper.yaml"',
+    );
     const reader = await new TopicReader(testKafka(), `${prefix}.logs`).start();
     try {
-      bed.spawnNode("app/bin/lifeline.js", ["shipper", "--config", `${bed.windowsDir}\\shipper.yaml`]);
+      bed.spawnNode(
+        "shipper-win/app/bin/lifeline.js",
+        ["shipper", "--config", `${bed.windowsDir}\\shipper-win\\shipper.yaml`],
+        "shipper-win/node.exe",
+      );
       const deadline = Date.now() + 120_000;
       while (!bed.output().includes("shipper started")) {
         if (Date.now() > deadline)
