@@ -732,7 +732,7 @@ function driverFor(service: ServiceConfig, stateDir: string): ServiceDriver {
       service.serviceName as string,
       process.platform === "win32" ? win32Scm() : undefined,
       250,
-      { stopDependents: service.stopDependents },
+      { stopDependents: service.stopDependents, suspendRecovery: service.suspendRecovery },
     );
   return new ProcessDriver(service, stateDir);
 }

@@ -87,6 +87,12 @@ export const serviceSchema = z
      * next start. Off: a stop with running dependents fails with their names, so the rollout plan orders them.
      */
     stopDependents: z.boolean().default(false),
+    /**
+     * windows-service driver: when the agent has to end a service's process after the grace period, the SCM's
+     * recovery actions (restart after N ms) would undo the stop. true: they are suspended around the kill and
+     * restored right after; false: left alone, and the evidence says what the SCM will do.
+     */
+    suspendRecovery: z.boolean().default(true),
     cwd: z.string().optional(),
     env: z.record(z.string(), z.string()).default({}),
     /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */

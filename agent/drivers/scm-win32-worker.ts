@@ -38,6 +38,24 @@ const ENUM_SERVICE_STATUSW = koffi.struct("ENUM_SERVICE_STATUSW", {
   ServiceStatus: SERVICE_STATUS,
 });
 
+const SC_ACTION = koffi.struct("SC_ACTION", { Type: "int", Delay: "uint32" });
+// Read back: the actions are a pointer into the same buffer, decoded by count.
+const SERVICE_FAILURE_ACTIONSW = koffi.struct("SERVICE_FAILURE_ACTIONSW", {
+  dwResetPeriod: "uint32",
+  lpRebootMsg: "void*",
+  lpCommand: "void*",
+  cActions: "uint32",
+  lpsaActions: "void*",
+});
+// Written: the actions as an array (NULL reboot message and command: left as they are).
+const SERVICE_FAILURE_ACTIONSW_IN = koffi.struct("SERVICE_FAILURE_ACTIONSW_IN", {
+  dwResetPeriod: "uint32",
+  lpRebootMsg: "char16_t*",
+  lpCommand: "char16_t*",
+  cActions: "uint32",
+  lpsaActions: "SC_ACTION*",
+});
+
 const GetLastError = kernel32.func("uint32 __stdcall GetLastError()");
 const OpenProcess = kernel32.func("void* __stdcall OpenProcess(uint32 access, bool inherit, uint32 pid)");
 const TerminateProcess = kernel32.func("bool __stdcall TerminateProcess(void* process, uint32 code)");
@@ -56,11 +74,21 @@ const ControlService = advapi32.func(
   "bool __stdcall ControlService(void* service, uint32 control, _Out_ SERVICE_STATUS* status)",
 );
 const StartServiceW = advapi32.func("bool __stdcall StartServiceW(void* service, uint32 argc, void* argv)");
+const QueryServiceConfig2W = advapi32.func(
+  "bool __stdcall QueryServiceConfig2W(void* service, uint32 level, _Out_ uint8_t* buffer, uint32 size, _Out_ uint32* needed)",
+);
+const ChangeServiceConfig2W = advapi32.func(
+  "bool __stdcall ChangeServiceConfig2W(void* service, uint32 level, SERVICE_FAILURE_ACTIONSW_IN* info)",
+);
 const EnumDependentServicesW = advapi32.func(
   "bool __stdcall EnumDependentServicesW(void* service, uint32 state, _Out_ uint8_t* buffer, uint32 size, _Out_ uint32* needed, _Out_ uint32* count)",
 );
 
 const SC_MANAGER_CONNECT = 0x0001;
+const SERVICE_QUERY_CONFIG = 0x0001;
+const SERVICE_CHANGE_CONFIG = 0x0002;
+const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
+const ERROR_INSUFFICIENT_BUFFER = 122;
 const SERVICE_QUERY_STATUS = 0x0004;
 const SERVICE_ENUMERATE_DEPENDENTS = 0x0008;
 const SERVICE_START = 0x0010;
@@ -89,76 +117,134 @@ function withService(name: string, access: number, use: (service: unknown) => Re
   }
 }
 
-const operations: Record<string, (message: { service?: string; pid?: number }) => Result> = {
-  query: ({ service }) =>
-    withService(service as string, SERVICE_QUERY_STATUS, (handle) => {
-      const status: Record<string, number> = {};
-      const needed = [0];
-      if (
-        !QueryServiceStatusEx(
-          handle,
-          SC_STATUS_PROCESS_INFO,
-          status,
-          koffi.sizeof(SERVICE_STATUS_PROCESS),
-          needed,
+const operations: Record<string, (message: { service?: string; pid?: number; actions?: unknown }) => Result> =
+  {
+    query: ({ service }) =>
+      withService(service as string, SERVICE_QUERY_STATUS, (handle) => {
+        const status: Record<string, number> = {};
+        const needed = [0];
+        if (
+          !QueryServiceStatusEx(
+            handle,
+            SC_STATUS_PROCESS_INFO,
+            status,
+            koffi.sizeof(SERVICE_STATUS_PROCESS),
+            needed,
+          )
         )
-      )
-        return { error: GetLastError(), raw: `QueryServiceStatusEx(${service})` };
-      return { error: 0, raw: `QueryServiceStatusEx(${service})`, status };
-    }),
-  stop: ({ service }) =>
-    withService(service as string, SERVICE_STOP, (handle) => {
-      const status = {};
-      const ok = ControlService(handle, SERVICE_CONTROL_STOP, status);
-      return { error: ok ? 0 : GetLastError(), raw: `ControlService(${service}, SERVICE_CONTROL_STOP)` };
-    }),
-  start: ({ service }) =>
-    withService(service as string, SERVICE_START, (handle) => {
-      const ok = StartServiceW(handle, 0, null);
-      return { error: ok ? 0 : GetLastError(), raw: `StartServiceW(${service})` };
-    }),
-  dependents: ({ service }) =>
-    withService(service as string, SERVICE_ENUMERATE_DEPENDENTS, (handle) => {
-      const raw = `EnumDependentServicesW(${service})`;
-      const needed = [0];
-      const count = [0];
-      // Sized by a first call that reports ERROR_MORE_DATA and the bytes it needs (none: no dependents).
-      if (EnumDependentServicesW(handle, SERVICE_STATE_ALL, null, 0, needed, count))
-        return { error: 0, raw, services: [] };
-      const first = GetLastError();
-      if (first !== ERROR_MORE_DATA) return { error: first, raw, services: [] };
-      const buffer = Buffer.alloc(needed[0] as number);
-      if (!EnumDependentServicesW(handle, SERVICE_STATE_ALL, buffer, buffer.length, needed, count))
-        return { error: GetLastError(), raw, services: [] };
-      const entries = koffi.decode(buffer, koffi.array(ENUM_SERVICE_STATUSW, count[0] as number)) as Array<{
-        lpServiceName: string;
-        ServiceStatus: { dwCurrentState: number };
-      }>;
-      return {
-        error: 0,
-        raw,
-        services: entries.map((e) => ({ name: e.lpServiceName, stateCode: e.ServiceStatus.dwCurrentState })),
-      };
-    }),
-  terminate: ({ pid }) => {
-    const raw = `TerminateProcess(${pid})`;
-    const process = OpenProcess(PROCESS_TERMINATE, false, pid as number);
-    if (!process) return { error: GetLastError(), raw: `OpenProcess(${pid})` };
-    try {
-      return { error: TerminateProcess(process, 1) ? 0 : GetLastError(), raw };
-    } finally {
-      CloseHandle(process);
-    }
-  },
-};
+          return { error: GetLastError(), raw: `QueryServiceStatusEx(${service})` };
+        return { error: 0, raw: `QueryServiceStatusEx(${service})`, status };
+      }),
+    stop: ({ service }) =>
+      withService(service as string, SERVICE_STOP, (handle) => {
+        const status = {};
+        const ok = ControlService(handle, SERVICE_CONTROL_STOP, status);
+        return { error: ok ? 0 : GetLastError(), raw: `ControlService(${service}, SERVICE_CONTROL_STOP)` };
+      }),
+    start: ({ service }) =>
+      withService(service as string, SERVICE_START, (handle) => {
+        const ok = StartServiceW(handle, 0, null);
+        return { error: ok ? 0 : GetLastError(), raw: `StartServiceW(${service})` };
+      }),
+    dependents: ({ service }) =>
+      withService(service as string, SERVICE_ENUMERATE_DEPENDENTS, (handle) => {
+        const raw = `EnumDependentServicesW(${service})`;
+        const needed = [0];
+        const count = [0];
+        // Sized by a first call that reports ERROR_MORE_DATA and the bytes it needs (none: no dependents).
+        if (EnumDependentServicesW(handle, SERVICE_STATE_ALL, null, 0, needed, count))
+          return { error: 0, raw, services: [] };
+        const first = GetLastError();
+        if (first !== ERROR_MORE_DATA) return { error: first, raw, services: [] };
+        const buffer = Buffer.alloc(needed[0] as number);
+        if (!EnumDependentServicesW(handle, SERVICE_STATE_ALL, buffer, buffer.length, needed, count))
+          return { error: GetLastError(), raw, services: [] };
+        const entries = koffi.decode(buffer, koffi.array(ENUM_SERVICE_STATUSW, count[0] as number)) as Array<{
+          lpServiceName: string;
+          ServiceStatus: { dwCurrentState: number };
+        }>;
+        return {
+          error: 0,
+          raw,
+          services: entries.map((e) => ({
+            name: e.lpServiceName,
+            stateCode: e.ServiceStatus.dwCurrentState,
+          })),
+        };
+      }),
+    failureActions: ({ service }) =>
+      withService(service as string, SERVICE_QUERY_CONFIG, (handle) => {
+        const raw = `QueryServiceConfig2W(${service}, SERVICE_CONFIG_FAILURE_ACTIONS)`;
+        const needed = [0];
+        // Sized by a first call that reports ERROR_INSUFFICIENT_BUFFER and the bytes it needs.
+        if (!QueryServiceConfig2W(handle, SERVICE_CONFIG_FAILURE_ACTIONS, null, 0, needed)) {
+          const first = GetLastError();
+          if (first !== ERROR_INSUFFICIENT_BUFFER) return { error: first, raw };
+        }
+        const buffer = Buffer.alloc(Math.max(needed[0] as number, koffi.sizeof(SERVICE_FAILURE_ACTIONSW)));
+        if (!QueryServiceConfig2W(handle, SERVICE_CONFIG_FAILURE_ACTIONS, buffer, buffer.length, needed))
+          return { error: GetLastError(), raw };
+        const info = koffi.decode(buffer, SERVICE_FAILURE_ACTIONSW) as {
+          dwResetPeriod: number;
+          cActions: number;
+          lpsaActions: unknown;
+        };
+        const list =
+          info.cActions > 0 && info.lpsaActions
+            ? (koffi.decode(info.lpsaActions, koffi.array(SC_ACTION, info.cActions)) as Array<{
+                Type: number;
+                Delay: number;
+              }>)
+            : [];
+        return {
+          error: 0,
+          raw,
+          actions: {
+            resetPeriodS: info.dwResetPeriod,
+            actions: list.map((a) => ({ type: a.Type, delayMs: a.Delay })),
+          },
+        };
+      }),
+    setFailureActions: ({ service, actions }) =>
+      // SERVICE_START too: the SCM asks for it when the actions include a restart.
+      withService(service as string, SERVICE_CHANGE_CONFIG | SERVICE_START, (handle) => {
+        const wanted = actions as { resetPeriodS: number; actions: Array<{ type: number; delayMs: number }> };
+        // Zero actions with a non-NULL array deletes them; NULL would leave them as they are.
+        const list = wanted.actions.length > 0 ? wanted.actions : [{ type: 0, delayMs: 0 }];
+        const ok = ChangeServiceConfig2W(handle, SERVICE_CONFIG_FAILURE_ACTIONS, {
+          dwResetPeriod: wanted.resetPeriodS,
+          lpRebootMsg: null,
+          lpCommand: null,
+          cActions: wanted.actions.length,
+          lpsaActions: list.map((a) => ({ Type: a.type, Delay: a.delayMs })),
+        });
+        return {
+          error: ok ? 0 : GetLastError(),
+          raw: `ChangeServiceConfig2W(${service}, SERVICE_CONFIG_FAILURE_ACTIONS)`,
+        };
+      }),
+    terminate: ({ pid }) => {
+      const raw = `TerminateProcess(${pid})`;
+      const process = OpenProcess(PROCESS_TERMINATE, false, pid as number);
+      if (!process) return { error: GetLastError(), raw: `OpenProcess(${pid})` };
+      try {
+        return { error: TerminateProcess(process, 1) ? 0 : GetLastError(), raw };
+      } finally {
+        CloseHandle(process);
+      }
+    },
+  };
 
-parentPort?.on("message", (message: { id: number; op: string; service?: string; pid?: number }) => {
-  let result: Result;
-  try {
-    const operation = operations[message.op];
-    result = operation ? operation(message) : { error: -1, raw: `unknown operation ${message.op}` };
-  } catch (error) {
-    result = { error: -1, raw: `${message.op}: ${(error as Error).message}` };
-  }
-  parentPort?.postMessage({ id: message.id, result });
-});
+parentPort?.on(
+  "message",
+  (message: { id: number; op: string; service?: string; pid?: number; actions?: unknown }) => {
+    let result: Result;
+    try {
+      const operation = operations[message.op];
+      result = operation ? operation(message) : { error: -1, raw: `unknown operation ${message.op}` };
+    } catch (error) {
+      result = { error: -1, raw: `${message.op}: ${(error as Error).message}` };
+    }
+    parentPort?.postMessage({ id: message.id, result });
+  },
+);

@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import {
+  type FailureActions,
   observeError,
   observeStatus,
   type ScmCall,
@@ -21,6 +22,7 @@ interface WorkerResult {
     dwProcessId: number;
   };
   services?: Array<{ name: string; stateCode: number }>;
+  actions?: FailureActions;
 }
 
 /**
@@ -33,7 +35,10 @@ export function win32Scm(): ScmPort {
   let worker: Worker | undefined;
   let next = 0;
   const pending = new Map<number, (result: WorkerResult) => void>();
-  const call = (op: string, target: { service?: string; pid?: number }): Promise<WorkerResult> => {
+  const call = (
+    op: string,
+    target: { service?: string; pid?: number; actions?: FailureActions },
+  ): Promise<WorkerResult> => {
     if (!worker) {
       const source = import.meta.url.endsWith(".ts") ? "./scm-win32-worker.ts" : "./scm-win32-worker.js";
       worker = new Worker(new URL(source, import.meta.url));
@@ -84,5 +89,11 @@ export function win32Scm(): ScmPort {
     stop: async (service) => plain(await call("stop", { service })),
     start: async (service) => plain(await call("start", { service })),
     terminate: async (pid) => plain(await call("terminate", { pid })),
+    async failureActions(service) {
+      const result = await call("failureActions", { service });
+      return { ...plain(result), ...(result.actions ? { actions: result.actions } : {}) };
+    },
+    setFailureActions: async (service, actions) =>
+      plain(await call("setFailureActions", { service, actions })),
   };
 }

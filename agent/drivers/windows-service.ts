@@ -37,6 +37,8 @@ export const WIN32_ERRORS: Record<number, { name: string; reason: OutcomeError["
   1065: { name: "ERROR_DATABASE_DOES_NOT_EXIST", reason: "command_failed" },
   1075: { name: "ERROR_SERVICE_DEPENDENCY_DELETED", reason: "command_failed" },
   1115: { name: "ERROR_SHUTDOWN_IN_PROGRESS", reason: "command_failed" },
+  50: { name: "ERROR_NOT_SUPPORTED", reason: "command_failed" },
+  124: { name: "ERROR_INVALID_LEVEL", reason: "command_failed" },
   1051: { name: "ERROR_DEPENDENT_SERVICES_RUNNING", reason: "dependents_running" },
   1052: { name: "ERROR_INVALID_SERVICE_CONTROL", reason: "unexpected_state" },
   1053: { name: "ERROR_SERVICE_REQUEST_TIMEOUT", reason: "timeout" },
@@ -185,6 +187,26 @@ export interface ScmPort {
   start(service: string): Promise<ScmCall>;
   /** Ends a process (the escalation): only ever called for a WIN32_OWN_PROCESS service's own pid. */
   terminate(pid: number): Promise<ScmCall>;
+  /** The service's recovery actions (SERVICE_CONFIG_FAILURE_ACTIONS): what the SCM does when its process dies. */
+  failureActions(service: string): Promise<ScmCall & { actions?: FailureActions }>;
+  setFailureActions(service: string, actions: FailureActions): Promise<ScmCall>;
+}
+
+/** SC_ACTION_NONE, _RESTART, _REBOOT, _RUN_COMMAND, with the delay before each, and the reset period. */
+export interface FailureActions {
+  resetPeriodS: number;
+  actions: Array<{ type: number; delayMs: number }>;
+}
+
+const SC_ACTION_RESTART = 1;
+
+/** What the SCM's recovery actions would do after the agent ended a service's process, in words. */
+export function describeRecovery(actions: FailureActions): string | undefined {
+  const first = actions.actions[0];
+  if (!first || first.type === 0) return undefined;
+  const what =
+    ["nothing", "restart it", "reboot the machine", "run its command"][first.type] ?? `action ${first.type}`;
+  return `${what} after ${first.delayMs} ms`;
 }
 
 /** sc.exe's exit code, or the "FAILED n" it printed. */
@@ -216,6 +238,12 @@ export function scScm(run: CommandRunner = runCommand): ScmPort {
       const { stdout, code } = await run("taskkill.exe", ["/PID", String(pid), "/T", "/F"]);
       return { error: code, raw: `taskkill: ${oneLine(stdout)}` };
     },
+    // sc.exe prints recovery actions in localised words only (sc qfailure): not read through this adapter.
+    failureActions: async () => ({
+      error: 50,
+      raw: "sc.exe adapter: recovery actions not read (ERROR_NOT_SUPPORTED)",
+    }),
+    setFailureActions: async () => ({ error: 50, raw: "sc.exe adapter: recovery actions not changed" }),
   };
 }
 
@@ -236,6 +264,8 @@ export class WindowsServiceDriver implements ServiceDriver {
   private readonly scm: ScmPort;
   private readonly periodMs: number;
   private readonly stopDependents: boolean;
+  /** Suspend the SCM's recovery actions around the agent's own kill, so the SCM does not restart what it ended. */
+  private readonly suspendRecovery: boolean;
   /** Dependents this driver stopped before its service, to start again after the service's next start. */
   private stoppedDependents: string[] = [];
 
@@ -244,8 +274,9 @@ export class WindowsServiceDriver implements ServiceDriver {
     name: string,
     scm: ScmPort | CommandRunner = scScm(),
     periodMs = 250,
-    options: { stopDependents?: boolean } = {},
+    options: { stopDependents?: boolean; suspendRecovery?: boolean } = {},
   ) {
+    this.suspendRecovery = options.suspendRecovery ?? true;
     this.name = name;
     this.scm = typeof scm === "function" ? scScm(scm) : scm;
     this.periodMs = periodMs;
@@ -334,6 +365,7 @@ export class WindowsServiceDriver implements ServiceDriver {
     let result = await settle(() => this.query(), afterStop, gracePeriodMs, this.periodMs);
     if (result.step.kind === "fail") failWith(result.step, result.observation);
     let escalated = false;
+    let recoveryNote = "";
     if (result.step.kind === "wait") {
       const stuck = result.observation;
       const type = stuck.serviceType ?? before.observation.serviceType;
@@ -353,9 +385,29 @@ export class WindowsServiceDriver implements ServiceDriver {
         );
       }
       escalated = true;
+      // The SCM counts a killed process as a failure and runs the service's recovery actions: a restart would
+      // undo the stop. Suspended around the kill (and restored), or said in the evidence.
+      const recovery = await this.scm.failureActions(this.name);
+      const plan = recovery.actions && describeRecovery(recovery.actions);
+      const suspended =
+        plan !== undefined && this.suspendRecovery && recovery.actions
+          ? await this.scm.setFailureActions(this.name, {
+              resetPeriodS: recovery.actions.resetPeriodS,
+              actions: [],
+            })
+          : undefined;
       const kill = await this.scm.terminate(target);
       // Whatever the kill said, the SCM's state decides.
       result = await settle(() => this.query(), afterStop, 15_000, this.periodMs);
+      if (suspended?.error === 0 && recovery.actions) {
+        const restored = await this.scm.setFailureActions(this.name, recovery.actions);
+        if (restored.error !== 0)
+          throw callFailure(
+            `restoring the recovery actions (${plan}) after the kill`,
+            restored.error,
+            restored.raw,
+          );
+      }
       if (result.step.kind !== "done") {
         throw new OutcomeError(
           "still_running",
@@ -363,6 +415,14 @@ export class WindowsServiceDriver implements ServiceDriver {
           result.observation.evidence,
         );
       }
+      recoveryNote =
+        recovery.error !== 0
+          ? `; recovery actions not readable (error ${recovery.error}${WIN32_ERRORS[recovery.error] ? ` ${WIN32_ERRORS[recovery.error]?.name}` : ""}): the SCM may restart it`
+          : plan === undefined
+            ? ""
+            : suspended?.error === 0
+              ? `; recovery actions (${plan}) suspended around the kill and restored`
+              : `; the SCM's recovery actions will ${plan}${suspended ? ` (suspending them failed: error ${suspended.error})` : ""}`;
     }
     const after = result.observation;
     const dependents =
@@ -375,7 +435,7 @@ export class WindowsServiceDriver implements ServiceDriver {
       exitedAt: Date.now(),
       pid,
       ...(after.exitCode !== undefined ? { exit: { code: after.exitCode } } : {}),
-      evidence: `${after.evidence}${dependents}`,
+      evidence: `${after.evidence}${dependents}${recoveryNote}`,
     };
   }
 }

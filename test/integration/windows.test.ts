@@ -58,6 +58,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
           name: "LifelineIgnoresStop",
           binary: svc("ignore-stop", "stubborn"),
           actions: [{ action: "start" }, { action: "stop", graceMs: 1_500 }],
+          probeRecovery: true,
         },
         {
           name: "LifelineExitCode",
@@ -121,10 +122,23 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
   it("a service that ignores the stop is ended after the grace period: escalated, its own process killed, then verified STOPPED", () => {
     const [start, stop] = results.LifelineIgnoresStop as StepResult[];
     expect(start?.outcome).toBe("success");
+    // Wine's SCM cannot say what its recovery actions are (QueryServiceConfig2W: 124): the evidence says so.
     expect(stop).toMatchObject({
       outcome: "success",
-      result: { escalated: true, evidence: "STATE 1 (STOPPED)" },
+      result: {
+        escalated: true,
+        evidence:
+          "STATE 1 (STOPPED); recovery actions not readable (error 124 ERROR_INVALID_LEVEL): the SCM may restart it",
+      },
     });
+    // Through the port, on Wine: ChangeServiceConfig2W takes recovery actions, QueryServiceConfig2W cannot read
+    // them back (124); what a Windows host returns is covered by the unit tests only.
+    const probe = (results.LifelineIgnoresStop as unknown[])[2] as {
+      written: { error: number };
+      read: { error: number };
+    };
+    expect(probe.written.error).toBe(0);
+    expect(probe.read.error).toBe(124);
     const exit = ((stop as StepResult).result as { exit: { code: number } }).exit;
     // The SCM records a service whose process was terminated as ERROR_PROCESS_ABORTED, as Windows does.
     expect(exit.code).toBe(1067);

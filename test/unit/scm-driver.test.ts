@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  type FailureActions,
   observeError,
   observeStatus,
   type ScmCall,
@@ -33,8 +34,9 @@ const status = (stateCode: number, extra: Partial<ScmStatus> = {}): ScmStatus =>
 /** A scripted SCM: queries return the next of `states` (the last repeats); calls return their scripted errors. */
 function scm(
   states: Array<ScmStatus | number>,
-  calls: Partial<Record<"stop" | "start" | "terminate", number>> = {},
+  calls: Partial<Record<"stop" | "start" | "terminate" | "setFailureActions", number>> = {},
   dependents: Array<{ name: string; status: "running" | "stopped" }> = [],
+  recovery: FailureActions | number = { resetPeriodS: 0, actions: [] },
 ) {
   const made: string[] = [];
   let index = 0;
@@ -53,6 +55,14 @@ function scm(
     stop: async () => call("stop"),
     start: async () => call("start"),
     terminate: async () => call("terminate"),
+    failureActions: async () =>
+      typeof recovery === "number"
+        ? { error: recovery, raw: "QueryServiceConfig2W" }
+        : { error: 0, raw: "QueryServiceConfig2W", actions: recovery },
+    async setFailureActions(_service, actions) {
+      made.push(`setFailureActions ${JSON.stringify(actions.actions)}`);
+      return { error: calls.setFailureActions ?? 0, raw: "ChangeServiceConfig2W" };
+    },
   };
   return { port, made };
 }
@@ -219,6 +229,12 @@ describe("stopDependents", () => {
         return { error: 0, raw: "start" };
       },
       terminate: async () => ({ error: 0, raw: "terminate" }),
+      failureActions: async () => ({
+        error: 0,
+        raw: "QueryServiceConfig2W",
+        actions: { resetPeriodS: 0, actions: [] },
+      }),
+      setFailureActions: async () => ({ error: 0, raw: "ChangeServiceConfig2W" }),
     };
     return { port, log, states };
   }
@@ -250,5 +266,73 @@ describe("stopDependents", () => {
       "unexpected_state",
     );
     expect(log).toEqual([]);
+  });
+});
+
+describe("the SCM's recovery actions around the agent's kill", () => {
+  const hung = () => [
+    status(4),
+    ...Array(40).fill(status(3, { checkpoint: 1 })),
+    status(1, { win32ExitCode: 1067 }),
+  ];
+  const restart = {
+    resetPeriodS: 86_400,
+    actions: [
+      { type: 1, delayMs: 60_000 },
+      { type: 0, delayMs: 0 },
+    ],
+  };
+
+  it("a restart action is suspended before the kill and restored after STOPPED is verified, and said", async () => {
+    const { port, made } = scm(hung(), {}, [], restart);
+    const result = await driver(port).stop(20);
+    expect(made).toEqual([
+      "stop",
+      "setFailureActions []",
+      "terminate",
+      `setFailureActions ${JSON.stringify(restart.actions)}`,
+    ]);
+    expect(result?.evidence).toBe(
+      "STATE 1 (STOPPED); recovery actions (restart it after 60000 ms) suspended around the kill and restored",
+    );
+  });
+
+  it("left alone when configured so: the evidence says the SCM will restart it", async () => {
+    const { port, made } = scm(hung(), {}, [], restart);
+    const result = await new WindowsServiceDriver("Svc", port, 1, { suspendRecovery: false }).stop(20);
+    expect(made).toEqual(["stop", "terminate"]);
+    expect(result?.evidence).toBe(
+      "STATE 1 (STOPPED); the SCM's recovery actions will restart it after 60000 ms",
+    );
+  });
+
+  it("no recovery actions: nothing changed, nothing said", async () => {
+    const { port, made } = scm(hung());
+    expect((await driver(port).stop(20))?.evidence).toBe("STATE 1 (STOPPED)");
+    expect(made).toEqual(["stop", "terminate"]);
+  });
+
+  it("unreadable recovery actions (Wine: 124 ERROR_INVALID_LEVEL) are said, never assumed absent", async () => {
+    const { port } = scm(hung(), {}, [], 124);
+    expect((await driver(port).stop(20))?.evidence).toBe(
+      "STATE 1 (STOPPED); recovery actions not readable (error 124 ERROR_INVALID_LEVEL): the SCM may restart it",
+    );
+  });
+
+  it("a restore that fails makes the stop a failure naming the actions that were lost", async () => {
+    const { port } = scm(hung(), { setFailureActions: 0 }, [], restart);
+    let writes = 0;
+    const failing: ScmPort = {
+      ...port,
+      async setFailureActions(service, actions) {
+        writes++;
+        return writes === 1
+          ? port.setFailureActions(service, actions)
+          : { error: 5, raw: "ChangeServiceConfig2W" };
+      },
+    };
+    await expect(driver(failing).stop(20)).rejects.toThrow(
+      "access_denied: restoring the recovery actions (restart it after 60000 ms) after the kill failed with 5 ERROR_ACCESS_DENIED",
+    );
   });
 });

@@ -20,6 +20,8 @@ interface Scenario {
   actions: Array<{ action: "start" | "stop"; graceMs?: number; timeoutMs?: number }>;
   /** Leave the service in the SCM (for the agent to manage). */
   keep?: boolean;
+  /** Write and read back its recovery actions through the port (ChangeServiceConfig2W, QueryServiceConfig2W). */
+  probeRecovery?: boolean;
 }
 
 const [planFile, resultsFile] = process.argv.slice(2) as [string, string];
@@ -125,6 +127,14 @@ for (const scenario of plan.scenarios) {
         ms: Date.now() - began,
       });
     }
+  }
+  if (scenario.probeRecovery) {
+    const written = await port.setFailureActions(scenario.name, {
+      resetPeriodS: 86_400,
+      actions: [{ type: 1, delayMs: 60_000 }],
+    });
+    const read = await port.failureActions(scenario.name);
+    outcomes.push({ action: "recovery", written, read });
   }
   results[scenario.name] = outcomes;
   if (scenario.binary && !scenario.keep) remove(scenario.name);
