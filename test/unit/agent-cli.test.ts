@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { canonicalJson, signedCommandSchema, verifyCommandSignature } from "../../core/commands.ts";
+import { systemdUnit, winswDefinition } from "../../core/install.ts";
 import { runLifeline } from "../helpers/cli.ts";
 
 const example = fileURLToPath(new URL("../../agent/agent.example.yaml", import.meta.url));
@@ -43,26 +44,51 @@ describe("lifeline agent keygen / sign / install", () => {
     expect(readFileSync(join(dir, "signing.key"), "utf8")).not.toBe(key);
   });
 
-  it("install writes a systemd unit that keeps services alive across agent restarts", async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "lifeline-unit-")), "lifeline-agent.service");
-    expect(
-      (await runLifeline(["agent", "install", "--config", example, "--platform", "linux", "--out", out]))
-        .code,
-    ).toBe(0);
-    const unit = readFileSync(out, "utf8");
-    expect(unit).toContain("KillMode=process");
-    // The lean compiled launcher once `npm run build` made it, else the TypeScript entry.
-    expect(unit).toMatch(
-      /ExecStart=\S+node (--max-semi-space-size=1 --lite-mode \S+dist\/bin\/lifeline\.js|\S+bin\/lifeline\.ts) agent --config \S+agent\.example\.yaml/,
+  it("install's systemd unit: the installed copy's own node, the lean agent, credentials from the env file, services kept alive", () => {
+    const unit = systemdUnit({
+      component: "agent",
+      prefix: "/opt/lifeline",
+      etc: "/etc/lifeline",
+      user: "lifeline",
+    });
+    expect(unit).toContain(
+      "ExecStart=/opt/lifeline/node/bin/node --max-semi-space-size=1 --lite-mode /opt/lifeline/app/bin/lifeline.js agent --config /etc/lifeline/agent.yaml",
     );
+    expect(unit).toContain("EnvironmentFile=-/etc/lifeline/agent.env");
+    expect(unit).toContain("User=lifeline");
+    expect(unit).toContain("KillMode=process");
+    const shipper = systemdUnit({
+      component: "shipper",
+      prefix: "/opt/lifeline",
+      etc: "/etc/lifeline",
+      user: "lifeline",
+    });
+    expect(shipper).not.toContain("KillMode=process");
+    expect(shipper).toContain("Environment=MALLOC_ARENA_MAX=2");
+    expect(shipper).toContain("--max-semi-space-size=2 /opt/lifeline/app/bin/lifeline.js shipper");
   });
 
-  it("install writes a WinSW definition for Windows", async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "lifeline-winsw-")), "lifeline-agent.xml");
-    expect(
-      (await runLifeline(["agent", "install", "--config", example, "--platform", "windows", "--out", out]))
-        .code,
-    ).toBe(0);
-    expect(readFileSync(out, "utf8")).toContain("<id>lifeline-agent</id>");
+  it("install's WinSW definition names files relative to its folder", () => {
+    const xml = winswDefinition("agent");
+    expect(xml).toContain("<id>lifeline-agent</id>");
+    expect(xml).toContain("<executable>%BASE%\\node.exe</executable>");
+    expect(xml).toContain('"%BASE%\\app\\bin\\lifeline.js" agent --config "%BASE%\\agent.yaml"');
+  });
+
+  it("install without --config prints its usage and exits 2; --install is refused for Windows", async () => {
+    const bare = await runLifeline(["agent", "install"]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout).toContain("--install      Linux, as root");
+    const windows = await runLifeline([
+      "agent",
+      "install",
+      "--config",
+      example,
+      "--platform",
+      "windows",
+      "--install",
+    ]);
+    expect(windows.code).toBe(2);
+    expect(windows.stderr).toContain("--install writes into a Linux system");
   });
 });

@@ -8,7 +8,14 @@ describe("agent config", () => {
       fileURLToPath(new URL("../../agent/agent.example.yaml", import.meta.url)),
       {},
     );
-    expect(config.services.map((s) => s.name)).toEqual(["api"]);
+    expect(config.services.map((s) => s.name)).toEqual(["api", "worker", "billing"]);
+    expect(config.services[1]?.minUptimeMs).toBe(2000);
+    expect(config.services[2]).toMatchObject({
+      driver: "windows-service",
+      serviceName: "BillingService",
+      stopDependents: false,
+      suspendRecovery: true,
+    });
     expect(config.services[0]?.health?.failureThreshold).toBe(40);
     expect(config.host.groups).toEqual(["web", "eu-west"]);
   });

@@ -17,8 +17,12 @@ function configFile(text: string): string {
 describe("shipper config", () => {
   it("the documented example is valid", () => {
     const config = loadShipperConfig(example, {});
-    expect(config.inputs.map((input) => input.name)).toEqual(["api", "agent-journal"]);
-    expect(config.inputs[1]?.kind).toBe("lifecycle");
+    expect(config.inputs.map((input) => input.name)).toEqual(["api", "billing", "agent-journal"]);
+    expect(config.inputs[2]?.kind).toBe("lifecycle");
+    expect(config.inputs[1]).toMatchObject({
+      encoding: "utf-16le",
+      paths: ["C:\\ProgramData\\Billing\\logs\\billing*.log"],
+    });
     expect(config.inputs[0]?.multiline?.preset).toBe("java");
   });
 
