@@ -47,8 +47,9 @@ const SERVICE_FAILURE_ACTIONSW = koffi.struct("SERVICE_FAILURE_ACTIONSW", {
   cActions: "uint32",
   lpsaActions: "void*",
 });
-// Written: the actions as an array (NULL reboot message and command: left as they are).
-const SERVICE_FAILURE_ACTIONSW_IN = koffi.struct("SERVICE_FAILURE_ACTIONSW_IN", {
+// Written: the actions as an array (NULL reboot message and command: left as they are). Named in
+// ChangeServiceConfig2W's declaration below.
+koffi.struct("SERVICE_FAILURE_ACTIONSW_IN", {
   dwResetPeriod: "uint32",
   lpRebootMsg: "char16_t*",
   lpCommand: "char16_t*",

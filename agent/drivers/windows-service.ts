@@ -198,8 +198,6 @@ export interface FailureActions {
   actions: Array<{ type: number; delayMs: number }>;
 }
 
-const SC_ACTION_RESTART = 1;
-
 /** What the SCM's recovery actions would do after the agent ended a service's process, in words. */
 export function describeRecovery(actions: FailureActions): string | undefined {
   const first = actions.actions[0];

@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { type Connections, resolveConnections } from "../../core/connections.ts";
 import { createElastic } from "../../core/elastic/client.ts";
@@ -27,6 +29,14 @@ let startedHere = false;
  * servers that were already running are left running (LIFELINE_KEEP_SERVICES=1 keeps them too).
  */
 export async function setup(project: TestProject): Promise<void> {
+  // The compiled build (npm run build), once, before any test file: tests that run or install dist/ must not
+  // rebuild it while another copies from it.
+  const building = performance.now();
+  const built = spawnSync(process.execPath, [fileURLToPath(new URL("../../bin/build.ts", import.meta.url))], {
+    encoding: "utf8",
+  });
+  if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stdout}${built.stderr}`);
+  process.stderr.write(`[build] dist/ built in ${Math.round(performance.now() - building)} ms\n`);
   const settings = localServicesSettings();
   const began = performance.now();
   const reports = await servicesUp(settings, process.env, (message) =>

@@ -190,7 +190,7 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
       ),
     output: () => (existsSync(output) ? readFileSync(output, "utf8") : ""),
     async stageApp() {
-      await run(process.execPath, [join(root, "bin", "build.ts")]);
+      // dist/ was built by the global setup (npm run build), once for all test files.
       const lock = readFileSync(join(root, "package-lock.json"));
       const modules = join(
         cache,
