@@ -34,6 +34,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
+// Health probes allow 3 s to listen (failureThreshold 30 at 100 ms): a fixture's node can take over 300 ms to start
+// on two cores shared with Kafka, Elasticsearch and the other test files (the Wine bed among them).
 describe("agent: signed commands on real processes, every step in the journal", () => {
   afterAll(killWorkspaceServices);
   const kafka = testKafka();
@@ -57,7 +59,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
         env: { PORT: String(port) },
         port,
         gracePeriodMs: 5_000,
-        health: { http: { url: `http://127.0.0.1:${port}/` }, periodMs: 100 },
+        health: { http: { url: `http://127.0.0.1:${port}/` }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     await launch(config).started;
@@ -115,14 +117,14 @@ describe("agent: signed commands on real processes, every step in the journal", 
         name: "api",
         command: [process.execPath, fixture("well-behaved.mjs")],
         env: { PORT: String(port) },
-        health: { tcp: { port }, periodMs: 100 },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
         preStop: { http: { url: `http://127.0.0.1:${hookPort}/deregister` } },
       },
       {
         name: "api2",
         command: [process.execPath, fixture("well-behaved.mjs")],
         env: { PORT: String(failingPort) },
-        health: { tcp: { port: failingPort }, periodMs: 100 },
+        health: { tcp: { port: failingPort }, periodMs: 100, failureThreshold: 30 },
         postStart: { exec: [process.execPath, "-e", "process.exit(4)"] },
       },
     ]);
@@ -166,7 +168,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
         env: { PORT: String(port) },
         port,
         gracePeriodMs: 5_000,
-        health: { tcp: { port }, periodMs: 100 },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     await launch(config).started;
@@ -206,7 +208,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
         command: [process.execPath, fixture("forker.mjs")],
         env: { PORT: String(port), PIDS_FILE: pidsFile },
         gracePeriodMs: 800,
-        health: { tcp: { port }, periodMs: 100 },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     await launch(config).started;
@@ -444,7 +446,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
         command: [process.execPath, fixture("draining.mjs")],
         env: { PORT: String(port), DRAIN_MS: "4000" },
         gracePeriodMs: 30_000,
-        health: { tcp: { port }, periodMs: 100 },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     const first = launch(config);

@@ -37,7 +37,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
         env: { PORT: String(port) },
         logFile: serviceLog,
         port,
-        health: { tcp: { port }, periodMs: 100 },
+        health: { tcp: { port }, periodMs: 100, failureThreshold: 30 },
       },
     ]);
     const namespace = uniqueName("e2e").replaceAll("-", "_");
