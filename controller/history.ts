@@ -66,6 +66,7 @@ export async function readRolloutHistory(
   const startedWaves = new Set<number>();
   let completed: string | undefined;
   let aborted: string | undefined;
+  const recorded = new Set<string>();
   for (const event of events) {
     const action = event.event?.action;
     const lifeline = event.lifeline ?? {};
@@ -83,6 +84,7 @@ export async function readRolloutHistory(
       reports.set(lifeline.command_id, [...(reports.get(lifeline.command_id) ?? []), event]);
     if (action === "rollout.completed") completed = event.event?.reason ?? "completed";
     if (action === "rollout.aborted") aborted = event.event?.reason ?? "aborted";
+    if (action === "step.completed" && lifeline.step) recorded.add(stepKey(lifeline.step));
   }
   const results = new Map<string, StepResult>();
   const pending = new Map<string, SentCommand>();
@@ -117,6 +119,7 @@ export async function readRolloutHistory(
       pending,
       startedWaves,
       ...(aborted ? { aborted } : {}),
+      recorded,
     },
     ...(completed ? { completed } : {}),
   };

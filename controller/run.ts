@@ -32,6 +32,8 @@ export interface ResumeState {
   startedWaves: Set<number>;
   /** The rollout was aborted before the controller stopped: nothing new is sent. */
   aborted?: string;
+  /** Steps whose step.completed is on the topic already (stepKey). */
+  recorded?: Set<string>;
   /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
   refresh?: () => Promise<ResumeState>;
 }
@@ -186,6 +188,7 @@ export class RolloutRunner {
       const latest = await resume.refresh();
       for (const [key, result] of latest.results)
         if (!resume.results.has(key)) resume.results.set(key, result);
+      for (const key of latest.recorded ?? []) resume.recorded?.add(key);
     }
     try {
       if (resume) {
@@ -216,7 +219,11 @@ export class RolloutRunner {
         }
         if (haltReason) {
           for (const [i, step] of wave.steps.entries())
-            steps.push(settled[i] ?? (await this.cancel(step, wave.wave, haltReason)));
+            steps.push(
+              settled[i]
+                ? await this.recordIfMissing(settled[i] as StepResult, resume, wave.wave)
+                : await this.cancel(step, wave.wave, haltReason),
+            );
           continue;
         }
         const started = resume?.startedWaves.has(wave.wave) ?? false;
@@ -251,6 +258,8 @@ export class RolloutRunner {
               const key = stepKey(step);
               const known = resume?.results.get(key);
               if (known) {
+                // Settled before the restart; its final record too, unless the controller died in between.
+                if (!resume?.recorded?.has(key)) await this.recordStep(known, this.rollout, wave.wave);
                 done.push(known);
                 continue;
               }
@@ -404,6 +413,16 @@ export class RolloutRunner {
   private abortReason(decision: Approval): string {
     if (decision.by === "(recorded)") return `aborted before the controller restarted (${decision.reason})`;
     return `aborted by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`;
+  }
+
+  /** A step settled before a restart whose final record the earlier controller did not write. */
+  private async recordIfMissing(
+    result: StepResult,
+    resume: ResumeState | undefined,
+    wave: number,
+  ): Promise<StepResult> {
+    if (!resume?.recorded?.has(stepKey(result))) await this.recordStep(result, this.rollout, wave);
+    return result;
   }
 
   /** A step that will not run: its own final event, with the reason. */

@@ -494,6 +494,12 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "api:success",
       "db:success",
     ]);
+    // One final record per step across the two controllers: none missing, none twice.
+    expect((await stepEvents(prefix, stopId)).map((e) => e.lifeline.step?.service).sort()).toEqual([
+      "api",
+      "db",
+      "web",
+    ]);
     for (const tier of ["db", "api", "web"] as const) {
       const received = readJournal(hosts[tier]?.journal as string).filter(
         (e) => e.lifeline.rollout_id === stopId && e.event.action === "command.received",
@@ -557,6 +563,11 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "web:success",
     ]);
     expect(restarted.steps[0]?.commandId).toBe(signed.command.id);
+    expect((await stepEvents(prefix, crashedId)).map((e) => e.lifeline.step?.service)).toEqual([
+      "db",
+      "api",
+      "web",
+    ]);
     for (const tier of ["db", "api", "web"] as const) {
       const received = readJournal(hosts[tier]?.journal as string).filter(
         (e) => e.lifeline.rollout_id === crashedId && e.event.action === "command.received",
