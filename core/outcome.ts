@@ -76,6 +76,11 @@ export type Step =
   | { kind: "wait" }
   | { kind: "fail"; reason: FailureReason; message: string };
 
+/** A failed decision as the error drivers throw: its reason, message, and the observation's evidence. */
+export function failWith(step: Step & { kind: "fail" }, observation: Observation): never {
+  throw new OutcomeError(step.reason, step.message, observation.evidence, observation.exitCode);
+}
+
 const unexpected = (o: Observation, doing: string): Step => ({
   kind: "fail",
   reason: o.status === "missing" ? "not_found" : "unexpected_state",

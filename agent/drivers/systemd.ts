@@ -5,10 +5,10 @@ import {
   beforeStart,
   beforeStop,
   type ExitObserved,
+  failWith,
   type Observation,
   type ObservedStatus,
   OutcomeError,
-  type Step,
 } from "../../core/outcome.ts";
 import type { CommandRunner, ServiceDriver, ServiceState, StartResult, StopResult } from "./driver.ts";
 import { runCommand, settle } from "./run-command.ts";
@@ -81,10 +81,6 @@ export function exitOf(status: UnitStatus): ExitObserved | undefined {
   if (status.execMainCode === 2 || status.execMainCode === 3)
     return { signal: signalName(status.execMainStatus) };
   return undefined;
-}
-
-function failWith(step: Step & { kind: "fail" }, observation: Observation): never {
-  throw new OutcomeError(step.reason, step.message, observation.evidence, observation.exitCode);
 }
 
 /**

@@ -4,10 +4,10 @@ import {
   beforeStart,
   beforeStop,
   type ExitObserved,
+  failWith,
   type Observation,
   type ObservedStatus,
   OutcomeError,
-  type Step,
 } from "../../core/outcome.ts";
 import type { CommandRunner, ServiceDriver, ServiceState, StartResult, StopResult } from "./driver.ts";
 import { runCommand, settle } from "./run-command.ts";
@@ -243,10 +243,6 @@ export function scScm(run: CommandRunner = runCommand): ScmPort {
     }),
     setFailureActions: async () => ({ error: 50, raw: "sc.exe adapter: recovery actions not changed" }),
   };
-}
-
-function failWith(step: Step & { kind: "fail" }, observation: Observation): never {
-  throw new OutcomeError(step.reason, step.message, observation.evidence, observation.exitCode);
 }
 
 /**

