@@ -26,13 +26,22 @@ export class ProcessDriver implements ServiceDriver {
   private exitSeen: Promise<ExitObserved> | undefined;
   private child: ChildProcess | undefined;
 
-  constructor(service: ServiceConfig, stateDir: string) {
+  /** Windows: not supported yet (it verifies processes through /proc and signals process groups). */
+  private readonly unsupported: string | undefined;
+
+  constructor(service: ServiceConfig, stateDir: string, platform: NodeJS.Platform = process.platform) {
+    this.unsupported =
+      platform === "win32"
+        ? "the process driver cannot verify or stop processes on Windows yet (no /proc, no process groups): declare the program as a Windows service (driver: windows-service)"
+        : undefined;
     this.service = service;
     this.pidPath = join(stateDir, "run", `${service.name}.pid`);
     this.logPath = service.logFile ?? join(stateDir, "logs", `${service.name}.log`);
   }
 
   state(): ServiceState {
+    // Never a guess: without a way to verify, the state is unknown (and stop or start fail with this reason).
+    if (this.unsupported) return { running: false, status: "unknown", evidence: this.unsupported };
     const saved = this.readPidFile();
     if (!saved)
       return { running: false, status: "stopped", evidence: "no pid file: not started by this agent" };
@@ -56,6 +65,7 @@ export class ProcessDriver implements ServiceDriver {
 
   /** Spawns the service; resolves with its pid. `exited()` tells whether it died since. */
   start(extraEnv: Record<string, string>): StartResult {
+    if (this.unsupported) throw new OutcomeError("command_failed", this.unsupported, this.unsupported);
     mkdirSync(dirname(this.logPath), { recursive: true });
     mkdirSync(dirname(this.pidPath), { recursive: true });
     const out = openSync(this.logPath, "a");
@@ -107,6 +117,7 @@ export class ProcessDriver implements ServiceDriver {
 
   /** Signal the group, wait up to the grace period, escalate to SIGKILL, then verify it is really down. */
   async stop(gracePeriodMs: number): Promise<StopResult | undefined> {
+    if (this.unsupported) throw new OutcomeError("unexpected_state", this.unsupported, this.unsupported);
     const state = this.state();
     if (!state.running || state.pid === undefined) return undefined;
     const pid = state.pid;

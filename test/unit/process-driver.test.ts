@@ -37,4 +37,15 @@ describe("process driver", () => {
       await waitUntil(async () => driver.exited() ?? undefined, { timeoutMs: 5_000, intervalMs: 20 }),
     ).toEqual({ code: null, signal: "SIGKILL" });
   });
+
+  it("on Windows it says it cannot verify, instead of guessing: state unknown, start and stop fail with the reason", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeline-driver-"));
+    const service = serviceSchema.parse({ name: "tool", command: ["tool.exe"] });
+    const driver = new ProcessDriver(service, dir, "win32");
+    expect(driver.state()).toMatchObject({ running: false, status: "unknown" });
+    expect(() => driver.start({})).toThrow(
+      /command_failed: the process driver cannot verify or stop processes on Windows yet/,
+    );
+    await expect(driver.stop(100)).rejects.toThrow(/unexpected_state: the process driver cannot verify/);
+  });
 });
