@@ -1,3 +1,5 @@
+import { constants } from "node:os";
+
 /**
  * The outcome model: what Lifeline may say happened to a service, and on what evidence. Written once here; the
  * drivers, the agent, the controller, the timeline and the dashboards all follow it.
@@ -174,19 +176,10 @@ export function stopEnding(
   if (!exit || (exit.code == null && !exit.signal)) return "exit_unobserved";
   if (exit.signal) return exit.signal === stopSignal ? "exited" : "exited_with_error";
   if (exit.code === 0) return "exited";
-  const signalNumber = SIGNAL_NUMBERS[stopSignal];
+  const signalNumber = (constants.signals as Record<string, number | undefined>)[stopSignal];
   if (signalNumber !== undefined && exit.code === 128 + signalNumber) return "exited";
   return "exited_with_error";
 }
-
-const SIGNAL_NUMBERS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGUSR1: 10,
-  SIGUSR2: 12,
-  SIGTERM: 15,
-};
 
 export function describeExit(exit: ExitObserved | undefined): string {
   if (!exit || (exit.code == null && !exit.signal)) return "exit not observed";
