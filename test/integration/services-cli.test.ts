@@ -6,7 +6,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import { isAlive, processesMentioning } from "../../local-services/process.ts";
 import { runLifeline } from "../helpers/cli.ts";
 
-/** Environment for a second, private pair of servers: own folder and ports, never the shared test servers. */
+/**
+ * Environment for a second, private pair of servers: own folder and ports, never the shared test servers.
+ * Base ports stay below Linux's ephemeral range (32768-60999): a port there can be taken at any moment by
+ * the local end of some other test's connection, which once made "port already in use" the answer here.
+ */
 function privateEnv(dir: string, basePort: number, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.LIFELINE_KAFKA_BROKERS;
@@ -93,7 +97,7 @@ describe.skipIf(external)("lifeline services up explains what is wrong", () => {
     const { port } = server.address() as { port: number };
     const result = await runLifeline(
       ["services", "up"],
-      privateEnv(servicesDir(), 39092, { LIFELINE_SERVICES_KAFKA_PORT: String(port) }),
+      privateEnv(servicesDir(), 28092, { LIFELINE_SERVICES_KAFKA_PORT: String(port) }),
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`port ${port} is already in use`);
@@ -103,7 +107,7 @@ describe.skipIf(external)("lifeline services up explains what is wrong", () => {
   it("a missing Java names the setting and how to install one", async () => {
     const result = await runLifeline(
       ["services", "up"],
-      privateEnv(servicesDir(), 39192, { LIFELINE_JAVA_HOME: "/nonexistent/jdk" }),
+      privateEnv(servicesDir(), 28292, { LIFELINE_JAVA_HOME: "/nonexistent/jdk" }),
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("LIFELINE_JAVA_HOME=/nonexistent/jdk has no bin/java");
@@ -117,7 +121,7 @@ describe.skipIf(external)("lifeline services up explains what is wrong", () => {
     await new Promise<void>((resolve) => blocker.close(() => resolve()));
     const result = await runLifeline(
       ["services", "up"],
-      privateEnv(servicesDir(), 39292, {
+      privateEnv(servicesDir(), 28492, {
         LIFELINE_MAVEN_REPO_URL: `http://127.0.0.1:${port}/maven2`,
         // A version not in the cache, so Maven has to ask the (unreachable) repository.
         LIFELINE_KAFKA_VERSION: "4.0.0",
