@@ -13,6 +13,7 @@ import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
 import { win32Scm } from "./drivers/scm-win32.ts";
 import { SystemdDriver } from "./drivers/systemd.ts";
+import { WindowsProcessDriver } from "./drivers/windows-process.ts";
 import { WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
 import { runHook, waitHealthy } from "./probes.ts";
@@ -89,13 +90,6 @@ function claimedOf(command: Command, raw: unknown): Record<string, unknown> {
     ...(command.rolloutId ? { rollout_id: command.rolloutId } : {}),
     ...(command.traceparent ? { traceparent: command.traceparent } : {}),
   };
-}
-
-/** How a stop is asked for, in the driver's terms. */
-function stopRequest(service: ServiceConfig): string {
-  if (service.driver === "systemd") return `systemctl stop ${service.unit}`;
-  if (service.driver === "windows-service") return `SERVICE_CONTROL_STOP to ${service.serviceName}`;
-  return `${service.stopSignal} to process group`;
 }
 
 function probeName(probe: NonNullable<ServiceConfig["health"]>): string {
@@ -371,23 +365,21 @@ export class Agent implements Component {
       });
     }
     const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
-    const how = stopRequest(service);
+    const how = driver.stopControl;
     this.emit("stop.signal_sent", "success", context, {
       ...(state.pid !== undefined ? { pid: state.pid } : {}),
       message: `${how}${state.pid !== undefined ? ` (pid ${state.pid})` : ""}, grace ${grace} ms`,
       evidence: state.evidence,
     });
-    const signal =
-      service.driver === "process"
-        ? service.stopSignal
-        : service.driver === "systemd"
-          ? "systemctl stop"
-          : "SERVICE_CONTROL_STOP";
-    const result = await this.phase(context, `stop: ${signal}, grace ${grace} ms`, async (span) => {
-      const stopped = await driver.stop(grace);
-      span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
-      return stopped;
-    });
+    const result = await this.phase(
+      context,
+      `stop: ${driver.stopSignal}, grace ${grace} ms`,
+      async (span) => {
+        const stopped = await driver.stop(grace);
+        span.setAttributes({ "lifeline.escalated": Boolean(stopped?.escalated) });
+        return stopped;
+      },
+    );
     if (!result) {
       return {
         outcome: "success",
@@ -399,13 +391,13 @@ export class Agent implements Component {
     if (result.escalated) {
       this.emit("stop.escalated", "success", context, {
         pid: result.pid,
-        reason: `grace period of ${grace} ms exceeded: ${service.driver === "process" ? "SIGKILL" : "killed"}`,
+        reason: `grace period of ${grace} ms exceeded: ${driver.killControl}`,
         duration,
         escalated: true,
         evidence: result.evidence,
       });
     }
-    const ending = stopEnding(result.exit, service.stopSignal, result.escalated);
+    const ending = stopEnding(result.exit, driver.stopSignal, result.escalated);
     const outcome: EventOutcome = ending === "exited_with_error" ? "failure" : "success";
     const fields: EventFields = {
       evidence: result.evidence,
@@ -724,15 +716,22 @@ export class Agent implements Component {
   }
 }
 
-function driverFor(service: ServiceConfig, stateDir: string): ServiceDriver {
+/** The driver for a declared service on this platform (`platform` for tests). */
+export function driverFor(
+  service: ServiceConfig,
+  stateDir: string,
+  platform: NodeJS.Platform = process.platform,
+): ServiceDriver {
   if (service.driver === "systemd") return new SystemdDriver(service.unit as string);
   // On Windows the SCM's own API; elsewhere (a config checked on Linux) sc.exe, which will fail visibly.
   if (service.driver === "windows-service")
     return new WindowsServiceDriver(
       service.serviceName as string,
-      process.platform === "win32" ? win32Scm() : undefined,
+      platform === "win32" ? win32Scm() : undefined,
       250,
       { stopDependents: service.stopDependents, suspendRecovery: service.suspendRecovery },
     );
+  // Job objects and CTRL_BREAK on Windows; process groups and signals elsewhere.
+  if (platform === "win32") return new WindowsProcessDriver(service, stateDir);
   return new ProcessDriver(service, stateDir);
 }

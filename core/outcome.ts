@@ -176,6 +176,8 @@ export function stopEnding(
   if (!exit || (exit.code == null && !exit.signal)) return "exit_unobserved";
   if (exit.signal) return exit.signal === stopSignal ? "exited" : "exited_with_error";
   if (exit.code === 0) return "exited";
+  // Windows: a console program ended by its default CTRL_C handler exits with STATUS_CONTROL_C_EXIT.
+  if (stopSignal === "CTRL_C_EVENT" && exit.code === 0xc000013a) return "exited";
   const signalNumber = (constants.signals as Record<string, number | undefined>)[stopSignal];
   if (signalNumber !== undefined && exit.code === 128 + signalNumber) return "exited";
   return "exited_with_error";

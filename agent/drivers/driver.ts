@@ -33,6 +33,12 @@ export interface StartResult {
  * service manager reports it running (the agent then gates on the health probe or the minimum uptime).
  */
 export interface ServiceDriver {
+  /** What a graceful stop sends, in the driver's terms ("SIGTERM to process group", "SERVICE_CONTROL_STOP to X"). */
+  readonly stopControl: string;
+  /** The signal or control name alone, as the exit is judged against (core/outcome.ts stopEnding). */
+  readonly stopSignal: string;
+  /** What an escalation does when the grace period is over ("SIGKILL", "TerminateJobObject"). */
+  readonly killControl: string;
   state(): ServiceState | Promise<ServiceState>;
   start(extraEnv: Record<string, string>, timeoutMs: number): StartResult | Promise<StartResult>;
   /** How the service ended if it died since it was started (undefined while running or not known). */

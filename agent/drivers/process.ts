@@ -14,7 +14,8 @@ interface PidFile {
 }
 
 /**
- * Services the agent spawns itself, each in its own process group (detached), so a stop reaches the whole tree.
+ * Services the agent spawns itself on Linux and other POSIX systems (windows-process.ts on Windows), each in its
+ * own process group (detached), so a stop reaches the whole tree.
  * A pid file with the process's start time lets a restarted agent re-adopt running services safely.
  */
 export class ProcessDriver implements ServiceDriver {
@@ -25,23 +26,19 @@ export class ProcessDriver implements ServiceDriver {
   /** Resolves when the child this agent spawned exits: only a parent can see its exit code. */
   private exitSeen: Promise<ExitObserved> | undefined;
   private child: ChildProcess | undefined;
+  readonly stopSignal: string;
+  readonly stopControl: string;
+  readonly killControl = "SIGKILL";
 
-  /** Windows: not supported yet (it verifies processes through /proc and signals process groups). */
-  private readonly unsupported: string | undefined;
-
-  constructor(service: ServiceConfig, stateDir: string, platform: NodeJS.Platform = process.platform) {
-    this.unsupported =
-      platform === "win32"
-        ? "the process driver cannot verify or stop processes on Windows yet (no /proc, no process groups): declare the program as a Windows service (driver: windows-service)"
-        : undefined;
+  constructor(service: ServiceConfig, stateDir: string) {
     this.service = service;
+    this.stopSignal = service.stopSignal;
+    this.stopControl = `${service.stopSignal} to process group`;
     this.pidPath = join(stateDir, "run", `${service.name}.pid`);
     this.logPath = service.logFile ?? join(stateDir, "logs", `${service.name}.log`);
   }
 
   state(): ServiceState {
-    // Never a guess: without a way to verify, the state is unknown (and stop or start fail with this reason).
-    if (this.unsupported) return { running: false, status: "unknown", evidence: this.unsupported };
     const saved = this.readPidFile();
     if (!saved)
       return { running: false, status: "stopped", evidence: "no pid file: not started by this agent" };
@@ -65,7 +62,6 @@ export class ProcessDriver implements ServiceDriver {
 
   /** Spawns the service; resolves with its pid. `exited()` tells whether it died since. */
   start(extraEnv: Record<string, string>): StartResult {
-    if (this.unsupported) throw new OutcomeError("command_failed", this.unsupported, this.unsupported);
     mkdirSync(dirname(this.logPath), { recursive: true });
     mkdirSync(dirname(this.pidPath), { recursive: true });
     const out = openSync(this.logPath, "a");
@@ -107,17 +103,11 @@ export class ProcessDriver implements ServiceDriver {
 
   /** The last lines of the service's log file (its stdout and stderr). */
   lastOutput(lines: number): string[] {
-    try {
-      const text = readFileSync(this.logPath, "utf8");
-      return text.slice(-16_384).split("\n").filter(Boolean).slice(-lines);
-    } catch {
-      return [];
-    }
+    return lastLines(this.logPath, lines);
   }
 
   /** Signal the group, wait up to the grace period, escalate to SIGKILL, then verify it is really down. */
   async stop(gracePeriodMs: number): Promise<StopResult | undefined> {
-    if (this.unsupported) throw new OutcomeError("unexpected_state", this.unsupported, this.unsupported);
     const state = this.state();
     if (!state.running || state.pid === undefined) return undefined;
     const pid = state.pid;
@@ -171,6 +161,21 @@ export class ProcessDriver implements ServiceDriver {
     } catch {
       return undefined;
     }
+  }
+}
+
+/** The last lines of a service's log file (its stdout and stderr), without Windows' CR. */
+export function lastLines(path: string, lines: number): string[] {
+  try {
+    const text = readFileSync(path, "utf8");
+    return text
+      .slice(-16_384)
+      .split("\n")
+      .map((line) => line.replace(/\r$/, ""))
+      .filter(Boolean)
+      .slice(-lines);
+  } catch {
+    return [];
   }
 }
 

@@ -5,7 +5,7 @@
  * { id, result } back; each call opens and closes its own handles.
  */
 import { createRequire } from "node:module";
-import { parentPort } from "node:worker_threads";
+import { serveWin32 } from "./win32-worker.ts";
 
 const koffi = createRequire(import.meta.url)("koffi");
 
@@ -236,16 +236,4 @@ const operations: Record<string, (message: { service?: string; pid?: number; act
     },
   };
 
-parentPort?.on(
-  "message",
-  (message: { id: number; op: string; service?: string; pid?: number; actions?: unknown }) => {
-    let result: Result;
-    try {
-      const operation = operations[message.op];
-      result = operation ? operation(message) : { error: -1, raw: `unknown operation ${message.op}` };
-    } catch (error) {
-      result = { error: -1, raw: `${message.op}: ${(error as Error).message}` };
-    }
-    parentPort?.postMessage({ id: message.id, result });
-  },
-);
+serveWin32(operations);

@@ -1,4 +1,4 @@
-import { Worker } from "node:worker_threads";
+import { type Win32Result, win32Worker } from "./win32-worker.ts";
 import {
   type FailureActions,
   observeError,
@@ -9,9 +9,7 @@ import {
   SERVICE_STATES,
 } from "./windows-service.ts";
 
-interface WorkerResult {
-  error: number;
-  raw: string;
+interface WorkerResult extends Win32Result {
   status?: {
     dwServiceType: number;
     dwCurrentState: number;
@@ -32,34 +30,7 @@ interface WorkerResult {
  * calling thread. Windows only: koffi's Windows binary must be installed (@koromix/koffi-win32-x64).
  */
 export function win32Scm(): ScmPort {
-  let worker: Worker | undefined;
-  let next = 0;
-  const pending = new Map<number, (result: WorkerResult) => void>();
-  const call = (
-    op: string,
-    target: { service?: string; pid?: number; actions?: FailureActions },
-  ): Promise<WorkerResult> => {
-    if (!worker) {
-      const source = import.meta.url.endsWith(".ts") ? "./scm-win32-worker.ts" : "./scm-win32-worker.js";
-      worker = new Worker(new URL(source, import.meta.url));
-      worker.unref();
-      worker.on("message", ({ id, result }: { id: number; result: WorkerResult }) => {
-        pending.get(id)?.(result);
-        pending.delete(id);
-      });
-      worker.on("error", (error) => {
-        for (const settle of pending.values()) settle({ error: -1, raw: `SCM worker: ${error.message}` });
-        pending.clear();
-        worker = undefined;
-      });
-    }
-    const id = next++;
-    const running = worker;
-    return new Promise((resolve) => {
-      pending.set(id, resolve);
-      running.postMessage({ id, op, ...target });
-    });
-  };
+  const call = win32Worker<WorkerResult>("scm-win32-worker");
   const plain = (result: WorkerResult): ScmCall => ({ error: result.error, raw: result.raw });
   return {
     async query(service): Promise<ScQuery> {

@@ -92,9 +92,13 @@ export class SystemdDriver implements ServiceDriver {
   private readonly unit: string;
   private readonly run: CommandRunner;
   private readonly periodMs: number;
+  readonly stopSignal = "systemctl stop";
+  readonly stopControl: string;
+  readonly killControl = "systemctl kill --signal=SIGKILL";
 
   constructor(unit: string, run: CommandRunner = runCommand, periodMs = 250) {
     this.unit = unit;
+    this.stopControl = `systemctl stop ${unit}`;
     this.run = run;
     this.periodMs = periodMs;
   }

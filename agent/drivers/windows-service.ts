@@ -158,7 +158,8 @@ export function parseEnumDepend(stdout: string): Array<{ name: string; status: O
 }
 
 /** The failure a Win32 error of an SCM call stands for, with the raw words. */
-function callFailure(what: string, error: number, raw: string): OutcomeError {
+/** A failed Win32 call as an OutcomeError: the error's name and its reason (WIN32_ERRORS), the call's own words. */
+export function win32Failure(what: string, error: number, raw: string): OutcomeError {
   const known = WIN32_ERRORS[error];
   return new OutcomeError(
     known?.reason ?? "command_failed",
@@ -262,6 +263,9 @@ export class WindowsServiceDriver implements ServiceDriver {
   private readonly suspendRecovery: boolean;
   /** Dependents this driver stopped before its service, to start again after the service's next start. */
   private stoppedDependents: string[] = [];
+  readonly stopSignal = "SERVICE_CONTROL_STOP";
+  readonly stopControl: string;
+  readonly killControl = "TerminateProcess";
 
   /** `scm`: a port, or a CommandRunner for sc.exe (tests pass recorded outputs). */
   constructor(
@@ -272,6 +276,7 @@ export class WindowsServiceDriver implements ServiceDriver {
   ) {
     this.suspendRecovery = options.suspendRecovery ?? true;
     this.name = name;
+    this.stopControl = `SERVICE_CONTROL_STOP to ${name}`;
     this.scm = typeof scm === "function" ? scScm(scm) : scm;
     this.periodMs = periodMs;
     this.stopDependents = options.stopDependents ?? false;
@@ -299,7 +304,7 @@ export class WindowsServiceDriver implements ServiceDriver {
       const started = await this.scm.start(this.name);
       // 1056: already running (someone else started it meanwhile): the query below verifies it.
       if (started.error !== 0 && started.error !== 1056)
-        throw callFailure("StartService", started.error, started.raw);
+        throw win32Failure("StartService", started.error, started.raw);
     }
     const after = await settle(() => this.query(), afterStart, timeoutMs, this.periodMs);
     if (after.step.kind === "fail") failWith(after.step, after.observation);
@@ -354,7 +359,7 @@ export class WindowsServiceDriver implements ServiceDriver {
       const stopped = await this.scm.stop(this.name);
       // 1062: not active (it stopped meanwhile); 1061: cannot accept controls now (pending): the polling decides.
       if (stopped.error !== 0 && stopped.error !== 1062 && stopped.error !== 1061)
-        throw callFailure("ControlService(STOP)", stopped.error, stopped.raw);
+        throw win32Failure("ControlService(STOP)", stopped.error, stopped.raw);
     }
     let result = await settle(() => this.query(), afterStop, gracePeriodMs, this.periodMs);
     if (result.step.kind === "fail") failWith(result.step, result.observation);
@@ -396,7 +401,7 @@ export class WindowsServiceDriver implements ServiceDriver {
       if (suspended?.error === 0 && recovery.actions) {
         const restored = await this.scm.setFailureActions(this.name, recovery.actions);
         if (restored.error !== 0)
-          throw callFailure(
+          throw win32Failure(
             `restoring the recovery actions (${plan}) after the kill`,
             restored.error,
             restored.raw,

@@ -2,8 +2,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { driverFor } from "../../agent/agent.ts";
 import { serviceSchema } from "../../agent/config.ts";
 import { ProcessDriver } from "../../agent/drivers/process.ts";
+import { WindowsProcessDriver } from "../../agent/drivers/windows-process.ts";
 import { waitUntil } from "../../core/poll.ts";
 
 describe("process driver", () => {
@@ -38,14 +40,14 @@ describe("process driver", () => {
     ).toEqual({ code: null, signal: "SIGKILL" });
   });
 
-  it("on Windows it says it cannot verify, instead of guessing: state unknown, start and stop fail with the reason", async () => {
+  it("on Windows a declared process runs under the Windows process driver (job object, CTRL_C), not /proc and signals", () => {
     const dir = mkdtempSync(join(tmpdir(), "lifeline-driver-"));
     const service = serviceSchema.parse({ name: "tool", command: ["tool.exe"] });
-    const driver = new ProcessDriver(service, dir, "win32");
-    expect(driver.state()).toMatchObject({ running: false, status: "unknown" });
-    expect(() => driver.start({})).toThrow(
-      /command_failed: the process driver cannot verify or stop processes on Windows yet/,
-    );
-    await expect(driver.stop(100)).rejects.toThrow(/unexpected_state: the process driver cannot verify/);
+    const windows = driverFor(service, dir, "win32");
+    expect(windows).toBeInstanceOf(WindowsProcessDriver);
+    expect(windows).toMatchObject({ stopSignal: "CTRL_C_EVENT", killControl: "TerminateJobObject" });
+    const linux = driverFor(service, dir, "linux");
+    expect(linux).toBeInstanceOf(ProcessDriver);
+    expect(linux).toMatchObject({ stopSignal: "SIGTERM", killControl: "SIGKILL" });
   });
 });
