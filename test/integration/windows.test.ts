@@ -164,6 +164,187 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(start?.message).toMatch(/StartService failed with 2 ERROR_FILE_NOT_FOUND/);
   });
 
+  it("the process driver on Windows: each service in a job object with its own console; CTRL_C stops it gracefully, a tree that ignores CTRL_C ends with its job, and a restarted agent finds a running service by its job", async () => {
+    const svc = `${bed.windowsDir}\\svc.exe`;
+    const state = (name: string) => `${bed.windowsDir}\\process-state\\${name}`;
+    interface Outcome {
+      action: string;
+      outcome: "success" | "failure";
+      reason?: string;
+      message?: string;
+      evidence?: string;
+      text?: string;
+      result?: {
+        pid?: number;
+        status?: string;
+        escalated?: boolean;
+        exit?: { code: number };
+        evidence?: string;
+        child?: number;
+        info?: { alive: boolean; exitCode?: number };
+        found?: boolean;
+      } & Record<string, unknown>;
+    }
+    const run = async (plan: unknown, name: string): Promise<Record<string, Outcome[]>> => {
+      writeFileSync(join(bed.dir, `${name}.json`), JSON.stringify(plan));
+      const code = await bed.node("test/windows/process-harness.ts", [
+        `${bed.windowsDir}\\${name}.json`,
+        `${bed.windowsDir}\\${name}-results.json`,
+      ]);
+      expect(code, `process harness under wine:\n${bed.output().slice(-3000)}`).toBe(0);
+      return JSON.parse(readFileSync(join(bed.dir, `${name}-results.json`), "utf8"));
+    };
+    const first = await run(
+      {
+        scenarios: [
+          {
+            name: "graceful",
+            command: [svc, "console-graceful"],
+            stateDir: state("graceful"),
+            steps: [
+              { action: "start" },
+              { action: "wait", text: "running" },
+              { action: "state" },
+              { action: "stop", graceMs: 10_000 },
+              { action: "state" },
+              { action: "stop" },
+            ],
+          },
+          {
+            name: "exit3",
+            command: [svc, "console-exit", "3"],
+            stateDir: state("exit3"),
+            steps: [{ action: "start" }, { action: "wait", text: "running" }, { action: "stop" }],
+          },
+          {
+            name: "tree",
+            command: [svc, "console-tree"],
+            stateDir: state("tree"),
+            steps: [
+              { action: "start" },
+              { action: "wait", text: "console-ignore" },
+              { action: "pid" },
+              { action: "stop", graceMs: 1_500 },
+              { action: "pid" },
+            ],
+          },
+          {
+            name: "default",
+            command: [svc, "console-default"],
+            stateDir: state("default"),
+            steps: [{ action: "start" }, { action: "wait", text: "running" }, { action: "stop" }],
+          },
+          {
+            name: "crash",
+            command: [svc, "console-crash", "3"],
+            stateDir: state("crash"),
+            steps: [{ action: "start" }, { action: "wait", text: "fatal" }, { action: "exited" }],
+          },
+          {
+            name: "missing",
+            command: [`${bed.windowsDir}\\not-there.exe`],
+            stateDir: state("missing"),
+            steps: [{ action: "start" }],
+          },
+          {
+            name: "adopted",
+            command: [svc, "console-graceful"],
+            stateDir: state("adopted"),
+            steps: [{ action: "start" }, { action: "wait", text: "running" }],
+          },
+        ],
+      },
+      "process-plan",
+    );
+    const graceful = first.graceful as Outcome[];
+    const pid = graceful[0]?.result?.pid as number;
+    expect(pid).toBeGreaterThan(0);
+    expect(graceful[2]).toMatchObject({
+      result: { status: "running", pid, evidence: expect.stringMatching(/as recorded$/) },
+    });
+    expect(graceful[3]).toMatchObject({
+      outcome: "success",
+      result: {
+        escalated: false,
+        pid,
+        exit: { code: 0 },
+        evidence: expect.stringMatching(
+          new RegExp(
+            `^GenerateConsoleCtrlEvent\\(CTRL_C_EVENT\\) sent to the console of pid ${pid}; job lifeline-graceful-\\w+ has no live process$`,
+          ),
+        ),
+      },
+    });
+    expect(graceful[4]).toMatchObject({ result: { status: "stopped" } });
+    expect(graceful[5]).toMatchObject({ outcome: "success", result: "already" });
+    // The program's own words: it handled the interrupt and exited.
+    expect(graceful.at(-1)?.text).toBe(
+      `pid ${pid} running (console-graceful)\r\npid ${pid} interrupted\r\npid ${pid} exiting 0\r\n`,
+    );
+
+    expect((first.exit3 as Outcome[])[2]).toMatchObject({ result: { escalated: false, exit: { code: 3 } } });
+
+    const tree = first.tree as Outcome[];
+    const child = tree[2]?.result?.child as number;
+    expect(tree[2]?.result?.info).toMatchObject({ alive: true });
+    expect(tree[3]).toMatchObject({
+      outcome: "success",
+      result: { escalated: true, evidence: expect.stringContaining("TerminateJobObject(lifeline-tree-") },
+    });
+    // The child the service started is gone too: the job held the whole tree.
+    expect(tree[4]?.result?.info).toMatchObject({ alive: false, exitCode: 1 });
+    expect(tree.at(-1)?.text).toContain(`pid ${child} interrupted\r\npid ${child} ignoring it`);
+
+    // No handler: Windows' default one ends the program with STATUS_CONTROL_C_EXIT.
+    expect((first.default as Outcome[])[2]).toMatchObject({
+      result: { escalated: false, exit: { code: 0xc000013a } },
+    });
+    expect((first.crash as Outcome[])[2]).toMatchObject({ result: { code: 3 } });
+    expect((first.missing as Outcome[])[0]).toMatchObject({
+      outcome: "failure",
+      reason: "command_failed",
+      message: expect.stringMatching(/failed with 2 ERROR_FILE_NOT_FOUND/),
+    });
+
+    // A new node.exe, as after an agent restart: the job (opened by name from another process) and the pid file
+    // say what runs; its exit code was only the first process's to read.
+    const adoptedPid = (first.adopted as Outcome[])[0]?.result?.pid as number;
+    const second = await run(
+      {
+        scenarios: [
+          {
+            name: "adopted",
+            command: [svc, "console-graceful"],
+            stateDir: state("adopted"),
+            steps: [{ action: "state" }, { action: "stop" }, { action: "state" }],
+          },
+        ],
+      },
+      "process-adopt",
+    );
+    const adopted = second.adopted as Outcome[];
+    expect(adopted[0]).toMatchObject({ result: { status: "running", pid: adoptedPid } });
+    // Wine delivers CTRL_C to the caller's process group only (its server reads group 0 as "mine", where Windows
+    // reads it as "every process of this console"), and the helper of a new agent is in another group than the
+    // service its predecessor started: in the bed, that stop is escalated. What the bed proves here is that the
+    // new process finds the job by name, ends it, and verifies it empty (README, "The Windows test bed").
+    expect(adopted[1]).toMatchObject({
+      outcome: "success",
+      result: {
+        escalated: true,
+        pid: adoptedPid,
+        evidence: expect.stringMatching(
+          new RegExp(
+            `^GenerateConsoleCtrlEvent\\(CTRL_C_EVENT\\) sent to the console of pid ${adoptedPid}; TerminateJobObject\\(lifeline-adopted-\\w+, 1\\); job lifeline-adopted-\\w+ has no live process$`,
+          ),
+        ),
+      },
+    });
+    expect(adopted[1]?.result?.exit).toBeUndefined();
+    expect(adopted[2]).toMatchObject({ result: { status: "stopped" } });
+    expect(adopted.at(-1)?.text).toBe(`pid ${adoptedPid} running (console-graceful)\r\n`);
+  }, 300_000);
+
   it("the agent installed as a Windows folder (agent install --platform windows) runs under wine from that folder alone: signed commands from Kafka on real services, every step journaled with its evidence", async () => {
     // Two services in the SCM for the agent to manage; a third it declares does not exist.
     const svc = (mode: string, name: string) =>
@@ -207,6 +388,18 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
             gracePeriodMs: 1_500,
           },
           { name: "ghost", driver: "windows-service", serviceName: "LifelineNoSuchService" },
+          // Programs the agent runs itself: a job object and a console each (the Windows process driver).
+          {
+            name: "batch",
+            driver: "process",
+            command: [`${bed.windowsDir}\\svc.exe`, "console-graceful"],
+            gracePeriodMs: 10_000,
+          },
+          {
+            name: "crashy",
+            driver: "process",
+            command: [`${bed.windowsDir}\\svc.exe`, "console-crash", "3"],
+          },
         ],
       }),
     );
@@ -254,6 +447,9 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       stopApi: makeCommand(ws, "stop", "api"),
       stopWorker: makeCommand(ws, "stop", "worker"),
       stopGhost: makeCommand(ws, "stop", "ghost"),
+      startBatch: makeCommand(ws, "start", "batch"),
+      stopBatch: makeCommand(ws, "stop", "batch"),
+      startCrashy: makeCommand(ws, "start", "crashy"),
     };
     await publish(kafka, control, ...Object.values(commands).map((c) => signed(ws, c)));
     const events = (await waitForJournal(
@@ -289,6 +485,32 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       event: { reason: "killed" },
       process: { exit_code: 1067 },
     });
+    // The process driver, in the agent: CTRL_C to the service's console, the program's exit code 0 observed.
+    expect(final(commands.startBatch.id)).toMatchObject({ event: { outcome: "success", reason: "started" } });
+    const batchPid = of(commands.startBatch.id).find((e) => e.event.action === "start.spawned")?.process?.pid;
+    expect(batchPid).toBeGreaterThan(0);
+    expect(of(commands.stopBatch.id).find((e) => e.event.action === "stop.signal_sent")).toMatchObject({
+      message: `CTRL_C_EVENT to the service's console (pid ${batchPid}), grace 10000 ms`,
+    });
+    expect(of(commands.stopBatch.id).find((e) => e.event.action === "stop.completed")).toMatchObject({
+      event: { outcome: "success", reason: "exited" },
+      process: { exit_code: 0 },
+      lifeline: {
+        evidence: expect.stringMatching(
+          new RegExp(
+            `^GenerateConsoleCtrlEvent\\(CTRL_C_EVENT\\) sent to the console of pid ${batchPid}; job lifeline-batch-\\w+ has no live process$`,
+          ),
+        ),
+      },
+    });
+    // A program that dies while starting: its exit code and its last words, never "started".
+    const crashed = of(commands.startCrashy.id).find((e) => e.event.action === "start.exited") as
+      | (LifecycleEvent & { process?: { exit_code?: number }; lifeline: { output?: string[] } })
+      | undefined;
+    expect(crashed?.event.outcome).toBe("failure");
+    expect(crashed?.process?.exit_code).toBe(3);
+    expect(crashed?.lifeline.output?.some((line) => line.endsWith("fatal: cannot open database"))).toBe(true);
+    expect(final(commands.startCrashy.id)).toMatchObject({ event: { outcome: "failure" } });
     expect(final(commands.stopGhost.id)).toMatchObject({
       event: { outcome: "failure", reason: expect.stringMatching(/^not_found: /) },
       lifeline: { evidence: expect.stringContaining("error 1060 ERROR_SERVICE_DOES_NOT_EXIST") },
