@@ -537,7 +537,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(result.listed).toEqual(["Other.LOG", "app.log"]);
   }, 300_000);
 
-  it("the shipper installed as a Windows folder (shipper install --platform windows) tails a UTF-16LE log a Windows service writes and rolls, into Kafka exactly once", async () => {
+  it("the shipper installed as a Windows folder (shipper install --platform windows) tails UTF-16LE logs Windows services write and roll (closed first, or renamed while still open), into Kafka exactly once", async () => {
     const prefix = uniqueName("test-windows-shipper");
     const chat = `${bed.windowsDir}\\chat`;
     writeFileSync(
@@ -551,6 +551,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
         kafka: { brokers: connections().kafka.brokers },
         inputs: [
           { name: "chatty", paths: [`${chat}\\app*.log`], encoding: "utf-16le", service: { name: "chatty" } },
+          { name: "held", paths: [`${chat}\\held*.log`], encoding: "utf-16le", service: { name: "held" } },
         ],
       }),
     );
@@ -581,7 +582,9 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
           throw new Error(`the shipper did not start:\n${bed.output().slice(-3000)}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
-      // The service writes 300 lines in UTF-16LE, rolling app.log to app-1.log and app-2.log while it runs.
+      // Each service writes 300 lines in UTF-16LE, rolling its log twice while it runs: one closes the file before
+      // renaming it, the other renames it while still writing (sharing delete) and writes 3 more lines into the
+      // renamed file before it opens a new one.
       writeFileSync(
         join(bed.dir, "chatty.json"),
         JSON.stringify({
@@ -589,6 +592,12 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
             {
               name: "LifelineChatty",
               binary: `${bed.windowsDir}\\svc.exe chatty 300 ${chat}\\app.log ${bed.windowsDir}\\chatty.log`,
+              actions: [{ action: "start" }],
+              keep: true,
+            },
+            {
+              name: "LifelineHeld",
+              binary: `${bed.windowsDir}\\svc.exe chatty-held 300 ${chat}\\held.log ${bed.windowsDir}\\held.log`,
               actions: [{ action: "start" }],
               keep: true,
             },
@@ -602,10 +611,13 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
           `${bed.windowsDir}\\chatty-results.json`,
         ]),
       ).toBe(0);
-      const lines = (records: typeof reader.records) =>
-        records.map((r) => r.value.message as string).filter((m) => m.startsWith("line "));
-      await reader.waitFor((records) => lines(records).length >= 300, 120_000);
-      // Every byte of the three files acknowledged in the checkpoint: nothing more can come.
+      const lines = (records: typeof reader.records, word = "line") =>
+        records.map((r) => r.value.message as string).filter((m) => m.startsWith(`${word} `));
+      await reader.waitFor(
+        (records) => lines(records).length >= 300 && lines(records, "held").length >= 300,
+        120_000,
+      );
+      // Every byte of the six files acknowledged in the checkpoint: nothing more can come.
       const checkpoint = join(bed.dir, "shipper-state", "shipper.checkpoint.json");
       const settled = Date.now() + 60_000;
       for (;;) {
@@ -616,7 +628,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
               size: number;
             }>)
           : [];
-        if (files.length === 3 && files.every((f) => f.offset === f.size && f.size > 0)) break;
+        if (files.length === 6 && files.every((f) => f.offset === f.size && f.size > 0)) break;
         if (Date.now() > settled)
           throw new Error(`checkpoint not settled: ${JSON.stringify(files)}\n${bed.output().slice(-2000)}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -625,6 +637,13 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       expect(got).toHaveLength(300);
       expect(new Set(got).size).toBe(300);
       expect([...got].sort()).toEqual(Array.from({ length: 300 }, (_, i) => `line ${i + 1}`).sort());
+      // Renamed while open: the 3 lines written after each rename are read from the renamed file, once.
+      const held = lines(reader.records, "held");
+      expect(held).toHaveLength(300);
+      expect([...held].sort()).toEqual(Array.from({ length: 300 }, (_, i) => `held ${i + 1}`).sort());
+      const heldLog = readFileSync(join(bed.dir, "held.log"), "utf8");
+      expect(heldLog).toContain("wrote 300 lines");
+      expect(heldLog).not.toContain("roll while open");
       // The checkpoint was written on Windows without a single failed save.
       expect(bed.output()).not.toContain("checkpoint write failed");
       expect(readFileSync(join(bed.dir, "chatty.log"), "utf8")).toContain("wrote 300 lines");
