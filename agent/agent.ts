@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
-import type { Consumer, Kafka } from "kafkajs";
 import type { Command } from "../core/commands.ts";
 import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
+import type { KafkaConsumer as Consumer, KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
@@ -165,7 +165,7 @@ export class Agent implements Component {
     // right after is seen. The first completed fetch proves it.
     const consumer = this.consumer;
     const fetching = new Promise<void>((resolve) => {
-      const remove = consumer.on(consumer.events.FETCH, () => {
+      const remove = consumer.onFetch(() => {
         remove();
         resolve();
       });

@@ -7,10 +7,10 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import type { Producer } from "kafkajs";
 import { resolveKafka } from "../core/connections.ts";
 import { leanAgentLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import type { KafkaProducer as Producer } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
@@ -50,10 +50,10 @@ async function main() {
     heartbeatInterval: 1_000,
   });
   await consumer.connect();
-  await consumer.subscribe({ topic: floorTopic });
+  await consumer.subscribe({ topic: floorTopic, fromBeginning: false });
   const received = new Map<string, number>();
   const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.on(consumer.events.FETCH, () => {
+    const remove = consumer.onFetch(() => {
       remove();
       resolve();
     });

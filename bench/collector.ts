@@ -17,7 +17,6 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import { CompressionTypes } from "kafkajs";
 import { convertTraces, decodeRequest } from "../collector/otlp.ts";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
@@ -140,7 +139,7 @@ async function main() {
     await producer.send({
       topic: rawTopic,
       acks: -1,
-      compression: CompressionTypes.ZSTD,
+      compression: "zstd",
       messages: [...byTrace].map(([key, values]) => ({ key, value: values.join("\n") })),
     });
   }

@@ -136,7 +136,7 @@ async function baseline(prefix: string, hosts: number, label: string): Promise<B
     allIn = resolve;
   });
   const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.on(consumer.events.FETCH, () => {
+    const remove = consumer.onFetch(() => {
       remove();
       resolve();
     });

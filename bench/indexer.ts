@@ -10,11 +10,11 @@ import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@elastic/elasticsearch";
-import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { toDocument } from "../indexer/documents.ts";

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import type { Kafka } from "kafkajs";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 
 /** CPU seconds (user + system) a live process used so far, from /proc. */
 export function cpuSeconds(pid: number): number {

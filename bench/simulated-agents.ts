@@ -7,10 +7,10 @@
  */
 import { createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Consumer, Kafka } from "kafkajs";
 import { canonicalJson } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import type { KafkaConsumer as Consumer, KafkaPort as Kafka } from "../core/kafka/port.ts";
 
 const prefix = process.env.SIM_PREFIX as string;
 const hosts = Array.from(
@@ -87,7 +87,7 @@ async function consume(groupId: string, onlyFor?: string): Promise<Consumer> {
   await consumer.connect();
   await consumer.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
   const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.on(consumer.events.FETCH, () => {
+    const remove = consumer.onFetch(() => {
       remove();
       resolve();
     });

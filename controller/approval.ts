@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { Kafka } from "kafkajs";
 import { type SignedStatement, signStatement, verifyStatement } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 
 export interface Approval {
   rolloutId: string;
@@ -100,7 +100,7 @@ export async function followDecision(
       settle = resolve;
     });
     const fetched = new Promise<void>((resolve) => {
-      const remove = consumer.on(consumer.events.FETCH, () => {
+      const remove = consumer.onFetch(() => {
         remove();
         resolve();
       });

@@ -1,5 +1,5 @@
-import type { Kafka } from "kafkajs";
 import type { SignedCommand } from "../core/commands.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import { type AttributedOutcome, type OutcomeEvent, outcomeFrom } from "../core/outcome.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";

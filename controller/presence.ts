@@ -1,4 +1,4 @@
-import type { Kafka } from "kafkajs";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import type { FleetHost } from "./plan.ts";
 

@@ -1,9 +1,13 @@
 import { createPublicKey, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
-import type { Consumer, Kafka, Producer } from "kafkajs";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
+import type {
+  KafkaConsumer as Consumer,
+  KafkaPort as Kafka,
+  KafkaProducer as Producer,
+} from "../core/kafka/port.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
 import {
@@ -634,7 +638,7 @@ export class RolloutRunner {
     await consumer.connect();
     await consumer.subscribe({ topic: `${this.topicPrefix}.lifecycle`, fromBeginning: false });
     const fetched = new Promise<void>((resolve) => {
-      const remove = consumer.on(consumer.events.FETCH, () => {
+      const remove = consumer.onFetch(() => {
         remove();
         resolve();
       });

@@ -1,10 +1,15 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type Client, errors } from "@elastic/elasticsearch";
 import { SpanKind } from "@opentelemetry/api";
-import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { ElasticSettings } from "../core/elastic/client.ts";
 import { translateElasticError } from "../core/elastic/client.ts";
 import { PermanentError } from "../core/errors.ts";
+import type {
+  KafkaConsumer as Consumer,
+  BatchContext as EachBatchPayload,
+  KafkaPort as Kafka,
+  KafkaProducer as Producer,
+} from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
@@ -117,7 +122,7 @@ export class Indexer implements Component {
       maxBytes: 32 << 20,
     });
     await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) =>
+    this.consumer.onGroupJoin((payload) =>
       this.logger.info(
         { groupId: payload.groupId, memberId: payload.memberId, assignment: payload.memberAssignment },
         "joined the consumer group",

@@ -1,9 +1,9 @@
 import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { FSWatcher } from "chokidar";
-import type { Kafka } from "kafkajs";
 import { deterministicId, lineEventId } from "../core/events.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { Semaphore } from "../core/semaphore.ts";

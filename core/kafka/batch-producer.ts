@@ -1,7 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { SpanKind } from "@opentelemetry/api";
 import {
-  CompressionTypes,
   type ICustomPartitioner,
   type Kafka,
   type Message,
@@ -14,11 +13,13 @@ import type { Logger } from "../logger.ts";
 import { traced } from "../observability/tracing.ts";
 import { backoffDelay } from "../retry.ts";
 import { BufferPool } from "./buffer-pool.ts";
+import { KAFKAJS_COMPRESSION, kafkajsOf } from "./kafkajs-adapter.ts";
 import { RECORDS_HEADER } from "./packing.ts";
+import type { Compression, KafkaPort } from "./port.ts";
 
-export type Compression = "zstd" | "gzip" | "none";
+export type { Compression } from "./port.ts";
 
-const COMPRESSION = { zstd: CompressionTypes.ZSTD, gzip: CompressionTypes.GZIP, none: CompressionTypes.None };
+const COMPRESSION = KAFKAJS_COMPRESSION;
 
 export interface OutboundRecord {
   topic: string;
@@ -125,7 +126,7 @@ export class BatchProducer implements Component {
   lastError: string | undefined;
 
   constructor(options: {
-    kafka: Kafka;
+    kafka: KafkaPort;
     logger: Logger;
     batchBytes: number;
     lingerMs: number;
@@ -140,7 +141,8 @@ export class BatchProducer implements Component {
     deadLetterTopic: string;
     metrics?: BatchProducerMetrics;
   }) {
-    this.kafka = options.kafka;
+    // The batch producer is shaped around kafkajs (its lanes, its per-partition grouping): the client behind the port.
+    this.kafka = kafkajsOf(options.kafka);
     this.logger = options.logger;
     this.options = {
       ...options,

@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
-import "./kafkajs-fixes.ts";
 import { type Admin, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import { z } from "zod";
 import { parseBoolean, parseList } from "../config.ts";
 import { ConfigError, RetryableError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { kafkajsPort } from "./kafkajs-adapter.ts";
+import type { KafkaPort } from "./port.ts";
 
 export const kafkaSettingsSchema = z.strictObject({
   /** host:port of one or more brokers. */
@@ -61,8 +62,12 @@ function filterNegativeTimeoutWarning(): void {
   });
 }
 
-/** The one place a kafkajs client is made, so TLS, SASL, timeouts and logging are the same everywhere. */
-export function createKafka(
+/** The one place a Kafka client is made, so TLS, SASL, timeouts and logging are the same everywhere. */
+export function createKafka(settings: KafkaSettings, logger?: Logger): KafkaPort {
+  return kafkajsPort(kafkajsClient(settings, logger));
+}
+
+function kafkajsClient(
   settings: KafkaSettings,
   logger?: Logger,
   overrides: Partial<KafkaConfig> = {},
@@ -149,7 +154,7 @@ export interface KafkaClusterInfo {
 /** Asks the cluster for its metadata: the proof that Kafka really serves, not only that a port is open. */
 export async function describeKafka(settings: KafkaSettings): Promise<KafkaClusterInfo> {
   // Fail fast: this answers "does Kafka serve?", callers that wait for it poll.
-  const kafka = createKafka(
+  const kafka = kafkajsClient(
     { ...settings, connectionTimeoutMs: Math.min(settings.connectionTimeoutMs, 3_000) },
     undefined,
     { retry: { retries: 1, initialRetryTime: 200 } },

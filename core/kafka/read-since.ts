@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { Kafka } from "kafkajs";
 import { unpackRecords } from "./packing.ts";
+import type { KafkaPort as Kafka } from "./port.ts";
 
 /**
  * Reads every record a topic received since `sinceMs` (by Kafka timestamp), up to its end as it was when called,

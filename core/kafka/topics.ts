@@ -1,5 +1,5 @@
-import type { Admin, Kafka } from "kafkajs";
 import { waitUntil } from "../poll.ts";
+import type { KafkaAdmin as Admin, KafkaPort as Kafka } from "./port.ts";
 
 /**
  * Creates the topics that do not exist yet (idempotent) and returns once every partition of every topic has a

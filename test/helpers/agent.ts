@@ -4,8 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
+import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 
 export { waitForPresence } from "../../controller/presence.ts";
 

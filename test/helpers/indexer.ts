@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Client, estypes } from "@elastic/elasticsearch";
-import { CompressionTypes, type Kafka } from "kafkajs";
 import { deterministicId } from "../../core/events.ts";
+import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 
 export { type ProcessUnderTest, startLifeline } from "./cli.ts";
 
@@ -42,7 +42,7 @@ export async function produceLogRecords(
         pack = [];
       }
       if (messages.length === 20 || i === count - 1) {
-        await producer.send({ topic, acks: -1, messages, compression: CompressionTypes.ZSTD });
+        await producer.send({ topic, acks: -1, messages, compression: "zstd" });
         messages = [];
       }
     }

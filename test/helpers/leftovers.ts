@@ -1,5 +1,5 @@
 import type { Client } from "@elastic/elasticsearch";
-import type { Kafka } from "kafkajs";
+import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 
 const uniqueSuffix = /[-_.]([0-9a-z]{8})(?=$|[-_.])/g;
 

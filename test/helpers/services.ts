@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Client } from "@elastic/elasticsearch";
-import type { Kafka } from "kafkajs";
 import { inject } from "vitest";
 import { createElastic } from "../../core/elastic/client.ts";
 import { createKafka } from "../../core/kafka/client.ts";
+import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 
 export function connections() {

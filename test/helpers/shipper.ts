@@ -1,9 +1,9 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Consumer, Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { unpackRecords } from "../../core/kafka/packing.ts";
+import type { KafkaConsumer as Consumer, KafkaPort as Kafka } from "../../core/kafka/port.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 import { type ProcessUnderTest, startLifeline } from "./cli.ts";
 import { uniqueName } from "./services.ts";

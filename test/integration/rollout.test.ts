@@ -313,7 +313,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const forger = kafka.producer();
     await forger.connect();
     const following = new Promise<void>((resolve) => {
-      const remove = control.on(control.events.FETCH, () => {
+      const remove = control.onFetch(() => {
         remove();
         resolve();
       });

@@ -1,0 +1,75 @@
+import "./kafkajs-fixes.ts";
+import { CompressionTypes, type Kafka } from "kafkajs";
+import type { Compression, KafkaAdmin, KafkaConsumer, KafkaPort, KafkaProducer } from "./port.ts";
+
+export const KAFKAJS_COMPRESSION = {
+  zstd: CompressionTypes.ZSTD,
+  gzip: CompressionTypes.GZIP,
+  none: CompressionTypes.None,
+} as const satisfies Record<Compression, CompressionTypes>;
+
+/** The clients behind ports made here, for core/kafka's own modules (the batch producer) and nothing else. */
+const clients = new WeakMap<KafkaPort, Kafka>();
+
+/** The port over a kafkajs client (kafkajs 2.2.4 with Lifeline's changes, core/kafka/kafkajs-fixes.ts). */
+export function kafkajsPort(kafka: Kafka): KafkaPort {
+  const port: KafkaPort = {
+    producer(options = {}): KafkaProducer {
+      const producer = kafka.producer({
+        idempotent: options.idempotent ?? true,
+        maxInFlightRequests: options.maxInFlightRequests ?? 1,
+      });
+      return {
+        connect: () => producer.connect(),
+        disconnect: () => producer.disconnect(),
+        send: ({ topic, messages, acks = -1, compression = "none" }) =>
+          producer.send({ topic, messages, acks, compression: KAFKAJS_COMPRESSION[compression] }),
+      };
+    },
+    consumer(options): KafkaConsumer {
+      const consumer = kafka.consumer(options);
+      return {
+        connect: () => consumer.connect(),
+        disconnect: () => consumer.disconnect(),
+        subscribe: (subscription) => consumer.subscribe(subscription),
+        run: (handlers) => consumer.run(handlers),
+        commitOffsets: (offsets) => consumer.commitOffsets(offsets),
+        seek: (position) => consumer.seek(position),
+        onFetch: (listener) => consumer.on(consumer.events.FETCH, () => listener()),
+        onGroupJoin: (listener) =>
+          consumer.on(consumer.events.GROUP_JOIN, ({ payload }) =>
+            listener({
+              groupId: payload.groupId,
+              memberId: payload.memberId,
+              memberAssignment: payload.memberAssignment,
+            }),
+          ),
+      };
+    },
+    admin(): KafkaAdmin {
+      const admin = kafka.admin();
+      return {
+        connect: () => admin.connect(),
+        disconnect: () => admin.disconnect(),
+        listTopics: () => admin.listTopics(),
+        createTopics: (request) => admin.createTopics(request),
+        deleteTopics: (request) => admin.deleteTopics(request),
+        fetchTopicMetadata: (request) => admin.fetchTopicMetadata(request),
+        fetchTopicOffsets: (topic) => admin.fetchTopicOffsets(topic),
+        fetchTopicOffsetsByTimestamp: (topic, timestampMs) =>
+          admin.fetchTopicOffsetsByTimestamp(topic, timestampMs),
+        fetchOffsets: (request) => admin.fetchOffsets(request),
+        describeCluster: () => admin.describeCluster(),
+      };
+    },
+  };
+  clients.set(port, kafka);
+  return port;
+}
+
+/** The kafkajs client behind a port, for core/kafka's batch producer; a port from elsewhere has none. */
+export function kafkajsOf(port: KafkaPort): Kafka {
+  const kafka = clients.get(port);
+  if (!kafka) throw new Error("this Kafka port has no kafkajs client behind it");
+  return kafka;
+}

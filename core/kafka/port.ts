@@ -1,0 +1,140 @@
+/**
+ * Lifeline's Kafka port: the only Kafka API components, tests' helpers and benchmarks see. Its shape follows the
+ * KafkaJS-style API that kafkajs and @confluentinc/kafka-javascript's compatibility layer share, narrowed to what
+ * Lifeline uses, in Lifeline's own types; one adapter implements it (core/kafka/kafkajs-adapter.ts). Only files in
+ * core/kafka import a Kafka client. docs/kafka-client.md says which client and why.
+ */
+
+export type Compression = "zstd" | "gzip" | "none";
+
+export interface OutboundMessage {
+  key?: string | Buffer | null;
+  value: string | Buffer | null;
+  headers?: Record<string, string | Buffer>;
+  partition?: number;
+}
+
+export interface KafkaProducer {
+  connect(): Promise<void>;
+  /** Resolves once Kafka acknowledged every message (acks: -1 = all in-sync replicas, the default here). */
+  send(request: {
+    topic: string;
+    messages: OutboundMessage[];
+    acks?: -1 | 0 | 1;
+    compression?: Compression;
+  }): Promise<unknown>;
+  disconnect(): Promise<void>;
+}
+
+export type InboundHeaders = Record<string, Buffer | string | Array<Buffer | string> | undefined>;
+
+export interface InboundMessage {
+  key: Buffer | null;
+  value: Buffer | null;
+  offset: string;
+  timestamp: string;
+  headers?: InboundHeaders;
+}
+
+export interface InboundBatch {
+  topic: string;
+  partition: number;
+  highWatermark: string;
+  messages: InboundMessage[];
+}
+
+/** One fetched batch of one partition, and what its handler may do while it works on it. */
+export interface BatchContext {
+  batch: InboundBatch;
+  /** Keeps the group membership while a batch takes long (retries). */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping. */
+  isRunning(): boolean;
+  /** True once a rebalance took the partition away: its new owner gets the batch again. */
+  isStale(): boolean;
+  /** Moves the fetch position past `offset` (the commit makes it survive a restart). */
+  resolveOffset(offset: string): void;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  sessionTimeout?: number;
+  heartbeatInterval?: number;
+  maxBytesPerPartition?: number;
+  maxBytes?: number;
+}
+
+export interface GroupJoin {
+  groupId: string;
+  memberId: string;
+  memberAssignment: Record<string, number[]>;
+}
+
+export interface KafkaConsumer {
+  connect(): Promise<void>;
+  subscribe(
+    subscription: { topic: string; fromBeginning: boolean } | { topics: string[]; fromBeginning: boolean },
+  ): Promise<void>;
+  run(handlers: {
+    autoCommit?: boolean;
+    eachBatchAutoResolve?: boolean;
+    partitionsConsumedConcurrently?: number;
+    eachMessage?: (payload: { topic: string; partition: number; message: InboundMessage }) => Promise<void>;
+    eachBatch?: (context: BatchContext) => Promise<void>;
+  }): Promise<void>;
+  /** Commits the offsets of the next messages to read. */
+  commitOffsets(offsets: Array<{ topic: string; partition: number; offset: string }>): Promise<void>;
+  /** Moves a partition's position (once `run` has started). */
+  seek(position: { topic: string; partition: number; offset: string }): void;
+  /** Called after every completed fetch, empty or not; returns the function that removes it. The first one
+   * proves the group's positions are resolved: a message sent after it is seen. */
+  onFetch(listener: () => void): () => void;
+  onGroupJoin(listener: (joined: GroupJoin) => void): () => void;
+  disconnect(): Promise<void>;
+}
+
+export interface PartitionOffsets {
+  partition: number;
+  /** The next offset to be written (the end). */
+  high: string;
+  low: string;
+}
+
+export interface KafkaAdmin {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  listTopics(): Promise<string[]>;
+  createTopics(request: {
+    topics: Array<{ topic: string; numPartitions?: number; replicationFactor?: number }>;
+    waitForLeaders?: boolean;
+  }): Promise<boolean>;
+  deleteTopics(request: { topics: string[]; timeout?: number }): Promise<void>;
+  fetchTopicMetadata(request: { topics: string[] }): Promise<{
+    topics: Array<{
+      name: string;
+      partitions: Array<{ partitionId: number; leader: number; partitionErrorCode: number }>;
+    }>;
+  }>;
+  fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
+  /** Per partition, the first offset at or after `timestampMs` ("-1": none yet). */
+  fetchTopicOffsetsByTimestamp(
+    topic: string,
+    timestampMs?: number,
+  ): Promise<Array<{ partition: number; offset: string }>>;
+  /** A group's committed offsets ("-1": none). */
+  fetchOffsets(request: {
+    groupId: string;
+    topics: string[];
+  }): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
+  describeCluster(): Promise<{
+    clusterId: string;
+    brokers: Array<{ nodeId: number; host: string; port: number }>;
+  }>;
+}
+
+export interface KafkaPort {
+  /** Idempotent producers with acks=all are what Lifeline sends with; one request in flight each. */
+  producer(options?: { idempotent?: boolean; maxInFlightRequests?: number }): KafkaProducer;
+  consumer(options: ConsumerOptions): KafkaConsumer;
+  admin(): KafkaAdmin;
+}
