@@ -164,12 +164,7 @@ export class Agent implements Component {
     // A new group starts at the topic's end; "started" must mean that end is resolved, so that a command sent
     // right after is seen. The first completed fetch proves it.
     const consumer = this.consumer;
-    const fetching = new Promise<void>((resolve) => {
-      const remove = consumer.onFetch(() => {
-        remove();
-        resolve();
-      });
-    });
+    const fetching = consumer.firstFetch();
     await consumer.run({ eachMessage: async ({ message }) => this.onMessage(message.value) });
     await fetching;
     this.emit("agent.started", "success", {}, { message: `agent on ${this.config.host.name}` });

@@ -52,12 +52,7 @@ async function main() {
   await consumer.connect();
   await consumer.subscribe({ topic: floorTopic, fromBeginning: false });
   const received = new Map<string, number>();
-  const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.onFetch(() => {
-      remove();
-      resolve();
-    });
-  });
+  const fetched = consumer.firstFetch();
   await consumer.run({
     eachMessage: async ({ message }) => void received.set(String(message.key), Date.now()),
   });

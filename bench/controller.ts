@@ -135,12 +135,7 @@ async function baseline(prefix: string, hosts: number, label: string): Promise<B
   const done = new Promise<void>((resolve) => {
     allIn = resolve;
   });
-  const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.onFetch(() => {
-      remove();
-      resolve();
-    });
-  });
+  const fetched = consumer.firstFetch();
   await consumer.run({
     eachBatch: async ({ batch }) => {
       replies += batch.messages.length;

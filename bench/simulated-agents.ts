@@ -86,12 +86,7 @@ async function consume(groupId: string, onlyFor?: string): Promise<Consumer> {
   const consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
   await consumer.connect();
   await consumer.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
-  const fetched = new Promise<void>((resolve) => {
-    const remove = consumer.onFetch(() => {
-      remove();
-      resolve();
-    });
-  });
+  const fetched = consumer.firstFetch();
   await consumer.run({ eachBatch: async ({ batch }) => answer(batch.messages, onlyFor) });
   await fetched;
   return consumer;

@@ -99,12 +99,7 @@ export async function followDecision(
     const answered = new Promise<{ answer: "taken" | "refused"; reason?: string }>((resolve) => {
       settle = resolve;
     });
-    const fetched = new Promise<void>((resolve) => {
-      const remove = consumer.onFetch(() => {
-        remove();
-        resolve();
-      });
-    });
+    const fetched = consumer.firstFetch();
     let publishedAt = Number.POSITIVE_INFINITY;
     await consumer.run({
       eachMessage: async ({ message }) => {

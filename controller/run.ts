@@ -637,12 +637,7 @@ export class RolloutRunner {
     this.consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topic: `${this.topicPrefix}.lifecycle`, fromBeginning: false });
-    const fetched = new Promise<void>((resolve) => {
-      const remove = consumer.onFetch(() => {
-        remove();
-        resolve();
-      });
-    });
+    const fetched = consumer.firstFetch();
     await consumer.run({
       eachMessage: async ({ message }) => {
         for (const text of unpackRecords(message.value)) {

@@ -35,7 +35,13 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
         run: (handlers) => consumer.run(handlers),
         commitOffsets: (offsets) => consumer.commitOffsets(offsets),
         seek: (position) => consumer.seek(position),
-        onFetch: (listener) => consumer.on(consumer.events.FETCH, () => listener()),
+        firstFetch: () =>
+          new Promise<void>((resolve) => {
+            const remove = consumer.on(consumer.events.FETCH, () => {
+              remove();
+              resolve();
+            });
+          }),
         onGroupJoin: (listener) =>
           consumer.on(consumer.events.GROUP_JOIN, ({ payload }) =>
             listener({

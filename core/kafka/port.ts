@@ -86,9 +86,11 @@ export interface KafkaConsumer {
   commitOffsets(offsets: Array<{ topic: string; partition: number; offset: string }>): Promise<void>;
   /** Moves a partition's position (once `run` has started). */
   seek(position: { topic: string; partition: number; offset: string }): void;
-  /** Called after every completed fetch, empty or not; returns the function that removes it. The first one
-   * proves the group's positions are resolved: a message sent after it is seen. */
-  onFetch(listener: () => void): () => void;
+  /**
+   * Resolves after the next completed fetch: the readiness signal. Once `run` has started, the first one proves
+   * the group's positions are resolved, so a message sent after it is seen (a new group starts at the end).
+   */
+  firstFetch(): Promise<void>;
   onGroupJoin(listener: (joined: GroupJoin) => void): () => void;
   disconnect(): Promise<void>;
 }

@@ -312,12 +312,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     await control.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
     const forger = kafka.producer();
     await forger.connect();
-    const following = new Promise<void>((resolve) => {
-      const remove = control.onFetch(() => {
-        remove();
-        resolve();
-      });
-    });
+    const following = control.firstFetch();
     await control.run({
       eachMessage: async ({ message }) => {
         const copy = JSON.parse(String(message.value));
