@@ -13,8 +13,8 @@ import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
 import { win32Scm } from "./drivers/scm-win32.ts";
 import { SystemdDriver } from "./drivers/systemd.ts";
-import { WindowsProcessDriver } from "./drivers/windows-process.ts";
-import { WindowsServiceDriver } from "./drivers/windows-service.ts";
+import { type ProcessPort, WindowsProcessDriver, win32Processes } from "./drivers/windows-process.ts";
+import { type ScmPort, WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
 import { runHook, waitHealthy } from "./probes.ts";
 import { CommandVerifier } from "./verifier.ts";
@@ -711,6 +711,10 @@ export class Agent implements Component {
   }
 }
 
+/** One Win32 worker thread each for all of an agent's Windows services and programs, not one per service. */
+let sharedScm: ScmPort | undefined;
+let sharedProcesses: ProcessPort | undefined;
+
 /** The driver for a declared service on this platform (`platform` for tests). */
 export function driverFor(
   service: ServiceConfig,
@@ -722,11 +726,12 @@ export function driverFor(
   if (service.driver === "windows-service")
     return new WindowsServiceDriver(
       service.serviceName as string,
-      platform === "win32" ? win32Scm() : undefined,
+      platform === "win32" ? (sharedScm ??= win32Scm()) : undefined,
       250,
       { stopDependents: service.stopDependents, suspendRecovery: service.suspendRecovery },
     );
   // Job objects and CTRL_BREAK on Windows; process groups and signals elsewhere.
-  if (platform === "win32") return new WindowsProcessDriver(service, stateDir);
+  if (platform === "win32")
+    return new WindowsProcessDriver(service, stateDir, (sharedProcesses ??= win32Processes()));
   return new ProcessDriver(service, stateDir);
 }
