@@ -714,6 +714,14 @@ export class Agent implements Component {
 /** One Win32 worker thread each for all of an agent's Windows services and programs, not one per service. */
 let sharedScm: ScmPort | undefined;
 let sharedProcesses: ProcessPort | undefined;
+function scmPort(): ScmPort {
+  sharedScm ??= win32Scm();
+  return sharedScm;
+}
+function processPort(): ProcessPort {
+  sharedProcesses ??= win32Processes();
+  return sharedProcesses;
+}
 
 /** The driver for a declared service on this platform (`platform` for tests). */
 export function driverFor(
@@ -726,12 +734,11 @@ export function driverFor(
   if (service.driver === "windows-service")
     return new WindowsServiceDriver(
       service.serviceName as string,
-      platform === "win32" ? (sharedScm ??= win32Scm()) : undefined,
+      platform === "win32" ? scmPort() : undefined,
       250,
       { stopDependents: service.stopDependents, suspendRecovery: service.suspendRecovery },
     );
-  // Job objects and CTRL_BREAK on Windows; process groups and signals elsewhere.
-  if (platform === "win32")
-    return new WindowsProcessDriver(service, stateDir, (sharedProcesses ??= win32Processes()));
+  // Job objects and CTRL_C on Windows; process groups and signals elsewhere.
+  if (platform === "win32") return new WindowsProcessDriver(service, stateDir, processPort());
   return new ProcessDriver(service, stateDir);
 }
