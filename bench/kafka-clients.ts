@@ -9,15 +9,18 @@
  *   node bench/kafka-clients.ts                      all clients
  *   node bench/kafka-clients.ts --client <name> --topic <t>   one run (the parent starts these)
  *
- * Clients: kafkajs (2.2.4 as published, with a zstd codec from Node's zlib through its public CompressionCodecs
- * registry), kafkajs+lifeline (with core/kafka/kafkajs-fixes.ts, as Lifeline runs it today), platformatic
+ * Clients: kafkajs (2.2.4 as published, unpacked from the registry into ~/.cache/lifeline/packages, with a zstd
+ * codec from Node's zlib through its public CompressionCodecs registry), kafkajs+lifeline (the installed kafkajs
+ * with patches/kafkajs+2.2.4.patch and core/kafka/kafkajs-setup.ts, as Lifeline runs it), platformatic
  * (@platformatic/kafka). @confluentinc/kafka-javascript does not install here with a plain `npm ci`: see
  * docs/kafka-client.md.
  */
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { zstdCompress, zstdDecompress } from "node:zlib";
+import { npmPackage } from "../core/install.ts";
 import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000);
@@ -73,11 +76,15 @@ function lanes(all: Buffer[]): Buffer[][][] {
   return Array.from({ length: LANES }, (_, lane) => requests.filter((_, i) => i % LANES === lane));
 }
 
-async function runKafkajs(topic: string, withFixes: boolean, work: Buffer[][][]): Promise<void> {
-  if (withFixes) await import("../core/kafka/kafkajs-fixes.ts");
+async function runKafkajs(topic: string, patched: boolean, work: Buffer[][][]): Promise<void> {
+  const setup = patched ? await import("../core/kafka/kafkajs-setup.ts") : undefined;
   // kafkajs is CommonJS: its exports object as a whole (named imports miss CompressionCodecs).
-  const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = (await import("kafkajs")).default;
-  if (!withFixes) {
+  const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = (
+    patched
+      ? (await import("kafkajs")).default
+      : createRequire(import.meta.url)(await npmPackage("kafkajs@2.2.4"))
+  ) as typeof import("kafkajs");
+  if (!patched) {
     // kafkajs has no zstd of its own: the documented way to add a codec.
     const compress = promisify(zstdCompress);
     const decompress = promisify(zstdDecompress);
@@ -86,7 +93,12 @@ async function runKafkajs(topic: string, withFixes: boolean, work: Buffer[][][])
       decompress: (buffer: Buffer) => decompress(buffer),
     });
   }
-  const kafka = new Kafka({ clientId: "bench", brokers: BROKERS, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: "bench",
+    brokers: BROKERS,
+    logLevel: logLevel.NOTHING,
+    ...(setup ? { socketFactory: setup.socketFactory } : {}),
+  });
   // One request in flight per idempotent kafkajs producer: a producer per lane, as Lifeline's batch producer does.
   await Promise.all(
     work.map(async (requests) => {

@@ -116,8 +116,8 @@ async function installApp(
   rmSync(app, { recursive: true, force: true });
   cpSync(dist, app, { recursive: true });
   cpSync(join(root, "package-lock.json"), join(app, "package-lock.json"));
-  say(`installing production dependencies into ${app} (npm ci --omit=dev)`);
-  await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], app);
+  say(`installing production dependencies into ${app} (npm ci --omit=dev, then Lifeline's patches)`);
+  await installProductionDependencies(app);
   if (platform === "windows") {
     // npm installs koffi's binary for the platform it runs on; a Windows folder needs the Windows one.
     const koffi = JSON.parse(
@@ -127,6 +127,21 @@ async function installApp(
     const unpacked = await npmPackage(`@koromix/koffi-win32-x64@${koffi}`);
     cpSync(unpacked, join(app, "node_modules", "@koromix", "koffi-win32-x64"), { recursive: true });
   }
+}
+
+/**
+ * The lock file's production dependencies into `dir` (which holds package.json and package-lock.json), without
+ * their install scripts, and then Lifeline's patches (patches/, applied by this checkout's patch-package: a
+ * production install has no dev dependencies). kafkajs refuses to load unpatched (core/kafka/kafkajs-setup.ts).
+ */
+export async function installProductionDependencies(dir: string): Promise<void> {
+  await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], dir);
+  cpSync(join(root, "patches"), join(dir, "patches"), { recursive: true });
+  await run(
+    process.execPath,
+    [join(root, "node_modules", "patch-package", "index.js"), "--error-on-fail"],
+    dir,
+  );
 }
 
 /** An npm package unpacked into ~/.cache/lifeline/packages (once): its folder. */

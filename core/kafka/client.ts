@@ -6,6 +6,7 @@ import { parseBoolean, parseList } from "../config.ts";
 import { ConfigError, RetryableError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { kafkajsPort } from "./kafkajs-adapter.ts";
+import { socketFactory } from "./kafkajs-setup.ts";
 import type { KafkaPort } from "./port.ts";
 
 export const kafkaSettingsSchema = z.strictObject({
@@ -44,24 +45,6 @@ export const kafkaEnvOverrides = {
   LIFELINE_KAFKA_PASSWORD: { path: "kafka.sasl.password" },
 };
 
-let negativeTimeoutWarningFiltered = false;
-
-/**
- * kafkajs 2.2.4 arms an idle timer with a negative delay (requestQueue.scheduleCheckPendingRequests), which
- * Node 24 reports as TimeoutNegativeWarning on every connection; Node clamps it to 1 ms, so it is noise.
- * Every other warning still reaches the handlers that were there before.
- */
-function filterNegativeTimeoutWarning(): void {
-  if (negativeTimeoutWarningFiltered) return;
-  negativeTimeoutWarningFiltered = true;
-  const previous = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (warning) => {
-    if (warning.name === "TimeoutNegativeWarning") return;
-    for (const listener of previous) listener(warning);
-  });
-}
-
 /** The one place a Kafka client is made, so TLS, SASL, timeouts and logging are the same everywhere. */
 export function createKafka(settings: KafkaSettings, logger?: Logger): KafkaPort {
   return kafkajsPort(kafkajsClient(settings, logger));
@@ -72,7 +55,6 @@ function kafkajsClient(
   logger?: Logger,
   overrides: Partial<KafkaConfig> = {},
 ): Kafka {
-  filterNegativeTimeoutWarning();
   // Our producers use kafkajs's default partitioner on purpose (murmur2, as the Java client): its notice about
   // the 2.0 change is noise in every command's output.
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
@@ -83,6 +65,7 @@ function kafkajsClient(
     connectionTimeout: settings.connectionTimeoutMs,
     requestTimeout: settings.requestTimeoutMs,
     logLevel: logLevel.WARN,
+    socketFactory,
     logCreator: () => (entry) => {
       if (!logger) return;
       const { message, ...rest } = entry.log;

@@ -1,4 +1,4 @@
-import "./kafkajs-fixes.ts";
+import "./kafkajs-setup.ts";
 import { CompressionTypes, type Kafka } from "kafkajs";
 import type { Compression, KafkaAdmin, KafkaConsumer, KafkaPort, KafkaProducer } from "./port.ts";
 
@@ -11,7 +11,7 @@ export const KAFKAJS_COMPRESSION = {
 /** The clients behind ports made here, for core/kafka's own modules (the batch producer) and nothing else. */
 const clients = new WeakMap<KafkaPort, Kafka>();
 
-/** The port over a kafkajs client (kafkajs 2.2.4 with Lifeline's changes, core/kafka/kafkajs-fixes.ts). */
+/** The port over a kafkajs client (kafkajs 2.2.4 with Lifeline's patch, core/kafka/kafkajs-setup.ts). */
 export function kafkajsPort(kafka: Kafka): KafkaPort {
   const port: KafkaPort = {
     producer(options = {}): KafkaProducer {

@@ -6,6 +6,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -13,7 +14,7 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { npmPackage } from "../../core/install.ts";
+import { installProductionDependencies, npmPackage } from "../../core/install.ts";
 
 /**
  * The Windows test bed: Wine 10 in a Debian trixie chroot (test/windows/build-bed.sh), Node 24's node.exe from
@@ -177,19 +178,17 @@ export async function openBed(log: (line: string) => void): Promise<WineBed> {
     output: () => (existsSync(output) ? readFileSync(output, "utf8") : ""),
     async stageApp() {
       // dist/ was built by the global setup (npm run build), once for all test files.
-      const lock = readFileSync(join(root, "package-lock.json"));
-      const modules = join(
-        cache,
-        `app-modules-${createHash("sha256").update(lock).digest("hex").slice(0, 12)}`,
-      );
+      // Keyed by the lock file and the patches: both decide what node_modules holds.
+      const digest = createHash("sha256").update(readFileSync(join(root, "package-lock.json")));
+      for (const patch of readdirSync(join(root, "patches")).sort())
+        digest.update(patch).update(readFileSync(join(root, "patches", patch)));
+      const modules = join(cache, `app-modules-${digest.digest("hex").slice(0, 12)}`);
       if (!existsSync(join(modules, "node_modules"))) {
         rmSync(modules, { recursive: true, force: true });
         mkdirSync(modules, { recursive: true });
         cpSync(join(root, "package.json"), join(modules, "package.json"));
         cpSync(join(root, "package-lock.json"), join(modules, "package-lock.json"));
-        await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], {
-          cwd: modules,
-        });
+        await installProductionDependencies(modules);
       }
       const app = join(dir, "app");
       cpSync(join(root, "dist"), app, { recursive: true });
