@@ -5,6 +5,7 @@ import { connectionEnvOverrides } from "../core/connections.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
+import { TIMESTAMP_FORMATS } from "./parse/timestamp.ts";
 import { MULTILINE_PRESETS } from "./tail/multiline.ts";
 
 const regex = z.string().refine((source) => {
@@ -58,6 +59,20 @@ export const inputSchema = z.strictObject({
     .default(256 * 1024),
   /** The files' text encoding: UTF-8, or UTF-16LE as many Windows programs write (a leading BOM is skipped). */
   encoding: z.enum(["utf-8", "utf-16le"]).default("utf-8"),
+  /**
+   * A plain-text line that begins with its own time is dated by it (`@timestamp`; the read time becomes
+   * `event.created`). `formats`: which layouts are recognised (shipper/parse/timestamp.ts), `[]` for none;
+   * `timeZone`: how a time without a zone is read, an IANA name, `UTC`, or `local` (the shipper host's zone).
+   */
+  timestamp: z
+    .strictObject({
+      formats: z.array(z.enum(TIMESTAMP_FORMATS)).default([...TIMESTAMP_FORMATS]),
+      timeZone: z
+        .string()
+        .refine(validTimeZone, "an IANA time zone name (Europe/Berlin), UTC, or local")
+        .default("local"),
+    })
+    .default({ formats: [...TIMESTAMP_FORMATS], timeZone: "local" }),
   /** Where a file never seen before starts: its beginning, or its end (only new lines). */
   startAt: z.enum(["beginning", "end"]).default("beginning"),
 });
@@ -127,6 +142,16 @@ export const shipperConfigSchema = z.strictObject({
   elasticsearch: elasticSettingsSchema.optional(),
 });
 export type ShipperConfig = z.output<typeof shipperConfigSchema>;
+
+function validTimeZone(zone: string): boolean {
+  if (zone === "local") return true;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function loadShipperConfig(file: string, env: NodeJS.ProcessEnv = process.env): ShipperConfig {
   return loadConfigFile(file, shipperConfigSchema, {

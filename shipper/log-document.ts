@@ -45,6 +45,8 @@ export class LogDocumentTemplate implements RecordWriter {
   private offsetDigits10 = 0;
   private traceId: string | undefined;
   private spanId: string | undefined;
+  /** The line's own time (shipper/parse/timestamp.ts), or undefined: the read time is `@timestamp`. */
+  private timestamp: string | undefined;
 
   constructor(context: FileContext) {
     this.dataset = `,"dataset":${JSON.stringify(context.dataset)}`;
@@ -74,6 +76,7 @@ export class LogDocumentTemplate implements RecordWriter {
     startOffset: number,
     traceId: string | undefined,
     spanId: string | undefined,
+    timestamp: string | undefined,
   ): number {
     const plain = this.plain;
     if (fileId !== this.plainFileId) {
@@ -93,6 +96,7 @@ export class LogDocumentTemplate implements RecordWriter {
     this.offsetDigits10 = digits(startOffset, 10);
     this.traceId = traceId;
     this.spanId = spanId;
+    this.timestamp = timestamp;
     this.bytes =
       PLAIN_HEAD.length +
       24 +
@@ -101,6 +105,7 @@ export class LogDocumentTemplate implements RecordWriter {
       escapes +
       plain.eventId.length +
       this.offsetDigits36 +
+      (timestamp ? PLAIN_CREATED.length + 24 : 0) +
       plain.afterEventId.length +
       this.offsetDigits10 +
       plain.afterOffset.length +
@@ -120,13 +125,15 @@ export class LogDocumentTemplate implements RecordWriter {
   writeInto(target: Buffer, offset: number): void {
     const plain = this.plain;
     let at = put(target, offset, PLAIN_HEAD);
-    at = putAscii(target, at, isoNow());
+    at = putAscii(target, at, this.timestamp ?? isoNow());
     at = put(target, at, PLAIN_MESSAGE);
     const { source, sourceStart: start, sourceLength: length } = this;
     if (this.sourceEscapes === 0) at += source.copy(target, at, start, start + length);
     else at = putEscaped(target, at, source, start, start + length);
     at = put(target, at, plain.eventId);
     at = putInteger(target, at, this.offset, 36, this.offsetDigits36);
+    // `"created":"<read time>` (afterEventId begins with the closing quote) when @timestamp is the line's own.
+    if (this.timestamp) at = putAscii(target, put(target, at, PLAIN_CREATED), isoNow());
     at = put(target, at, plain.afterEventId);
     at = putInteger(target, at, this.offset, 10, this.offsetDigits10);
     at = put(target, at, plain.afterOffset);
@@ -137,6 +144,7 @@ export class LogDocumentTemplate implements RecordWriter {
     this.source = EMPTY;
     this.traceId = undefined;
     this.spanId = undefined;
+    this.timestamp = undefined;
   }
 
   write(line: LogLine): string {
@@ -145,7 +153,9 @@ export class LogDocumentTemplate implements RecordWriter {
     const plain = fields.format === "plain";
     const message = plain || line.lineCount > 1 ? line.text : (fields.message ?? line.text);
     // Timestamps come out of toISOString, event ids are base64url, trace and span ids validated hex: no escaping.
-    let json = `{"@timestamp":"${fields.timestamp ?? isoNow()}","message":${JSON.stringify(message)},"event":{"id":"${line.eventId}"${this.dataset}`;
+    // @timestamp is the line's own time when it has one, and event.created the time it was read; else the read time.
+    const created = fields.timestamp ? `,"created":"${isoNow()}"` : "";
+    let json = `{"@timestamp":"${fields.timestamp ?? isoNow()}","message":${JSON.stringify(message)},"event":{"id":"${line.eventId}"${created}${this.dataset}`;
     if (!plain) json += `,"original":${JSON.stringify(line.text)}`;
     json += `${this.pathPart}${line.startOffset}`;
     if (fields.level) json += `,"level":${JSON.stringify(fields.level)}`;
@@ -179,6 +189,7 @@ function ownBytes(text: string): Buffer {
 }
 const PLAIN_HEAD = Buffer.from(`{"@timestamp":"`);
 const PLAIN_MESSAGE = Buffer.from(`","message":"`);
+const PLAIN_CREATED = Buffer.from(`","created":"`);
 const PLAIN_TRACE = Buffer.from(`,"trace":{"id":"`);
 const PLAIN_SPAN = Buffer.from(`,"span":{"id":"`);
 const HEX = Buffer.from("0123456789abcdef");

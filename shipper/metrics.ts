@@ -51,6 +51,18 @@ export function createShipperMetrics() {
       labelNames,
       registers: [registry],
     }),
+    copiesHeld: new Counter({
+      name: "lifeline_shipper_copies_recognised_total",
+      help: "New files recognised as a copy of content already read (copytruncate): read only from where the original stopped",
+      labelNames,
+      registers: [registry],
+    }),
+    copyBytesMissed: new Counter({
+      name: "lifeline_shipper_copytruncate_bytes_missed_total",
+      help: "Bytes a file held past what was read when it was truncated, with no copy of them found: not shipped",
+      labelNames,
+      registers: [registry],
+    }),
     rotations: new Counter({
       name: "lifeline_shipper_file_rotations_total",
       help: "Files renamed or deleted while read",

@@ -1,3 +1,4 @@
+import { readSync } from "node:fs";
 import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { FSWatcher } from "chokidar";
@@ -14,14 +15,17 @@ import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
+import { TimestampReader } from "./parse/timestamp.ts";
+import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
-import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
+import { type ContentBefore, FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
 
 interface Input {
   config: InputConfig;
   matcher: PathMatcher;
   multiline: MultilineRule | undefined;
+  timestamps: TimestampReader | undefined;
   topic: string;
 }
 
@@ -39,7 +43,17 @@ interface TrackedFile {
   acknowledge: ((endOffset: number) => void) | undefined;
   acknowledgeGeneration: number;
   unreportedRecords: number;
+  /** A copy of another file's content (copytruncate's), not read until it is known where its own lines begin. */
+  held: Held | undefined;
 }
+
+/**
+ * Why a file is held: a copy of a file truncated a moment ago (starts where the original was read to, once it stops
+ * growing), or a copy of a live file (its lines are the original's, until the original is truncated or they differ).
+ */
+type Held =
+  | { kind: "truncated"; truncation: Truncation; lastSize: number | undefined }
+  | { kind: "live"; original: TrackedFile; compared: number; lineEnd: number };
 
 const TICK_MS = 100;
 const GAUGE_INTERVAL_MS = 1_000;
@@ -79,6 +93,7 @@ export class Shipper implements Component {
   private readQueue: Array<() => void> = [];
   private readBuffers: Buffer[] = [];
   private readonly opening = new Set<string>();
+  private readonly truncations = new RecentTruncations();
 
   constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
     this.config = options.config;
@@ -109,6 +124,7 @@ export class Shipper implements Component {
       config,
       matcher: { include: config.paths, exclude: config.exclude },
       multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
+      timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
       topic: `${prefix}.${config.kind === "lifecycle" ? "lifecycle" : "logs"}`,
     }));
     this.events = {
@@ -271,6 +287,7 @@ export class Shipper implements Component {
                 this.filesByPath = undefined;
               }
               known.detachedAt = undefined;
+              if (known.held) this.reviewHeld(known, info.size);
               return;
             }
             const file = await this.openFile(path, input, info.size);
@@ -285,6 +302,9 @@ export class Shipper implements Component {
     for (const [key, file] of this.files) {
       if (seen.has(key)) continue;
       if (file.detachedAt === undefined) {
+        // A held copy deleted (compressed, say) is still read through its handle: where its own lines begin is
+        // decided now, from what it holds.
+        if (file.held) this.reviewHeld(file, file.tailer.currentSize(), true);
         file.detachedAt = now;
         file.tailer.state = "draining";
         this.metrics.rotations.inc({ input: file.input.config.name });
@@ -378,6 +398,9 @@ export class Shipper implements Component {
     } else if (this.started) {
       offset = 0; // a file that appears while running is read from its start, whatever startAt says
     }
+    const held = saved ? undefined : this.copyHeld(handle.fd, info.size, current);
+    if (held?.kind === "truncated") fileId = held.truncation.fileId;
+    if (held?.kind === "live") fileId = held.original.fileId;
     const identity = { dev: info.dev, ino: info.ino, ...current };
     const tailer = new FileTailer({
       handle,
@@ -399,6 +422,7 @@ export class Shipper implements Component {
       acknowledge: undefined,
       acknowledgeGeneration: -1,
       unreportedRecords: 0,
+      held,
       template: new LogDocumentTemplate({
         dataset: input.config.name,
         hostName: this.config.host.name,
@@ -410,7 +434,91 @@ export class Shipper implements Component {
     this.fileByTailer.set(file.tailer, file);
     this.filesByPath = undefined;
     this.dirty = true;
+    if (held) {
+      this.metrics.copiesHeld.inc({ input: input.config.name });
+      this.logger.info(
+        { path, copyOf: held.kind === "live" ? held.original.tailer.path : "a file truncated in place" },
+        "a copy of a file already read: its lines are not read twice",
+      );
+      this.reviewHeld(file, info.size);
+    }
     return file;
+  }
+
+  /**
+   * A held copy's checkpoint: what its original had shipped of it. After a restart it is read from there (lines
+   * the original also reads again keep their event ids: one document each).
+   */
+  private heldFloor(file: TrackedFile): number {
+    const held = file.held as Held;
+    const size = file.tailer.currentSize();
+    return Math.min(
+      size,
+      held.kind === "truncated" ? held.truncation.readUpTo : held.original.tailer.ackedOffset,
+    );
+  }
+
+  /** A new file that holds another's content: a copytruncate copy (see shipper/tail/copies.ts), or undefined. */
+  private copyHeld(
+    fd: number,
+    size: number,
+    current: { fingerprint: string; fingerprintBytes: number },
+  ): Held | undefined {
+    const truncation = this.truncations.find(fd, size, Date.now());
+    if (truncation) return { kind: "truncated", truncation, lastSize: undefined };
+    if (!this.started) return undefined;
+    for (const original of this.files.values()) {
+      if (original.held || original.tailer.state !== "active") continue;
+      if (!isFullCopyOf(current, original.tailer.identity)) continue;
+      const lineEnd = this.firstLinesEnd(fd, current.fingerprintBytes);
+      return { kind: "live", original, compared: current.fingerprintBytes, lineEnd };
+    }
+    return undefined;
+  }
+
+  private firstLinesEnd(fd: number, bytes: number): number {
+    const head = Buffer.allocUnsafe(bytes);
+    const read = readSync(fd, head, 0, bytes, 0);
+    return head.subarray(0, read).lastIndexOf(10) + 1;
+  }
+
+  /**
+   * Decides where a held copy's own lines begin, if that can be known now, and lets it be read from there.
+   * `final`: the copy is gone from its path (its content will not change): decide with what it holds.
+   */
+  private reviewHeld(file: TrackedFile, size: number, final = false): void {
+    const held = file.held;
+    if (!held) return;
+    let start: number | undefined;
+    if (held.kind === "truncated") {
+      start = final
+        ? Math.min(size, held.truncation.readUpTo)
+        : copyStart(held.truncation, size, held.lastSize);
+      held.lastSize = size;
+    } else {
+      const { original } = held;
+      if (
+        final ||
+        this.fileByTailer.get(original.tailer) !== original ||
+        original.tailer.state !== "active"
+      ) {
+        // The original is read to its end through its own handle: the copy holds nothing it does not.
+        start = size;
+      } else if (!original.tailer.contentChanged()) {
+        const to = Math.min(size, original.tailer.currentSize());
+        const compared = compareCopy(file.tailer.fd, original.tailer.fd, held.compared, to, held.lineEnd);
+        held.compared = compared.equalUpTo;
+        held.lineEnd = compared.lineEnd;
+        // Lines that differ from the original's are the copy's own (not a copy after all, or written to since).
+        if (compared.diverged) start = compared.lineEnd;
+      }
+    }
+    if (start === undefined) return;
+    file.held = undefined;
+    file.tailer.skipTo(start);
+    this.dirty = true;
+    this.logger.info({ path: file.tailer.path, from: start }, "copy released: reading the lines only it has");
+    void this.pump(file);
   }
 
   /**
@@ -446,6 +554,7 @@ export class Shipper implements Component {
   }
 
   private async pump(file: TrackedFile): Promise<void> {
+    if (file.held) return;
     try {
       await file.tailer.pump();
     } catch (error) {
@@ -472,13 +581,20 @@ export class Shipper implements Component {
     }
   }
 
-  private onTruncated(
-    tailer: FileTailer,
-    previous: number,
-    before: { fingerprint: string; fingerprintBytes: number },
-  ): void {
+  private onTruncated(tailer: FileTailer, previous: number, before: ContentBefore): void {
     const file = this.fileByTailer.get(tailer);
     if (!file) return;
+    const truncation: Truncation = { before, readUpTo: previous, fileId: file.fileId, at: Date.now() };
+    this.truncations.add(truncation);
+    // Copies of it found before the truncation now know where their own lines begin.
+    let copyKnown = false;
+    for (const copy of this.files.values()) {
+      if (copy.held?.kind === "live" && copy.held.original === file) {
+        copy.held = { kind: "truncated", truncation, lastSize: undefined };
+        this.reviewHeld(copy, copy.tailer.currentSize());
+        copyKnown = true;
+      }
+    }
     // New content in the same inode: new ids, so its records never collide with the old content's.
     file.fileId = deterministicId(file.fileId, "truncated", tailer.generation, Date.now());
     this.dirty = true;
@@ -487,31 +603,36 @@ export class Shipper implements Component {
       { path: tailer.path, previous },
       "file truncated (copytruncate?): reading it from the start",
     );
-    void this.catchUpFromCopy(file, previous, before);
+    if (!copyKnown) void this.catchUpFromCopy(file, truncation);
   }
 
   /**
    * copytruncate copies the file, then truncates it: lines written after our last read are only in the copy.
    * Find the copy (same first bytes, at least as long as what we had read) beside the file and read that tail.
    */
-  private async catchUpFromCopy(
-    file: TrackedFile,
-    readUpTo: number,
-    { fingerprint, fingerprintBytes }: { fingerprint: string; fingerprintBytes: number },
-  ): Promise<void> {
+  private async catchUpFromCopy(file: TrackedFile, truncation: Truncation): Promise<void> {
+    const { readUpTo } = truncation;
+    const { fingerprint, fingerprintBytes } = truncation.before;
     const { tailer } = file;
     const dir = dirname(tailer.path);
-    if (fingerprintBytes === 0) return;
+    if (fingerprintBytes === 0) return this.reportMissedCopy(file, truncation);
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       if (path === tailer.path) continue;
       const info = await statFile(path).catch(() => undefined);
-      if (!info?.isFile() || info.size <= readUpTo || this.files.has(identityKey(info))) continue;
+      if (!info?.isFile()) continue;
+      const tracked = this.files.get(identityKey(info));
+      if (tracked) {
+        // Found by the glob already, and recognised as this copy: it is read from where the original stopped.
+        if (tracked.fileId === truncation.fileId) return;
+        continue;
+      }
       const handle = await open(path, "r").catch(() => undefined);
       if (!handle) continue;
       const prefix = fingerprintOf(handle, info.size, fingerprintBytes);
       await handle.close();
       if (prefix.fingerprint !== fingerprint) continue;
+      if (info.size <= readUpTo) break; // a copy taken before the last lines: they are in neither
       const copy = await this.openFile(path, file.input, info.size, {
         key: identityKey(info),
         input: file.input.config.name,
@@ -524,20 +645,42 @@ export class Shipper implements Component {
         size: info.size,
         mtimeMs: info.mtimeMs,
         updatedAt: new Date().toISOString(),
-        fileId: deterministicId(file.fileId, "copy", path),
+        // The ids the original gave (or would have given) these lines: a line read twice is one document.
+        fileId: truncation.fileId,
       });
       if (copy) {
         copy.detachedAt = Date.now();
         copy.tailer.state = "draining";
         this.logger.info(
-          { copy: path, from: readUpTo, to: info.size },
-          "reading the lines only the copytruncate copy has",
+          { path, copyOf: tailer.path, from: readUpTo, to: info.size },
+          "a copy of a file already read: its lines are not read twice",
         );
         await this.saveCheckpoint(true);
         void this.pump(copy);
       }
       return;
     }
+    this.reportMissedCopy(file, truncation);
+  }
+
+  /**
+   * The original was truncated before its last lines were read, and no copy of them is beside it (deleted or
+   * compressed before it was seen, or kept elsewhere): say so, with how much at least, instead of nothing.
+   * A copy the glob finds later is still read (RecentTruncations).
+   */
+  private reportMissedCopy(file: TrackedFile, truncation: Truncation): void {
+    const missed = truncation.before.size - truncation.readUpTo;
+    if (missed <= 0) return;
+    this.metrics.copyBytesMissed.inc({ input: file.input.config.name }, missed);
+    this.logger.warn(
+      {
+        path: file.tailer.path,
+        readUpTo: truncation.readUpTo,
+        sizeSeen: truncation.before.size,
+        bytes: missed,
+      },
+      "file truncated before its last lines were read, and no copy of them was found beside it: at least these bytes are not shipped",
+    );
   }
 
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
@@ -551,7 +694,7 @@ export class Shipper implements Component {
     }
     let fields: ExtractedFields | undefined;
     if (record.source && record.flags.size === 0 && input.config.kind !== "lifecycle") {
-      fields = extractFields(record.lines[0] as string, input.config.parser);
+      fields = lineFields(input, record.lines[0] as string);
       if (fields.format === "plain") {
         // Most lines: their document goes from the read buffer into the Kafka pack as bytes.
         const { source, sourceStart = 0, bytes, startOffset } = record;
@@ -565,6 +708,7 @@ export class Shipper implements Component {
           startOffset,
           traceId,
           spanId,
+          fields.timestamp,
         );
         this.producer.enqueueWritten(
           input.topic,
@@ -632,7 +776,7 @@ export class Shipper implements Component {
       }
       flags = new Set([...flags, "invalid_json"]);
     }
-    const fields = extracted ?? extractFields(record.lines[0] ?? "", input.config.parser);
+    const fields = extracted ?? lineFields(input, record.lines[0] ?? "");
     const value = file.template.write({
       eventId,
       path: tailer.path,
@@ -652,7 +796,8 @@ export class Shipper implements Component {
       if (!this.dirty && !force) return;
       this.dirty = false;
       const entries: FileCheckpoint[] = [];
-      for (const [key, { tailer, input, fileId }] of this.files) {
+      for (const [key, file] of this.files) {
+        const { tailer, input, fileId } = file;
         entries.push({
           key,
           input: input.config.name,
@@ -661,7 +806,7 @@ export class Shipper implements Component {
           ino: tailer.identity.ino,
           fingerprint: tailer.identity.fingerprint,
           fingerprintBytes: tailer.identity.fingerprintBytes,
-          offset: tailer.ackedOffset,
+          offset: file.held ? this.heldFloor(file) : tailer.ackedOffset,
           size: tailer.size,
           mtimeMs: tailer.mtimeMs,
           updatedAt: new Date().toISOString(),
@@ -679,6 +824,28 @@ export class Shipper implements Component {
     });
     return this.saving;
   }
+}
+
+/** The fields a log line names; a plain-text line's leading timestamp too (shipper/parse/timestamp.ts). */
+function lineFields(input: Input, line: string): ExtractedFields {
+  const fields = extractFields(line, input.config.parser);
+  if (fields.format === "plain" && input.timestamps) {
+    const ms = input.timestamps.read(line, Date.now());
+    if (ms !== undefined) fields.timestamp = isoOf(ms);
+  }
+  return fields;
+}
+
+let lastIsoMs = Number.NaN;
+let lastIso = "";
+
+/** Lines of the same millisecond share one ISO string. */
+function isoOf(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIsoMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {

@@ -20,13 +20,19 @@ export interface TailerEvents {
    */
   acquireRead(): Promise<{ buffer: Buffer; release: () => void }>;
   /** `before` identifies the old content, to find a copy of it. */
-  truncated(
-    tailer: FileTailer,
-    previousPosition: number,
-    before: { fingerprint: string; fingerprintBytes: number },
-  ): void;
+  truncated(tailer: FileTailer, previousPosition: number, before: ContentBefore): void;
   binarySkipped(tailer: FileTailer): void;
   bytesRead(tailer: FileTailer, bytes: number): void;
+}
+
+/** What identified a file's content before it was truncated: to recognise a copy of it. */
+export interface ContentBefore {
+  fingerprint: string;
+  fingerprintBytes: number;
+  /** The fingerprinted bytes themselves, when kept. */
+  prefix: Buffer | undefined;
+  /** The size last seen before the truncation: at least this much old content existed. */
+  size: number;
 }
 
 interface Chunk {
@@ -97,6 +103,34 @@ export class FileTailer {
     this.maxLineBytes = this.utf16 ? options.maxLineBytes - (options.maxLineBytes % 2) : options.maxLineBytes;
     this.events = options.events;
     this.joiner = new MultilineJoiner(options.multiline, (record) => this.events.record(this, record));
+  }
+
+  /** The open handle's descriptor (a copy is compared with its original through it). */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /** The file's size now, through the open handle (it may be renamed or deleted). */
+  currentSize(): number {
+    return fstatSync(this.handle.fd).size;
+  }
+
+  /** The file's first bytes are no longer what it was read as (truncated and written again, not yet noticed). */
+  contentChanged(): boolean {
+    return this.contentReplaced();
+  }
+
+  /**
+   * Moves the start of a file not read yet (a copy held back until its original said how far it was read):
+   * everything before `offset` counts as shipped.
+   */
+  skipTo(offset: number): void {
+    if (this.position !== this.ackedOffset || this.pumping || this.partialBytes > 0) {
+      throw new Error(`skipTo on a file already being read: ${this.path}`);
+    }
+    this.position = offset;
+    this.ackedOffset = offset;
+    this.partialStart = offset;
   }
 
   /** Reads whatever is new; concurrent calls coalesce into one more pass. */
@@ -280,9 +314,11 @@ export class FileTailer {
   private restartAfterTruncation(newSize: number): void {
     // A half-read line of the old content is not a line: whoever reads the copy reads it whole from its start.
     const previous = this.partialBytes > 0 ? this.partialStart : this.position;
-    const before = {
+    const before: ContentBefore = {
       fingerprint: this.identity.fingerprint,
       fingerprintBytes: this.identity.fingerprintBytes,
+      prefix: this.prefix?.length === this.identity.fingerprintBytes ? this.prefix : undefined,
+      size: this.size,
     };
     this.resetPartial(0);
     this.joiner.flush();

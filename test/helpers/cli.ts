@@ -34,6 +34,8 @@ export interface ProcessUnderTest {
   started: Promise<void>;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves once the output holds `text` `times` times (awaited on the output, no polling). */
+  waitForOutput(text: string, times?: number, timeoutMs?: number): Promise<void>;
 }
 
 /** Runs a real `lifeline <command>` child process (the TypeScript entry unless `launcher` says otherwise); `started` resolves when it logs `readyMessage`. */
@@ -52,6 +54,7 @@ export function startLifeline(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  const outputWaiters = new Set<() => void>();
   let onStarted: () => void = () => {};
   let onFailed: (error: Error) => void = () => {};
   const started = new Promise<void>((resolve, reject) => {
@@ -61,6 +64,7 @@ export function startLifeline(
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
     if (output.includes(`"msg":"${readyMessage}"`)) onStarted();
+    for (const check of outputWaiters) check();
   };
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
@@ -78,6 +82,29 @@ export function startLifeline(
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
+    },
+    waitForOutput(text: string, times = 1, timeoutMs = 60_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (output.split(text).length - 1 < times) return;
+          finish();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(
+            new Error(
+              `lifeline ${args[0]} did not print ${JSON.stringify(text)} ${times} times:\n${output.slice(-3000)}`,
+            ),
+          );
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          outputWaiters.delete(check);
+        };
+        outputWaiters.add(check);
+        check();
+      });
     },
   };
 }

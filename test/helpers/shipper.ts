@@ -43,6 +43,8 @@ export class TopicReader {
   private readonly topic: string;
   private waiters: Array<() => void> = [];
   private failure: Error | undefined;
+  /** Per partition, the offset of the last message consumed. */
+  private readonly consumedUpTo = new Map<number, bigint>();
 
   private readonly kafka: Kafka;
 
@@ -71,6 +73,7 @@ export class TopicReader {
                 offset: message.offset,
               });
             }
+            this.consumedUpTo.set(batch.partition, BigInt(message.offset));
           }
           for (const wake of this.waiters.splice(0)) wake();
         },
@@ -101,6 +104,27 @@ export class TopicReader {
       });
     }
     return this.records;
+  }
+
+  /**
+   * Everything the topic holds now, read: its end offsets are asked for, then awaited. With the writer stopped
+   * first, nothing can come after: counts taken then are final (a duplicate cannot arrive later unseen).
+   */
+  async readToEnd(timeoutMs = 60_000): Promise<ConsumedRecord[]> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    let ends: Array<{ partition: number; last: bigint }>;
+    try {
+      ends = (await admin.fetchTopicOffsets(this.topic))
+        .filter(({ high, low }) => BigInt(high) > BigInt(low))
+        .map(({ partition, high }) => ({ partition, last: BigInt(high) - 1n }));
+    } finally {
+      await admin.disconnect();
+    }
+    return this.waitFor(
+      () => ends.every(({ partition, last }) => (this.consumedUpTo.get(partition) ?? -1n) >= last),
+      timeoutMs,
+    );
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,14 @@
-import { copyFileSync, renameSync, truncateSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import { testKafka } from "../helpers/services.ts";
@@ -27,6 +36,8 @@ function expectExactlyOnceInOrder(records: ConsumedRecord[], total: number) {
     expect(list, `order within ${key}`).toEqual([...list].sort((a, b) => a - b));
   }
 }
+
+const COPY_SEEN = "a copy of a file already read";
 
 describe("shipper: rotation during heavy writes, counted line by line", () => {
   let shipper: ShipperUnderTest | undefined;
@@ -94,6 +105,57 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
       const records = await reader.waitFor((r) => r.length >= total);
       expectExactlyOnceInOrder(records, total);
       expect(shipper.output()).toContain("file truncated");
+    } finally {
+      await reader.stop();
+    }
+  });
+
+  it("copytruncate with a glob that matches the copies (app.log*, *.gz excluded): each line once, copies compressed away too", async () => {
+    const ws = shipperWorkspace("copytruncate-glob");
+    const path = join(ws.logs, "app.log");
+    const writer = new SequenceWriter(path, "app");
+    const config = writeShipperConfig(ws.dir, {
+      host: { name: "test-host" },
+      checkpointDir: ws.checkpointDir,
+      topicPrefix: ws.prefix,
+      reconcileIntervalMs: 500,
+      // What the example config suggests for rotated files.
+      inputs: [{ name: "app", paths: [`${path}*`], exclude: ["*.gz"] }],
+    });
+    shipper = startShipper(config);
+    await shipper.started;
+    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    try {
+      for (let round = 1; round <= 4; round++) {
+        const before = writer.next;
+        await writer.write(15_000);
+        await reader.waitFor((r) => r.length > before + 1_000);
+        // logrotate copytruncate, older copies shifted up first (renamed: same files, new names).
+        for (let n = round - 1; n >= 1; n--) {
+          if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
+        }
+        const copiesSeen = shipper.output().split(COPY_SEEN).length - 1;
+        copyFileSync(path, `${path}.1`);
+        truncateSync(path, 0);
+        if (round === 3) {
+          // compress without delaycompress: the copy becomes .gz (excluded) and is deleted, once the shipper has
+          // seen it (a copy deleted before any reader saw it is gone for every tailer: see the next test).
+          await shipper.waitForOutput(COPY_SEEN, copiesSeen + 1);
+          writeFileSync(`${path}.1.gz`, gzipSync(readFileSync(`${path}.1`)));
+          rmSync(`${path}.1`);
+        }
+      }
+      await writer.write(10_000);
+      writer.close();
+
+      const total = writer.next;
+      await reader.waitFor((r) => r.length >= total);
+      // Stopped, then the topic read to its end: a copy read from its start would show as tens of thousands more.
+      const output = shipper.output();
+      expect(await shipper.stop()).toBe(0);
+      shipper = undefined;
+      expectExactlyOnceInOrder(await reader.readToEnd(), total);
+      expect(output.split(COPY_SEEN).length - 1).toBe(4);
     } finally {
       await reader.stop();
     }

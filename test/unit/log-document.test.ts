@@ -5,7 +5,7 @@ import { extractFields } from "../../shipper/parse/fields.ts";
 import { NO_FLAGS } from "../../shipper/tail/multiline.ts";
 
 /** The document as an object, the way the shipper built it before it wrote JSON text by hand. */
-function asObject(context: FileContext, line: LogLine) {
+function asObject(context: FileContext, line: LogLine, created: string | undefined) {
   const { fields } = line;
   const flags = [...line.flags];
   return {
@@ -13,6 +13,8 @@ function asObject(context: FileContext, line: LogLine) {
     message: fields.format === "plain" || line.lineCount > 1 ? line.text : (fields.message ?? line.text),
     event: {
       id: line.eventId,
+      // The read time, when @timestamp is the line's own (undefined: left out, as JSON.stringify leaves it).
+      created: line.fields.timestamp ? created : undefined,
       dataset: context.dataset,
       ...(fields.format !== "plain" ? { original: line.text } : {}),
     },
@@ -66,7 +68,10 @@ describe("LogDocumentTemplate", () => {
           };
           const written = template.write(line);
           const parsed = JSON.parse(written) as Record<string, unknown>;
-          const expected = asObject(context, line);
+          const event = parsed.event as { created?: string };
+          if (line.fields.timestamp) expect(Date.parse(event.created ?? "")).not.toBeNaN();
+          else expect(event.created).toBeUndefined();
+          const expected = asObject(context, line, event.created);
           if (expected["@timestamp"] === undefined) expected["@timestamp"] = parsed["@timestamp"] as string;
           expect(written).toBe(JSON.stringify(expected));
           expect(logRecordSchema.safeParse(parsed).success).toBe(true);
@@ -122,6 +127,8 @@ describe("LogDocumentTemplate.preparePlain / writeInto", () => {
       const template = new LogDocumentTemplate(context);
       for (const [i, text] of lines.entries()) {
         const fields = extractFields(text, "plain");
+        // The line's own time (parsed from its start): @timestamp, and the read time goes to event.created.
+        if (i % 4 === 1) fields.timestamp = "2026-12-04T10:11:12.123Z";
         const source = Buffer.from(`prefix\n${text}\nrest`);
         const startOffset = offsets[i % offsets.length] as number;
         const fileId = i % 5 === 0 ? "oyAAsbygr4y6qsqMndBJ6xqnUx1" : "ZmlsZS1pZC10d28";
@@ -135,6 +142,7 @@ describe("LogDocumentTemplate.preparePlain / writeInto", () => {
           startOffset,
           fields.traceId,
           fields.spanId,
+          fields.timestamp,
         );
         const target = Buffer.alloc(bytes + 20, 0xee);
         template.writeInto(target, 10);
@@ -153,8 +161,15 @@ describe("LogDocumentTemplate.preparePlain / writeInto", () => {
         const written = target.subarray(10, 10 + bytes).toString("utf8");
         // The time of reading may differ by a millisecond between the two: compared apart.
         const time = /^\{"@timestamp":"([^"]{24})"/;
+        const created = /,"created":"([^"]{24})"/;
         expect(Date.parse(time.exec(written)?.[1] ?? "")).not.toBeNaN();
-        expect(written.replace(time, "")).toBe(expected.replace(time, ""));
+        if (fields.timestamp) {
+          expect(time.exec(written)?.[1]).toBe(fields.timestamp);
+          expect(Date.parse(created.exec(written)?.[1] ?? "")).not.toBeNaN();
+        } else expect(written).not.toMatch(created);
+        expect(written.replace(time, "").replace(created, "")).toBe(
+          expected.replace(time, "").replace(created, ""),
+        );
         compared++;
       }
     }
