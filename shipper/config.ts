@@ -6,6 +6,7 @@ import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaSettingsSchema } from "../core/kafka/client.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { TIMESTAMP_FORMATS } from "./parse/timestamp.ts";
+import { ENCODINGS } from "./tail/file-tailer.ts";
 import { MULTILINE_PRESETS } from "./tail/multiline.ts";
 
 const regex = z.string().refine((source) => {
@@ -48,6 +49,13 @@ export const inputSchema = z.strictObject({
   service: z.strictObject({ name: z.string().min(1), environment: z.string().optional() }).optional(),
   parser: z.enum(["auto", "json", "logfmt", "plain"]).default("auto"),
   multiline: multilineSchema.optional(),
+  /**
+   * Records (a multiline record as a whole) are shipped only if they match one of these, when any are given
+   * (regular expressions, JavaScript syntax)...
+   */
+  includeLines: z.array(regex).default([]),
+  /** ...and none of these. Lines left out are counted (`lifeline_shipper_lines_filtered_total`) and acknowledged. */
+  excludeLines: z.array(regex).default([]),
   /** Added to every record under labels. */
   fields: z.record(z.string(), z.string()).default({}),
   /** Longer lines are cut here and flagged `truncated`. */
@@ -57,8 +65,12 @@ export const inputSchema = z.strictObject({
     .min(1024)
     .max(900 * 1024)
     .default(256 * 1024),
-  /** The files' text encoding: UTF-8, or UTF-16LE as many Windows programs write (a leading BOM is skipped). */
-  encoding: z.enum(["utf-8", "utf-16le"]).default("utf-8"),
+  /**
+   * The files' text encoding. `utf-8` (the default) also reads a file that starts with a UTF-16 byte order mark as
+   * UTF-16; `utf-16` goes by the mark (little-endian without one), as many Windows programs write; `utf-16le`,
+   * `utf-16be`; `latin1` (ISO-8859-1) and `windows-1252`. Byte order marks are skipped.
+   */
+  encoding: z.enum(ENCODINGS).default("utf-8"),
   /**
    * A plain-text line that begins with its own time is dated by it (`@timestamp`; the read time becomes
    * `event.created`). `formats`: which layouts are recognised (shipper/parse/timestamp.ts), `[]` for none;
@@ -111,7 +123,10 @@ export const shipperConfigSchema = z.strictObject({
         .min(0)
         .max(512 * 1024)
         .default(DEFAULT_PACK_BYTES),
-      /** Files read at the same time; the others wait their turn. */
+      /**
+       * Files open at once (read, draining or held). Past it, new files wait for a slot (closed inactive or drained
+       * files free one): `lifeline_shipper_files_waiting` counts them, and a file deleted while waiting is not read.
+       */
       openFiles: z.number().int().positive().default(2_048),
       /**
        * Kafka producers sending side by side, files spread over them (a file's lines stay with one, in order).
@@ -129,6 +144,15 @@ export const shipperConfigSchema = z.strictObject({
     }),
   /** zstd: faster and smaller than gzip (Kafka 2.1+ brokers and consumers). */
   compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
+  /**
+   * A file read to its end and acknowledged that has not grown for this long is closed (its handle released, its
+   * checkpoint kept) and opened again when it grows. 0: files stay open until they are renamed away or deleted.
+   */
+  closeInactiveMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(5 * 60_000),
   /** How often every path is re-listed and re-checked, in case a watch event was missed. */
   reconcileIntervalMs: z.number().int().positive().default(2_000),
   checkpointIntervalMs: z.number().int().positive().default(1_000),

@@ -84,6 +84,23 @@ export function createShipperMetrics() {
       help: "Files with an open handle",
       registers: [registry],
     }),
+    filesWaiting: new Gauge({
+      name: "lifeline_shipper_files_waiting",
+      help: "Files matched but not opened: limits.openFiles files are open",
+      registers: [registry],
+    }),
+    filesClosedInactive: new Counter({
+      name: "lifeline_shipper_files_closed_inactive_total",
+      help: "Files closed after closeInactiveMs without growth (opened again when they grow)",
+      labelNames,
+      registers: [registry],
+    }),
+    linesFiltered: new Counter({
+      name: "lifeline_shipper_lines_filtered_total",
+      help: "Records left out by an input's includeLines / excludeLines",
+      labelNames: ["input", "rule"] as const,
+      registers: [registry],
+    }),
     inflightBytes: new Gauge({
       name: "lifeline_shipper_inflight_bytes",
       help: "Bytes read, not yet acknowledged",

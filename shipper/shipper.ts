@@ -26,6 +26,8 @@ interface Input {
   matcher: PathMatcher;
   multiline: MultilineRule | undefined;
   timestamps: TimestampReader | undefined;
+  /** includeLines / excludeLines, compiled; undefined when the input has none. */
+  keep: ((text: string) => "include" | "exclude" | undefined) | undefined;
   topic: string;
 }
 
@@ -94,6 +96,9 @@ export class Shipper implements Component {
   private readBuffers: Buffer[] = [];
   private readonly opening = new Set<string>();
   private readonly truncations = new RecentTruncations();
+  private warnedWaiting = false;
+  /** Files being opened by the reconcile pass right now (they take a slot of limits.openFiles). */
+  private pendingOpens = 0;
 
   constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
     this.config = options.config;
@@ -125,6 +130,7 @@ export class Shipper implements Component {
       matcher: { include: config.paths, exclude: config.exclude },
       multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
       timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
+      keep: lineFilter(config.includeLines, config.excludeLines),
       topic: `${prefix}.${config.kind === "lifecycle" ? "lifecycle" : "logs"}`,
     }));
     this.events = {
@@ -133,7 +139,10 @@ export class Shipper implements Component {
       truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
       binarySkipped: (tailer) => {
         this.metrics.binarySkipped.inc({ input: tailer.input });
-        this.logger.warn({ path: tailer.path }, "binary file skipped (NUL bytes in its first 8 KiB)");
+        this.logger.warn(
+          { path: tailer.path },
+          "binary file skipped (NUL bytes in its first 8 KiB; UTF-16 text without a byte order mark needs `encoding: utf-16le` or `utf-16be` on its input)",
+        );
         this.dirty = true;
       },
       bytesRead: (tailer, bytes) => {
@@ -222,8 +231,10 @@ export class Shipper implements Component {
     if (this.stopped) return;
     this.logger.debug({ kind, path }, "watch event");
     if (kind === "change") {
-      for (const file of this.filesAt(path)) void this.pump(file);
-      return;
+      const files = this.filesAt(path);
+      for (const file of files) void this.pump(file);
+      // A file closed while inactive (or waiting for a slot) that grows: opened by the next pass, soon.
+      if (files.length > 0) return;
     }
     // New or vanished paths: look again shortly, once, whatever the number of events.
     this.reconcileSoon ??= setTimeout(() => {
@@ -268,6 +279,7 @@ export class Shipper implements Component {
   private async reconcileOnce(): Promise<void> {
     const seen = new Map<string, string>(); // identity key → path
     const opened: TrackedFile[] = [];
+    let waiting = 0;
     for (const input of this.inputs) {
       const paths = await listMatching(input.matcher);
       // Several paths at a time: a thousand files found at start open in a fraction of the time, one by one.
@@ -281,6 +293,16 @@ export class Shipper implements Component {
             const key = identityKey(info);
             seen.set(key, path);
             const known = this.files.get(key);
+            if (!known) {
+              // Closed while inactive, and not grown since: stays closed (its checkpoint is in `saved`).
+              const closed = this.saved.get(key);
+              if (closed && this.started && closed.size === info.size && closed.mtimeMs === info.mtimeMs)
+                return;
+              if (this.files.size + this.pendingOpens >= this.config.limits.openFiles) {
+                waiting++;
+                return;
+              }
+            }
             if (known) {
               if (known.tailer.path !== path) {
                 known.tailer.path = path; // renamed, and still matched
@@ -290,8 +312,14 @@ export class Shipper implements Component {
               if (known.held) this.reviewHeld(known, info.size);
               return;
             }
-            const file = await this.openFile(path, input, info.size);
-            if (file) opened.push(file);
+            // Counted before the first await: paths open concurrently, and each must see the others' slots.
+            this.pendingOpens++;
+            try {
+              const file = await this.openFile(path, input, info.size);
+              if (file) opened.push(file);
+            } finally {
+              this.pendingOpens--;
+            }
           }),
         ),
       );
@@ -301,10 +329,10 @@ export class Shipper implements Component {
     const now = Date.now();
     for (const [key, file] of this.files) {
       if (seen.has(key)) continue;
+      // A held copy deleted (compressed, say) is still read through its handle: where its own lines begin is
+      // decided from what it holds, as soon as its original can tell.
+      if (file.held) this.reviewHeld(file, file.tailer.currentSize(), true);
       if (file.detachedAt === undefined) {
-        // A held copy deleted (compressed, say) is still read through its handle: where its own lines begin is
-        // decided now, from what it holds.
-        if (file.held) this.reviewHeld(file, file.tailer.currentSize(), true);
         file.detachedAt = now;
         file.tailer.state = "draining";
         this.metrics.rotations.inc({ input: file.input.config.name });
@@ -323,17 +351,51 @@ export class Shipper implements Component {
         }
       }
     }
+    this.closeInactive(now);
     if (opened.length > 0) {
       // The new files' ids must be on disk before any of their records is sent.
       await this.saveCheckpoint(true);
     }
+    this.metrics.filesWaiting.set(waiting);
+    if (waiting > 0 && !this.warnedWaiting) {
+      this.logger.warn(
+        { openFiles: this.config.limits.openFiles, waiting },
+        "limits.openFiles files are open: more files wait for a slot (raise the limit, or lower closeInactiveMs)",
+      );
+    }
+    this.warnedWaiting = waiting > 0;
     this.metrics.filesOpen.set([...this.files.values()].filter((f) => f.tailer.state !== "closed").length);
     for (const file of this.files.values()) void this.pump(file);
+  }
+
+  /**
+   * Files read to their end, acknowledged and quiet for closeInactiveMs are closed; their checkpoint is kept in
+   * `saved`, and the reconcile pass opens them again (same offset and file id) once their size or time changes.
+   */
+  private closeInactive(now: number): void {
+    const after = this.config.closeInactiveMs;
+    if (after <= 0) return;
+    for (const [key, file] of this.files) {
+      const { tailer } = file;
+      if (tailer.state !== "active" || file.held || file.detachedAt !== undefined || tailer.holdsData)
+        continue;
+      if (now - tailer.lastGrowthAt < after || tailer.ackedOffset < tailer.position) continue;
+      if (tailer.position < tailer.size) continue;
+      this.saved.set(key, this.checkpointOf(key, file));
+      this.files.delete(key);
+      this.fileByTailer.delete(tailer);
+      this.filesByPath = undefined;
+      this.dirty = true;
+      void tailer.close();
+      this.metrics.filesClosedInactive.inc({ input: file.input.config.name });
+      this.logger.debug({ path: tailer.path }, "file inactive: closed until it grows");
+    }
   }
 
   /** A detached file is done when read to its end, nothing is pending, and it stopped growing a while ago. */
   private drained(file: TrackedFile, now: number): boolean {
     const { tailer } = file;
+    if (file.held) return false; // not read yet: its original decides first
     const quiet = Math.max(1_000, 2 * this.config.reconcileIntervalMs);
     return (
       tailer.position >= tailer.size &&
@@ -497,14 +559,17 @@ export class Shipper implements Component {
       held.lastSize = size;
     } else {
       const { original } = held;
-      if (
-        final ||
-        this.fileByTailer.get(original.tailer) !== original ||
-        original.tailer.state !== "active"
-      ) {
+      const originalLive =
+        this.fileByTailer.get(original.tailer) === original && original.tailer.state === "active";
+      if (originalLive && original.tailer.contentChanged()) {
+        // The original was truncated and has not noticed yet: its truncation will say where the copy's lines
+        // begin (onTruncated). Deciding now, even for a deleted copy, could skip lines only the copy has.
+        return;
+      }
+      if (final || !originalLive) {
         // The original is read to its end through its own handle: the copy holds nothing it does not.
         start = size;
-      } else if (!original.tailer.contentChanged()) {
+      } else {
         const to = Math.min(size, original.tailer.currentSize());
         const compared = compareCopy(file.tailer.fd, original.tailer.fd, held.compared, to, held.lineEnd);
         held.compared = compared.equalUpTo;
@@ -688,6 +753,17 @@ export class Shipper implements Component {
     if (!file) return;
     const input = file.input;
     file.unreportedRecords++;
+    if (input.keep) {
+      const left = input.keep(
+        record.lines.length === 1 ? (record.lines[0] as string) : record.lines.join("\n"),
+      );
+      if (left) {
+        // Not shipped, and acknowledged in order with the file's records before it: the checkpoint moves past it.
+        this.metrics.linesFiltered.inc({ input: input.config.name, rule: left });
+        this.producer.advance(input.topic, file.kafkaKey, this.acknowledger(file), record.endOffset);
+        return;
+      }
+    }
     if (record.flags.size > 0) {
       if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
       if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
@@ -791,28 +867,30 @@ export class Shipper implements Component {
       : { value };
   }
 
+  private checkpointOf(key: string, file: TrackedFile): FileCheckpoint {
+    const { tailer, input, fileId } = file;
+    return {
+      key,
+      input: input.config.name,
+      path: tailer.path,
+      dev: tailer.identity.dev,
+      ino: tailer.identity.ino,
+      fingerprint: tailer.identity.fingerprint,
+      fingerprintBytes: tailer.identity.fingerprintBytes,
+      offset: file.held ? this.heldFloor(file) : tailer.ackedOffset,
+      size: tailer.size,
+      mtimeMs: tailer.mtimeMs,
+      updatedAt: new Date().toISOString(),
+      fileId,
+    };
+  }
+
   private saveCheckpoint(force = false): Promise<void> {
     this.saving = this.saving.then(async () => {
       if (!this.dirty && !force) return;
       this.dirty = false;
       const entries: FileCheckpoint[] = [];
-      for (const [key, file] of this.files) {
-        const { tailer, input, fileId } = file;
-        entries.push({
-          key,
-          input: input.config.name,
-          path: tailer.path,
-          dev: tailer.identity.dev,
-          ino: tailer.identity.ino,
-          fingerprint: tailer.identity.fingerprint,
-          fingerprintBytes: tailer.identity.fingerprintBytes,
-          offset: file.held ? this.heldFloor(file) : tailer.ackedOffset,
-          size: tailer.size,
-          mtimeMs: tailer.mtimeMs,
-          updatedAt: new Date().toISOString(),
-          fileId,
-        });
-      }
+      for (const [key, file] of this.files) entries.push(this.checkpointOf(key, file));
       // Checkpoints of files not found yet (first pass still running) are kept as they were.
       for (const [key, saved] of this.saved) if (!this.files.has(key)) entries.push(saved);
       try {
@@ -824,6 +902,21 @@ export class Shipper implements Component {
     });
     return this.saving;
   }
+}
+
+/** Which rule leaves a record out ("include": it matches none of includeLines; "exclude"), or undefined: kept. */
+function lineFilter(
+  include: string[],
+  exclude: string[],
+): ((text: string) => "include" | "exclude" | undefined) | undefined {
+  if (include.length === 0 && exclude.length === 0) return undefined;
+  const includes = include.map((source) => new RegExp(source));
+  const excludes = exclude.map((source) => new RegExp(source));
+  return (text) => {
+    if (includes.length > 0 && !includes.some((pattern) => pattern.test(text))) return "include";
+    if (excludes.some((pattern) => pattern.test(text))) return "exclude";
+    return undefined;
+  };
 }
 
 /** The fields a log line names; a plain-text line's leading timestamp too (shipper/parse/timestamp.ts). */

@@ -108,6 +108,8 @@ export class BatchProducer implements Component {
   private readonly lanes: Lane[];
   /** Packs still taking records, one per topic and key, in the order they were opened. */
   private open = new Map<string, Pack>();
+  /** Per topic and key, the newest pack not yet acknowledged (open, queued or in flight): see `advance`. */
+  private readonly newest = new Map<string, Pack>();
   private lastPack: Pack | undefined;
   private readonly buffers: BufferPool;
   /** `enqueue`'s record as a RecordWriter, reused: its text is copied into the pack at once. */
@@ -224,6 +226,24 @@ export class BatchProducer implements Component {
     this.noteAck(pack, onAck, position);
   }
 
+  /**
+   * A position with no record (a line filtered out): `onAck(position)` runs once every record enqueued before it
+   * under `key` is acknowledged, in order with them; at once if none is waiting. No record joins a pack this way.
+   */
+  advance(topic: string, key: string, onAck: (position: number) => void, position: number): void {
+    const pack = this.newest.get(`${topic}\u0000${key}`);
+    if (!pack) {
+      onAck(position);
+      return;
+    }
+    const last = pack.acks.length - 1;
+    if (last >= 0 && pack.acks[last] === onAck) pack.positions[last] = position;
+    else {
+      pack.acks.push(onAck);
+      pack.positions.push(position);
+    }
+  }
+
   private openPack(topic: string, key: string): Pack | undefined {
     const pack = this.lastPack;
     if (pack && pack.key === key && pack.topic === topic) return pack;
@@ -252,8 +272,10 @@ export class BatchProducer implements Component {
       positions: [],
       lane: this.laneOf(key),
     };
-    if (this.options.packBytes > 0) this.open.set(`${topic}\u0000${key}`, pack);
+    const name = `${topic}\u0000${key}`;
+    if (this.options.packBytes > 0) this.open.set(name, pack);
     else pack.lane.ready.push(pack);
+    this.newest.set(name, pack);
     return pack;
   }
 
@@ -363,6 +385,8 @@ export class BatchProducer implements Component {
         bytes += pack.bytes;
         records += pack.records;
         for (let i = 0; i < pack.acks.length; i++) pack.acks[i]?.(pack.positions[i] ?? 0);
+        const name = `${pack.topic}\u0000${pack.key}`;
+        if (this.newest.get(name) === pack) this.newest.delete(name);
         this.buffers.give(pack.buffer);
       }
       this.inflight -= cost;

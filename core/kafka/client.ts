@@ -69,13 +69,28 @@ function kafkajsClient(
     logCreator: () => (entry) => {
       if (!logger) return;
       const { message, ...rest } = entry.log;
-      const level = entry.level <= logLevel.ERROR ? "warn" : entry.level === logLevel.WARN ? "warn" : "debug";
+      const level = kafkajsLogLevel(entry.level, message);
       logger[level]({ kafkajs: entry.namespace, ...rest }, message);
     },
   };
   if (settings.tls?.enabled) config.ssl = tlsOptions(settings.tls);
   if (settings.sasl) config.sasl = settings.sasl as SASLOptions;
   return new Kafka(config);
+}
+
+/**
+ * kafkajs's log entries at Lifeline's levels. One warning is moved to debug because it does not apply, and a user
+ * could do nothing about it: "Limiting retries for the idempotent producer may invalidate EoS guarantees", printed
+ * once per producer at every start. Lifeline's batch producer gives kafkajs a few retries so that it sees failures
+ * (to report them, split a batch the broker finds too large, dead-letter a record), then sends the same batch again
+ * itself, forever, on the same producer: kafkajs rolls its sequence numbers back after a failed send, so the
+ * broker still recognises a batch that did land. Only after five failures in a row does it take a new producer id
+ * (after a broker lost the producer's state), when a batch can be written twice, with the same event ids.
+ */
+export function kafkajsLogLevel(level: logLevel, message: string): "warn" | "debug" {
+  if (message === "Limiting retries for the idempotent producer may invalidate EoS guarantees")
+    return "debug";
+  return level <= logLevel.WARN ? "warn" : "debug";
 }
 
 function tlsOptions(tls: NonNullable<KafkaSettings["tls"]>): ConnectionOptions {

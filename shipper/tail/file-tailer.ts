@@ -11,6 +11,14 @@ const CONSUME_SLICE_BYTES = 64 * 1024;
 
 export type TailerState = "active" | "draining" | "closed";
 
+/**
+ * A file's text encoding. `utf-8` also reads a file that begins with a UTF-16 byte order mark as UTF-16 (a BOM is
+ * never valid UTF-8); `utf-16` is told by its BOM (little-endian without one). Byte order marks are not text:
+ * skipped, never part of a line.
+ */
+export const ENCODINGS = ["utf-8", "utf-16", "utf-16le", "utf-16be", "latin1", "windows-1252"] as const;
+export type Encoding = (typeof ENCODINGS)[number];
+
 export interface TailerEvents {
   /** A complete record, in file order. Must not block: backpressure is `waitForRoom`. */
   record(tailer: FileTailer, record: JoinedRecord): void;
@@ -64,8 +72,15 @@ export class FileTailer {
 
   private readonly handle: FileHandle;
   private readonly maxLineBytes: number;
-  /** UTF-16LE (as Windows programs often write their logs): newlines are 0A 00 at even offsets, a BOM may lead. */
-  private readonly utf16: boolean;
+  private readonly encoding: Encoding;
+  /** UTF-16 (as Windows programs often write their logs), once known: newlines are 0A 00 (LE) or 00 0A (BE). */
+  private utf16: "le" | "be" | undefined;
+  /** A single-byte encoding: every byte is a character. */
+  private readonly singleByte: "latin1" | "windows-1252" | undefined;
+  /** The first bytes were looked at for a byte order mark. */
+  private sniffed = false;
+  /** Where text begins: after the byte order mark, if any. */
+  private textStart = 0;
   private readonly joiner: MultilineJoiner;
   private readonly events: TailerEvents;
   private partial: Buffer[] = [];
@@ -89,9 +104,12 @@ export class FileTailer {
     maxLineBytes: number;
     multiline: MultilineRule | undefined;
     events: TailerEvents;
-    encoding?: "utf-8" | "utf-16le";
+    encoding?: Encoding;
   }) {
-    this.utf16 = options.encoding === "utf-16le";
+    this.encoding = options.encoding ?? "utf-8";
+    this.utf16 = this.encoding === "utf-16le" ? "le" : this.encoding === "utf-16be" ? "be" : undefined;
+    this.singleByte =
+      this.encoding === "latin1" || this.encoding === "windows-1252" ? this.encoding : undefined;
     this.handle = options.handle;
     this.path = options.path;
     this.input = options.input;
@@ -99,8 +117,8 @@ export class FileTailer {
     this.position = options.offset;
     this.ackedOffset = options.offset;
     this.partialStart = options.offset;
-    // A UTF-16 line is cut on a whole code unit.
-    this.maxLineBytes = this.utf16 ? options.maxLineBytes - (options.maxLineBytes % 2) : options.maxLineBytes;
+    // A UTF-16 line is cut on a whole code unit (even when UTF-16 is only found by its byte order mark).
+    this.maxLineBytes = options.maxLineBytes - (options.maxLineBytes % 2);
     this.events = options.events;
     this.joiner = new MultilineJoiner(options.multiline, (record) => this.events.record(this, record));
   }
@@ -193,6 +211,7 @@ export class FileTailer {
         continue;
       }
       if (this.stopping || this.skipped) return;
+      if (!this.sniffed && !this.sniffByteOrderMark(stat.size)) return;
       // Same size but written since the last look: truncated and refilled to exactly our offset, maybe.
       if (stat.size === this.position && !(modified && this.position > 0 && this.contentReplaced())) return;
       if (stat.size === this.position) {
@@ -228,8 +247,12 @@ export class FileTailer {
               break;
             }
             if (data.length === 0 || this.stopping) break;
-            // UTF-16 text is full of zero bytes: only UTF-8 inputs are sniffed for binary content.
-            if (!this.utf16 && this.position === 0 && data.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
+            // UTF-16 text is full of zero bytes: only 8-bit inputs are sniffed for binary content.
+            if (
+              !this.utf16 &&
+              this.position === this.textStart &&
+              data.subarray(0, BINARY_SNIFF_BYTES).includes(0)
+            ) {
               this.skipped = true;
               this.position = stat.size;
               this.ackedOffset = stat.size;
@@ -278,6 +301,44 @@ export class FileTailer {
       // or the next reconcile pass; looking again here cost a stat per change event, at a thousand busy files.
       if (this.position >= stat.size) return;
     }
+  }
+
+  /**
+   * Looks at the first bytes once for a byte order mark: it decides UTF-16's byte order (and UTF-16 for a `utf-8`
+   * input), and reading starts after it. False while the file is too short to tell.
+   */
+  private sniffByteOrderMark(size: number): boolean {
+    if (size === 0) return false;
+    const head = Buffer.alloc(3);
+    const read = readSync(this.handle.fd, head, 0, 3, 0);
+    const [a, b, c] = head;
+    const utf8Bom = a === 0xef && b === 0xbb && c === 0xbf;
+    const le = a === 0xff && b === 0xfe;
+    const be = a === 0xfe && b === 0xff;
+    // Maybe the start of a mark: wait for the third byte (a two-byte file that is all mark has no text yet).
+    if (read < 3 && (a === 0xef || a === 0xff || a === 0xfe)) return false;
+    this.sniffed = true;
+    let mark = 0;
+    if (this.singleByte) return true;
+    if (this.encoding === "utf-8") {
+      if (utf8Bom) mark = 3;
+      else if (le || be) {
+        this.utf16 = le ? "le" : "be";
+        mark = 2;
+      }
+    } else if (this.encoding === "utf-16") {
+      this.utf16 = be ? "be" : "le";
+      if (le || be) mark = 2;
+    } else if ((this.utf16 === "le" && le) || (this.utf16 === "be" && be)) {
+      mark = 2;
+    }
+    this.textStart = mark;
+    if (mark > 0 && this.position === 0 && this.ackedOffset === 0) {
+      this.position = mark;
+      this.ackedOffset = mark;
+      this.partialStart = mark;
+    }
+    return true;
   }
 
   /**
@@ -378,7 +439,8 @@ export class FileTailer {
     if (last < from) return from;
     const region = chunk.subarray(from, last + 1);
     const ascii = isAscii(region);
-    if (!ascii && !isUtf8(region)) return from;
+    // ASCII is the same text in every 8-bit encoding here; other bytes of latin1 or windows-1252 go line by line.
+    if (!ascii && (this.singleByte || !isUtf8(region))) return from;
     const text = region.toString(ascii ? "latin1" : "utf8");
     let byteStart = from;
     let textStart = 0;
@@ -413,9 +475,11 @@ export class FileTailer {
     const base = held ? this.partialStart : this.position;
     const data = held ? Buffer.concat([...this.partial, chunk]) : chunk;
     const now = Date.now();
-    let lineStart = base === 0 && data[0] === 0xff && data[1] === 0xfe ? 2 : 0;
-    for (let i = lineStart; i + 1 < data.length; i += 2) {
-      if (data[i] !== 0x0a || data[i + 1] !== 0) continue;
+    // A newline is the code unit 000A: its 0A byte first (LE) or second (BE).
+    const [low, high] = this.utf16 === "be" ? [1, 0] : [0, 1];
+    let lineStart = 0;
+    for (let i = 0; i + 1 < data.length; i += 2) {
+      if (data[i + low] !== 0x0a || data[i + high] !== 0) continue;
       this.emitLine(data.subarray(lineStart, i), base + lineStart, base + i + 2, false, now);
       lineStart = i + 2;
     }
@@ -469,6 +533,12 @@ export class FileTailer {
       this.joiner.pushBlank(end, now);
       return;
     }
+    if (this.singleByte) {
+      // Every byte is a character: nothing is invalid.
+      const text = this.singleByte === "latin1" ? line.toString("latin1") : windows1252.decode(line);
+      this.joiner.push(text, line.length, start, end, truncated ? new Set(["truncated"]) : NO_FLAGS, now);
+      return;
+    }
     const valid = isUtf8(line);
     const text = valid ? line.toString("utf8") : new TextDecoder("utf-8", { fatal: false }).decode(line);
     let flags: ReadonlySet<string> = NO_FLAGS;
@@ -479,8 +549,11 @@ export class FileTailer {
   }
 
   private emitUtf16Line(raw: Buffer, start: number, end: number, truncated: boolean, now: number): void {
+    const [low, high] = this.utf16 === "be" ? [2, 1] : [1, 2];
     let line =
-      raw.length >= 2 && raw[raw.length - 2] === 13 && raw[raw.length - 1] === 0 ? raw.subarray(0, -2) : raw;
+      raw.length >= 2 && raw[raw.length - high] === 13 && raw[raw.length - low] === 0
+        ? raw.subarray(0, -2)
+        : raw;
     if (line.length > this.maxLineBytes) {
       line = line.subarray(0, this.maxLineBytes);
       truncated = true;
@@ -491,11 +564,12 @@ export class FileTailer {
     }
     let text: string;
     let valid = true;
+    const decoders = this.utf16 === "be" ? utf16be : utf16le;
     try {
-      text = strictUtf16.decode(line);
+      text = decoders.strict.decode(line);
     } catch {
       valid = false;
-      text = lenientUtf16.decode(line);
+      text = decoders.lenient.decode(line);
     }
     let flags: ReadonlySet<string> = NO_FLAGS;
     if (truncated || !valid) {
@@ -505,9 +579,17 @@ export class FileTailer {
   }
 }
 
-/** Decodes UTF-16LE strictly: a lone surrogate or an odd byte makes the line `invalid_utf16` (decoded leniently). */
-const strictUtf16 = new TextDecoder("utf-16le", { fatal: true });
-const lenientUtf16 = new TextDecoder("utf-16le");
+/** Decodes UTF-16 strictly: a lone surrogate or an odd byte makes the line `invalid_utf16` (decoded leniently). */
+const utf16le = {
+  strict: new TextDecoder("utf-16le", { fatal: true }),
+  lenient: new TextDecoder("utf-16le"),
+};
+const utf16be = {
+  strict: new TextDecoder("utf-16be", { fatal: true }),
+  lenient: new TextDecoder("utf-16be"),
+};
+/** windows-1252 as the WHATWG Encoding Standard defines it (what browsers and .NET's Encoding.GetEncoding(1252) read). */
+const windows1252 = new TextDecoder("windows-1252");
 
 /** A copy in memory of its own: a small Buffer is a slice of a 64 KiB slab (Node's pool) that it would keep alive. */
 function ownCopy(bytes: Buffer): Buffer {

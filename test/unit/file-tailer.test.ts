@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fingerprintOf } from "../../shipper/tail/file-identity.ts";
-import { FileTailer } from "../../shipper/tail/file-tailer.ts";
+import { type Encoding, FileTailer } from "../../shipper/tail/file-tailer.ts";
 import type { JoinedRecord } from "../../shipper/tail/multiline.ts";
 
 let dir: string | undefined;
@@ -17,7 +17,7 @@ async function tail(
   content: Buffer,
   bufferBytes: number,
   maxLineBytes = 1 << 20,
-  encoding: "utf-8" | "utf-16le" = "utf-8",
+  encoding: Encoding = "utf-8",
 ) {
   dir = await mkdtemp(join(tmpdir(), "lifeline-tailer-"));
   const path = join(dir, "app.log");
@@ -173,9 +173,12 @@ describe("FileTailer", () => {
       });
     }
 
-    it("is not skipped as binary, which UTF-8 reading would do with its zero bytes", async () => {
-      expect(await tail(content, 4096)).toEqual([]);
-      expect(await tail(content, 4096, 1 << 20, "utf-16le")).toHaveLength(4);
+    it("with a byte order mark it is UTF-16 on a utf-8 input too; without one, a utf-8 input skips it as binary", async () => {
+      const asUtf8 = await tail(content, 4096);
+      expect(asUtf8.map((r) => r.lines[0])).toEqual(lines.filter(Boolean));
+      expect(asUtf8[0]?.startOffset).toBe(2);
+      expect(await tail(content.subarray(2), 4096)).toEqual([]);
+      expect(await tail(content.subarray(2), 4096, 1 << 20, "utf-16le")).toHaveLength(4);
     });
 
     it("a lone surrogate flags the line invalid_utf16; a long line is cut on a code unit and flagged", async () => {
@@ -186,6 +189,60 @@ describe("FileTailer", () => {
       expect(record?.lines[0]).toBe("y".repeat(512));
       expect(record?.flags).toEqual(["truncated"]);
     });
+  });
+});
+
+describe("encodings", () => {
+  const lines = ["service started Ċ ok", "naïve café ☕ 𝄞", "stopping", "last without newline"];
+  const text = `${lines.join("\r\n")}`;
+  const utf16be = (value: string) => Buffer.from(value, "utf16le").swap16();
+  const texts = (records: Array<{ lines: string[] }>) => records.map((r) => r.lines.join("\n"));
+
+  for (const bufferBytes of [3, 5, 64, 4096]) {
+    it(`UTF-16BE, by its mark or said, each line once with exact offsets (read buffer ${bufferBytes} bytes)`, async () => {
+      const marked = Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be(text)]);
+      for (const encoding of ["utf-16", "utf-16be", "utf-8"] as const) {
+        const records = await tail(marked, bufferBytes, 1 << 20, encoding);
+        expect(texts(records), encoding).toEqual(lines);
+        expect(records[0]?.startOffset).toBe(2);
+        expect(records[1]?.startOffset).toBe(2 + utf16be(`${lines[0]}\r\n`).length);
+        expect(records.at(-1)?.endOffset).toBe(marked.length);
+        expect(records.every((r) => r.flags.length === 0)).toBe(true);
+      }
+      expect(texts(await tail(utf16be(text), bufferBytes, 1 << 20, "utf-16be"))).toEqual(lines);
+    });
+
+    it(`a UTF-8 byte order mark is not text: the first line starts after it (read buffer ${bufferBytes} bytes)`, async () => {
+      const marked = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${text}\n`)]);
+      const records = await tail(marked, bufferBytes);
+      expect(texts(records)).toEqual(lines);
+      expect(records[0]?.startOffset).toBe(3);
+      expect(records[0]?.lines[0]?.charCodeAt(0)).not.toBe(0xfeff);
+    });
+  }
+
+  it("utf-16 without a mark is little-endian", async () => {
+    expect(texts(await tail(Buffer.from(text, "utf16le"), 64, 1 << 20, "utf-16"))).toEqual(lines);
+  });
+
+  it("latin1 and windows-1252: every byte a character, as each defines it", async () => {
+    // é (E9 in both), € (80: the euro sign in windows-1252, the control U+0080 in latin1), ÿ (FF).
+    const bytes = Buffer.concat([
+      Buffer.from("caf"),
+      Buffer.from([0xe9, 0x20, 0x80, 0x20, 0xff]),
+      Buffer.from("\nok\n"),
+    ]);
+    const latin1 = await tail(bytes, 4, 1 << 20, "latin1");
+    expect(texts(latin1)).toEqual(["café \u0080 ÿ", "ok"]);
+    expect(latin1.every((r) => r.flags.length === 0)).toBe(true);
+    const cp1252 = await tail(bytes, 4, 1 << 20, "windows-1252");
+    expect(texts(cp1252)).toEqual(["café € ÿ", "ok"]);
+    expect(cp1252.map((r) => [r.startOffset, r.endOffset])).toEqual([
+      [0, 9],
+      [9, 12],
+    ]);
+    // Read as UTF-8 the same bytes are invalid: flagged, not silently changed.
+    expect((await tail(bytes, 4))[0]?.flags).toEqual(["invalid_utf8"]);
   });
 });
 

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.ts";
-import { loadShipperConfig } from "../../shipper/config.ts";
+import { loadShipperConfig, shipperConfigSchema } from "../../shipper/config.ts";
 
 const example = fileURLToPath(new URL("../../shipper/shipper.example.yaml", import.meta.url));
 
@@ -24,6 +24,14 @@ describe("shipper config", () => {
       paths: ["C:\\ProgramData\\Billing\\logs\\billing*.log"],
     });
     expect(config.inputs[0]?.multiline?.preset).toBe("java");
+  });
+
+  it("the example names every key of the schema (commented out where it has no value to show)", () => {
+    const text = readFileSync(example, "utf8");
+    const missing = schemaKeys(shipperConfigSchema).filter(
+      (key) => !new RegExp(`(^|[\\s{,#])${key.split(".").at(-1)}:`, "m").test(text),
+    );
+    expect(missing).toEqual([]);
   });
 
   it("LIFELINE_HOST_NAME overrides the host name", () => {
@@ -54,3 +62,22 @@ describe("shipper config", () => {
     expect(() => loadShipperConfig(file, {})).toThrowError(message);
   });
 });
+
+/** Every key path of a zod object schema, through defaults, optionals and arrays of objects. */
+function schemaKeys(schema: unknown, prefix = ""): string[] {
+  let node = schema as {
+    _zod: { def: { type: string; innerType?: unknown; element?: unknown; shape?: object } };
+  };
+  while (["default", "optional", "array", "pipe"].includes(node._zod.def.type)) {
+    const def = node._zod.def as { innerType?: unknown; element?: unknown; in?: unknown };
+    node = (def.innerType ?? def.element ?? def.in) as typeof node;
+  }
+  if (node._zod.def.type !== "object") return [];
+  const shape = node._zod.def.shape as Record<string, unknown>;
+  // Connection settings are the shared core schemas, documented once in the README.
+  return Object.entries(shape).flatMap(([key, value]) =>
+    key === "kafka" || key === "elasticsearch"
+      ? [`${prefix}${key}`]
+      : [`${prefix}${key}`, ...schemaKeys(value, `${prefix}${key}.`)],
+  );
+}
