@@ -58,6 +58,8 @@ function benchRow(scenario: string, lines: number, bytes: number, system: string
     "MB/s": bytes / 1e6 / m.seconds,
     "cpu s/M lines": m.cpuSeconds / (lines / 1e6),
     "peak RSS MiB": m.peakRssMiB,
+    // What a host pays all the time for the live scenarios (a share of one core over the run).
+    "CPU % of a core": (100 * m.cpuSeconds) / m.seconds,
     seconds: m.seconds,
   };
 }
@@ -206,6 +208,14 @@ async function main() {
       files: 1_000,
       perFile: 0,
       live: { perTick: 2, ticks: 200 },
+      baselines: ["rsyslog"],
+    },
+    // What a real host looks like: 50 files, 2,000 lines/s together, for 60 s.
+    {
+      name: "50 files, live",
+      files: 50,
+      perFile: 0,
+      live: { perTick: 4, ticks: 600 },
       baselines: ["rsyslog"],
     },
   ];

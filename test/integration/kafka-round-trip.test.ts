@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { BatchProducer } from "../../core/kafka/batch-producer.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
+import { createLogger } from "../../core/logger.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
 import { freshTopic, testKafka, uniqueName } from "../helpers/services.ts";
 
@@ -64,5 +66,48 @@ describe("ensureTopics", () => {
     const { topics: described } = await admin.fetchTopicMetadata({ topics });
     await admin.disconnect();
     expect(described.map((t) => t.partitions.length)).toEqual([3, 3]);
+  });
+});
+
+describe("BatchProducer.advance: a position without a record", () => {
+  it("is acknowledged after the records enqueued before it under its key, and at once when none waits", async () => {
+    const kafka = testKafka();
+    const topic = await freshTopic(kafka, "advance", 1);
+    const producer = new BatchProducer({
+      kafka,
+      logger: createLogger("test", { level: "warn" }),
+      batchBytes: 1 << 20,
+      // Long enough that the record is still waiting when the position is advanced.
+      lingerMs: 300,
+      inflightBytes: 1 << 20,
+      compression: "none",
+      packBytes: 64 * 1024,
+      lanes: 1,
+      deadLetterTopic: `${topic}.dead-letter`,
+    });
+    await producer.start();
+    try {
+      const seen: Array<[string, number]> = [];
+      let acknowledged: () => void = () => {};
+      const aAcknowledged = new Promise<void>((resolve) => {
+        acknowledged = resolve;
+      });
+      const onAck = (position: number) => {
+        seen.push(["file-a", position]);
+        acknowledged();
+      };
+      producer.enqueue({ topic, key: "a", value: '{"line":1}', onAck, position: 10 });
+      producer.advance(topic, "a", onAck, 20); // a line left out after it: not before it
+      producer.advance(topic, "b", (position) => seen.push(["file-b", position]), 5); // nothing waits for "b"
+      expect(seen).toEqual([["file-b", 5]]);
+      await aAcknowledged;
+      // One watermark move, to the position after the left-out line, once the record before it was acknowledged.
+      expect(seen).toEqual([
+        ["file-b", 5],
+        ["file-a", 20],
+      ]);
+    } finally {
+      await producer.stop(AbortSignal.timeout(5_000));
+    }
   });
 });
