@@ -220,6 +220,10 @@ async function main() {
     },
   ];
 
+  // BENCH_CPU_PROF=<dir>: the shipper writes a V8 CPU profile there per scenario (open in Chrome's DevTools).
+  const profile = process.env.BENCH_CPU_PROF
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
   const only = process.env.BENCH_SCENARIOS?.split(";").map((name) => name.trim());
   for (const scenario of scenarios) {
     if (only && !only.includes(scenario.name)) continue;
@@ -254,7 +258,7 @@ async function main() {
     );
     // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
     const lifeline = await measure(
-      [process.execPath, ...launcher.nodeArgs, launcher.entry, "shipper", "--config", configFile],
+      [process.execPath, ...launcher.nodeArgs, ...profile, launcher.entry, "shipper", "--config", configFile],
       async (since) => {
         await feed();
         return waitForAckedRecords(port, lines, since);

@@ -15,7 +15,7 @@ import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
-import { TimestampReader } from "./parse/timestamp.ts";
+import { isoString, TimestampReader } from "./parse/timestamp.ts";
 import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
 import { type ContentBefore, FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
@@ -924,21 +924,9 @@ function lineFields(input: Input, line: string): ExtractedFields {
   const fields = extractFields(line, input.config.parser);
   if (fields.format === "plain" && input.timestamps) {
     const ms = input.timestamps.read(line, Date.now());
-    if (ms !== undefined) fields.timestamp = isoOf(ms);
+    if (ms !== undefined) fields.timestamp = isoString(ms);
   }
   return fields;
-}
-
-let lastIsoMs = Number.NaN;
-let lastIso = "";
-
-/** Lines of the same millisecond share one ISO string. */
-function isoOf(ms: number): string {
-  if (ms !== lastIsoMs) {
-    lastIsoMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {

@@ -165,6 +165,24 @@ export class TimestampReader {
   }
 }
 
+let isoSecond = Number.NaN;
+let isoPrefix = "";
+
+/**
+ * `new Date(ms).toISOString()` for the times `read` returns (years 1000 to 9999), with the text up to the
+ * seconds made once per second: lines come in time order, and a Date and its formatting per line was 2.6 % of
+ * the shipper's CPU tailing 1,000 files (profile, bench:shipper live).
+ */
+export function isoString(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+}
+
 /** Where the timestamp of `<PRI>1 TIMESTAMP …` (RFC 5424) starts, or -1. */
 function rfc5424Start(line: string): number {
   let i = 1;

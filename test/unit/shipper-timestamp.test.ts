@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TIMESTAMP_FORMATS, TimestampReader } from "../../shipper/parse/timestamp.ts";
+import { isoString, TIMESTAMP_FORMATS, TimestampReader } from "../../shipper/parse/timestamp.ts";
 
 const NOW = Date.UTC(2026, 11, 5, 12, 0, 0);
 const utc = new TimestampReader({ formats: TIMESTAMP_FORMATS, timeZone: "UTC" });
@@ -81,5 +81,20 @@ describe("leading timestamps of plain-text lines", () => {
     expect(iso(berlin.read("2026-12-04 10:11:12.999 b", NOW))).toBe("2026-12-04T09:11:12.999Z");
     expect(iso(berlin.read("2026-12-04 10:11:12+00:00 c", NOW))).toBe("2026-12-04T10:11:12.000Z");
     expect(iso(berlin.read("2026-12-04 10:11:12 d", NOW))).toBe("2026-12-04T09:11:12.000Z");
+  });
+
+  it("isoString is toISOString, second after second and back again", () => {
+    let state = 7;
+    const times = [
+      Date.UTC(1000, 0, 1),
+      Date.UTC(1969, 11, 31, 23, 59, 59, 999),
+      0,
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+    ];
+    for (let i = 0; i < 5_000; i++) {
+      state = (state * 48271) % 2147483647;
+      times.push(NOW - (state % 100_000_000), NOW - (state % 1_000));
+    }
+    for (const ms of times) expect(isoString(ms)).toBe(new Date(ms).toISOString());
   });
 });
