@@ -22,6 +22,8 @@ import { stringify } from "yaml";
 import { resolveKafka } from "../core/connections.ts";
 import { shipperLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
+import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
@@ -30,9 +32,11 @@ import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.t
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const root = "/tmp/lifeline-bench-shipper";
 
-function logLine(i: number, file: number): string {
+/** A line; a live one ends with the time it was written (`w=<epoch ms>`), for the written → in Kafka latency. */
+function logLine(i: number, file: number, writtenMs?: number): string {
   const trace = (i * 2654435761 + file).toString(16).padStart(32, "0").slice(-32);
-  return `2026-11-27T05:00:${String(i % 60).padStart(2, "0")}.${String(i % 1000).padStart(3, "0")}Z INFO [worker-${file}] GET /api/items/${i} 200 ${i % 97}ms trace_id=${trace} seq=${i}\n`;
+  const written = writtenMs === undefined ? "" : ` w=${writtenMs}`;
+  return `2026-11-27T05:00:${String(i % 60).padStart(2, "0")}.${String(i % 1000).padStart(3, "0")}Z INFO [worker-${file}] GET /api/items/${i} 200 ${i % 97}ms trace_id=${trace} seq=${i}${written}\n`;
 }
 
 function writeFiles(dir: string, files: number, linesPerFile: number): number {
@@ -60,6 +64,9 @@ function benchRow(scenario: string, lines: number, bytes: number, system: string
     "peak RSS MiB": m.peakRssMiB,
     // What a host pays all the time for the live scenarios (a share of one core over the run).
     "CPU % of a core": (100 * m.cpuSeconds) / m.seconds,
+    ...(m.latency
+      ? { "written→in Kafka p50 ms": m.latency.p50, "p99 ms": m.latency.p99, "max ms": m.latency.max }
+      : {}),
     seconds: m.seconds,
   };
 }
@@ -76,7 +83,8 @@ async function writeSteadily(files: string[], perTick: number, ticks: number): P
     for (let tick = 0; tick < ticks; tick++) {
       for (const [f, handle] of handles.entries()) {
         let text = "";
-        for (let i = 0; i < perTick; i++) text += logLine(tick * perTick + i, f);
+        const now = Date.now();
+        for (let i = 0; i < perTick; i++) text += logLine(tick * perTick + i, f, now);
         bytes += writeSync(handle, text);
       }
       const due = began + (tick + 1) * 100 - performance.now();
@@ -92,6 +100,39 @@ interface Measured {
   seconds: number;
   cpuSeconds: number;
   peakRssMiB: number;
+  /** Live scenarios: milliseconds from a line's write to its record's append by Kafka. */
+  latency?: { p50: number; p99: number; max: number };
+}
+
+/**
+ * Live topics are stamped by the broker when it appends a batch (LogAppendTime): with acks=all on one broker,
+ * the moment the batch is acknowledged, give or take the reply's trip. Each line carries the time it was written.
+ */
+const APPEND_TIME = { "message.timestamp.type": "LogAppendTime" };
+
+function reportLatencyError(error: Error): undefined {
+  console.error(`no latency figures: ${error.message}`);
+  return undefined;
+}
+
+/** Written → appended by Kafka, for every line of a topic (each `w=` in a record is one line). */
+async function appendLatency(kafka: Kafka, topic: string, lines: number): Promise<Measured["latency"]> {
+  const latencies: number[] = [];
+  await readSince(
+    kafka,
+    topic,
+    0,
+    (text, appendedMs) => {
+      for (const match of text.matchAll(/ w=(\d{13})\b/g)) latencies.push(appendedMs - Number(match[1]));
+    },
+    120_000,
+  );
+  if (latencies.length !== lines)
+    throw new Error(`${topic}: ${latencies.length} written times, ${lines} lines`);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? NaN };
 }
 
 /** Runs a command under GNU time, waits for the topic to hold `lines` records, stops it, returns the figures. */
@@ -242,7 +283,13 @@ async function main() {
     // Lifeline shipper.
     const prefix = `bench-${run}-${key}`;
     const topic = `${prefix}.logs`;
-    await ensureTopics(kafka, [topic, `${prefix}.lifecycle`, `${prefix}.dead-letter`]);
+    await ensureTopics(
+      kafka,
+      [topic, `${prefix}.lifecycle`, `${prefix}.dead-letter`],
+      undefined,
+      undefined,
+      APPEND_TIME,
+    );
     const configFile = join(root, `shipper-${key}.yaml`);
     const port = 19_466 + scenarios.indexOf(scenario);
     rmSync(join(root, `state-${key}`), { recursive: true, force: true });
@@ -266,6 +313,7 @@ async function main() {
       false,
       launcher.env,
     );
+    if (live) lifeline.latency = await appendLatency(kafka, topic, lines).catch(reportLatencyError);
     rows.push(
       row(
         `lifeline shipper (${[
@@ -294,7 +342,7 @@ async function main() {
 
     if (haveRsyslog && scenario.baselines.includes("rsyslog")) {
       const rsyslogTopic = `bench-${run}-rsyslog-${key}`;
-      await ensureTopics(kafka, [rsyslogTopic]);
+      await ensureTopics(kafka, [rsyslogTopic], undefined, undefined, APPEND_TIME);
       const work = join(root, `rsyslog-${key}`);
       rmSync(work, { recursive: true, force: true });
       mkdirSync(work, { recursive: true });
@@ -324,6 +372,8 @@ input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStart
           false,
         ),
       );
+      if (rsyslog && live)
+        rsyslog.latency = await appendLatency(kafka, rsyslogTopic, lines).catch(reportLatencyError);
       if (rsyslog) rows.push(row("rsyslog imfile+omkafka", rsyslog));
     }
   }

@@ -107,7 +107,12 @@ export interface KafkaAdmin {
   disconnect(): Promise<void>;
   listTopics(): Promise<string[]>;
   createTopics(request: {
-    topics: Array<{ topic: string; numPartitions?: number; replicationFactor?: number }>;
+    topics: Array<{
+      topic: string;
+      numPartitions?: number;
+      replicationFactor?: number;
+      configEntries?: Array<{ name: string; value: string }>;
+    }>;
     waitForLeaders?: boolean;
   }): Promise<boolean>;
   deleteTopics(request: { topics: string[]; timeout?: number }): Promise<void>;

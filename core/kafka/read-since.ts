@@ -10,7 +10,7 @@ export async function readSince(
   kafka: Kafka,
   topic: string,
   sinceMs: number,
-  onRecord: (text: string) => void,
+  onRecord: (text: string, timestampMs: number) => void,
   timeoutMs = 30_000,
 ): Promise<void> {
   const admin = kafka.admin();
@@ -52,7 +52,8 @@ export async function readSince(
         if (!range) return;
         for (const message of batch.messages) {
           if (BigInt(message.offset) >= range.to) break;
-          for (const text of unpackRecords(message.value)) onRecord(text);
+          const timestampMs = Number(message.timestamp);
+          for (const text of unpackRecords(message.value)) onRecord(text, timestampMs);
         }
         const last = batch.messages[batch.messages.length - 1];
         if (last && BigInt(last.offset) + 1n >= range.to) remaining.delete(batch.partition);

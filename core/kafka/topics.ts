@@ -13,6 +13,8 @@ export async function ensureTopics(
   topics: string[],
   numPartitions = Number(process.env.LIFELINE_TOPIC_PARTITIONS ?? 6),
   timeoutMs = 60_000,
+  /** Topic settings for the topics created here (`message.timestamp.type`, say); existing ones keep theirs. */
+  config: Record<string, string> = {},
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -24,7 +26,12 @@ export async function ensureTopics(
       // metadata has caught up with the creation (seen on a fresh broker with several components starting).
       await admin.createTopics({
         waitForLeaders: false,
-        topics: missing.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })),
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions,
+          replicationFactor: -1,
+          configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+        })),
       });
     }
     const served = await waitUntil(() => allPartitionsLed(admin, topics), { timeoutMs, intervalMs: 100 });
