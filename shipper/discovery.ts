@@ -1,6 +1,6 @@
+import { type FSWatcher, statSync, watch } from "node:fs";
 import { glob, stat } from "node:fs/promises";
-import { posix } from "node:path";
-import { type FSWatcher, watch } from "chokidar";
+import { join, posix } from "node:path";
 
 /**
  * Paths and patterns as globs see them. On Windows a backslash is a separator (not an escape) and a drive letter
@@ -64,29 +64,84 @@ export async function listMatching(
   return [...found];
 }
 
+/** What a folder's watch said: a file's content changed, or a name appeared or went (`path` unknown: anything). */
+export type WatchEvent = { kind: "change" | "rename"; path: string | undefined; dir: string };
+
 /**
- * Watch events make new files and new lines show up at once; the caller's periodic reconcile pass makes sure
- * a missed event (overflowing inotify queue, network filesystem) never strands a file.
+ * One watch per folder a pattern starts in (inotify on Linux, ReadDirectoryChangesW on Windows), recursive for
+ * `**`. An event costs a path join and the caller's lookup: no stat, no per-file watch (a thousand files written
+ * ten times a second are ten thousand events a second). Events make new lines and files show up at once; the
+ * caller's periodic reconcile pass makes sure a missed event (overflowing inotify queue, network filesystem,
+ * a folder made after the start) never strands a file, and calls `refresh` to watch folders that appeared.
  */
-export function watchPatterns(
-  patterns: string[],
-  onEvent: (kind: "add" | "change" | "unlink", path: string) => void,
-  onError: (error: unknown) => void,
-): FSWatcher {
-  const bases = patterns.map((pattern) => globBase(pattern));
-  const watcher = watch(
-    bases.map((base) => base.dir),
-    {
-      ignoreInitial: true,
-      persistent: true,
-      depth: bases.some((base) => base.recursive) ? 32 : 0,
-      alwaysStat: false,
-      atomic: false,
-    },
-  );
-  watcher.on("add", (path) => onEvent("add", path));
-  watcher.on("change", (path) => onEvent("change", path));
-  watcher.on("unlink", (path) => onEvent("unlink", path));
-  watcher.on("error", onError);
-  return watcher;
+export class FolderWatcher {
+  private readonly watching = new Map<string, { watcher: FSWatcher; ino: number }>();
+  private readonly folders: Array<{ dir: string; recursive: boolean }>;
+  private readonly onEvent: (event: WatchEvent) => void;
+  private readonly onError: (error: unknown, dir: string) => void;
+  private closed = false;
+
+  constructor(
+    patterns: string[],
+    onEvent: (event: WatchEvent) => void,
+    onError: (error: unknown, dir: string) => void,
+  ) {
+    this.onEvent = onEvent;
+    this.onError = onError;
+    const byDir = new Map<string, boolean>();
+    for (const pattern of patterns) {
+      const base = globBase(pattern);
+      byDir.set(base.dir, (byDir.get(base.dir) ?? false) || base.recursive);
+    }
+    this.folders = [...byDir].map(([dir, recursive]) => ({ dir, recursive }));
+    this.refresh();
+  }
+
+  /** Folders watched now (one missing at the start is watched once it exists). */
+  get watched(): number {
+    return this.watching.size;
+  }
+
+  /**
+   * Watches the folders not watched yet: missing before, or lost (an error; deleted or replaced, which inotify
+   * reports once as a rename of the folder itself and then never again).
+   */
+  refresh(): void {
+    if (this.closed) return;
+    for (const { dir, recursive } of this.folders) {
+      const ino = statSync(dir, { throwIfNoEntry: false })?.ino;
+      const current = this.watching.get(dir);
+      if (current && current.ino === ino) continue;
+      current?.watcher.close();
+      this.watching.delete(dir);
+      if (ino === undefined) continue;
+      let watcher: FSWatcher;
+      try {
+        watcher = watch(dir, { persistent: true, recursive, encoding: "utf8" });
+      } catch (error) {
+        // Not there yet (ENOENT) is ordinary: the reconcile pass asks again.
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") this.onError(error, dir);
+        continue;
+      }
+      watcher.on("change", (eventType: string, filename: string | null) =>
+        this.onEvent({
+          kind: eventType === "change" ? "change" : "rename",
+          path: filename ? join(dir, filename) : undefined,
+          dir,
+        }),
+      );
+      watcher.on("error", (error) => {
+        watcher.close();
+        if (this.watching.get(dir)?.watcher === watcher) this.watching.delete(dir);
+        this.onError(error, dir);
+      });
+      this.watching.set(dir, { watcher, ino });
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { watcher } of this.watching.values()) watcher.close();
+    this.watching.clear();
+  }
 }

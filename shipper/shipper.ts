@@ -1,7 +1,6 @@
 import { readSync } from "node:fs";
 import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { FSWatcher } from "chokidar";
 import { deterministicId, lineEventId } from "../core/events.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
@@ -11,7 +10,7 @@ import { Semaphore } from "../core/semaphore.ts";
 import { formatTraceparent } from "../core/trace-context.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
 import type { InputConfig, ShipperConfig } from "./config.ts";
-import { listMatching, type PathMatcher, watchPatterns } from "./discovery.ts";
+import { FolderWatcher, listMatching, type PathMatcher, type WatchEvent } from "./discovery.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
@@ -81,7 +80,10 @@ export class Shipper implements Component {
   /** Change events name a path: looked up here, not by a scan of every file (ten thousand events a second). */
   private filesByPath: Map<string, TrackedFile[]> | undefined;
   private saved = new Map<string, FileCheckpoint>();
-  private watcher: FSWatcher | undefined;
+  private watcher: FolderWatcher | undefined;
+  /** Files a change event named since the last turn: each is read once however many writes it saw. */
+  private readonly changed = new Set<TrackedFile>();
+  private readChanged: NodeJS.Immediate | undefined;
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -196,10 +198,14 @@ export class Shipper implements Component {
     await this.producer.start();
     await this.reconcile();
     const patterns = this.inputs.flatMap((input) => input.config.paths);
-    this.watcher = watchPatterns(
+    this.watcher = new FolderWatcher(
       patterns,
-      (kind, path) => this.onWatchEvent(kind, path),
-      (error) => this.logger.warn({ err: error }, "file watcher error; the reconcile pass covers it"),
+      (event) => this.onWatchEvent(event),
+      (error, dir) =>
+        this.logger.warn(
+          { err: error, dir },
+          "folder watch failed; the reconcile pass covers it and tries again",
+        ),
     );
     this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
@@ -217,7 +223,8 @@ export class Shipper implements Component {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.reconcileSoon);
-    await this.watcher?.close();
+    clearImmediate(this.readChanged);
+    this.watcher?.close();
     await this.reconciling;
     // Stop reading; records already complete go out, half-written lines are read again next time.
     await Promise.all([...this.files.values()].map(async ({ tailer }) => tailer.close()));
@@ -227,16 +234,23 @@ export class Shipper implements Component {
     this.logger.info({ files: this.files.size }, "shipper stopped, checkpoint saved");
   }
 
-  private onWatchEvent(kind: "add" | "change" | "unlink", path: string): void {
+  private onWatchEvent({ kind, path }: WatchEvent): void {
     if (this.stopped) return;
-    this.logger.debug({ kind, path }, "watch event");
-    if (kind === "change") {
+    if (kind === "change" && path !== undefined) {
       const files = this.filesAt(path);
-      for (const file of files) void this.pump(file);
       // A file closed while inactive (or waiting for a slot) that grows: opened by the next pass, soon.
-      if (files.length > 0) return;
+      if (files.length > 0) {
+        for (const file of files) this.changed.add(file);
+        this.readChanged ??= setImmediate(() => {
+          this.readChanged = undefined;
+          for (const file of this.changed) void this.pump(file);
+          this.changed.clear();
+        });
+        return;
+      }
     }
-    // New or vanished paths: look again shortly, once, whatever the number of events.
+    // New, renamed or vanished names (or an event without one): look again shortly, once, whatever the number
+    // of events.
     this.reconcileSoon ??= setTimeout(() => {
       this.reconcileSoon = undefined;
       void this.reconcile();
@@ -277,6 +291,7 @@ export class Shipper implements Component {
   }
 
   private async reconcileOnce(): Promise<void> {
+    this.watcher?.refresh();
     const seen = new Map<string, string>(); // identity key → path
     const opened: TrackedFile[] = [];
     let waiting = 0;
