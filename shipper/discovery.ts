@@ -1,6 +1,6 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
 import { glob, stat } from "node:fs/promises";
-import { join, posix } from "node:path";
+import { basename, join, posix } from "node:path";
 
 /**
  * Paths and patterns as globs see them. On Windows a backslash is a separator (not an escape) and a drive letter
@@ -75,7 +75,9 @@ export type WatchEvent = { kind: "change" | "rename"; path: string | undefined; 
  * a folder made after the start) never strands a file, and calls `refresh` to watch folders that appeared.
  */
 export class FolderWatcher {
-  private readonly watching = new Map<string, { watcher: FSWatcher; ino: number }>();
+  private readonly watching = new Map<string, { watcher: FSWatcher; identity: string }>();
+  /** Folders whose watch reported the folder itself renamed or deleted: watched afresh by the next refresh. */
+  private readonly stale = new Set<string>();
   private readonly folders: Array<{ dir: string; recursive: boolean }>;
   private readonly onEvent: (event: WatchEvent) => void;
   private readonly onError: (error: unknown, dir: string) => void;
@@ -109,12 +111,15 @@ export class FolderWatcher {
   refresh(): void {
     if (this.closed) return;
     for (const { dir, recursive } of this.folders) {
-      const ino = statSync(dir, { throwIfNoEntry: false })?.ino;
+      const info = statSync(dir, { throwIfNoEntry: false });
+      // A folder made again may get the same inode number; its birth time tells it apart where there is one.
+      const identity = info ? `${info.ino}:${info.birthtimeMs}` : undefined;
       const current = this.watching.get(dir);
-      if (current && current.ino === ino) continue;
+      if (current && current.identity === identity && !this.stale.has(dir)) continue;
       current?.watcher.close();
       this.watching.delete(dir);
-      if (ino === undefined) continue;
+      this.stale.delete(dir);
+      if (identity === undefined) continue;
       let watcher: FSWatcher;
       try {
         watcher = watch(dir, { persistent: true, recursive, encoding: "utf8" });
@@ -123,19 +128,22 @@ export class FolderWatcher {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT") this.onError(error, dir);
         continue;
       }
-      watcher.on("change", (eventType: string, filename: string | null) =>
+      const name = basename(dir);
+      watcher.on("change", (eventType: string, filename: string | null) => {
+        // inotify names the folder itself when it goes (a file of the same name inside costs a new watch, no more).
+        if (eventType === "rename" && filename === name) this.stale.add(dir);
         this.onEvent({
           kind: eventType === "change" ? "change" : "rename",
           path: filename ? join(dir, filename) : undefined,
           dir,
-        }),
-      );
+        });
+      });
       watcher.on("error", (error) => {
         watcher.close();
         if (this.watching.get(dir)?.watcher === watcher) this.watching.delete(dir);
         this.onError(error, dir);
       });
-      this.watching.set(dir, { watcher, ino });
+      this.watching.set(dir, { watcher, identity });
     }
   }
 

@@ -1,5 +1,8 @@
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { globBase, matches } from "../../shipper/discovery.ts";
+import { FolderWatcher, globBase, matches, type WatchEvent } from "../../shipper/discovery.ts";
 
 describe("shipper paths and globs", () => {
   it("POSIX: unchanged (a backslash is not a separator there)", () => {
@@ -32,5 +35,81 @@ describe("shipper paths and globs", () => {
       false,
     );
     expect(matches("D:\\logs\\app.log", matcher, "win32")).toBe(false);
+  });
+});
+
+describe("shipper folder watch (the real filesystem's events)", () => {
+  /** Events as they come; `next` waits for the first one that matches. */
+  function recorder() {
+    const waiting: Array<{ test: (event: WatchEvent) => boolean; resolve: (event: WatchEvent) => void }> = [];
+    const seen: WatchEvent[] = [];
+    return {
+      seen,
+      onEvent: (event: WatchEvent) => {
+        seen.push(event);
+        for (const wait of [...waiting]) {
+          if (!wait.test(event)) continue;
+          waiting.splice(waiting.indexOf(wait), 1);
+          wait.resolve(event);
+        }
+      },
+      next: (test: (event: WatchEvent) => boolean) =>
+        new Promise<WatchEvent>((resolve) => {
+          const found = seen.find(test);
+          if (found) resolve(found);
+          else waiting.push({ test, resolve });
+        }),
+    };
+  }
+
+  it("names the file that changed and the names that came and went, one watch per folder", async () => {
+    const root = mkdtempSync(join(tmpdir(), "lifeline-watch-"));
+    const events = recorder();
+    const errors: unknown[] = [];
+    const watcher = new FolderWatcher(
+      [join(root, "*.log"), join(root, "app-*.log")],
+      events.onEvent,
+      (error) => errors.push(error),
+    );
+    try {
+      expect(watcher.watched).toBe(1);
+      const app = join(root, "app.log");
+      writeFileSync(app, "");
+      await events.next((event) => event.kind === "rename" && event.path === app);
+      appendFileSync(app, "one line\n");
+      await events.next((event) => event.kind === "change" && event.path === app);
+      renameSync(app, join(root, "app.log.1"));
+      await events.next((event) => event.kind === "rename" && event.path === join(root, "app.log.1"));
+      expect(errors).toEqual([]);
+    } finally {
+      watcher.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("a folder missing at the start, or deleted and made again, is watched once a pass refreshes", async () => {
+    const root = mkdtempSync(join(tmpdir(), "lifeline-watch-"));
+    const dir = join(root, "later");
+    const events = recorder();
+    const watcher = new FolderWatcher([join(dir, "*.log")], events.onEvent, () => {});
+    try {
+      expect(watcher.watched).toBe(0);
+      mkdirSync(dir);
+      watcher.refresh();
+      expect(watcher.watched).toBe(1);
+      writeFileSync(join(dir, "a.log"), "a\n");
+      await events.next((event) => event.path === join(dir, "a.log"));
+
+      rmSync(dir, { recursive: true });
+      // inotify's last word on a deleted folder: a rename naming the folder itself.
+      await events.next((event) => event.kind === "rename" && event.path === join(dir, "later"));
+      mkdirSync(dir);
+      watcher.refresh();
+      writeFileSync(join(dir, "b.log"), "b\n");
+      await events.next((event) => event.path === join(dir, "b.log"));
+    } finally {
+      watcher.close();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
