@@ -1,6 +1,6 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
 import { glob, stat } from "node:fs/promises";
-import { basename, join, posix } from "node:path";
+import { basename, join, normalize, posix } from "node:path";
 
 /**
  * Paths and patterns as globs see them. On Windows a backslash is a separator (not an escape) and a drive letter
@@ -93,7 +93,9 @@ export class FolderWatcher {
     const byDir = new Map<string, boolean>();
     for (const pattern of patterns) {
       const base = globBase(pattern);
-      byDir.set(base.dir, (byDir.get(base.dir) ?? false) || base.recursive);
+      // As paths are listed: `./logs` is `logs`, `/var//log/` is `/var/log/` (one watch for both spellings).
+      const dir = normalize(base.dir);
+      byDir.set(dir, (byDir.get(dir) ?? false) || base.recursive);
     }
     this.folders = [...byDir].map(([dir, recursive]) => ({ dir, recursive }));
     this.refresh();
@@ -129,12 +131,15 @@ export class FolderWatcher {
         continue;
       }
       const name = basename(dir);
+      // The path as the glob lists it: on POSIX the folder, a slash and the name the kernel gave (an event per write
+      // per file: no normalising join); on Windows a join turns the folder's slashes into backslashes.
+      const prefix = process.platform === "win32" ? undefined : dir.endsWith("/") ? dir : `${dir}/`;
       watcher.on("change", (eventType: string, filename: string | null) => {
         // inotify names the folder itself when it goes (a file of the same name inside costs a new watch, no more).
         if (eventType === "rename" && filename === name) this.stale.add(dir);
         this.onEvent({
           kind: eventType === "change" ? "change" : "rename",
-          path: filename ? join(dir, filename) : undefined,
+          path: filename ? (prefix === undefined ? join(dir, filename) : prefix + filename) : undefined,
           dir,
         });
       });

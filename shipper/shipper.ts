@@ -17,7 +17,13 @@ import { type ExtractedFields, extractFields } from "./parse/fields.ts";
 import { isoString, TimestampReader } from "./parse/timestamp.ts";
 import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
-import { type ContentBefore, FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
+import {
+  type ContentBefore,
+  FileTailer,
+  READ_CHUNK_BYTES,
+  type ReadSlot,
+  type TailerEvents,
+} from "./tail/file-tailer.ts";
 import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
 
 interface Input {
@@ -138,6 +144,7 @@ export class Shipper implements Component {
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
       acquireRead: () => this.acquireRead(),
+      tryAcquireRead: () => this.tryAcquireRead(),
       truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
       binarySkipped: (tailer) => {
         this.metrics.binarySkipped.inc({ input: tailer.input });
@@ -158,13 +165,28 @@ export class Shipper implements Component {
    * Few reads at a time: with a thousand active files, letting every waiting reader through when room opens
    * would overshoot the in-flight budget by a chunk per file.
    */
-  private async acquireRead(): Promise<{ buffer: Buffer; release: () => void }> {
+  private async acquireRead(): Promise<ReadSlot> {
     // Room is checked again after every wait: a reader that waited for a slot may find the budget used up.
     for (;;) {
       await this.producer.waitForRoom();
       if (this.readsInProgress < READ_CONCURRENCY) break;
       await new Promise<void>((resolve) => this.readQueue.push(resolve));
     }
+    return this.takeReadSlot();
+  }
+
+  /**
+   * A slot at once when there is room and nobody waits (the everyday case): no promise per read. Ten thousand
+   * small reads a second (1,000 files tailed) made the waiting path a tenth of all the memory allocated.
+   */
+  private tryAcquireRead(): ReadSlot | undefined {
+    if (!this.producer.hasRoom || this.readsInProgress >= READ_CONCURRENCY || this.readQueue.length > 0) {
+      return undefined;
+    }
+    return this.takeReadSlot();
+  }
+
+  private takeReadSlot(): ReadSlot {
     this.readsInProgress++;
     // Reused read buffers: a fresh one per read is memory outside the heap that V8 answers with full GCs.
     const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);

@@ -297,6 +297,11 @@ export class BatchProducer implements Component {
     this.lastPack = this.options.packBytes > 0 ? pack : undefined;
   }
 
+  /** Less than `inflightBytes` wait for acknowledgement: what `waitForRoom` would resolve at once. */
+  get hasRoom(): boolean {
+    return this.inflight < this.options.inflightBytes;
+  }
+
   waitForRoom(): Promise<void> {
     if (this.inflight < this.options.inflightBytes) return Promise.resolve();
     return new Promise((resolve) => this.roomWaiters.push(resolve));

@@ -19,6 +19,12 @@ export type TailerState = "active" | "draining" | "closed";
 export const ENCODINGS = ["utf-8", "utf-16", "utf-16le", "utf-16be", "latin1", "windows-1252"] as const;
 export type Encoding = (typeof ENCODINGS)[number];
 
+/** A buffer to read into, and its release once the chunk read into it is consumed. */
+export interface ReadSlot {
+  buffer: Buffer;
+  release: () => void;
+}
+
 export interface TailerEvents {
   /** A complete record, in file order. Must not block: backpressure is `waitForRoom`. */
   record(tailer: FileTailer, record: JoinedRecord): void;
@@ -26,7 +32,9 @@ export interface TailerEvents {
    * Backpressure and a bound on reads in progress at once: resolves with a buffer to read into (reused: nothing
    * may keep it after the chunk is consumed) and a release for after the chunk.
    */
-  acquireRead(): Promise<{ buffer: Buffer; release: () => void }>;
+  acquireRead(): Promise<ReadSlot>;
+  /** The same, at once when there is room and nobody waits; undefined otherwise (then `acquireRead`). */
+  tryAcquireRead?(): ReadSlot | undefined;
   /** `before` identifies the old content, to find a copy of it. */
   truncated(tailer: FileTailer, previousPosition: number, before: ContentBefore): void;
   binarySkipped(tailer: FileTailer): void;
@@ -348,7 +356,7 @@ export class FileTailer {
    * system time). A stalled disk stalls every file either way: the thread pool has four threads.
    */
   private async readChunk(position: number, size: number): Promise<Chunk> {
-    const { buffer, release } = await this.events.acquireRead();
+    const { buffer, release } = this.events.tryAcquireRead?.() ?? (await this.events.acquireRead());
     try {
       const length = Math.min(buffer.length, size - position);
       const bytesRead = readSync(this.handle.fd, buffer, 0, length, position);

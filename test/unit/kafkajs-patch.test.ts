@@ -101,6 +101,46 @@ describe("kafkajs 2.2.4 with Lifeline's patch", () => {
     expect(whole.buffer.equals(expected)).toBe(true);
   });
 
+  it("varints are written in place, byte for byte kafkajs's own, at every length and sign", () => {
+    type Encoder = new () => {
+      writeVarInt(value: number): unknown;
+      writeUVarInt(value: number): unknown;
+      writeInt8(value: number): unknown;
+      buffer: Buffer;
+    };
+    const values = [
+      0,
+      1,
+      -1,
+      63,
+      -64,
+      64,
+      127,
+      128,
+      8_191,
+      16_383,
+      16_384,
+      2 ** 21,
+      2 ** 28,
+      2 ** 30,
+      2 ** 31 - 1,
+    ];
+    const negatives = [-(2 ** 31), -(2 ** 30) - 1, -123_456_789];
+    const encode = (Encoder: Encoder) => {
+      const encoder = new Encoder();
+      // Enough of them to outgrow the first buffer more than once.
+      for (let round = 0; round < 200; round++) {
+        for (const value of [...values, ...negatives]) encoder.writeVarInt(value);
+        for (const value of values) encoder.writeUVarInt(value);
+        encoder.writeInt8(round % 100);
+      }
+      return Buffer.from(encoder.buffer);
+    };
+    const ours = encode(patched<Encoder>(ENCODER));
+    expect(ours.equals(encode(pristine<Encoder>(ENCODER)))).toBe(true);
+    expect(ours.length).toBeGreaterThan(16 << 10);
+  });
+
   it("produce requests are byte for byte those of kafkajs as published, pooled buffers and spliced records", async () => {
     // Every request is kept while the next ones are built: a buffer pooled while still in use would be overwritten.
     type ProduceRequest = (args: unknown) => {
