@@ -1,4 +1,7 @@
-/** Rewrites the results table in bench/README.md from bench/results/*.json: npm run bench:report */
+/**
+ * Rewrites the results tables in bench/README.md from bench/results/*.json, and the shipper's table in the main
+ * README from bench/results/shipper.json: npm run bench:report
+ */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { BenchRow } from "./lib.ts";
@@ -35,13 +38,46 @@ for (const file of readdirSync(`${dir}results`)
     ].join("\n"),
   );
 }
-const readme = `${dir}README.md`;
-const text = readFileSync(readme, "utf8");
-const begin = "<!-- results:begin -->";
-const end = "<!-- results:end -->";
-const table = `${begin}\n${sections.join("\n\n")}\n${end}`;
-writeFileSync(
-  readme,
-  text.includes(begin) ? text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), table) : `${text}\n${table}\n`,
-);
+/** Puts `content` between the file's begin and end markers (or at its end, with them, the first time). */
+function replaceBetween(file: string, marker: string, content: string): void {
+  const text = readFileSync(file, "utf8");
+  const begin = `<!-- ${marker}:begin -->`;
+  const end = `<!-- ${marker}:end -->`;
+  const block = `${begin}\n${content}\n${end}`;
+  writeFileSync(
+    file,
+    text.includes(begin) ? text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), block) : `${text}\n${block}\n`,
+  );
+}
+
+replaceBetween(`${dir}README.md`, "results", sections.join("\n\n"));
 console.log(`bench/README.md: ${sections.length} result tables`);
+
+/** The main README's shipper table: the columns a reader compares, the systems by short name. */
+const shipper = JSON.parse(readFileSync(`${dir}results/shipper.json`, "utf8")) as {
+  date: string;
+  cores: number;
+  rows: BenchRow[];
+};
+const short = (system: string) => system.replace(/ \(.*\)$/, "");
+const number = (value: unknown, digits = 0) =>
+  typeof value === "number" ? value.toLocaleString("en", { maximumFractionDigits: digits }) : "";
+const latency = (row: BenchRow) =>
+  row["written→in Kafka p50 ms"] === undefined
+    ? ""
+    : `${number(row["written→in Kafka p50 ms"])} / ${number(row["p99 ms"])}`;
+replaceBetween(
+  fileURLToPath(new URL("../README.md", import.meta.url)),
+  "shipper-bench",
+  [
+    `bench/results/shipper.json, ${shipper.date.slice(0, 10)}, ${shipper.cores} cores, every row from one run:`,
+    "",
+    "| scenario | system | lines/s | CPU s per million lines | CPU % of a core | peak RSS MiB | written → in Kafka p50 / p99 ms |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...shipper.rows.map(
+      (row) =>
+        `| ${row.scenario} | ${short(String(row.system))} | ${number(row["lines/s"])} | ${number(row["cpu s/M lines"], 1)} | ${number(row["CPU % of a core"], 1)} | ${number(row["peak RSS MiB"])} | ${latency(row)} |`,
+    ),
+  ].join("\n"),
+);
+console.log("README.md: the shipper's table");

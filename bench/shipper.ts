@@ -196,6 +196,20 @@ async function waitForAckedRecords(port: number, lines: number, since: number): 
   }
 }
 
+/** Polls the shipper's /health until it answers 200 (files found, Kafka reachable). */
+async function waitForHealthy(port: number, since: number): Promise<void> {
+  for (;;) {
+    const status = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (performance.now() - since > 120_000)
+      throw new Error(`shipper not healthy after 120 s (last: ${status})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** A baseline that has not delivered every line by then has lost some: reported, and the run goes on. */
 const BASELINE_TIMEOUT_MS = 120_000;
 
@@ -307,6 +321,9 @@ async function main() {
     const lifeline = await measure(
       [process.execPath, ...launcher.nodeArgs, ...profile, launcher.entry, "shipper", "--config", configFile],
       async (since) => {
+        // Lines written before the shipper has found its files and reached Kafka would time its start, not its
+        // tailing: the live feed begins once it reports healthy.
+        if (live) await waitForHealthy(port, since);
         await feed();
         return waitForAckedRecords(port, lines, since);
       },
@@ -358,16 +375,20 @@ ruleset(name="tokafka") {
          confParam=["compression.codec=gzip", "acks=all", "enable.idempotence=true"])
 }
 input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStartTail="off")
+input(type="imfile" File="${work}/ready.txt" Tag="ready" ruleset="tokafka" freshStartTail="off")
 `,
       );
       // Fresh empty files again, made before rsyslog starts (the shipper's run wrote the live ones).
       if (live) writeFiles(dir, scenario.files, 0);
+      // rsyslog says nothing when it is ready: a one-line file its config also reads is in Kafka once it is.
+      writeFileSync(join(work, "ready.txt"), "ready\n");
       const rsyslog = await baseline(scenario.name, "rsyslog", () =>
         measure(
           ["/usr/sbin/rsyslogd", "-n", "-f", conf, "-i", join(work, "rsyslog.pid")],
           async (since) => {
+            if (live) await waitForRecords(kafka, rsyslogTopic, 1, since, BASELINE_TIMEOUT_MS);
             await feed();
-            return waitForRecords(kafka, rsyslogTopic, lines, since, BASELINE_TIMEOUT_MS);
+            return waitForRecords(kafka, rsyslogTopic, lines + 1, since, BASELINE_TIMEOUT_MS);
           },
           false,
         ),
