@@ -14,7 +14,7 @@ import { FolderWatcher, listMatching, type PathMatcher, type WatchEvent } from "
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
-import { isoString, TimestampReader } from "./parse/timestamp.ts";
+import { TimestampReader } from "./parse/timestamp.ts";
 import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
 import {
@@ -960,8 +960,8 @@ function lineFilter(
 function lineFields(input: Input, line: string): ExtractedFields {
   const fields = extractFields(line, input.config.parser);
   if (fields.format === "plain" && input.timestamps) {
-    const ms = input.timestamps.read(line, Date.now());
-    if (ms !== undefined) fields.timestamp = isoString(ms);
+    const text = input.timestamps.readText(line, Date.now());
+    if (text !== undefined) fields.timestamp = text;
   }
   return fields;
 }

@@ -37,6 +37,8 @@ export class TimestampReader {
   /** The last line's text up to its seconds, and that second's epoch milliseconds (lines come in time order). */
   private lastKey = "";
   private lastSecondMs = 0;
+  /** Where the last line's timestamp began (after a `[` or an RFC 5424 header). */
+  private lastStart = 0;
 
   constructor(rule: TimestampRule) {
     this.iso = rule.formats.includes("iso8601");
@@ -47,6 +49,34 @@ export class TimestampReader {
 
   get enabled(): boolean {
     return this.iso || this.go || this.syslog;
+  }
+
+  /**
+   * The line's leading timestamp as `@timestamp` text (ISO 8601, UTC, milliseconds), or undefined. A timestamp
+   * already written that way (`2026-11-27T05:00:01.123Z`, the most common form) is its own text: a slice of the
+   * line, no conversion (converting each line's time back to text was 14 % of the shipper's CPU reading 100 files
+   * at full speed, whose lines' seconds change every line).
+   */
+  readText(line: string, now: number): string | undefined {
+    const ms = this.read(line, now);
+    if (ms === undefined) return undefined;
+    const at = this.lastStart;
+    if (
+      line.charCodeAt(at + 4) === 45 /* - */ &&
+      line.charCodeAt(at + 10) === 84 /* T */ &&
+      line.charCodeAt(at + 19) === 46 /* . */ &&
+      line.charCodeAt(at + 23) === 90 /* Z */ &&
+      !(
+        line.charCodeAt(at + 17) === 54 /* 6 */ && line.charCodeAt(at + 18) === 48
+      ) /* :60, a leap second */ &&
+      isDigit(line.charCodeAt(at + 20)) &&
+      isDigit(line.charCodeAt(at + 21)) &&
+      isDigit(line.charCodeAt(at + 22)) &&
+      !isDigit(line.charCodeAt(at + 24)) // no fourth digit of a fraction: it would be cut, not the same text
+    ) {
+      return line.slice(at, at + 24);
+    }
+    return isoString(ms);
   }
 
   /** Epoch milliseconds of the line's leading timestamp, or undefined. `now` bounds the future and syslog's year. */
@@ -61,6 +91,7 @@ export class TimestampReader {
       if (at < 0) return undefined;
       code = line.charCodeAt(at);
     }
+    this.lastStart = at;
     let ms: number | undefined;
     if (code >= 48 && code <= 57) {
       ms = this.numeric(line, at);
@@ -181,6 +212,10 @@ export function isoString(ms: number): string {
   }
   const milli = ms - second * 1000;
   return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
 }
 
 /** Where the timestamp of `<PRI>1 TIMESTAMP …` (RFC 5424) starts, or -1. */

@@ -97,4 +97,28 @@ describe("leading timestamps of plain-text lines", () => {
     }
     for (const ms of times) expect(isoString(ms)).toBe(new Date(ms).toISOString());
   });
+
+  it("readText is the time read, as toISOString writes it: a canonical timestamp is its own text, others converted", () => {
+    const lines = [
+      "2026-11-27T05:00:01.123Z INFO canonical",
+      "[2026-11-27T05:00:01.123Z] in brackets",
+      "<34>1 2026-11-27T05:00:01.123Z host app - - - RFC 5424",
+      "2026-11-27T05:00:01.1234Z four digits of a fraction",
+      "2026-11-27T05:00:01.12Z two digits",
+      "2026-11-27T05:00:01Z no fraction",
+      "2026-11-27T05:00:60.500Z a leap second",
+      "2026-11-27t05:00:01.123Z lower-case t",
+      "2026-11-27T07:00:01.123+02:00 an offset",
+      "2026-11-27 05:00:01,123 log4j",
+      "2026/11/27 05:00:01 go",
+      "Nov 27 05:00:01 host syslog",
+    ];
+    for (const line of lines) {
+      const ms = utc.read(line, NOW);
+      expect(ms, line).toBeDefined();
+      expect(utc.readText(line, NOW), line).toBe(new Date(ms as number).toISOString());
+    }
+    expect(utc.readText("2026-13-27T05:00:01.123Z month 13", NOW)).toBeUndefined();
+    expect(utc.readText("no timestamp", NOW)).toBeUndefined();
+  });
 });
