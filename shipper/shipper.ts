@@ -265,7 +265,7 @@ export class Shipper implements Component {
         for (const file of files) this.changed.add(file);
         this.readChanged ??= setImmediate(() => {
           this.readChanged = undefined;
-          for (const file of this.changed) void this.pump(file);
+          for (const file of this.changed) this.pump(file);
           this.changed.clear();
         });
         return;
@@ -402,7 +402,7 @@ export class Shipper implements Component {
     }
     this.warnedWaiting = waiting > 0;
     this.metrics.filesOpen.set([...this.files.values()].filter((f) => f.tailer.state !== "closed").length);
-    for (const file of this.files.values()) void this.pump(file);
+    for (const file of this.files.values()) this.pump(file);
   }
 
   /**
@@ -620,7 +620,7 @@ export class Shipper implements Component {
     file.tailer.skipTo(start);
     this.dirty = true;
     this.logger.info({ path: file.tailer.path, from: start }, "copy released: reading the lines only it has");
-    void this.pump(file);
+    this.pump(file);
   }
 
   /**
@@ -655,13 +655,12 @@ export class Shipper implements Component {
     return recovered;
   }
 
-  private async pump(file: TrackedFile): Promise<void> {
+  /** Reads what is new in a file; a failed read is logged and tried again on its next event or pass. */
+  private pump(file: TrackedFile): void {
     if (file.held) return;
-    try {
-      await file.tailer.pump();
-    } catch (error) {
-      this.logger.warn({ path: file.tailer.path, err: (error as Error).message }, "read failed; will retry");
-    }
+    file.tailer.pump().catch((error: Error) => {
+      this.logger.warn({ path: file.tailer.path, err: error.message }, "read failed; will retry");
+    });
   }
 
   private tick(): void {
@@ -758,7 +757,7 @@ export class Shipper implements Component {
           "a copy of a file already read: its lines are not read twice",
         );
         await this.saveCheckpoint(true);
-        void this.pump(copy);
+        this.pump(copy);
       }
       return;
     }
