@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
 import type { Command } from "../core/commands.ts";
@@ -8,6 +9,7 @@ import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
 import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../core/outcome.ts";
 import { parseTraceparent } from "../core/trace-context.ts";
+import { CommandLog, type CommandRecord } from "./command-log.ts";
 import type { AgentConfig, ServiceConfig } from "./config.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
@@ -16,26 +18,11 @@ import { SystemdDriver } from "./drivers/systemd.ts";
 import { type ProcessPort, WindowsProcessDriver, win32Processes } from "./drivers/windows-process.ts";
 import { type ScmPort, WindowsServiceDriver } from "./drivers/windows-service.ts";
 import { Journal } from "./journal.ts";
-import { runHook, waitHealthy } from "./probes.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import { probeOnce, runHook, waitHealthy } from "./probes.ts";
+import { type KeeperEventFields, ServiceKeeper } from "./service-keeper.ts";
+import { restartDelay } from "./supervision.ts";
 import { CommandVerifier } from "./verifier.ts";
-
-/**
- * The command journal: a command is journaled as accepted, with what its events need (rollout, trace, deadline),
- * before anything is done, so that an agent restarted mid-action reports on the command's own trace.
- */
-interface CommandRecord {
-  id: string;
-  state: "accepted" | "done";
-  service: string;
-  action: string;
-  rolloutId?: string;
-  traceparent?: string;
-  deadline?: string;
-  issuer?: string;
-  outcome?: EventOutcome;
-  reason?: string;
-  at: string;
-}
 
 /** What the events of a step assert, and on what evidence (core/outcome.ts). */
 interface EventFields {
@@ -58,6 +45,12 @@ interface ActionResult {
   outcome: EventOutcome;
   reason: string;
   fields: EventFields;
+}
+
+/** How far an action may go: the command's deadline (or the keeper's), and a command's shorter grace period. */
+interface ActionLimits {
+  deadline: number;
+  gracePeriodMs?: number;
 }
 
 /** Thrown by a step whose outcome is already in the journal, so execute() records it as it is. */
@@ -122,8 +115,13 @@ export class Agent implements Component {
   private readonly logger: Logger;
   private readonly drivers = new Map<string, ServiceDriver>();
   private readonly queues = new Map<string, Promise<void>>();
+  /** Tasks queued or running per service: the keeper does not judge a service while a command acts on it. */
+  private readonly pending = new Map<string, number>();
+  private readonly keepers = new Map<string, ServiceKeeper>();
+  private readonly metrics: AgentMetrics | undefined;
+  private started = false;
   private lifecycle: Journal | undefined;
-  private commands: Journal | undefined;
+  private commands: CommandLog | undefined;
   private verifier: CommandVerifier | undefined;
   private consumer: Consumer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -131,10 +129,11 @@ export class Agent implements Component {
   /** Interrupted stops being watched until their service is down. */
   private readonly drains = new Set<NodeJS.Timeout>();
 
-  constructor(options: { config: AgentConfig; kafka: Kafka; logger: Logger }) {
+  constructor(options: { config: AgentConfig; kafka: Kafka; logger: Logger; metrics?: AgentMetrics }) {
     this.config = options.config;
     this.kafka = options.kafka;
     this.logger = options.logger;
+    this.metrics = options.metrics;
     for (const service of this.config.services)
       this.drivers.set(service.name, driverFor(service, this.config.stateDir));
   }
@@ -144,15 +143,13 @@ export class Agent implements Component {
   }
 
   async start(): Promise<void> {
-    this.lifecycle = new Journal(this.journalPath);
-    const commandsPath = join(this.config.stateDir, "commands.ndjson");
-    const history = Journal.read<CommandRecord>(commandsPath);
-    this.commands = new Journal(commandsPath);
-    this.verifier = new CommandVerifier(
-      this.config,
-      history.map((entry) => entry.id),
-    );
-    await this.reportInterrupted(history);
+    this.lifecycle = new Journal(this.journalPath, this.config.journalRotation);
+    const commands = new CommandLog(join(this.config.stateDir, "commands.ndjson"), {
+      forgetAfterExpiryMs: this.config.forgetCommandsAfterExpiryMs,
+    });
+    this.commands = commands;
+    this.verifier = new CommandVerifier(this.config, (id) => commands.has(id));
+    await this.reportInterrupted(commands.unfinished());
     // A short session: after an agent restart its old membership expires quickly and commands flow again.
     this.consumer = this.kafka.consumer({
       groupId: `lifeline-agent-${this.config.host.name}`,
@@ -168,12 +165,16 @@ export class Agent implements Component {
     await consumer.run({ eachMessage: async ({ message }) => this.onMessage(message.value) });
     await fetching;
     this.emit("agent.started", "success", {}, { message: `agent on ${this.config.host.name}` });
+    await this.openKeepers();
+    this.started = true;
     await this.sendHeartbeat();
     this.heartbeat = setInterval(() => void this.sendHeartbeat(), this.config.heartbeatIntervalMs);
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     clearInterval(this.heartbeat);
+    for (const keeper of this.keepers.values()) keeper.close();
     for (const timer of this.drains) clearInterval(timer);
     this.drains.clear();
     await this.consumer?.disconnect().catch(() => {});
@@ -211,9 +212,7 @@ export class Agent implements Component {
     }
     const context = this.contextOf(verdict.command);
     if (verdict.kind === "duplicate") {
-      const recorded = Journal.read<CommandRecord>(join(this.config.stateDir, "commands.ndjson"))
-        .filter((entry) => entry.id === verdict.command.id)
-        .pop();
+      const recorded = this.commands?.get(verdict.command.id);
       this.emit("command.duplicate", recorded?.outcome ?? "unknown", context, {
         reason:
           recorded?.state === "done"
@@ -232,17 +231,133 @@ export class Agent implements Component {
       ...(command.rolloutId ? { rolloutId: command.rolloutId } : {}),
       ...(command.traceparent ? { traceparent: command.traceparent } : {}),
       deadline: command.deadline,
+      expiresAt: command.expiresAt,
       issuer: command.issuer,
       at: new Date().toISOString(),
     });
-    this.verifier?.markSeen(command.id);
     this.emit("command.received", "success", context, { message: `${command.action} ${service.name}` });
-    const previous = this.queues.get(service.name) ?? Promise.resolve();
-    const next = previous.then(() => this.execute(command, service, context));
-    this.queues.set(
-      service.name,
-      next.catch(() => {}),
-    );
+    // The supervisor stands down at once for a stop (not after the queue gets to it: a restart it has scheduled
+    // must not run first), and a start or restart makes the service one to keep running.
+    const keeper = this.keepers.get(service.name);
+    if (command.action === "stop") keeper?.suspend(command.id);
+    if (command.action === "start" || command.action === "restart") keeper?.resume(command.id);
+    this.enqueue(service.name, () => this.execute(command, service, context));
+  }
+
+  /** Runs `task` after everything queued for the service: one action at a time per service. */
+  private enqueue(service: string, task: () => Promise<void>): void {
+    this.pending.set(service, (this.pending.get(service) ?? 0) + 1);
+    const previous = this.queues.get(service) ?? Promise.resolve();
+    const next = previous
+      .then(task)
+      .catch((error: Error) => this.logger.error({ service, err: error }, "service task failed"))
+      .finally(() => this.pending.set(service, (this.pending.get(service) ?? 1) - 1));
+    this.queues.set(service, next);
+  }
+
+  /** Health for /health: started, and what each kept service is doing. */
+  health(): { healthy: boolean; details: Record<string, unknown> } {
+    return { healthy: this.started, details: { host: this.config.host.name, services: this.supervision() } };
+  }
+
+  private supervision(): Record<string, unknown> {
+    return Object.fromEntries([...this.keepers].map(([name, keeper]) => [name, keeper.report()]));
+  }
+
+  private get desiredPath(): string {
+    return join(this.config.stateDir, "desired.json");
+  }
+
+  /** What the agent was last asked to keep each service at, written anew (then renamed over) on every change. */
+  private readDesired(): Record<string, { desired: "running" | "stopped"; by: string; at: string }> {
+    try {
+      return JSON.parse(readFileSync(this.desiredPath, "utf8"));
+    } catch {
+      return {};
+    }
+  }
+
+  private saveDesired(service: string, desired: "running" | "stopped", by: string): void {
+    const all = this.readDesired();
+    all[service] = { desired, by, at: new Date().toISOString() };
+    writeFileSync(`${this.desiredPath}.tmp`, JSON.stringify(all));
+    renameSync(`${this.desiredPath}.tmp`, this.desiredPath);
+  }
+
+  /**
+   * One keeper per service. What it keeps: the desired state a command last set (desired.json), or, for a
+   * service no command has touched, what it is now (running: kept running; anything else: left alone).
+   */
+  private async openKeepers(): Promise<void> {
+    const saved = this.readDesired();
+    for (const service of this.config.services) {
+      const driver = this.drivers.get(service.name) as ServiceDriver;
+      let desired = saved[service.name]?.desired;
+      if (!desired) {
+        const state = await Promise.resolve(driver.state()).catch(() => undefined);
+        desired = state?.status === "running" ? "running" : "stopped";
+      }
+      const keeper = new ServiceKeeper(service, driver, this.keeperHost(), desired);
+      this.keepers.set(service.name, keeper);
+      await keeper.open();
+    }
+  }
+
+  private keeperHost() {
+    return {
+      hostName: this.config.host.name,
+      metrics: this.metrics,
+      emit: (
+        action: string,
+        outcome: EventOutcome,
+        service: string,
+        span: LifelineSpan,
+        fields: KeeperEventFields,
+      ) => this.emit(action, outcome, { service, span }, fields),
+      enqueue: (service: string, task: () => Promise<void>) => this.enqueue(service, task),
+      busy: (service: string) => (this.pending.get(service) ?? 0) > 0,
+      saveDesired: (service: string, desired: "running" | "stopped", by: string) =>
+        this.saveDesired(service, desired, by),
+      restart: (service: ServiceConfig, span: LifelineSpan, stopFirst: boolean) =>
+        this.restartForKeeper(service, span, stopFirst),
+    };
+  }
+
+  /** A restart the keeper decided: the same steps as a command's, on the incident's trace. */
+  private async restartForKeeper(
+    service: ServiceConfig,
+    span: LifelineSpan,
+    stopFirst: boolean,
+  ): Promise<{ outcome: EventOutcome; reason: string; evidence?: string; exit?: ExitObserved }> {
+    const context: Context = { service: service.name, span };
+    try {
+      if (stopFirst) {
+        const stopped = await this.stopService(
+          service,
+          { deadline: Date.now() + service.gracePeriodMs + 30_000 },
+          context,
+        );
+        if (stopped.outcome !== "success") return { outcome: stopped.outcome, reason: stopped.reason };
+      }
+      const started = await this.startService(
+        service,
+        { deadline: Date.now() + service.startTimeoutMs },
+        context,
+      );
+      return {
+        outcome: started.outcome,
+        reason: started.reason,
+        ...(started.fields.evidence ? { evidence: started.fields.evidence } : {}),
+      };
+    } catch (error) {
+      const failure = await this.failureOf(error, service);
+      return {
+        outcome: failure.outcome,
+        reason: failure.reason,
+        ...(failure.fields.evidence ? { evidence: failure.fields.evidence } : {}),
+        ...(failure.fields.exit ? { exit: failure.fields.exit } : {}),
+      };
+    }
   }
 
   private async execute(command: Command, service: ServiceConfig, context: Context): Promise<void> {
@@ -256,16 +371,22 @@ export class Agent implements Component {
           `deadline ${command.deadline}, now ${new Date(began).toISOString()}`,
         );
       }
+      const how: ActionLimits = {
+        deadline: Date.parse(command.deadline),
+        ...(command.parameters.gracePeriodMs !== undefined
+          ? { gracePeriodMs: command.parameters.gracePeriodMs }
+          : {}),
+      };
       switch (command.action) {
         case "stop":
-          result = await this.stopService(service, command, context);
+          result = await this.stopService(service, how, context);
           break;
         case "start":
-          result = await this.startService(service, command, context);
+          result = await this.startService(service, how, context);
           break;
         case "restart": {
-          const stopped = await this.stopService(service, command, context);
-          const started = await this.startService(service, command, context);
+          const stopped = await this.stopService(service, how, context);
+          const started = await this.startService(service, how, context);
           result = {
             outcome: stopped.outcome === "success" ? started.outcome : stopped.outcome,
             reason:
@@ -308,6 +429,8 @@ export class Agent implements Component {
       reason,
       at: new Date().toISOString(),
     });
+    this.metrics?.commands.inc({ action: command.action, outcome });
+    this.keepers.get(service.name)?.commandFinished(command.action, outcome, reason, fields.exit);
   }
 
   /**
@@ -339,7 +462,7 @@ export class Agent implements Component {
 
   private async stopService(
     service: ServiceConfig,
-    command: Command,
+    limits: ActionLimits,
     context: Context,
   ): Promise<ActionResult> {
     const driver = this.drivers.get(service.name) as ServiceDriver;
@@ -359,7 +482,7 @@ export class Agent implements Component {
         duration: (Date.now() - began) * 1e6,
       });
     }
-    const grace = command.parameters.gracePeriodMs ?? service.gracePeriodMs;
+    const grace = limits.gracePeriodMs ?? service.gracePeriodMs;
     const how = driver.stopControl;
     this.emit("stop.signal_sent", "success", context, {
       ...(state.pid !== undefined ? { pid: state.pid } : {}),
@@ -411,12 +534,24 @@ export class Agent implements Component {
         : result.escalated
           ? "stopped (escalated)"
           : "stopped";
+    const postStop = service.postStop;
+    if (postStop) {
+      // The stop is verified: a failing hook is recorded on its own event and does not undo that.
+      const hookBegan = Date.now();
+      const hookFailed = await this.phase(context, "post-stop hook", () =>
+        runHook(postStop, this.hookEnv(context)),
+      );
+      this.emit("stop.post_stop_hook", hookFailed ? "failure" : "success", context, {
+        reason: hookFailed ?? "ok",
+        duration: (Date.now() - hookBegan) * 1e6,
+      });
+    }
     return { outcome, reason, fields };
   }
 
   private async startService(
     service: ServiceConfig,
-    command: Command,
+    how: ActionLimits,
     context: Context,
   ): Promise<ActionResult> {
     const driver = this.drivers.get(service.name) as ServiceDriver;
@@ -424,7 +559,23 @@ export class Agent implements Component {
     if (state.status === "running")
       return { outcome: "success", reason: "already_running", fields: { evidence: state.evidence } };
     const began = Date.now();
-    const deadline = Math.min(began + service.startTimeoutMs, Date.parse(command.deadline));
+    const deadline = Math.min(began + service.startTimeoutMs, how.deadline);
+    for (const dependency of service.dependsOn) await this.awaitDependency(dependency, deadline, context);
+    const preStart = service.preStart;
+    if (preStart) {
+      const hookBegan = Date.now();
+      const hookFailed = await this.phase(context, "pre-start hook", () =>
+        runHook(preStart, this.hookEnv(context)),
+      );
+      this.emit("start.pre_start_hook", hookFailed ? "failure" : "success", context, {
+        reason: hookFailed ?? "ok",
+        duration: (Date.now() - hookBegan) * 1e6,
+      });
+      if (hookFailed)
+        throw new StepOutcome("failure", `pre-start hook failed: ${hookFailed}`, {
+          evidence: `not started: ${hookFailed}`,
+        });
+    }
     const traceparent = context.span?.traceparent;
     const started = await this.phase(context, "spawn", async () =>
       driver.start(traceparent ? { TRACEPARENT: traceparent } : {}, Math.max(0, deadline - Date.now())),
@@ -488,6 +639,54 @@ export class Agent implements Component {
       if (hookFailed) throw new StepOutcome("failure", `post-start hook failed: ${hookFailed}`, { evidence });
     }
     return { outcome: "success", reason: "started", fields: { evidence } };
+  }
+
+  /**
+   * Waits until a local service this one depends on is healthy (its health probe passes; running, without one),
+   * checking again after a growing delay, until the start's deadline. The wait is a span; each check that finds
+   * it not ready is an event with what was found.
+   */
+  private async awaitDependency(name: string, deadline: number, context: Context): Promise<void> {
+    const dependency = this.config.services.find((s) => s.name === name) as ServiceConfig;
+    const driver = this.drivers.get(name) as ServiceDriver;
+    const began = Date.now();
+    const backoff = { ...dependency.restart, initialDelayMs: 250, maxDelayMs: 5_000 };
+    await this.phase(context, `wait for ${name}`, async (span) => {
+      for (let attempt = 0; ; attempt++) {
+        const state = await Promise.resolve(driver.state()).catch(() => undefined);
+        const probe = dependency.health;
+        const ready =
+          state?.status === "running" && (probe ? await probeOnce(probe) : true)
+            ? undefined
+            : state?.status !== "running"
+              ? `${name} is ${state?.status ?? "in a state that could not be read"}`
+              : `${name} runs, ${probeName(probe as NonNullable<ServiceConfig["health"]>)} fails`;
+        if (!ready) {
+          span.setAttributes({ "lifeline.attempts": attempt + 1 });
+          this.emit("start.dependency_ready", "success", context, {
+            reason: `${name} healthy after ${attempt + 1} checks`,
+            duration: (Date.now() - began) * 1e6,
+            evidence: probe ? `${probeName(probe)} passed` : (state?.evidence ?? ""),
+          });
+          return;
+        }
+        const wait = restartDelay(backoff, attempt);
+        if (Date.now() + wait > deadline) {
+          throw new StepOutcome(
+            "failure",
+            `dependency ${name} not healthy before the start's deadline: ${ready}`,
+            {
+              evidence: state?.evidence ?? ready,
+            },
+          );
+        }
+        this.emit("start.dependency_waiting", "unknown", context, {
+          reason: `${ready}; check ${attempt + 2} in ${wait} ms`,
+          evidence: state?.evidence ?? ready,
+        });
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    });
   }
 
   private hookEnv(context: Context): Record<string, string> {
@@ -600,6 +799,7 @@ export class Agent implements Component {
             groups: this.config.host.groups,
             labels: this.config.host.labels,
             services,
+            supervision: this.supervision(),
           },
         },
       },
@@ -657,6 +857,10 @@ export class Agent implements Component {
     const issuer = context.command?.issuer ?? context.issuer;
     const exitCode = fields.exit?.code ?? undefined;
     const signal = fields.exit?.signal ?? undefined;
+    // Extra top-level fields; their `lifeline` object goes into the envelope's, not over it.
+    const { lifeline: extraLifeline, ...extra } = (fields.extra ?? {}) as {
+      lifeline?: Record<string, unknown>;
+    };
     const event = {
       "@timestamp": now.toISOString(),
       message: fields.message ?? `${action}${fields.reason ? `: ${fields.reason}` : ""}`,
@@ -700,10 +904,12 @@ export class Agent implements Component {
         ...(fields.escalated !== undefined ? { escalated: fields.escalated } : {}),
         ...(fields.output ? { output: fields.output } : {}),
         ...(fields.claimed ? { claimed: fields.claimed } : {}),
+        ...extraLifeline,
       },
-      ...(fields.extra ?? {}),
+      ...extra,
     };
     this.lifecycle?.append(event);
+    this.metrics?.events.inc({ action, outcome });
     this.logger.info(
       { action, outcome, service: context.service, commandId, reason: fields.reason },
       "lifecycle event",

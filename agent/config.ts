@@ -70,6 +70,24 @@ const hookSchema = z
   .refine((h) => Boolean(h.exec) !== Boolean(h.http), { message: "a hook is either exec or http" });
 export type HookConfig = z.output<typeof hookSchema>;
 
+/**
+ * What the agent does when a service it keeps running exits without a command, or fails its liveness probe.
+ * never: the event is recorded, nothing else; on-failure: restarted unless it exited with code 0; always: restarted.
+ * Restarts wait an exponential backoff with jitter (each delay between half and all of initialDelayMs * 2^n, at most
+ * maxDelayMs); maxRestarts within windowMs is a crash loop: no more restarts until a start or restart command, or
+ * until quietPeriodMs has passed. A service that stayed up for resetAfterMs starts again from the first delay.
+ */
+const restartSchema = z.strictObject({
+  policy: z.enum(["never", "on-failure", "always"]).default("never"),
+  initialDelayMs: z.number().int().positive().default(1_000),
+  maxDelayMs: z.number().int().positive().default(60_000),
+  maxRestarts: z.number().int().positive().default(5),
+  windowMs: z.number().int().positive().default(300_000),
+  quietPeriodMs: z.number().int().positive().default(600_000),
+  resetAfterMs: z.number().int().positive().default(60_000),
+});
+export type RestartConfig = z.output<typeof restartSchema>;
+
 export const serviceSchema = z
   .strictObject({
     name: z.string().regex(/^[a-z0-9_.-]+$/, "lowercase letters, digits, . _ -"),
@@ -112,6 +130,26 @@ export const serviceSchema = z
     preStop: hookSchema.optional(),
     /** After the service is healthy; a failure makes the start a failure (as in Kubernetes). */
     postStart: hookSchema.optional(),
+    /** Before the service is started (after its local dependencies are healthy); a failure fails the start. */
+    preStart: hookSchema.optional(),
+    /** After the stop is verified; a failure is recorded and the stop stands (the service is down). */
+    postStop: hookSchema.optional(),
+    /**
+     * A probe run all the while the service is kept running (Kubernetes liveness semantics: failureThreshold
+     * failures in a row make it unhealthy), separate from `health`, which gates a start.
+     */
+    liveness: probeSchema.optional(),
+    restart: restartSchema.default(restartSchema.parse({})),
+    /**
+     * How often a service the agent keeps running is checked for an exit nobody commanded.
+     * Default: 1 s for the process driver (a /proc read), 5 s for systemd and Windows services (a query each).
+     */
+    watchIntervalMs: z.number().int().positive().optional(),
+    /**
+     * Services on this host that must be healthy (their `health` probe passes, or running without one) before
+     * this one starts; the agent waits for them with backoff up to the start's deadline.
+     */
+    dependsOn: z.array(z.string()).default([]),
     allowedActions: z.array(actions).default(["stop", "start", "restart", "status"]),
   })
   .refine((s) => s.driver !== "process" || s.command, {
@@ -128,25 +166,66 @@ export const serviceSchema = z
   });
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
-export const agentConfigSchema = z.strictObject({
-  host: z
-    .strictObject({
-      name: z.string().min(1).default(hostname()),
-      groups: z.array(z.string()).default([]),
-      labels: z.record(z.string(), z.string()).default({}),
-    })
-    .default({ name: hostname(), groups: [], labels: {} }),
-  /** pid files, the seen-command journal, service logs. */
-  stateDir: z.string().min(1),
-  /** The lifecycle journal the shipper tails (one ECS event per line, fsynced). Default: <stateDir>/journal.ndjson */
-  journal: z.string().optional(),
-  topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
-  /** Public keys allowed to sign commands, by key id. */
-  trustedKeys: z.array(trustedKeySchema).min(1),
-  services: z.array(serviceSchema).min(1),
-  heartbeatIntervalMs: z.number().int().positive().default(10_000),
-  kafka: kafkaSettingsSchema.optional(),
-});
+export const agentConfigSchema = z
+  .strictObject({
+    host: z
+      .strictObject({
+        name: z.string().min(1).default(hostname()),
+        groups: z.array(z.string()).default([]),
+        labels: z.record(z.string(), z.string()).default({}),
+      })
+      .default({ name: hostname(), groups: [], labels: {} }),
+    /** pid files, the seen-command journal, service logs. */
+    stateDir: z.string().min(1),
+    /** The lifecycle journal the shipper tails (one ECS event per line, fsynced). Default: <stateDir>/journal.ndjson */
+    journal: z.string().optional(),
+    topicPrefix: z.string().default(process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"),
+    /** Public keys allowed to sign commands, by key id. */
+    trustedKeys: z.array(trustedKeySchema).min(1),
+    services: z.array(serviceSchema).min(1),
+    heartbeatIntervalMs: z.number().int().positive().default(10_000),
+    /**
+     * The lifecycle journal is renamed to <journal>.1 (older ones shifted, the oldest beyond `keep` deleted) when
+     * it reaches maxBytes; the shipper follows the rename. The command journal is compacted to the ids whose
+     * commands have not yet expired, so replays stay refused across restarts with bounded disk and memory.
+     */
+    journalRotation: z
+      .strictObject({
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(16 * 1024 * 1024),
+        keep: z.number().int().min(1).default(3),
+      })
+      .default({ maxBytes: 16 * 1024 * 1024, keep: 3 }),
+    /**
+     * A finished command's id is forgotten this long after the command expired (the verifier refuses it as expired
+     * from then on). The margin covers the signer's clock running behind this host's by as much.
+     */
+    forgetCommandsAfterExpiryMs: z.number().int().nonnegative().default(600_000),
+    /** GET /health and /metrics (Prometheus, with process metrics). Off unless a port is given. */
+    http: z
+      .strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65535) })
+      .optional(),
+    kafka: kafkaSettingsSchema.optional(),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set(config.services.map((s) => s.name));
+    config.services.forEach((service, index) => {
+      for (const dependency of service.dependsOn) {
+        if (!names.has(dependency) || dependency === service.name)
+          ctx.addIssue({
+            code: "custom",
+            path: ["services", index, "dependsOn"],
+            message: `"${dependency}" is not another service declared on this host`,
+          });
+      }
+    });
+    const cycle = dependencyCycle(config.services);
+    if (cycle)
+      ctx.addIssue({ code: "custom", path: ["services"], message: `dependsOn cycle: ${cycle.join(" -> ")}` });
+  });
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 
 export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -154,6 +233,31 @@ export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.e
     env,
     overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
   });
+}
+
+/** A cycle among services' dependsOn, as the names along it, or undefined. */
+export function dependencyCycle(services: { name: string; dependsOn: string[] }[]): string[] | undefined {
+  const edges = new Map(services.map((s) => [s.name, s.dependsOn]));
+  const state = new Map<string, "visiting" | "done">();
+  const path: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === "done") return undefined;
+    if (state.get(name) === "visiting") return [...path.slice(path.indexOf(name)), name];
+    state.set(name, "visiting");
+    path.push(name);
+    for (const next of edges.get(name) ?? []) {
+      const found = edges.has(next) ? visit(next) : undefined;
+      if (found) return found;
+    }
+    path.pop();
+    state.set(name, "done");
+    return undefined;
+  };
+  for (const name of edges.keys()) {
+    const found = visit(name);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 function isEd25519PublicKey(pem: string): boolean {

@@ -64,8 +64,19 @@ export async function runAgent(argv: string[]): Promise<number> {
     logger,
   );
   await ensureTopics(kafka, [`${config.topicPrefix}.control`]);
-  const agent = new Agent({ config, kafka, logger });
-  const supervisor = new Supervisor([agent], logger);
+  // /health and /metrics only when asked for: without them the agent does not load prom-client or node:http's server.
+  const metrics = config.http ? (await import("./metrics.ts")).createAgentMetrics() : undefined;
+  const agent = new Agent({ config, kafka, logger, ...(metrics ? { metrics } : {}) });
+  const observability =
+    config.http && metrics
+      ? new (await import("../core/observability/http.ts")).ObservabilityServer({
+          registry: metrics.registry,
+          health: () => agent.health(),
+          ...config.http,
+          logger,
+        })
+      : undefined;
+  const supervisor = new Supervisor(observability ? [observability, agent] : [agent], logger);
   const stopTracing = await startTracing("agent", { hostName: config.host.name, logger });
   await runUntilSignal(supervisor, logger, {
     stopDeadlineMs: 60_000,

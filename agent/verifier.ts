@@ -29,16 +29,13 @@ export type RejectReason =
 export class CommandVerifier {
   private readonly config: AgentConfig;
   private readonly keys: Map<string, KeyObject>;
-  private readonly seen: Set<string>;
+  private readonly seen: (id: string) => boolean;
 
-  constructor(config: AgentConfig, seen: Iterable<string>) {
+  /** `seen`: whether a command id was accepted before (the command log, which outlives restarts). */
+  constructor(config: AgentConfig, seen: (id: string) => boolean) {
     this.config = config;
     this.keys = new Map(config.trustedKeys.map((key) => [key.id, createPublicKey(key.publicKey)]));
-    this.seen = new Set(seen);
-  }
-
-  markSeen(id: string): void {
-    this.seen.add(id);
+    this.seen = seen;
   }
 
   verify(raw: unknown, now = new Date()): Verdict {
@@ -71,7 +68,7 @@ export class CommandVerifier {
       };
     }
     // A command seen before is a duplicate even once expired: its first delivery is what ran.
-    if (this.seen.has(command.id)) return { kind: "duplicate", command };
+    if (this.seen(command.id)) return { kind: "duplicate", command };
     if (Date.parse(command.expiresAt) <= now.getTime()) {
       return { kind: "rejected", reason: "expired", detail: `expired at ${command.expiresAt}`, command };
     }

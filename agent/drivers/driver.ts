@@ -44,6 +44,11 @@ export interface ServiceDriver {
   /** How the service ended if it died since it was started (undefined while running or not known). */
   exited(): ExitObserved | undefined | Promise<ExitObserved | undefined>;
   stop(gracePeriodMs: number): Promise<StopResult | undefined>;
+  /**
+   * Waits up to timeoutMs for the exit of the process this driver started, where it can see it (the state may say
+   * "gone" a moment before the exit status arrives).
+   */
+  awaitExit?(timeoutMs: number): Promise<ExitObserved | undefined>;
   /** The last lines the service wrote, where the driver knows its output (for a crash's evidence). */
   lastOutput?(lines: number): string[];
 }

@@ -101,6 +101,14 @@ export class ProcessDriver implements ServiceDriver {
     return this.exit;
   }
 
+  awaitExit(timeoutMs: number): Promise<ExitObserved | undefined> {
+    if (this.exit || !this.exitSeen) return Promise.resolve(this.exit);
+    return Promise.race([
+      this.exitSeen,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs)),
+    ]).then(() => this.exit);
+  }
+
   /** The last lines of the service's log file (its stdout and stderr). */
   lastOutput(lines: number): string[] {
     return lastLines(this.logPath, lines);

@@ -106,6 +106,7 @@ export function agentWorkspace(name: string) {
 export function writeAgentConfig(
   ws: ReturnType<typeof agentWorkspace>,
   services: Record<string, unknown>[],
+  settings: Record<string, unknown> = {},
 ): string {
   const file = join(ws.dir, "agent.yaml");
   writeFileSync(
@@ -117,6 +118,7 @@ export function writeAgentConfig(
       trustedKeys: [{ id: "test-controller", publicKey: ws.keys.publicKeyPem }],
       heartbeatIntervalMs: 10_000,
       services,
+      ...settings,
     }),
   );
   return file;

@@ -58,7 +58,7 @@ describe("signed commands", () => {
 
 describe("command verifier", () => {
   const verify = (raw: unknown, seen: string[] = [], cfg = config()) =>
-    new CommandVerifier(cfg, seen).verify(raw, now);
+    new CommandVerifier(cfg, (id) => seen.includes(id)).verify(raw, now);
   const sign = (c: Command, keyId = "ctl", key = keys.privateKeyPem) => signCommand(c, keyId, key);
 
   it("accepts a signed, current command for a declared service and allowed action", () => {
