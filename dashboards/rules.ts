@@ -137,6 +137,32 @@ export function alertingRules(): RuleDefinition[] {
         "Lifeline: rollout halted: {{#context.hits}}{{_source.lifeline.rollout_id}}: {{_source.event.reason}} (trace {{_source.trace.id}}) {{/context.hits}}",
     }),
     rule({
+      id: "lifeline-service-crash-loop",
+      name: "Lifeline: a service is in a crash loop",
+      summary:
+        "an agent stopped restarting a service after too many restarts in its window (service.crash_loop)",
+      query: { bool: { filter: [term("event.action", "service.crash_loop")] } },
+      message:
+        "Lifeline: crash loop, no more restarts: {{#context.hits}}{{_source.host.name}}/{{_source.service.name}} ({{_source.event.reason}}, trace {{_source.trace.id}}) {{/context.hits}}",
+    }),
+    rule({
+      id: "lifeline-service-exited",
+      name: "Lifeline: a service exited without a command",
+      summary: "a service the agent keeps running exited when no command asked for it (service.exited)",
+      query: { bool: { filter: [term("event.action", "service.exited")] } },
+      message:
+        "Lifeline: unexpected exit: {{#context.hits}}{{_source.host.name}}/{{_source.service.name}} ({{_source.event.reason}}, trace {{_source.trace.id}}) {{/context.hits}}",
+    }),
+    rule({
+      id: "lifeline-service-unhealthy",
+      name: "Lifeline: a service fails its liveness probe",
+      summary:
+        "a running service failed its liveness probe failureThreshold times in a row (service.unhealthy)",
+      query: { bool: { filter: [term("event.action", "service.unhealthy")] } },
+      message:
+        "Lifeline: liveness failing: {{#context.hits}}{{_source.host.name}}/{{_source.service.name}} ({{_source.event.reason}}, trace {{_source.trace.id}}) {{/context.hits}}",
+    }),
+    rule({
       id: "lifeline-agent-silent",
       name: "Lifeline: an agent stopped sending heartbeats",
       summary: `a host sent fewer than ${HEARTBEAT_MIN_PER_WINDOW} heartbeats in ${HEARTBEAT_WINDOW_MINUTES} minutes (expected 18)`,

@@ -181,6 +181,7 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     span(120, "lifeline-controller", "rollout shop-restart", good, "success"),
   ];
   const bad = hex(16);
+  const incident = hex(16);
   const failing: Seed[] = [
     ...controller(120, "shop-stop-bad", bad, [
       ["rollout.planned", "success"],
@@ -207,6 +208,22 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     ...heartbeats("web-3", 10, 175, 140),
     logLine(95, "web-3", "worker", bad),
     span(120, "lifeline-controller", "rollout shop-stop", bad, "failure"),
+    // web-1's cache died at 3 a.m. style: killed, unhealthy, restarted until a crash loop.
+    event(80, "web-1", "service.unhealthy", "failure", {
+      service: "cache",
+      reason: "liveness probe failed 3 times in a row; restart 1 in 734 ms",
+      trace: incident,
+    }),
+    event(70, "web-1", "service.exited", "failure", {
+      service: "cache",
+      reason: "exited with signal SIGKILL, no command asked for it; crash loop",
+      trace: incident,
+    }),
+    event(70, "web-1", "service.crash_loop", "failure", {
+      service: "cache",
+      reason: "5 restarts within 300000 ms: no more until a start command or later",
+      trace: incident,
+    }),
   ];
   return { healthy, failing };
 }

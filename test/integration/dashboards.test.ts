@@ -18,7 +18,7 @@ describe("lifeline dashboards", () => {
     const result = await runLifeline(["dashboards", "check"]);
     expect(result.stdout).not.toContain("FAIL");
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/19 saved objects, 4 rules/);
+    expect(result.stdout).toMatch(/19 saved objects, 7 rules/);
     expect(result.stdout).toMatch(
       /rule lifeline-stop-failed: failing → 2 matching → alert; healthy → 0 matching → no alert/,
     );
