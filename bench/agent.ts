@@ -1,6 +1,8 @@
 /**
  * Agent: latency from a command delivered to Kafka until the stop signal is sent, against the floor of a bare
- * kafkajs consumer receiving the same kind of message in the same run; then the agent's idle RSS and CPU. Both
+ * kafkajs consumer receiving the same kind of message in the same run; then the agent's idle RSS and CPU, with one
+ * service and no supervision, and keeping 20 services running (watch every second, a liveness probe each, restart
+ * policy on-failure, /health and /metrics on). Both
  * ways to run it: from the TypeScript sources, and as `agent install` runs it (compiled, lite mode; built first).
  *   npm run bench:agent        (BENCH_CYCLES=30)
  */
@@ -20,6 +22,7 @@ import {
   freePort,
   killWorkspaceServices,
   makeCommand,
+  readJournal,
   signed,
   waitForJournal,
   writeAgentConfig,
@@ -30,6 +33,7 @@ import { uniqueName } from "../test/helpers/services.ts";
 import { type BenchRow, cpuSeconds, printTable, writeResults } from "./lib.ts";
 
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 30);
+const SUPERVISED = 20;
 
 function percentile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -93,6 +97,7 @@ async function main() {
   ];
   for (const { system, launcher } of launchers) {
     rows.push(...(await measureAgent(system, launcher, producer)));
+    rows.push(await measureSupervising(system, launcher, producer));
   }
   await producer.disconnect();
   printTable(rows);
@@ -168,6 +173,75 @@ async function measureAgent(
   await agent.stop();
   killWorkspaceServices();
   return rows;
+}
+
+/** Idle while keeping SUPERVISED services running: the watch, the liveness probes and the metrics endpoint. */
+async function measureSupervising(
+  system: string,
+  launcher: { nodeArgs: string[]; entry: string },
+  producer: Producer,
+): Promise<BenchRow> {
+  const ws = agentWorkspace("bench-supervised");
+  const ports = await Promise.all(Array.from({ length: SUPERVISED }, () => freePort()));
+  const httpPort = await freePort();
+  const config = writeAgentConfig(
+    ws,
+    ports.map((port, i) => ({
+      name: `svc-${i}`,
+      command: [process.execPath, fixture("well-behaved.mjs")],
+      env: { PORT: String(port) },
+      health: { tcp: { port }, periodMs: 50, failureThreshold: 200 },
+      // Kubernetes' default liveness period.
+      liveness: { tcp: { port }, periodMs: 10_000 },
+      restart: { policy: "on-failure" },
+    })),
+    { http: { port: httpPort } },
+  );
+  const agent = startLifeline(["agent", "--config", config], "agent started", process.env, launcher);
+  await agent.started;
+  const commands = ports.map((_, i) => makeCommand(ws, "start", `svc-${i}`));
+  await producer.send({
+    topic: `${ws.prefix}.control`,
+    acks: -1,
+    messages: commands.map((c) => ({ key: c.service, value: JSON.stringify(signed(ws, c)) })),
+  });
+  const ids = new Set(commands.map((c) => c.id));
+  const events = await waitForJournal(
+    ws.journal,
+    (e) =>
+      e.filter((x) => ids.has(x.lifeline.command_id ?? "") && x.event.action === "command.completed")
+        .length === SUPERVISED,
+    120_000,
+  );
+  const failed = events.filter(
+    (x) =>
+      ids.has(x.lifeline.command_id ?? "") &&
+      x.event.action === "command.completed" &&
+      x.event.outcome !== "success",
+  );
+  if (failed.length > 0) throw new Error(`${failed.length} starts failed: ${failed[0]?.event.reason}`);
+  const health = (await fetch(`http://127.0.0.1:${httpPort}/health`).then((r) => r.json())) as {
+    services: Record<string, { phase: string }>;
+  };
+  const watching = Object.values(health.services).filter((s) => s.phase === "watching").length;
+  if (watching !== SUPERVISED) throw new Error(`${watching} of ${SUPERVISED} services watched`);
+  const pid = agent.process.pid as number;
+  const idleSeconds = 30;
+  const cpuBefore = cpuSeconds(pid);
+  await delay(idleSeconds * 1000);
+  const idleCpu = ((cpuSeconds(pid) - cpuBefore) / idleSeconds) * 100;
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  const restarts = readJournal(ws.journal).filter((e) => e.event.action.startsWith("service.")).length;
+  await agent.stop();
+  killWorkspaceServices();
+  return {
+    scenario: `idle, keeping ${SUPERVISED} services running (liveness every 10 s, /metrics on)`,
+    system,
+    "RSS MiB": rss,
+    "CPU % of a core": idleCpu,
+    "supervision events": restarts,
+    samples: idleSeconds,
+  };
 }
 
 await main();

@@ -64,6 +64,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
   it("a service killed from outside is restarted after growing delays until a crash loop, then left down until a start command", async () => {
     const ws = agentWorkspace("crashloop");
     const port = await freePort();
+    const httpPort = await freePort();
     const config = writeAgentConfig(
       ws,
       [
@@ -82,7 +83,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
           },
         },
       ],
-      { heartbeatIntervalMs: 1_500 },
+      { heartbeatIntervalMs: 1_500, http: { port: httpPort } },
     );
     await launch(config).started;
     const topic = `${ws.prefix}.control`;
@@ -134,6 +135,19 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     const since = of(events, "agent.heartbeat").length;
     const beats = await heartbeatsAfter(ws.journal, since, 2);
     expect(beats.at(-1)?.agent?.supervision?.api).toMatchObject({ desired: "running", phase: "crash_loop" });
+    // /health and /metrics say the same.
+    const health = (await fetch(`http://127.0.0.1:${httpPort}/health`).then((r) => r.json())) as {
+      status: string;
+      services: Record<string, { phase: string; next_restart_at?: string }>;
+    };
+    expect(health.status).toBe("ok");
+    expect(health.services.api?.phase).toBe("crash_loop");
+    expect(Date.parse(health.services.api?.next_restart_at ?? "")).toBeGreaterThan(Date.now() + 500_000);
+    const metrics = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
+    expect(metrics).toContain('lifeline_agent_service_restarts_total{service="api"} 3');
+    expect(metrics).toContain('lifeline_agent_service_up{service="api"} 0');
+    expect(metrics).toMatch(/lifeline_agent_lifecycle_events_total\{action="service.exited",outcome="failure"\} 4/);
+    expect(metrics).toMatch(/lifeline_agent_process_resident_memory_bytes \d+/);
     events = readJournal(ws.journal);
     const loopAt = events.indexOf(loop);
     expect(events.slice(loopAt).some((e) => e.event.action === "start.spawned")).toBe(false);
