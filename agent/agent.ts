@@ -292,6 +292,10 @@ export class Agent implements Component {
     const saved = this.readDesired();
     for (const service of this.config.services) {
       const driver = this.drivers.get(service.name) as ServiceDriver;
+      const cleared = await driver
+        .clearTraceContext?.()
+        .catch((error: Error) => `not cleared: ${error.message}`);
+      if (cleared) this.logger.warn({ service: service.name }, `trace context: ${cleared}`);
       let desired = saved[service.name]?.desired;
       if (!desired) {
         const state = await Promise.resolve(driver.state()).catch(() => undefined);
@@ -581,7 +585,11 @@ export class Agent implements Component {
       driver.start(traceparent ? { TRACEPARENT: traceparent } : {}, Math.max(0, deadline - Date.now())),
     );
     const { pid } = started;
-    this.emit("start.spawned", "success", context, { pid, evidence: started.evidence });
+    this.emit("start.spawned", "success", context, {
+      pid,
+      evidence: started.evidence,
+      ...(started.traceContext ? { extra: { trace_context: started.traceContext } } : {}),
+    });
     const gaveUp = async () => {
       const exit = await driver.exited();
       if (exit !== undefined) return `process exited with ${describeExit(exit)} while starting`;

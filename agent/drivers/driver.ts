@@ -23,6 +23,8 @@ export interface StartResult {
   pid: number;
   /** The verified state after the start, in the tool's own words. */
   evidence: string;
+  /** Whether TRACEPARENT reached the service, and how that is known (or why it did not). */
+  traceContext?: string;
 }
 
 /**
@@ -49,6 +51,11 @@ export interface ServiceDriver {
    * "gone" a moment before the exit status arrives).
    */
   awaitExit?(timeoutMs: number): Promise<ExitObserved | undefined>;
+  /**
+   * Undoes what a start set up to pass TRACEPARENT if the agent died before undoing it (so that the service's
+   * next start, by anyone, does not carry an old command's trace); says what it removed, if anything.
+   */
+  clearTraceContext?(): Promise<string | undefined>;
   /** The last lines the service wrote, where the driver knows its output (for a crash's evidence). */
   lastOutput?(lines: number): string[];
 }

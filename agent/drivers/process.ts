@@ -93,7 +93,13 @@ export class ProcessDriver implements ServiceDriver {
       this.pidPath,
       JSON.stringify({ pid: child.pid, startTime, startedAt: new Date().toISOString() } satisfies PidFile),
     );
-    return { pid: child.pid, evidence: `spawned pid ${child.pid}` };
+    return {
+      pid: child.pid,
+      evidence: `spawned pid ${child.pid}`,
+      ...(extraEnv.TRACEPARENT
+        ? { traceContext: `TRACEPARENT in the environment pid ${child.pid} was spawned with` }
+        : {}),
+    };
   }
 
   /** How the process we started exited (undefined while it runs, or if this agent did not start it). */

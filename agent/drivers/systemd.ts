@@ -1,4 +1,6 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
+import { dirname, join } from "node:path";
 import {
   afterStart,
   afterStop,
@@ -96,11 +98,25 @@ export class SystemdDriver implements ServiceDriver {
   readonly stopControl: string;
   readonly killControl = "systemctl kill --signal=SIGKILL";
 
-  constructor(unit: string, run: CommandRunner = runCommand, periodMs = 250) {
+  private readonly runtimeDir: string;
+  private readonly environOf: (pid: number) => string;
+
+  /**
+   * `runtimeDir` is where runtime drop-ins go (systemd reads /run/systemd/system before /etc; gone at reboot);
+   * `environOf` reads a process's environment (/proc/PID/environ): both injected for tests.
+   */
+  constructor(
+    unit: string,
+    run: CommandRunner = runCommand,
+    periodMs = 250,
+    options: { runtimeDir?: string; environOf?: (pid: number) => string } = {},
+  ) {
     this.unit = unit;
     this.stopControl = `systemctl stop ${unit}`;
     this.run = run;
     this.periodMs = periodMs;
+    this.runtimeDir = options.runtimeDir ?? "/run/systemd/system";
+    this.environOf = options.environOf ?? ((pid) => readFileSync(`/proc/${pid}/environ`, "latin1"));
   }
 
   async show(): Promise<UnitStatus> {
@@ -118,10 +134,12 @@ export class SystemdDriver implements ServiceDriver {
     };
   }
 
-  async start(_env: Record<string, string>, timeoutMs = 30_000): Promise<StartResult> {
+  async start(env: Record<string, string>, timeoutMs = 30_000): Promise<StartResult> {
     const before = await settle(() => this.show(), beforeStart, timeoutMs, this.periodMs);
     if (before.step.kind === "fail") failWith(before.step, before.observation);
-    if (before.step.kind === "act") {
+    if (before.step.kind !== "act") return this.awaitStarted(timeoutMs);
+    const dropIn = env.TRACEPARENT ? await this.writeTraceDropIn(env.TRACEPARENT) : undefined;
+    try {
       const { stdout, code } = await this.run("systemctl", ["start", "--no-block", this.unit]);
       if (code !== 0) {
         throw new OutcomeError(
@@ -130,7 +148,19 @@ export class SystemdDriver implements ServiceDriver {
           stdout.replace(/\s+/g, " ").trim() || `exit ${code}`,
         );
       }
+      const started = await this.awaitStarted(timeoutMs);
+      if (!dropIn) return started;
+      const traceContext = dropIn.written
+        ? this.traceSeen(started.pid, env.TRACEPARENT as string)
+        : dropIn.why;
+      return { ...started, traceContext };
+    } finally {
+      // Removed once systemd has spawned the unit (or failed to): its own later restarts are not this command.
+      if (dropIn?.written) await this.removeTraceDropIn(dropIn.path);
     }
+  }
+
+  private async awaitStarted(timeoutMs: number): Promise<StartResult> {
     const after = await settle(() => this.show(), afterStart, timeoutMs, this.periodMs);
     if (after.step.kind === "fail") failWith(after.step, after.observation);
     if (after.step.kind === "wait") {
@@ -141,6 +171,67 @@ export class SystemdDriver implements ServiceDriver {
       );
     }
     return { pid: after.observation.mainPid, evidence: after.observation.evidence };
+  }
+
+  /**
+   * TRACEPARENT for one start: a runtime drop-in with Environment=, loaded by a daemon-reload (systemd has no
+   * per-start environment; `set-environment` would give it to every unit the manager starts meanwhile). Not
+   * written, the start goes on without it and says why.
+   */
+  private async writeTraceDropIn(
+    traceparent: string,
+  ): Promise<{ written: true; path: string } | { written: false; why: string }> {
+    const path = this.traceDropIn;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(
+        path,
+        `# Written by the Lifeline agent for one start of ${this.unit}, removed once it has started.\n[Service]\nEnvironment=TRACEPARENT=${traceparent}\n`,
+      );
+    } catch (error) {
+      return {
+        written: false,
+        why: `TRACEPARENT not passed: cannot write ${path}: ${(error as Error).message}`,
+      };
+    }
+    const { stdout, code } = await this.run("systemctl", ["daemon-reload"]);
+    if (code === 0) return { written: true, path };
+    rmSync(path, { force: true });
+    return {
+      written: false,
+      why: `TRACEPARENT not passed: systemctl daemon-reload exited ${code}: ${stdout.replace(/\s+/g, " ").trim()}`,
+    };
+  }
+
+  private get traceDropIn(): string {
+    return join(this.runtimeDir, `${this.unit}.d`, "lifeline-trace.conf");
+  }
+
+  private async removeTraceDropIn(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    await this.run("systemctl", ["daemon-reload"]);
+  }
+
+  async clearTraceContext(): Promise<string | undefined> {
+    if (!existsSync(this.traceDropIn)) return undefined;
+    await this.removeTraceDropIn(this.traceDropIn);
+    return `removed ${this.traceDropIn}, left by a start the agent did not finish`;
+  }
+
+  /** Whether the unit's main process has TRACEPARENT in its environment, read back from /proc. */
+  private traceSeen(pid: number, traceparent: string): string {
+    if (pid <= 0) return "TRACEPARENT in a runtime drop-in; no main pid to verify it in";
+    try {
+      const found = this.environOf(pid)
+        .split("\0")
+        .find((entry) => entry.startsWith("TRACEPARENT="));
+      if (found === `TRACEPARENT=${traceparent}`) return `TRACEPARENT verified in /proc/${pid}/environ`;
+      return found
+        ? `TRACEPARENT in a runtime drop-in, but pid ${pid} has ${found}`
+        : `TRACEPARENT in a runtime drop-in, but not in pid ${pid}'s environment`;
+    } catch (error) {
+      return `TRACEPARENT in a runtime drop-in; not verified in pid ${pid}: ${(error as Error).message}`;
+    }
   }
 
   async exited(): Promise<ExitObserved | undefined> {

@@ -201,7 +201,13 @@ export class WindowsProcessDriver implements ServiceDriver {
         job: this.job,
       } satisfies PidFile),
     );
-    return { pid: result.pid, evidence: result.raw };
+    return {
+      pid: result.pid,
+      evidence: result.raw,
+      ...(extraEnv.TRACEPARENT
+        ? { traceContext: `TRACEPARENT in the environment block pid ${result.pid} was created with` }
+        : {}),
+    };
   }
 
   /** How the process this agent started ended (undefined while it runs, or when another agent started it). */

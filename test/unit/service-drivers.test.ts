@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { CommandRunner, StartResult, StopResult } from "../../agent/drivers/driver.ts";
 import { parseShow, SystemdDriver } from "../../agent/drivers/systemd.ts";
@@ -384,6 +386,82 @@ describe("what the drivers ran", () => {
     });
     await new SystemdDriver("api.service", run, 1).stop(20);
     expect(calls).toContain("systemctl kill --signal=SIGKILL api.service");
+  });
+});
+
+describe("systemd: TRACEPARENT for one start", () => {
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const setup = (daemonReload = "") => {
+    const runtimeDir = mkdtempSync(join(tmpdir(), "lifeline-systemd-"));
+    const dropIn = join(runtimeDir, "api.service.d", "lifeline-trace.conf");
+    const { run: scriptedRun, calls } = scripted({
+      show: [sd("show-inactive"), sd("show-active")],
+      ...(daemonReload ? { "daemon-reload": [sd(daemonReload)] } : {}),
+    });
+    const atStart: Array<string | undefined> = [];
+    const run: CommandRunner = async (file, args) => {
+      if (args[0] === "start") atStart.push(existsSync(dropIn) ? readFileSync(dropIn, "utf8") : undefined);
+      return scriptedRun(file, args);
+    };
+    return { runtimeDir, dropIn, run, calls, atStart };
+  };
+
+  it("a runtime drop-in loaded for the start, removed after it, the process's environment read back", async () => {
+    const { runtimeDir, dropIn, run, calls, atStart } = setup();
+    const environOf = (pid: number) => (pid === 2211 ? `PATH=/usr/bin\0TRACEPARENT=${TP}\0` : "");
+    const started = await new SystemdDriver("api.service", run, 1, { runtimeDir, environOf }).start(
+      { TRACEPARENT: TP },
+      50,
+    );
+    expect(atStart).toEqual([expect.stringContaining(`[Service]\nEnvironment=TRACEPARENT=${TP}\n`)]);
+    expect(calls.filter((c) => !c.includes(" show "))).toEqual([
+      "systemctl daemon-reload",
+      "systemctl start --no-block api.service",
+      "systemctl daemon-reload",
+    ]);
+    expect(existsSync(dropIn)).toBe(false);
+    expect(started.traceContext).toBe("TRACEPARENT verified in /proc/2211/environ");
+  });
+
+  it("not in the process's environment: said, not claimed", async () => {
+    const { runtimeDir, run } = setup();
+    const started = await new SystemdDriver("api.service", run, 1, {
+      runtimeDir,
+      environOf: () => "PATH=/usr/bin\0",
+    }).start({ TRACEPARENT: TP }, 50);
+    expect(started.traceContext).toBe("TRACEPARENT in a runtime drop-in, but not in pid 2211's environment");
+  });
+
+  it("daemon-reload refused: the start goes on without it and says why; nothing left behind", async () => {
+    const { runtimeDir, dropIn, run, calls, atStart } = setup("show-no-bus");
+    const started = await new SystemdDriver("api.service", run, 1, { runtimeDir }).start(
+      { TRACEPARENT: TP },
+      50,
+    );
+    expect(atStart).toEqual([undefined]);
+    expect(existsSync(dropIn)).toBe(false);
+    expect(calls.filter((c) => c.includes("daemon-reload"))).toHaveLength(1);
+    expect(started.traceContext).toMatch(/^TRACEPARENT not passed: systemctl daemon-reload exited 1: /);
+  });
+
+  it("a start that fails still removes the drop-in", async () => {
+    const { runtimeDir, dropIn } = setup();
+    const { run } = scripted({ show: [sd("show-inactive"), sd("show-failed")] });
+    await expect(
+      new SystemdDriver("api.service", run, 1, { runtimeDir }).start({ TRACEPARENT: TP }, 50),
+    ).rejects.toThrow();
+    expect(existsSync(dropIn)).toBe(false);
+  });
+
+  it("a drop-in left by an agent that died mid-start is removed when the agent opens", async () => {
+    const { runtimeDir, dropIn, run, calls } = setup();
+    mkdirSync(join(runtimeDir, "api.service.d"), { recursive: true });
+    writeFileSync(dropIn, `[Service]\nEnvironment=TRACEPARENT=${TP}\n`);
+    const driver = new SystemdDriver("api.service", run, 1, { runtimeDir });
+    expect(await driver.clearTraceContext()).toContain("left by a start the agent did not finish");
+    expect(existsSync(dropIn)).toBe(false);
+    expect(calls).toEqual(["systemctl daemon-reload"]);
+    expect(await driver.clearTraceContext()).toBeUndefined();
   });
 });
 
