@@ -146,7 +146,9 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     const metrics = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
     expect(metrics).toContain('lifeline_agent_service_restarts_total{service="api"} 3');
     expect(metrics).toContain('lifeline_agent_service_up{service="api"} 0');
-    expect(metrics).toMatch(/lifeline_agent_lifecycle_events_total\{action="service.exited",outcome="failure"\} 4/);
+    expect(metrics).toMatch(
+      /lifeline_agent_lifecycle_events_total\{action="service.exited",outcome="failure"\} 4/,
+    );
     expect(metrics).toMatch(/lifeline_agent_process_resident_memory_bytes \d+/);
     events = readJournal(ws.journal);
     const loopAt = events.indexOf(loop);
