@@ -21,11 +21,13 @@ interface WorkerResult extends Win32Result {
   };
   services?: Array<{ name: string; stateCode: number }>;
   actions?: FailureActions;
+  entries?: string[];
 }
 
 /**
  * The Service Control Manager through its Win32 API (OpenSCManagerW, OpenServiceW, QueryServiceStatusEx,
- * ControlService, StartServiceW, EnumDependentServicesW, TerminateProcess), called through koffi on a worker
+ * ControlService, StartServiceW, EnumDependentServicesW, TerminateProcess; the service key's values through
+ * RegQueryValueExW/RegSetValueExW), called through koffi on a worker
  * thread (scm-win32-worker.ts), so that blocking calls never stop the agent and GetLastError is read on the
  * calling thread. Windows only: koffi's Windows binary must be installed (@koromix/koffi-win32-x64).
  */
@@ -66,5 +68,11 @@ export function win32Scm(): ScmPort {
     },
     setFailureActions: async (service, actions) =>
       plain(await call("setFailureActions", { service, actions })),
+    async readMultiSz(service, value) {
+      const result = await call("readMultiSz", { service, value });
+      return { ...plain(result), ...(result.entries ? { entries: result.entries } : {}) };
+    },
+    writeMultiSz: async (service, value, entries) =>
+      plain(await call("writeMultiSz", { service, value, entries: entries ?? null })),
   };
 }

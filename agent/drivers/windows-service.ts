@@ -191,6 +191,13 @@ export interface ScmPort {
   /** The service's recovery actions (SERVICE_CONFIG_FAILURE_ACTIONS): what the SCM does when its process dies. */
   failureActions(service: string): Promise<ScmCall & { actions?: FailureActions }>;
   setFailureActions(service: string, actions: FailureActions): Promise<ScmCall>;
+  /**
+   * A REG_MULTI_SZ value of the service's registry key (HKLM\SYSTEM\CurrentControlSet\Services\NAME), e.g.
+   * Environment, which the SCM adds to the environment of the process it creates. Not set: error 0, no entries.
+   */
+  readMultiSz(service: string, value: string): Promise<ScmCall & { entries?: string[] }>;
+  /** Writes it, or deletes it (entries undefined). */
+  writeMultiSz(service: string, value: string, entries: string[] | undefined): Promise<ScmCall>;
 }
 
 /** SC_ACTION_NONE, _RESTART, _REBOOT, _RUN_COMMAND, with the delay before each, and the reset period. */
@@ -207,6 +214,9 @@ export function describeRecovery(actions: FailureActions): string | undefined {
     ["nothing", "restart it", "reboot the machine", "run its command"][first.type] ?? `action ${first.type}`;
   return `${what} after ${first.delayMs} ms`;
 }
+
+/** Where a start that set TRACEPARENT keeps the service's Environment value as it was (["absent"] or ["present", ...]). */
+const BEFORE_VALUE = "LifelineEnvironmentBefore";
 
 /** sc.exe's exit code, or the "FAILED n" it printed. */
 const scError = (code: number, stdout: string) => {
@@ -243,6 +253,9 @@ export function scScm(run: CommandRunner = runCommand): ScmPort {
       raw: "sc.exe adapter: recovery actions not read (ERROR_NOT_SUPPORTED)",
     }),
     setFailureActions: async () => ({ error: 50, raw: "sc.exe adapter: recovery actions not changed" }),
+    // The service's registry values are not reached through sc.exe.
+    readMultiSz: async () => ({ error: 50, raw: "sc.exe adapter: registry values not read" }),
+    writeMultiSz: async () => ({ error: 50, raw: "sc.exe adapter: registry values not written" }),
   };
 }
 
@@ -297,14 +310,21 @@ export class WindowsServiceDriver implements ServiceDriver {
     };
   }
 
-  async start(_env: Record<string, string>, timeoutMs = 30_000): Promise<StartResult> {
+  async start(env: Record<string, string>, timeoutMs = 30_000): Promise<StartResult> {
     const before = await settle(() => this.query(), beforeStart, timeoutMs, this.periodMs);
     if (before.step.kind === "fail") failWith(before.step, before.observation);
+    let traceContext: string | undefined;
     if (before.step.kind === "act") {
-      const started = await this.scm.start(this.name);
-      // 1056: already running (someone else started it meanwhile): the query below verifies it.
-      if (started.error !== 0 && started.error !== 1056)
-        throw win32Failure("StartService", started.error, started.raw);
+      const trace = env.TRACEPARENT ? await this.setTraceEnvironment(env.TRACEPARENT) : undefined;
+      try {
+        const started = await this.scm.start(this.name);
+        // 1056: already running (someone else started it meanwhile): the query below verifies it.
+        if (started.error !== 0 && started.error !== 1056)
+          throw win32Failure("StartService", started.error, started.raw);
+      } finally {
+        // StartServiceW returns once the process exists and reports in: its environment is fixed by then.
+        traceContext = trace && (await this.restoreTraceEnvironment(trace));
+      }
     }
     const after = await settle(() => this.query(), afterStart, timeoutMs, this.periodMs);
     if (after.step.kind === "fail") failWith(after.step, after.observation);
@@ -326,7 +346,58 @@ export class WindowsServiceDriver implements ServiceDriver {
       this.stoppedDependents = [];
       evidence = `${evidence}; dependents started again: ${restarted.join(", ")}`;
     }
-    return { pid: after.observation.pid, evidence };
+    return { pid: after.observation.pid, evidence, ...(traceContext ? { traceContext } : {}) };
+  }
+
+  /**
+   * TRACEPARENT for one start: added to the service's Environment registry value, which the SCM gives the
+   * process it creates; what was there before is kept first in LifelineEnvironmentBefore, so that an agent that
+   * dies before restoring it restores it when it opens (clearTraceContext). Not set, the start goes on without it
+   * and says why.
+   */
+  private async setTraceEnvironment(traceparent: string): Promise<{ why: string } | { previous?: string[] }> {
+    const current = await this.scm.readMultiSz(this.name, "Environment");
+    if (current.error !== 0)
+      return { why: `TRACEPARENT not passed: ${current.raw} failed with Win32 error ${current.error}` };
+    const saved = current.entries ? ["present", ...current.entries] : ["absent"];
+    const kept = await this.scm.writeMultiSz(this.name, BEFORE_VALUE, saved);
+    if (kept.error !== 0)
+      return { why: `TRACEPARENT not passed: ${kept.raw} failed with Win32 error ${kept.error}` };
+    const entries = [
+      ...(current.entries ?? []).filter((entry) => !/^TRACEPARENT=/i.test(entry)),
+      `TRACEPARENT=${traceparent}`,
+    ];
+    const set = await this.scm.writeMultiSz(this.name, "Environment", entries);
+    if (set.error !== 0) {
+      await this.scm.writeMultiSz(this.name, BEFORE_VALUE, undefined);
+      return { why: `TRACEPARENT not passed: ${set.raw} failed with Win32 error ${set.error}` };
+    }
+    return current.entries ? { previous: current.entries } : {};
+  }
+
+  /** Puts the Environment value back as it was; says what is known about TRACEPARENT for this start. */
+  private async restoreTraceEnvironment(trace: { why: string } | { previous?: string[] }): Promise<string> {
+    if ("why" in trace) return trace.why;
+    const restored = await this.scm.writeMultiSz(this.name, "Environment", trace.previous);
+    if (restored.error !== 0)
+      return `TRACEPARENT in the service's Environment registry value for this start; restoring it failed (${restored.raw}: Win32 error ${restored.error}), so later starts would carry this trace until the agent restores it when it opens`;
+    await this.scm.writeMultiSz(this.name, BEFORE_VALUE, undefined);
+    return "TRACEPARENT in the service's Environment registry value for this start (restored after it); not read back from the process";
+  }
+
+  async clearTraceContext(): Promise<string | undefined> {
+    const saved = await this.scm.readMultiSz(this.name, BEFORE_VALUE);
+    if (saved.error !== 0 || !saved.entries) return undefined;
+    const [was, ...entries] = saved.entries;
+    const restored = await this.scm.writeMultiSz(
+      this.name,
+      "Environment",
+      was === "present" ? entries : undefined,
+    );
+    if (restored.error !== 0)
+      return `Environment still holds a start's TRACEPARENT: ${restored.raw} failed with Win32 error ${restored.error}`;
+    await this.scm.writeMultiSz(this.name, BEFORE_VALUE, undefined);
+    return `restored the Environment registry value a start left with TRACEPARENT (it was ${was === "present" ? entries.join(" ") || "empty" : "not set"})`;
   }
 
   async exited(): Promise<ExitObserved | undefined> {

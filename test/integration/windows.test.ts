@@ -21,10 +21,17 @@ interface StepResult {
   reason?: string;
   message?: string;
   evidence?: string;
-  result?: { pid?: number; escalated?: boolean; exit?: { code: number }; evidence: string } | "already";
+  result?:
+    | { pid?: number; escalated?: boolean; exit?: { code: number }; evidence: string; traceContext?: string }
+    | "already";
   /** Every state the driver observed, in order, as the SCM reported it. */
   seen: string[];
+  /** After a start with TRACEPARENT: the registry values as RegQueryValueExW read them. */
+  environmentAfter?: { error: number; entries?: string[] };
+  savedAfter?: { error: number; entries?: string[] };
 }
+
+const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 const unavailable = bedUnavailable();
 if (unavailable) process.stderr.write(`[windows] skipped: ${unavailable}\n`);
@@ -47,7 +54,12 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
         {
           name: "LifelineGraceful",
           binary: svc("graceful", "graceful"),
-          actions: [{ action: "start" }, { action: "stop", graceMs: 10_000 }, { action: "stop" }],
+          environment: ["LIFELINE_KEEP=1"],
+          actions: [
+            { action: "start", traceparent: TRACEPARENT },
+            { action: "stop", graceMs: 10_000 },
+            { action: "stop" },
+          ],
         },
         {
           name: "LifelineSlowStart",
@@ -105,6 +117,20 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       [...pending.map((s) => Number(/checkpoint (\d+)/.exec(s)?.[1]))].sort((a, b) => a - b),
     );
     expect(stop?.seen.at(-1)).toBe("stopped: STATE 1 (STOPPED) checkpoint 0");
+    // TRACEPARENT was in the service's Environment registry value for the start, and is not any more: the value
+    // as it was (RegSetValueExW/RegQueryValueExW for real). Whether the SCM gave it to the process is not shown
+    // here: Wine's services.exe creates every service with one shared environment block, so the result says only
+    // what is known.
+    expect((start as StepResult).result).toMatchObject({
+      traceContext: expect.stringMatching(
+        /^TRACEPARENT in the service's Environment registry value for this start \(restored after it\); not read back/,
+      ),
+    });
+    expect(start).toMatchObject({
+      environmentAfter: { error: 0, entries: ["LIFELINE_KEEP=1"] },
+      savedAfter: { error: 0 },
+    });
+    expect(start?.savedAfter?.entries).toBeUndefined();
     // A second stop: verified already stopped.
     expect(again).toMatchObject({ outcome: "success", result: "already" });
     const log = readFileSync(join(bed.dir, "graceful.log"), "utf8");

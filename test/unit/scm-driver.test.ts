@@ -37,6 +37,7 @@ function scm(
   calls: Partial<Record<"stop" | "start" | "terminate" | "setFailureActions", number>> = {},
   dependents: Array<{ name: string; status: "running" | "stopped" }> = [],
   recovery: FailureActions | number = { resetPeriodS: 0, actions: [] },
+  registry: { values: Map<string, string[]>; failWrite?: string; failRead?: number } = { values: new Map() },
 ) {
   const made: string[] = [];
   let index = 0;
@@ -62,6 +63,19 @@ function scm(
     async setFailureActions(_service, actions) {
       made.push(`setFailureActions ${JSON.stringify(actions.actions)}`);
       return { error: calls.setFailureActions ?? 0, raw: "ChangeServiceConfig2W" };
+    },
+    // The service key's values as RegQueryValueExW/RegSetValueExW/RegDeleteValueW see them.
+    async readMultiSz(_service, value) {
+      if (registry.failRead) return { error: registry.failRead, raw: `RegQueryValueExW(${value})` };
+      const entries = registry.values.get(value);
+      return { error: 0, raw: `RegQueryValueExW(${value})`, ...(entries ? { entries: [...entries] } : {}) };
+    },
+    async writeMultiSz(_service, value, entries) {
+      made.push(`${entries ? "set" : "delete"} ${value}${entries ? ` ${entries.join("|")}` : ""}`);
+      if (registry.failWrite === value) return { error: 5, raw: `RegSetValueExW(${value})` };
+      if (entries) registry.values.set(value, [...entries]);
+      else registry.values.delete(value);
+      return { error: 0, raw: `RegSetValueExW(${value})` };
     },
   };
   return { port, made };
@@ -197,6 +211,64 @@ describe("escalation, shared processes and dependents", () => {
   });
 });
 
+describe("TRACEPARENT for one start: the service's Environment registry value", () => {
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const driverOf = (port: ScmPort) => new WindowsServiceDriver("LifelineDemo", port, 1);
+
+  it("set before StartServiceW with the entries already there, restored after (absent stays absent)", async () => {
+    const kept = new Map([
+      ["Environment", ["JAVA_OPTS=-Xmx1g", `TRACEPARENT=00-${"1".repeat(32)}-${"2".repeat(16)}-01`]],
+    ]);
+    const { port, made } = scm([status(1), status(4)], {}, [], undefined, { values: kept });
+    const started = await driverOf(port).start({ TRACEPARENT: TP }, 50);
+    expect(made).toEqual([
+      "set LifelineEnvironmentBefore present|JAVA_OPTS=-Xmx1g|TRACEPARENT=00-11111111111111111111111111111111-2222222222222222-01",
+      `set Environment JAVA_OPTS=-Xmx1g|TRACEPARENT=${TP}`,
+      "start",
+      "set Environment JAVA_OPTS=-Xmx1g|TRACEPARENT=00-11111111111111111111111111111111-2222222222222222-01",
+      "delete LifelineEnvironmentBefore",
+    ]);
+    expect(started.traceContext).toMatch(
+      /^TRACEPARENT in the service's Environment registry value for this start/,
+    );
+    expect(started.traceContext).toContain("not read back from the process");
+
+    const empty = scm([status(1), status(4)]);
+    await driverOf(empty.port).start({ TRACEPARENT: TP }, 50);
+    expect(empty.made.slice(-2)).toEqual(["delete Environment", "delete LifelineEnvironmentBefore"]);
+  });
+
+  it("a failed StartServiceW still restores the value", async () => {
+    const { port, made } = scm([status(1)], { start: 1053 });
+    expect(await outcome(driverOf(port).start({ TRACEPARENT: TP }, 50))).toMatch(/^failure/);
+    expect(made.slice(-2)).toEqual(["delete Environment", "delete LifelineEnvironmentBefore"]);
+  });
+
+  it("the registry refuses: started without it, and the reason is said", async () => {
+    const { port, made } = scm([status(1), status(4)], {}, [], undefined, {
+      values: new Map(),
+      failWrite: "Environment",
+    });
+    const started = await driverOf(port).start({ TRACEPARENT: TP }, 50);
+    expect(made).toContain("start");
+    expect(made.at(-1)).toBe("start");
+    expect(started.traceContext).toBe(
+      "TRACEPARENT not passed: RegSetValueExW(Environment) failed with Win32 error 5",
+    );
+  });
+
+  it("a value an agent left mid-start is restored when the agent opens", async () => {
+    const values = new Map([
+      ["Environment", [`TRACEPARENT=${TP}`]],
+      ["LifelineEnvironmentBefore", ["absent"]],
+    ]);
+    const { port } = scm([status(4)], {}, [], undefined, { values });
+    expect(await driverOf(port).clearTraceContext()).toContain("it was not set");
+    expect([...values.keys()]).toEqual([]);
+    expect(await driverOf(port).clearTraceContext()).toBeUndefined();
+  });
+});
+
 describe("stopDependents", () => {
   /** Several services in one scripted SCM: each query reads the named service's state; stop and start move it. */
   function fleet(states: Record<string, number>, dependentsOf: Record<string, string[]>) {
@@ -235,6 +307,8 @@ describe("stopDependents", () => {
         actions: { resetPeriodS: 0, actions: [] },
       }),
       setFailureActions: async () => ({ error: 0, raw: "ChangeServiceConfig2W" }),
+      readMultiSz: async () => ({ error: 0, raw: "RegQueryValueExW" }),
+      writeMultiSz: async () => ({ error: 0, raw: "RegSetValueExW" }),
     };
     return { port, log, states };
   }

@@ -17,7 +17,15 @@ interface Scenario {
   name: string;
   /** Full command line the SCM runs; absent: the service is not created (a missing service). */
   binary?: string;
-  actions: Array<{ action: "start" | "stop"; graceMs?: number; timeoutMs?: number }>;
+  actions: Array<{
+    action: "start" | "stop";
+    graceMs?: number;
+    timeoutMs?: number;
+    /** Passed to the start as the agent passes a command's trace: TRACEPARENT. */
+    traceparent?: string;
+  }>;
+  /** The service's Environment registry value, written through the port before the actions. */
+  environment?: string[];
   /** Leave the service in the SCM (for the agent to manage). */
   keep?: boolean;
   /** Write and read back its recovery actions through the port (ChangeServiceConfig2W, QueryServiceConfig2W). */
@@ -100,6 +108,7 @@ const results: Record<string, unknown[]> = {};
 for (const scenario of plan.scenarios) {
   if (scenario.binary) create(scenario.name, scenario.binary);
   const outcomes: unknown[] = [];
+  if (scenario.environment) await port.writeMultiSz(scenario.name, "Environment", scenario.environment);
   for (const step of scenario.actions) {
     const seen: string[] = [];
     const driver = new WindowsServiceDriver(scenario.name, recording(port, seen), 100);
@@ -107,7 +116,10 @@ for (const scenario of plan.scenarios) {
     try {
       const result =
         step.action === "start"
-          ? await driver.start({}, step.timeoutMs ?? 20_000)
+          ? await driver.start(
+              step.traceparent ? { TRACEPARENT: step.traceparent } : {},
+              step.timeoutMs ?? 20_000,
+            )
           : await driver.stop(step.graceMs ?? 10_000);
       outcomes.push({
         action: step.action,
@@ -115,6 +127,13 @@ for (const scenario of plan.scenarios) {
         result: result ?? "already",
         seen,
         ms: Date.now() - began,
+        // What the registry holds after the start (RegQueryValueExW through the port).
+        ...(step.traceparent
+          ? {
+              environmentAfter: await port.readMultiSz(scenario.name, "Environment"),
+              savedAfter: await port.readMultiSz(scenario.name, "LifelineEnvironmentBefore"),
+            }
+          : {}),
       });
     } catch (error) {
       outcomes.push({
