@@ -134,6 +134,11 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     // A second stop: verified already stopped.
     expect(again).toMatchObject({ outcome: "success", result: "already" });
     const log = readFileSync(join(bed.dir, "graceful.log"), "utf8");
+    // What reached the service: Wine 10's services.exe gives no service its Environment value (the log shows
+    // neither entry); Windows' SCM does. Either way, a TRACEPARENT the service sees is the command's.
+    const seenEnv = /environment TRACEPARENT="([^"]*)" LIFELINE_KEEP="([^"]*)"\r\n/.exec(log);
+    expect(seenEnv, log).not.toBeNull();
+    expect(seenEnv?.[1]).toBe(seenEnv?.[2] === "1" ? TRACEPARENT : "");
     expect(log).toMatch(new RegExp(`pid ${pid}: stop requested\\r\\n`));
   });
 
