@@ -139,6 +139,9 @@ export class SystemdDriver implements ServiceDriver {
     if (before.step.kind === "fail") failWith(before.step, before.observation);
     if (before.step.kind !== "act") return this.awaitStarted(timeoutMs);
     const dropIn = env.TRACEPARENT ? await this.writeTraceDropIn(env.TRACEPARENT) : undefined;
+    // Removed once systemd has spawned the unit (or failed to): its own later restarts are not this command.
+    const removeDropIn = async () => (dropIn?.written ? this.removeTraceDropIn(dropIn.path) : undefined);
+    let started: StartResult;
     try {
       const { stdout, code } = await this.run("systemctl", ["start", "--no-block", this.unit]);
       if (code !== 0) {
@@ -148,16 +151,16 @@ export class SystemdDriver implements ServiceDriver {
           stdout.replace(/\s+/g, " ").trim() || `exit ${code}`,
         );
       }
-      const started = await this.awaitStarted(timeoutMs);
-      if (!dropIn) return started;
-      const traceContext = dropIn.written
-        ? this.traceSeen(started.pid, env.TRACEPARENT as string)
-        : dropIn.why;
-      return { ...started, traceContext };
-    } finally {
-      // Removed once systemd has spawned the unit (or failed to): its own later restarts are not this command.
-      if (dropIn?.written) await this.removeTraceDropIn(dropIn.path);
+      started = await this.awaitStarted(timeoutMs);
+    } catch (error) {
+      await removeDropIn();
+      throw error;
     }
+    if (!dropIn) return started;
+    if (!dropIn.written) return { ...started, traceContext: dropIn.why };
+    const seen = this.traceSeen(started.pid, env.TRACEPARENT as string);
+    const left = await removeDropIn();
+    return { ...started, traceContext: left ? `${seen}; ${left}` : seen };
   }
 
   private async awaitStarted(timeoutMs: number): Promise<StartResult> {
@@ -207,15 +210,18 @@ export class SystemdDriver implements ServiceDriver {
     return join(this.runtimeDir, `${this.unit}.d`, "lifeline-trace.conf");
   }
 
-  private async removeTraceDropIn(path: string): Promise<void> {
+  /** Removes the drop-in and reloads; says what is left if systemd could not be told. */
+  private async removeTraceDropIn(path: string): Promise<string | undefined> {
     rmSync(path, { force: true });
-    await this.run("systemctl", ["daemon-reload"]);
+    const { stdout, code } = await this.run("systemctl", ["daemon-reload"]);
+    if (code === 0) return undefined;
+    return `drop-in removed, but systemctl daemon-reload exited ${code} (${stdout.replace(/\s+/g, " ").trim()}): systemd keeps TRACEPARENT for the unit's next starts until its next reload`;
   }
 
   async clearTraceContext(): Promise<string | undefined> {
     if (!existsSync(this.traceDropIn)) return undefined;
-    await this.removeTraceDropIn(this.traceDropIn);
-    return `removed ${this.traceDropIn}, left by a start the agent did not finish`;
+    const left = await this.removeTraceDropIn(this.traceDropIn);
+    return `removed ${this.traceDropIn}, left by a start the agent did not finish${left ? `; ${left}` : ""}`;
   }
 
   /** Whether the unit's main process has TRACEPARENT in its environment, read back from /proc. */

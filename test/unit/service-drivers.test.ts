@@ -444,6 +444,24 @@ describe("systemd: TRACEPARENT for one start", () => {
     expect(started.traceContext).toMatch(/^TRACEPARENT not passed: systemctl daemon-reload exited 1: /);
   });
 
+  it("the reload after removing it fails: said, since systemd still holds the old trace", async () => {
+    const { runtimeDir, dropIn } = setup();
+    const reloads = ["show-inactive", "show-no-bus"];
+    const { run: base } = scripted({ show: [sd("show-inactive"), sd("show-active")] });
+    const run: CommandRunner = async (file, args) =>
+      args[0] === "daemon-reload"
+        ? { stdout: output(sd(reloads.shift() as string)), code: reloads.length === 0 ? 1 : 0 }
+        : base(file, args);
+    const started = await new SystemdDriver("api.service", run, 1, {
+      runtimeDir,
+      environOf: () => `TRACEPARENT=${TP}\0`,
+    }).start({ TRACEPARENT: TP }, 50);
+    expect(existsSync(dropIn)).toBe(false);
+    expect(started.traceContext).toMatch(
+      /^TRACEPARENT verified in \/proc\/2211\/environ; drop-in removed, but systemctl daemon-reload exited 1 .*until its next reload$/,
+    );
+  });
+
   it("a start that fails still removes the drop-in", async () => {
     const { runtimeDir, dropIn } = setup();
     const { run } = scripted({ show: [sd("show-inactive"), sd("show-failed")] });
