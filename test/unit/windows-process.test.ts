@@ -100,6 +100,7 @@ describe("Windows process driver", () => {
     expect(await d.start({ TRACEPARENT: "00-1-2-01" })).toEqual({
       pid: 700,
       evidence: "CreateProcessW: pid 700",
+      traceContext: "TRACEPARENT in the environment block pid 700 was created with",
     });
     expect(calls[0]).toBe(`spawn "C:\\Program Files\\Api\\api.exe" --port 80 into ${d.job}`);
     expect(JSON.parse(readFileSync(join(dir, "run", "api.pid"), "utf8"))).toMatchObject({
