@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type SignedStatement, signStatement, verifyStatement } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { deleteRunGroup } from "../core/kafka/groups.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 
 export interface Approval {
@@ -91,7 +92,8 @@ export async function followDecision(
   publish: () => Promise<void>,
   timeoutMs: number,
 ): Promise<{ answer: "taken" | "refused" | "none"; reason?: string }> {
-  const consumer = kafka.consumer({ groupId: `lifeline-decision-${randomUUID()}`, sessionTimeout: 10_000 });
+  const groupId = `lifeline-decision-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: false });
@@ -135,5 +137,8 @@ export async function followDecision(
     return result;
   } finally {
     await consumer.disconnect();
+    await deleteRunGroup(kafka, groupId).catch((error: Error) =>
+      process.stderr.write(`lifeline: consumer group ${groupId} left on the broker: ${error.message}\n`),
+    );
   }
 }

@@ -2,6 +2,7 @@ import { createPublicKey, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { deleteRunGroup } from "../core/kafka/groups.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
 import type {
   KafkaConsumer as Consumer,
@@ -134,6 +135,7 @@ export class RolloutRunner {
   private readonly onStep: ((progress: StepProgress) => void) | undefined;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
+  private groupId: string | undefined;
   /** The first verified outcome of each command this controller sent (core/outcome.ts outcomeFrom). */
   private readonly outcomes = new Map<string, AttributedOutcome>();
   /** The host each command was addressed to: only that host's agent may report its outcome. */
@@ -346,6 +348,10 @@ export class RolloutRunner {
       };
     } finally {
       await this.consumer?.disconnect().catch(() => {});
+      if (this.groupId)
+        await deleteRunGroup(this.kafka, this.groupId).catch((error: Error) =>
+          this.logger.warn({ groupId: this.groupId, err: error }, "consumer group left on the broker"),
+        );
       await this.producer?.disconnect().catch(() => {});
     }
   }
@@ -629,8 +635,11 @@ export class RolloutRunner {
 
   /** Follows the lifecycle topic from its end: command.completed and command.rejected settle a command. */
   private async follow(): Promise<void> {
+    // Named after the rollout (and this run: a resumed rollout must not inherit a crashed run's offsets), and
+    // deleted when the run ends.
+    this.groupId = `lifeline-controller-${this.rolloutId}-${randomUUID().slice(0, 8)}`;
     const consumer = this.kafka.consumer({
-      groupId: `lifeline-controller-${randomUUID()}`,
+      groupId: this.groupId,
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
     });

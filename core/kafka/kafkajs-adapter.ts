@@ -66,6 +66,8 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
           admin.fetchTopicOffsetsByTimestamp(topic, timestampMs),
         fetchOffsets: (request) => admin.fetchOffsets(request),
         describeCluster: () => admin.describeCluster(),
+        listGroups: async () => (await admin.listGroups()).groups.map((g) => g.groupId),
+        deleteGroups: async (groupIds) => void (await admin.deleteGroups(groupIds)),
       };
     },
   };

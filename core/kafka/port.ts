@@ -133,6 +133,10 @@ export interface KafkaAdmin {
     groupId: string;
     topics: string[];
   }): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
+  /** Every consumer group's id the cluster knows. */
+  listGroups(): Promise<string[]>;
+  /** Deletes groups with no members (their committed offsets with them). */
+  deleteGroups(groupIds: string[]): Promise<void>;
   describeCluster(): Promise<{
     clusterId: string;
     brokers: Array<{ nodeId: number; host: string; port: number }>;

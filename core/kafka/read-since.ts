@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { deleteRunGroup } from "./groups.ts";
 import { unpackRecords } from "./packing.ts";
 import type { KafkaPort as Kafka } from "./port.ts";
 
@@ -32,7 +33,8 @@ export async function readSince(
   }
   if (remaining.size === 0) return;
 
-  const consumer = kafka.consumer({ groupId: `lifeline-reader-${randomUUID()}`, sessionTimeout: 10_000 });
+  const groupId = `lifeline-reader-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: false });
@@ -65,5 +67,8 @@ export async function readSince(
     await done;
   } finally {
     await consumer.disconnect();
+    await deleteRunGroup(kafka, groupId).catch((error: Error) =>
+      process.stderr.write(`lifeline: consumer group ${groupId} left on the broker: ${error.message}\n`),
+    );
   }
 }

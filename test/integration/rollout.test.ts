@@ -199,6 +199,14 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
 
     // The stop's timeline read back from Elasticsearch: what happened, in order, all under its trace id.
     const rolloutId = (stop.json as RolloutJson & { rolloutId: string }).rolloutId;
+    // Neither run left its consumer group (nor its committed offsets) on the broker.
+    const admin = testKafka().admin();
+    await admin.connect();
+    const groups = await admin.listGroups();
+    await admin.disconnect();
+    const startId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
+    expect(groups.filter((g) => g.startsWith(`lifeline-controller-${rolloutId}`))).toEqual([]);
+    expect(groups.filter((g) => g.startsWith(`lifeline-controller-${startId}`))).toEqual([]);
     let timeline: { traceId?: string; entries: Array<{ host: string; action: string; traceId?: string }> } = {
       entries: [],
     };
