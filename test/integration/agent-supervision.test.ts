@@ -369,8 +369,10 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     const sizes = files.map((f) => statSync(f).size);
     expect(() => statSync(`${ws.journal}.3`)).toThrow();
     for (const size of sizes) expect(size).toBeLessThanOrEqual(262_144);
-    // 10,000 commands, two records each, would be 20,000 lines without compaction.
-    expect(commandLines).toBeLessThan(4_000);
+    // 10,000 commands, two records each, would be 20,000 lines without compaction. Compacted, the file holds the
+    // ids still live (expiry 2 s + forget 1 s: how many depends on how fast the agent works through them), and
+    // grows to twice that before the next compaction: under 4,000 lines alone, 4,195 measured in a loaded CI run.
+    expect(commandLines).toBeLessThan(8_000);
     expect(readFileSync(commandsFile, "utf8")).not.toContain(first.id);
     await agent.stop("SIGTERM");
 
