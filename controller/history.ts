@@ -31,7 +31,7 @@ export interface RolloutHistory {
 }
 
 /** The time a rollout id carries (`<name>-<base36 ms>`), to start reading just before it. */
-function startOf(rolloutId: string): number | undefined {
+export function startOf(rolloutId: string): number | undefined {
   const time = Number.parseInt(rolloutId.slice(rolloutId.lastIndexOf("-") + 1), 36);
   return Number.isFinite(time) && time > 0 && time <= Date.now() ? time : undefined;
 }

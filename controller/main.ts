@@ -2,19 +2,29 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
 import { followDecision, publishApproval } from "./approval.ts";
-import { readRolloutHistory } from "./history.ts";
+import { readRolloutHistory, startOf } from "./history.ts";
 import { buildPlan, describePlan, emptyPlanError, loadFleet, loadPlan } from "./plan.ts";
 import { readPresence } from "./presence.ts";
+import {
+  type ControllerEvent,
+  describeRollouts,
+  describeStatus,
+  rolloutsFrom,
+  stepStates,
+} from "./rollouts.ts";
 import { describeSummary, type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
 
 export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
        lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
        lifeline rollout approve|abort <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME] [--reason TEXT]
        lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]
+       lifeline rollout list [--since-hours 24] [--json]
+       lifeline rollout status <rollout-id> [--json]
 
 Plans a batch stop/start/restart across the fleet: services in dependency order (stop in reverse), hosts in waves.
 --dry-run prints the exact ordered plan (waves, hosts, services, deadlines) and changes nothing.
@@ -40,6 +50,10 @@ that has it runs nothing twice) and its outcome awaited. Step statuses:
 success, failed, timed_out, unknown, undeliverable, cancelled (each also recorded as one step.completed event);
 escalated stops are successes counted apart. Rollout: success, failed, incomplete, halted, cancelled (aborted).
 A plan that matches no host is an error (exit 2) unless it sets allowEmpty: true.
+list and status read the controllers' events on <prefix>.lifecycle: each rollout's status is its
+rollout.completed (success, failed, halted, incomplete, cancelled) or "open" with its last event and when; the topic
+cannot tell a running controller from one that died (resume continues it). status lists every planned step with
+its recorded status (or "sent" / "not sent") and evidence.
 abort is honoured at any point of a running rollout (in-flight steps finish, nothing new is sent), signed by an
 approver or by the controller's own key; approve|abort wait for the controller's answer and exit 1 when it
 refuses or no controller runs that rollout.
@@ -49,7 +63,71 @@ export async function runRollout(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === "approve" || first === "abort") return decide(first, rest);
   if (first === "resume") return resume(rest);
+  if (first === "list" || first === "status") return show(first, rest);
   return runPlan(argv);
+}
+
+/** Controller events of rollouts on the lifecycle topic since `sinceMs`. */
+async function readControllerEvents(sinceMs: number, only?: string): Promise<ControllerEvent[]> {
+  const { kafka, topicPrefix } = controllerKafka();
+  const topic = `${topicPrefix}.lifecycle`;
+  await ensureTopics(kafka, [topic]);
+  const events: ControllerEvent[] = [];
+  await readSince(kafka, topic, Math.max(0, sinceMs), (text) => {
+    // Cheap checks first: most of the topic is agents' events.
+    if (!text.includes('"controller"') || !text.includes(only ?? "rollout_id")) return;
+    try {
+      const event = JSON.parse(text) as ControllerEvent;
+      if (!only || event.lifeline?.rollout_id === only) events.push(event);
+    } catch {
+      // Not an event.
+    }
+  });
+  return events;
+}
+
+/** `lifeline rollout list` and `lifeline rollout status <id>`: what the controllers recorded, nothing more. */
+async function show(what: "list" | "status", argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "since-hours": { type: "string", default: "24" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (what === "list") {
+    const hours = Number(values["since-hours"]);
+    if (!(hours > 0)) {
+      process.stderr.write("Usage: lifeline rollout list [--since-hours N] [--json]\n");
+      return 2;
+    }
+    const rows = rolloutsFrom(await readControllerEvents(Date.now() - hours * 3_600_000));
+    process.stdout.write(
+      values.json ? `${JSON.stringify({ rollouts: rows }, null, 2)}\n` : describeRollouts(rows),
+    );
+    return 0;
+  }
+  const rolloutId = positionals[0];
+  if (!rolloutId) {
+    process.stderr.write("Usage: lifeline rollout status <rollout-id> [--json]\n");
+    return 2;
+  }
+  // From a minute before the time the id carries (or the whole topic for an id without one).
+  const events = await readControllerEvents((startOf(rolloutId) ?? 0) - 60_000, rolloutId);
+  const row = rolloutsFrom(events)[0];
+  const built = events.find((e) => e.event?.action === "rollout.planned")?.lifeline?.built;
+  if (!row || !built) {
+    process.stderr.write(
+      `lifeline rollout status: no rollout.planned event for ${rolloutId} on the lifecycle topic\n`,
+    );
+    return 1;
+  }
+  const steps = stepStates(events, built);
+  process.stdout.write(
+    values.json ? `${JSON.stringify({ ...row, stepStates: steps }, null, 2)}\n` : describeStatus(row, steps),
+  );
+  return 0;
 }
 
 function signerFrom(values: { key?: string | undefined; "key-id"?: string | undefined }) {

@@ -258,8 +258,12 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const blocked = await freePort();
     await new Promise<void>((resolve) => blocker.listen(blocked, "127.0.0.1", resolve));
     try {
-      const { hosts, rollout, prefix, namespace } = await fleet({ blockApiPort: blocked, indexer: true });
-      expect((await rollout("start")).json.status).toBe("success");
+      const { hosts, rollout, prefix, namespace, env } = await fleet({
+        blockApiPort: blocked,
+        indexer: true,
+      });
+      const started = await rollout("start");
+      expect(started.json.status).toBe("success");
       const stop = await rollout("stop", { rollback: "start-stopped" });
       expect(stop.code).toBe(1);
       expect(stop.json.status).toBe("halted");
@@ -292,6 +296,22 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       expect(cancelled).toHaveLength(1);
       expect(cancelled[0]?.reason).toMatch(/cancelled \(1 of 3 steps failed, timed out or unknown/);
       expect(cancelled[0]?.traceId).toBe(stop.json.traceId);
+      // rollout list and status: the finished start and the halted stop, step by step with their evidence.
+      const startId = (started.json as RolloutJson & { rolloutId: string }).rolloutId;
+      const listed = await runLifeline(["rollout", "list", "--json"], env);
+      expect(listed.code, listed.stderr).toBe(0);
+      const rows = JSON.parse(listed.stdout).rollouts as Array<{ rolloutId: string; status: string }>;
+      expect(rows.filter((r) => [startId, stopId].includes(r.rolloutId)).map((r) => r.status)).toEqual([
+        "halted",
+        "success",
+      ]);
+      const status = await runLifeline(["rollout", "status", stopId], env);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(new RegExp(`^${stopId} {2}stop shop-stop {2}halted `));
+      expect(status.stdout).toContain(
+        `: failed  (command.completed from ${hosts.api?.host}: connect to 127.0.0.1:${blocked} succeeds)`,
+      );
+      expect(status.stdout).toContain(`wave 3  stop db on ${hosts.db?.host}: cancelled  (not sent`);
       // db was never touched, web is serving again.
       expect((await fetch(`http://127.0.0.1:${hosts.db?.port}/`)).ok).toBe(true);
       expect((await fetch(`http://127.0.0.1:${hosts.web?.port}/`)).ok).toBe(true);
@@ -464,6 +484,14 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       `refused by the controller: key "test-controller" is not among the plan's approvers`,
     );
     await gated.waitFor(/approval rejected: key "test-controller" is not among the plan's approvers/);
+    // While it waits: open, at its gate, wave 1 done and the rest not sent.
+    const waiting = await runLifeline(["rollout", "status", rolloutId, "--json"], env);
+    expect(waiting.code, waiting.stderr).toBe(0);
+    const open = JSON.parse(waiting.stdout);
+    expect(open).toMatchObject({ rolloutId, status: "open", waiting: expect.stringContaining("wave 2") });
+    expect(
+      open.stepStates.map((s: { service: string; status: string }) => `${s.service}:${s.status}`),
+    ).toEqual(["db:success", "api:not sent", "web:not sent"]);
     expect(gated.stderr()).not.toMatch(/^wave 2\/3:/m);
     for (const wave of ["2", "3"]) {
       const approved = await runLifeline(
