@@ -24,7 +24,10 @@ const built = (name: string, hosts: string[]): RolloutPlan => ({
 });
 
 let clock = Date.parse("2026-12-05T10:00:00Z");
-const at = () => new Date((clock += 1000)).toISOString();
+const at = () => {
+  clock += 1000;
+  return new Date(clock).toISOString();
+};
 const event = (
   rolloutId: string,
   action: string,
