@@ -109,6 +109,22 @@ export function describeSummary(s: RolloutSummary): string {
 /** Statuses that count against the failure budget: nothing verified that the step did what it should. */
 const COUNTS_AGAINST_BUDGET = new Set<StepStatus>(["failed", "timed_out", "unknown"]);
 
+/**
+ * Whether the failures so far exceed the plan's budget (a count, or a percentage of all the rollout's steps): the
+ * halt reason, or undefined. Checked as each result arrives, so a wave stops sending at the threshold.
+ */
+export function overBudget(
+  failures: number,
+  total: number,
+  budget: { maxFailures: number; maxFailurePercent?: number | undefined },
+): string | undefined {
+  const percent = total > 0 ? (failures / total) * 100 : 0;
+  const overCount = failures > budget.maxFailures;
+  const overPercent = budget.maxFailurePercent !== undefined && percent > budget.maxFailurePercent;
+  if (!overCount && !overPercent) return undefined;
+  return `${failures} of ${total} steps failed, timed out or unknown (budget ${budget.maxFailures}${budget.maxFailurePercent !== undefined ? ` or ${budget.maxFailurePercent} %` : ""})`;
+}
+
 export interface RolloutResult {
   rolloutId: string;
   traceId: string;
@@ -257,6 +273,16 @@ export class RolloutRunner {
           `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
         );
         const queue = [...wave.steps];
+        // Failures of this wave so far: with those of the waves before, checked against the budget per result.
+        let waveFailures = 0;
+        const haltIfOverBudget = async () => {
+          if (haltReason) return;
+          const over = overBudget(failures + waveFailures, total, plan.failureBudget);
+          if (!over) return;
+          haltReason = over;
+          await this.event("rollout.halted", "failure", { reason: haltReason, wave: wave.wave });
+          this.progress(`halted: ${haltReason}`);
+        };
         const results = await Promise.all(
           Array.from({ length: Math.min(plan.waves.maxInFlight, queue.length) }, async () => {
             const done: StepResult[] = [];
@@ -267,11 +293,17 @@ export class RolloutRunner {
                 // Settled before the restart; its final record too, unless the controller died in between.
                 if (!resume?.recorded?.has(key)) await this.recordStep(known, this.rollout, wave.wave);
                 done.push(known);
+                if (COUNTS_AGAINST_BUDGET.has(known.status)) waveFailures++;
                 continue;
               }
               if (this.abortedBy) {
                 // Aborted mid-wave: in-flight steps finish, nothing new is sent.
                 done.push(await this.cancel(step, wave.wave, this.abortReason(this.abortedBy)));
+                continue;
+              }
+              if (haltReason) {
+                // Past the failure budget mid-wave: in-flight steps finish, nothing new is sent.
+                done.push(await this.cancel(step, wave.wave, haltReason));
                 continue;
               }
               const sent = resume?.pending.get(key);
@@ -280,7 +312,11 @@ export class RolloutRunner {
                 : await this.execute(plan, step, waveSpan, wave.wave);
               done.push(result);
               settledCount++;
-              if (COUNTS_AGAINST_BUDGET.has(result.status)) failedCount++;
+              if (COUNTS_AGAINST_BUDGET.has(result.status)) {
+                failedCount++;
+                waveFailures++;
+                await haltIfOverBudget();
+              }
               this.onStep?.({
                 settled: settledCount,
                 failed: failedCount,
@@ -308,16 +344,10 @@ export class RolloutRunner {
           aborted = true;
           continue;
         }
-        const percent = (failures / total) * 100;
-        if (
-          failures > plan.failureBudget.maxFailures ||
-          (plan.failureBudget.maxFailurePercent !== undefined &&
-            percent > plan.failureBudget.maxFailurePercent)
-        ) {
-          haltReason = `${failures} of ${total} steps failed, timed out or unknown (budget ${plan.failureBudget.maxFailures})`;
-          await this.event("rollout.halted", "failure", { reason: haltReason });
-          this.progress(`halted: ${haltReason}`);
-        }
+        // The wave's failures are in `failures` now. Settled steps of a resumed rollout count too: the same check
+        // once the wave is done.
+        waveFailures = 0;
+        await haltIfOverBudget();
       }
       // An abort means nothing new is sent: no rollback either.
       const rollback =

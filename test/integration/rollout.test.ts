@@ -320,6 +320,59 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
   });
 
+  it("past the failure budget mid-wave, nothing more of the wave is sent", async () => {
+    const { hosts, env, dir, keyFile } = await fleet();
+    // All three hosts are said to run api; only one does: the others refuse its commands (unknown_service).
+    const claims = join(dir, "claims.yaml");
+    writeFileSync(
+      claims,
+      stringify({
+        hosts: Object.values(hosts).map((h) => ({ name: h.host, groups: ["shop"], services: ["api"] })),
+      }),
+    );
+    const planFile = join(dir, "one-wave.yaml");
+    writeFileSync(
+      planFile,
+      stringify({
+        name: "one-wave",
+        action: "stop",
+        targets: { groups: ["shop"] },
+        services: [{ name: "api" }],
+        waves: { batchSize: 3, maxInFlight: 1 },
+        deadlines: { deliveryMs: 20_000, executionMs: 30_000 },
+      }),
+    );
+    const run = await runLifeline(
+      [
+        "rollout",
+        "--plan",
+        planFile,
+        "--fleet",
+        claims,
+        "--key",
+        keyFile,
+        "--key-id",
+        "test-controller",
+        "--json",
+      ],
+      env,
+      200_000,
+    );
+    const result = JSON.parse(run.stdout) as RolloutJson & { rolloutId: string };
+    expect(result.status).toBe("halted");
+    const statuses = result.steps.map((step) => step.status);
+    // One wave of three: the first failure halts it (budget 0); what comes after it is cancelled, never sent.
+    const failedAt = statuses.indexOf("failed");
+    expect(failedAt).toBeGreaterThanOrEqual(0);
+    expect(failedAt).toBeLessThan(2);
+    expect(statuses.slice(failedAt + 1)).toEqual(Array(2 - failedAt).fill("cancelled"));
+    const status = await runLifeline(["rollout", "status", result.rolloutId, "--json"], env);
+    const recorded = JSON.parse(status.stdout) as { halted?: string; stepStates: Array<{ status: string }> };
+    expect(recorded.halted).toMatch(/^1 of 3 steps failed/);
+    // What was sent: the steps up to the failure, and no more.
+    expect(recorded.stepStates.filter((step) => step.status !== "cancelled")).toHaveLength(failedAt + 1);
+  });
+
   it("the record says only what happened: no hosts is an error, a forged rejection changes nothing, escalations are counted, an abort stops what is not yet sent", async () => {
     const { hosts, rollout, rolloutArgs, env, prefix, keyFile } = await fleet({ stubbornWeb: true });
     const kafka = testKafka();

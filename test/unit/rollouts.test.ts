@@ -7,6 +7,7 @@ import {
   rolloutsFrom,
   stepStates,
 } from "../../controller/rollouts.ts";
+import { overBudget } from "../../controller/run.ts";
 
 const built = (name: string, hosts: string[]): RolloutPlan => ({
   name,
@@ -135,5 +136,20 @@ describe("rollout list and status: only what the controllers recorded", () => {
     expect(text).toContain("a controller that died leaves it so (lifeline rollout resume <id>)");
     expect(text).toContain("wave 1  stop api on h1: sent\n");
     expect(text).toContain("wave 2  stop api on h2: not sent\n");
+  });
+});
+
+describe("the failure budget, checked as each result arrives", () => {
+  it("halts past the count or the percentage, never at it", () => {
+    expect(overBudget(0, 10, { maxFailures: 0 })).toBeUndefined();
+    expect(overBudget(1, 10, { maxFailures: 0 })).toBe(
+      "1 of 10 steps failed, timed out or unknown (budget 0)",
+    );
+    expect(overBudget(2, 10, { maxFailures: 2 })).toBeUndefined();
+    expect(overBudget(2, 10, { maxFailures: 5, maxFailurePercent: 20 })).toBeUndefined();
+    expect(overBudget(3, 10, { maxFailures: 5, maxFailurePercent: 20 })).toBe(
+      "3 of 10 steps failed, timed out or unknown (budget 5 or 20 %)",
+    );
+    expect(overBudget(0, 0, { maxFailures: 0, maxFailurePercent: 0 })).toBeUndefined();
   });
 });
