@@ -324,7 +324,11 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     });
     // The child the service started is gone too: the job held the whole tree.
     expect(tree[4]?.result?.info).toMatchObject({ alive: false, exitCode: 1 });
-    expect(tree.at(-1)?.text).toContain(`pid ${child} interrupted\r\npid ${child} ignoring it`);
+    // Parent and child share the console's output: their lines interleave, each one whole (CRLF).
+    const lines = (tree.at(-1)?.text ?? "").split("\r\n");
+    const interrupted = lines.indexOf(`pid ${child} interrupted`);
+    expect(interrupted, tree.at(-1)?.text).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf(`pid ${child} ignoring it`), tree.at(-1)?.text).toBeGreaterThan(interrupted);
 
     // No handler: Windows' default one ends the program with STATUS_CONTROL_C_EXIT.
     expect((first.default as Outcome[])[2]).toMatchObject({
