@@ -293,7 +293,11 @@ export class RolloutRunner {
                 // Settled before the restart; its final record too, unless the controller died in between.
                 if (!resume?.recorded?.has(key)) await this.recordStep(known, this.rollout, wave.wave);
                 done.push(known);
-                if (COUNTS_AGAINST_BUDGET.has(known.status)) waveFailures++;
+                if (COUNTS_AGAINST_BUDGET.has(known.status)) {
+                  // A resumed run halts where the crashed one did: the steps it cancelled are not sent now.
+                  waveFailures++;
+                  await haltIfOverBudget();
+                }
                 continue;
               }
               if (this.abortedBy) {
