@@ -10,7 +10,7 @@ import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observab
 import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../core/outcome.ts";
 import { parseTraceparent } from "../core/trace-context.ts";
 import { CommandLog, type CommandRecord } from "./command-log.ts";
-import type { AgentConfig, ServiceConfig } from "./config.ts";
+import type { AgentConfig, HookConfig, ServiceConfig } from "./config.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
 import { win32Scm } from "./drivers/scm-win32.ts";
@@ -477,14 +477,7 @@ export class Agent implements Component {
     // Any other state goes to the driver: it follows pending states and fails on missing or unknown ones.
     const preStop = service.preStop;
     if (preStop && state.running) {
-      const began = Date.now();
-      const failed = await this.phase(context, "pre-stop hook", () =>
-        runHook(preStop, this.hookEnv(context)),
-      );
-      this.emit("stop.pre_stop_hook", failed ? "failure" : "success", context, {
-        reason: failed ?? "ok",
-        duration: (Date.now() - began) * 1e6,
-      });
+      await this.hook(preStop, "pre-stop hook", "stop.pre_stop_hook", context);
     }
     const grace = limits.gracePeriodMs ?? service.gracePeriodMs;
     const how = driver.stopControl;
@@ -541,14 +534,7 @@ export class Agent implements Component {
     const postStop = service.postStop;
     if (postStop) {
       // The stop is verified: a failing hook is recorded on its own event and does not undo that.
-      const hookBegan = Date.now();
-      const hookFailed = await this.phase(context, "post-stop hook", () =>
-        runHook(postStop, this.hookEnv(context)),
-      );
-      this.emit("stop.post_stop_hook", hookFailed ? "failure" : "success", context, {
-        reason: hookFailed ?? "ok",
-        duration: (Date.now() - hookBegan) * 1e6,
-      });
+      await this.hook(postStop, "post-stop hook", "stop.post_stop_hook", context);
     }
     return { outcome, reason, fields };
   }
@@ -567,14 +553,7 @@ export class Agent implements Component {
     for (const dependency of service.dependsOn) await this.awaitDependency(dependency, deadline, context);
     const preStart = service.preStart;
     if (preStart) {
-      const hookBegan = Date.now();
-      const hookFailed = await this.phase(context, "pre-start hook", () =>
-        runHook(preStart, this.hookEnv(context)),
-      );
-      this.emit("start.pre_start_hook", hookFailed ? "failure" : "success", context, {
-        reason: hookFailed ?? "ok",
-        duration: (Date.now() - hookBegan) * 1e6,
-      });
+      const hookFailed = await this.hook(preStart, "pre-start hook", "start.pre_start_hook", context);
       if (hookFailed)
         throw new StepOutcome("failure", `pre-start hook failed: ${hookFailed}`, {
           evidence: `not started: ${hookFailed}`,
@@ -636,14 +615,7 @@ export class Agent implements Component {
     this.emit("start.healthy", "success", context, { pid, duration: (Date.now() - began) * 1e6, evidence });
     const postStart = service.postStart;
     if (postStart) {
-      const hookBegan = Date.now();
-      const hookFailed = await this.phase(context, "post-start hook", () =>
-        runHook(postStart, this.hookEnv(context)),
-      );
-      this.emit("start.post_start_hook", hookFailed ? "failure" : "success", context, {
-        reason: hookFailed ?? "ok",
-        duration: (Date.now() - hookBegan) * 1e6,
-      });
+      const hookFailed = await this.hook(postStart, "post-start hook", "start.post_start_hook", context);
       if (hookFailed) throw new StepOutcome("failure", `post-start hook failed: ${hookFailed}`, { evidence });
     }
     return { outcome: "success", reason: "started", fields: { evidence } };
@@ -695,6 +667,22 @@ export class Agent implements Component {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     });
+  }
+
+  /** Runs a hook as a traced phase and records it on its own event; resolves with why it failed, if it did. */
+  private async hook(
+    hook: HookConfig,
+    phase: string,
+    action: string,
+    context: Context,
+  ): Promise<string | undefined> {
+    const began = Date.now();
+    const failed = await this.phase(context, phase, () => runHook(hook, this.hookEnv(context)));
+    this.emit(action, failed ? "failure" : "success", context, {
+      reason: failed ?? "ok",
+      duration: (Date.now() - began) * 1e6,
+    });
+    return failed;
   }
 
   private hookEnv(context: Context): Record<string, string> {

@@ -81,6 +81,7 @@ function rolloutRow(rolloutId: string, events: ControllerEvent[]): RolloutRow | 
   const byStatus: Record<string, number> = {};
   for (const step of stepStates(events, built)) byStatus[step.status] = (byStatus[step.status] ?? 0) + 1;
   const lastAction = last.event?.action ?? "";
+  const waiting = completed ? undefined : waitingFor(events);
   return {
     rolloutId,
     name: planned.lifeline?.plan?.name ?? built.name,
@@ -90,7 +91,7 @@ function rolloutRow(rolloutId: string, events: ControllerEvent[]): RolloutRow | 
     lastEventAt: last["@timestamp"] ?? "",
     lastEvent: lastAction,
     status: completed ? (completed.event?.reason ?? "completed") : "open",
-    ...(!completed && waitingFor(events) ? { waiting: waitingFor(events) } : {}),
+    ...(waiting ? { waiting } : {}),
     ...(aborted?.event?.reason ? { aborted: aborted.event.reason } : {}),
     ...(halted?.event?.reason ? { halted: halted.event.reason } : {}),
     steps: { planned: built.waves.reduce((n, w) => n + w.steps.length, 0), byStatus },
