@@ -360,13 +360,13 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
       sentLast = batch.at(-1) as typeof sentLast;
       // Settled either way: on a loaded machine a batch may reach the agent after its 2 s expiry and be
       // refused as expired, which journals it all the same.
-      const last = sentLast.id;
+      const lastOfBatch = sentLast.id;
       await waitForJournal(
         ws.journal,
         (events) =>
           events.some(
             (e) =>
-              e.lifeline.command_id === last &&
+              e.lifeline.command_id === lastOfBatch &&
               (e.event.action === "command.completed" || e.event.action === "command.rejected"),
           ),
         60_000,
