@@ -66,17 +66,22 @@ const latency = (row: BenchRow) =>
   row["written→in Kafka p50 ms"] === undefined
     ? ""
     : `${number(row["written→in Kafka p50 ms"])} / ${number(row["p99 ms"])}`;
+/** Live rows: CPU from 20 s after the feed began to its end (bench/shipper.ts WARM_UP_S). */
+const steady = (row: BenchRow) =>
+  row["steady CPU %"] === undefined
+    ? ""
+    : `${number(row["steady CPU %"], 1)} / ${number(row["steady cpu s/M lines"], 1)}`;
 replaceBetween(
   fileURLToPath(new URL("../README.md", import.meta.url)),
   "shipper-bench",
   [
     `bench/results/shipper.json, ${shipper.date.slice(0, 10)}, ${shipper.cores} cores, every row from one run:`,
     "",
-    "| scenario | system | lines/s | CPU s per million lines | CPU % of a core | peak RSS MiB | written → in Kafka p50 / p99 ms |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| scenario | system | lines/s | CPU s per million lines | CPU % of a core | steady: CPU % / s per million lines | peak RSS MiB | written → in Kafka p50 / p99 ms |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ...shipper.rows.map(
       (row) =>
-        `| ${row.scenario} | ${short(String(row.system))} | ${number(row["lines/s"])} | ${number(row["cpu s/M lines"], 1)} | ${number(row["CPU % of a core"], 1)} | ${number(row["peak RSS MiB"])} | ${latency(row)} |`,
+        `| ${row.scenario} | ${short(String(row.system))} | ${number(row["lines/s"])} | ${number(row["cpu s/M lines"], 1)} | ${number(row["CPU % of a core"], 1)} | ${steady(row)} | ${number(row["peak RSS MiB"])} | ${latency(row)} |`,
     ),
   ].join("\n"),
 );
