@@ -9,7 +9,8 @@ export interface Approval {
   rolloutId: string;
   /** The wave it opens; absent: the next gate. */
   wave?: number;
-  decision: "approve" | "abort";
+  /** approve opens a gate; abort ends the rollout; pause holds it (in-flight steps finish); continue ends a pause. */
+  decision: "approve" | "abort" | "pause" | "continue";
   by: string;
   at: string;
   reason?: string;
@@ -31,7 +32,8 @@ export function rejectApproval(
     return "signature does not verify";
   if (signed.payload.rolloutId !== rolloutId)
     return `for rollout ${signed.payload.rolloutId}, not ${rolloutId}`;
-  if (signed.payload.decision !== "approve" && signed.payload.decision !== "abort") return "unknown decision";
+  if (!["approve", "abort", "pause", "continue"].includes(signed.payload.decision as string))
+    return "unknown decision";
   return undefined;
 }
 
@@ -121,7 +123,12 @@ export async function followDecision(
         const reason = event.event?.reason;
         if (action === "rollout.approval_rejected")
           settle({ answer: "refused", ...(reason ? { reason } : {}) });
-        if (action === "rollout.aborted" || action === "rollout.approved")
+        if (
+          action === "rollout.aborted" ||
+          action === "rollout.approved" ||
+          action === "rollout.paused" ||
+          action === "rollout.continued"
+        )
           settle({ answer: "taken", ...(reason ? { reason } : {}) });
       },
     });

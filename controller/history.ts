@@ -66,6 +66,7 @@ export async function readRolloutHistory(
   const startedWaves = new Set<number>();
   let completed: string | undefined;
   let aborted: string | undefined;
+  let paused: string | undefined;
   const recorded = new Set<string>();
   for (const event of events) {
     const action = event.event?.action;
@@ -84,6 +85,9 @@ export async function readRolloutHistory(
       reports.set(lifeline.command_id, [...(reports.get(lifeline.command_id) ?? []), event]);
     if (action === "rollout.completed") completed = event.event?.reason ?? "completed";
     if (action === "rollout.aborted") aborted = event.event?.reason ?? "aborted";
+    // Paused until continued: a controller that takes the rollout over keeps it paused.
+    if (action === "rollout.paused") paused ??= event.event?.reason ?? "paused";
+    if (action === "rollout.continued") paused = undefined;
     if (action === "step.completed" && lifeline.step) recorded.add(stepKey(lifeline.step));
   }
   const results = new Map<string, StepResult>();
@@ -119,6 +123,7 @@ export async function readRolloutHistory(
       pending,
       startedWaves,
       ...(aborted ? { aborted } : {}),
+      ...(paused ? { paused } : {}),
       recorded,
     },
     ...(completed ? { completed } : {}),

@@ -6,7 +6,7 @@ import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
-import { followDecision, publishApproval } from "./approval.ts";
+import { type Approval, followDecision, publishApproval } from "./approval.ts";
 import { readRolloutHistory, startOf } from "./history.ts";
 import { buildPlan, describePlan, emptyPlanError, loadFleet, loadPlan } from "./plan.ts";
 import { readPresence } from "./presence.ts";
@@ -21,13 +21,16 @@ import { describeSummary, type RolloutResult, RolloutRunner, type StepProgress }
 
 export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
        lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
-       lifeline rollout approve|abort <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME] [--reason TEXT]
+       lifeline rollout approve|abort|pause|continue <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME]
+                [--reason TEXT]
        lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]
        lifeline rollout list [--since-hours 24] [--json]
        lifeline rollout status <rollout-id> [--json]
 
-Plans a batch stop/start/restart across the fleet: services in dependency order (stop in reverse), hosts in waves.
---dry-run prints the exact ordered plan (waves, hosts, services, deadlines) and changes nothing.
+Plans a batch stop/start/restart across the fleet as a graph: a service's waves run in order, and its first wave
+begins once the services it comes after are done (start and restart: its dependencies; stop: its dependants);
+independent services run side by side within waves.maxInFlight (per service) and waves.maxInFlightTotal.
+--dry-run prints the graph, its critical path and every wave (hosts, services, deadlines) and changes nothing.
 
 Options:
   --plan FILE    the rollout plan (YAML; see controller/rollout.example.yaml)
@@ -55,13 +58,16 @@ rollout.completed (success, failed, halted, incomplete, cancelled) or "open" wit
 cannot tell a running controller from one that died (resume continues it). status lists every planned step with
 its recorded status (or "sent" / "not sent") and evidence.
 abort is honoured at any point of a running rollout (in-flight steps finish, nothing new is sent), signed by an
-approver or by the controller's own key; approve|abort wait for the controller's answer and exit 1 when it
-refuses or no controller runs that rollout.
+approver or by the controller's own key; so is pause (in-flight steps finish, nothing new is sent until continue).
+onFailure: pause in the plan pauses instead of halting past the failure budget (each later failure pauses again).
+approve|abort|pause|continue wait for the controller's answer and exit 1 when it refuses or no controller runs
+that rollout. (continue ends a pause; resume takes over a rollout whose controller died.)
 `;
 
 export async function runRollout(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === "approve" || first === "abort") return decide(first, rest);
+  if (first === "approve" || first === "abort" || first === "pause" || first === "continue")
+    return decide(first, rest);
   if (first === "resume") return resume(rest);
   if (first === "list" || first === "status") return show(first, rest);
   return runPlan(argv);
@@ -145,8 +151,8 @@ function controllerKafka() {
   return { logger, kafka, topicPrefix: process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline" };
 }
 
-/** `lifeline rollout approve|abort <id>`: a signed decision on the lifecycle topic. */
-async function decide(decision: "approve" | "abort", argv: string[]): Promise<number> {
+/** `lifeline rollout approve|abort|pause|continue <id>`: a signed decision on the lifecycle topic. */
+async function decide(decision: Approval["decision"], argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -215,7 +221,7 @@ async function decide(decision: "approve" | "abort", argv: string[]): Promise<nu
   }
   process.stderr.write(
     `${what}: published, but no controller answered within ${Math.round(timeoutMs / 1000)} s: the rollout is not running now. ` +
-      `The decision stays on ${topic}; \`lifeline rollout resume ${rolloutId}\` will see an abort.\n`,
+      `The decision stays on ${topic}${decision === "abort" ? `; \`lifeline rollout resume ${rolloutId}\` will see an abort` : ""}.\n`,
   );
   return 1;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { ConfigError } from "../core/errors.ts";
+import { criticalPath, executionOrder } from "./schedule.ts";
 
 const selectorSchema = z.strictObject({
   hosts: z.array(z.string()).optional(),
@@ -33,8 +34,10 @@ export const planSchema = z
     waves: z
       .strictObject({
         batchSize: batchSize.default(1),
-        /** At most this many commands in flight at once within a wave. */
+        /** At most this many commands in flight at once within a wave (one wave of a service runs at a time). */
         maxInFlight: z.number().int().positive().default(1),
+        /** At most this many commands in flight over the whole rollout (independent services run side by side). */
+        maxInFlightTotal: z.number().int().positive().optional(),
         /** Wait after each host finished, before the next one. */
         soakMs: z.number().int().nonnegative().default(0),
         /** "approval": wait for `lifeline rollout approve` between waves. */
@@ -54,6 +57,12 @@ export const planSchema = z
       })
       .default({ deliveryMs: 30_000, executionMs: 120_000 }),
     rollback: z.enum(["none", "start-stopped"]).default("none"),
+    /**
+     * Past the failure budget: halt (nothing new is sent; rollback as `rollback` says), pause (nothing new is sent
+     * until \`lifeline rollout continue\`; every failure past the budget pauses again), or rollback (halt, then
+     * start again what this rollout stopped).
+     */
+    onFailure: z.enum(["halt", "pause", "rollback"]).default("halt"),
     /** A plan whose targets match no host is an error, unless it says it may be empty. */
     allowEmpty: z.boolean().default(false),
     /** Who may open an approval gate: Ed25519 public keys (PEM) under an id, used by `lifeline rollout approve`. */
@@ -212,10 +221,22 @@ export function buildPlan(plan: Plan, fleet: FleetHost[]): RolloutPlan {
 export function describePlan(plan: Plan, built: RolloutPlan): string {
   const lines = [
     `rollout "${built.name}": ${built.action} ${built.order.join(built.action === "stop" ? " ← " : " → ")} on ${built.hosts} hosts in ${built.waves.length} waves`,
-    `  waves of ${plan.waves.batchSize}, at most ${plan.waves.maxInFlight} in flight, soak ${plan.waves.soakMs} ms${plan.waves.pause === "approval" ? ", approval between waves" : ""}`,
-    `  failure budget: halt after more than ${plan.failureBudget.maxFailures} failures${plan.failureBudget.maxFailurePercent !== undefined ? ` or ${plan.failureBudget.maxFailurePercent} %` : ""}; rollback: ${plan.rollback}`,
+    `  waves of ${plan.waves.batchSize}, at most ${plan.waves.maxInFlight} in flight per service${plan.waves.maxInFlightTotal !== undefined ? `, ${plan.waves.maxInFlightTotal} in all` : ""}, soak ${plan.waves.soakMs} ms${plan.waves.pause === "approval" ? ", approval between waves" : ""}`,
+    `  failure budget: ${plan.onFailure} after more than ${plan.failureBudget.maxFailures} failures${plan.failureBudget.maxFailurePercent !== undefined ? ` or ${plan.failureBudget.maxFailurePercent} %` : ""}; rollback: ${plan.onFailure === "rollback" ? "start-stopped" : plan.rollback}`,
     `  deadlines: delivery ${plan.deadlines.deliveryMs} ms, execution ${plan.deadlines.executionMs} ms`,
   ];
+  const after = executionOrder(plan.services, plan.action);
+  const inPlan = new Set(built.waves.map((w) => w.service));
+  lines.push("  graph (arrows in the direction of execution; services that wait for nothing in common run side by side):");
+  for (const service of built.order.filter((s) => inPlan.has(s))) {
+    const before = (after.get(service) ?? []).filter((s) => inPlan.has(s));
+    const count = built.waves.filter((w) => w.service === service).length;
+    lines.push(
+      `    ${before.length > 0 ? `${before.join(", ")} → ` : ""}${service} (${count} wave${count === 1 ? "" : "s"})`,
+    );
+  }
+  const critical = criticalPath(built.waves, after);
+  lines.push(`  critical path: ${critical.join(" → ")}`);
   for (const wave of built.waves) {
     lines.push(
       `${wave.gate ? "  -- approval --\n" : ""}  phase ${wave.phase} wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,

@@ -21,6 +21,15 @@ import {
 import type { TraceContext } from "../core/trace-context.ts";
 import { type Approval, rejectApproval } from "./approval.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
+import {
+  type Decision,
+  executionOrder,
+  initialState,
+  reduce,
+  type ScheduleConfig,
+  type ScheduleEvent,
+  type ScheduleState,
+} from "./schedule.ts";
 
 export type { StepStatus };
 export type RolloutStatus = "success" | "failed" | "incomplete" | "halted" | "cancelled";
@@ -37,6 +46,8 @@ export interface ResumeState {
   startedWaves: Set<number>;
   /** The rollout was aborted before the controller stopped: nothing new is sent. */
   aborted?: string;
+  /** The rollout was paused (and not continued) before the controller stopped: it stays paused. */
+  paused?: string;
   /** Steps whose step.completed is on the topic already (stepKey). */
   recorded?: Set<string>;
   /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
@@ -109,21 +120,7 @@ export function describeSummary(s: RolloutSummary): string {
 /** Statuses that count against the failure budget: nothing verified that the step did what it should. */
 const COUNTS_AGAINST_BUDGET = new Set<StepStatus>(["failed", "timed_out", "unknown"]);
 
-/**
- * Whether the failures so far exceed the plan's budget (a count, or a percentage of all the rollout's steps): the
- * halt reason, or undefined. Checked as each result arrives, so a wave stops sending at the threshold.
- */
-export function overBudget(
-  failures: number,
-  total: number,
-  budget: { maxFailures: number; maxFailurePercent?: number | undefined },
-): string | undefined {
-  const percent = total > 0 ? (failures / total) * 100 : 0;
-  const overCount = failures > budget.maxFailures;
-  const overPercent = budget.maxFailurePercent !== undefined && percent > budget.maxFailurePercent;
-  if (!overCount && !overPercent) return undefined;
-  return `${failures} of ${total} steps failed, timed out or unknown (budget ${budget.maxFailures}${budget.maxFailurePercent !== undefined ? ` or ${budget.maxFailurePercent} %` : ""})`;
-}
+export { overBudget } from "./schedule.ts";
 
 export interface RolloutResult {
   rolloutId: string;
@@ -133,6 +130,21 @@ export interface RolloutResult {
   rollback: StepResult[];
   summary: RolloutSummary;
   haltReason?: string;
+}
+
+/** What the runner does for each of the schedule's decisions (schedule.ts). */
+interface Shell {
+  beginWave(wave: number): Promise<void>;
+  send(key: string, wave: number): void;
+  soak(key: string, ms: number): void;
+  cancel(key: string, wave: number, reason: string): Promise<void>;
+  waveDone(wave: number): void;
+  awaitApproval(wave: number): Promise<void>;
+  gateOpened(wave: number, approvedFor: number | undefined): Promise<void>;
+  paused(reason: string): Promise<void>;
+  resumed(): Promise<void>;
+  halted(reason: string, rollback: boolean): Promise<void>;
+  finished(status: "done" | "halted" | "aborted"): void;
 }
 
 /**
@@ -164,9 +176,16 @@ export class RolloutRunner {
   private rolloutId = "";
   private sequence = 0;
   private plan: Plan | undefined;
-  private gate: { wave: number; resolve: (approval: Approval) => void } | undefined;
-  /** Valid approvals that arrived before their gate. */
+  /** Valid approvals not yet matched to the gate they opened. */
   private approvals: Approval[] = [];
+  /** Feeds an event to the running schedule (set by run()). */
+  private dispatch: ((event: ScheduleEvent) => Promise<void>) | undefined;
+  /** Who continued a paused rollout, for its record. */
+  private continuedBy: string | undefined;
+  /** The schedule's state while it runs (read to answer pause and continue). */
+  private schedule: ScheduleState | undefined;
+  /** Decisions that arrived before the schedule existed. */
+  private queued: ScheduleEvent[] = [];
 
   constructor(options: {
     kafka: Kafka;
@@ -226,136 +245,163 @@ export class RolloutRunner {
       this.progress(
         `rollout ${this.rolloutId} ${resume ? "resumed" : "started"} (trace ${this.rollout.traceId})`,
       );
-      const steps: StepResult[] = [];
-      let failures = 0;
+      const config: ScheduleConfig = {
+        waves: built.waves,
+        after: executionOrder(plan.services, plan.action),
+        maxInFlight: plan.waves.maxInFlight,
+        maxInFlightTotal: plan.waves.maxInFlightTotal ?? Number.POSITIVE_INFINITY,
+        budget: plan.failureBudget,
+        onFailure: plan.onFailure,
+        soakMs: plan.waves.soakMs,
+        opened: resume?.startedWaves ?? new Set(),
+      };
+      const state = initialState(config);
+      const planned = new Map<string, PlannedStep>();
+      for (const wave of built.waves) for (const step of wave.steps) planned.set(stepKey(step), step);
+      const total = planned.size;
+      const results = new Map<string, StepResult>();
+      const waveSpans = new Map<number, LifelineSpan>();
       let haltReason: string | undefined;
-      let aborted = false;
-      const total = built.waves.reduce((n, w) => n + w.steps.length, 0);
-      let settledCount = resume?.results.size ?? 0;
+      let rollbackWanted = false;
       let failedCount = 0;
-      for (const wave of built.waves) {
-        const settled = wave.steps.map((step) => resume?.results.get(stepKey(step)));
-        if (!haltReason && this.abortedBy) {
-          haltReason = this.abortReason(this.abortedBy);
-          aborted = true;
-        }
-        if (haltReason) {
-          for (const [i, step] of wave.steps.entries())
-            steps.push(
-              settled[i]
-                ? await this.recordIfMissing(settled[i] as StepResult, resume, wave.wave)
-                : await this.cancel(step, wave.wave, haltReason),
-            );
-          continue;
-        }
-        const started = resume?.startedWaves.has(wave.wave) ?? false;
-        if (wave.gate && !started) {
-          const decision = await this.awaitApproval(wave.wave, built.waves.length);
-          if (decision.decision === "abort") {
-            haltReason = this.abortReason(decision);
-            aborted = true;
-            for (const step of wave.steps) steps.push(await this.cancel(step, wave.wave, haltReason));
-            continue;
-          }
-        }
-        const waveSpan = startSpan(`wave ${wave.wave} ${plan.action} ${wave.service}`, {
-          parent: this.rollout,
-          attributes: { "lifeline.wave": wave.wave, "lifeline.hosts": wave.steps.length },
-        });
-        if (!started) {
-          await this.event("wave.started", "success", {
-            reason: `wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
-            span: waveSpan,
-            wave: wave.wave,
+      let finish: (status: "done" | "halted" | "aborted") => void = () => {};
+      const finished = new Promise<"done" | "halted" | "aborted">((resolve) => {
+        finish = resolve;
+      });
+      // Events are applied one at a time, each one's decisions carried out in order before the next event.
+      let chain = Promise.resolve();
+      const dispatch = (event: ScheduleEvent): Promise<void> => {
+        chain = chain
+          .then(() => this.carryOut(reduce(config, state, event), shell))
+          .catch((error: Error) => {
+            this.logger.error({ err: error }, "rollout decision failed");
+            finish(state.aborted ? "aborted" : "halted");
           });
-        }
+        return chain;
+      };
+      const settle = (result: StepResult, wave: number) => {
+        results.set(stepKey(result), result);
         this.progress(
-          `wave ${wave.wave}/${built.waves.length}: ${plan.action} ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+          `  ${result.host} ${result.service}: ${result.status}${result.escalated ? " (escalated)" : ""}${result.reason ? ` (${result.reason})` : ""}`,
         );
-        const queue = [...wave.steps];
-        // Failures of this wave so far: with those of the waves before, checked against the budget per result.
-        let waveFailures = 0;
-        const haltIfOverBudget = async () => {
-          if (haltReason) return;
-          const over = overBudget(failures + waveFailures, total, plan.failureBudget);
-          if (!over) return;
-          haltReason = over;
-          await this.event("rollout.halted", "failure", { reason: haltReason, wave: wave.wave });
-          this.progress(`halted: ${haltReason}`);
-        };
-        const results = await Promise.all(
-          Array.from({ length: Math.min(plan.waves.maxInFlight, queue.length) }, async () => {
-            const done: StepResult[] = [];
-            for (let step = queue.shift(); step; step = queue.shift()) {
-              const key = stepKey(step);
-              const known = resume?.results.get(key);
-              if (known) {
-                // Settled before the restart; its final record too, unless the controller died in between.
-                if (!resume?.recorded?.has(key)) await this.recordStep(known, this.rollout, wave.wave);
-                done.push(known);
-                if (COUNTS_AGAINST_BUDGET.has(known.status)) {
-                  // A resumed run halts where the crashed one did: the steps it cancelled are not sent now.
-                  waveFailures++;
-                  await haltIfOverBudget();
-                }
-                continue;
-              }
-              if (this.abortedBy) {
-                // Aborted mid-wave: in-flight steps finish, nothing new is sent.
-                done.push(await this.cancel(step, wave.wave, this.abortReason(this.abortedBy)));
-                continue;
-              }
-              if (haltReason) {
-                // Past the failure budget mid-wave: in-flight steps finish, nothing new is sent.
-                done.push(await this.cancel(step, wave.wave, haltReason));
-                continue;
-              }
-              const sent = resume?.pending.get(key);
-              const result = sent
-                ? await this.awaitOutcome(step, sent, plan)
-                : await this.execute(plan, step, waveSpan, wave.wave);
-              done.push(result);
-              settledCount++;
-              if (COUNTS_AGAINST_BUDGET.has(result.status)) {
-                failedCount++;
-                waveFailures++;
-                await haltIfOverBudget();
-              }
-              this.onStep?.({
-                settled: settledCount,
-                failed: failedCount,
-                total,
-                wave: wave.wave,
-                waves: built.waves.length,
-              });
-              if (plan.waves.soakMs > 0)
-                await new Promise((resolve) => setTimeout(resolve, plan.waves.soakMs));
-            }
-            return done;
-          }),
-        );
-        const waveFailed = results.flat().some((r) => r.status !== "success");
-        waveSpan.end(waveFailed ? "failure" : "success", waveFailed ? "some steps failed" : undefined);
-        for (const result of results.flat()) {
-          steps.push(result);
-          this.progress(
-            `  ${result.host} ${result.service}: ${result.status}${result.escalated ? " (escalated)" : ""}${result.reason ? ` (${result.reason})` : ""}`,
+        if (COUNTS_AGAINST_BUDGET.has(result.status)) failedCount++;
+        this.onStep?.({
+          settled: results.size,
+          failed: failedCount,
+          total,
+          wave,
+          waves: built.waves.length,
+        });
+        void dispatch({
+          type: "settled",
+          key: stepKey(result),
+          success: result.status === "success",
+          counts: COUNTS_AGAINST_BUDGET.has(result.status),
+        });
+      };
+      const shell: Shell = {
+        beginWave: async (wave) => {
+          const planned = built.waves.find((w) => w.wave === wave);
+          if (!planned) return;
+          const span = startSpan(`wave ${wave} ${plan.action} ${planned.service}`, {
+            parent: this.rollout,
+            attributes: { "lifeline.wave": wave, "lifeline.hosts": planned.steps.length },
+          });
+          waveSpans.set(wave, span);
+          const where = `${planned.service} on ${planned.steps.map((s) => s.host).join(", ")}`;
+          if (!resume?.startedWaves.has(wave))
+            await this.event("wave.started", "success", { reason: `wave ${wave}: ${where}`, span, wave });
+          this.progress(`wave ${wave}/${built.waves.length}: ${plan.action} ${where}`);
+        },
+        send: (key, wave) => {
+          const step = planned.get(key) as PlannedStep;
+          const span = waveSpans.get(wave) ?? this.rollout;
+          void (async () => {
+            const known = resume?.results.get(key);
+            // Settled before the restart (its final record too, unless the controller died in between); replayed
+            // through the same decisions, so a resumed run halts where the crashed one did.
+            if (known) return this.recordIfMissing(known, resume, wave);
+            const sent = resume?.pending.get(key);
+            return sent ? this.awaitOutcome(step, sent, plan) : this.execute(plan, step, span, wave);
+          })().then(
+            (result) => settle(result, wave),
+            (error: Error) =>
+              settle(
+                {
+                  ...step,
+                  commandId: "",
+                  status: "unknown",
+                  reason: `the controller failed while sending or following it: ${error.message}`,
+                  evidence: "no outcome: the controller's own error",
+                },
+                wave,
+              ),
           );
-          if (COUNTS_AGAINST_BUDGET.has(result.status)) failures++;
-        }
-        if (this.abortedBy && !haltReason) {
-          haltReason = this.abortReason(this.abortedBy);
-          aborted = true;
-          continue;
-        }
-        // The wave's failures are in `failures` now. Settled steps of a resumed rollout count too: the same check
-        // once the wave is done.
-        waveFailures = 0;
-        await haltIfOverBudget();
+        },
+        soak: (key, ms) => {
+          setTimeout(() => void dispatch({ type: "soaked", key }), ms);
+        },
+        cancel: async (key, wave, reason) => {
+          results.set(key, await this.cancel(planned.get(key) as PlannedStep, wave, reason));
+        },
+        waveDone: (wave) => {
+          const failed = (built.waves.find((w) => w.wave === wave)?.steps ?? []).some(
+            (s) => results.get(stepKey(s))?.status !== "success",
+          );
+          waveSpans.get(wave)?.end(failed ? "failure" : "success", failed ? "some steps failed" : undefined);
+        },
+        awaitApproval: async (wave) => {
+          await this.event("rollout.awaiting_approval", "success", { reason: `before wave ${wave}`, wave });
+          this.progress(
+            `waiting for approval before wave ${wave}/${built.waves.length}: lifeline rollout approve ${this.rolloutId} --wave ${wave} (or abort)`,
+          );
+        },
+        gateOpened: async (wave, approvedFor) => {
+          const index = this.approvals.findIndex((a) => a.wave === approvedFor);
+          const [approval] = index >= 0 ? this.approvals.splice(index, 1) : [];
+          await this.event("rollout.approved", "success", {
+            reason: `wave ${wave} by ${approval?.by ?? "(unknown)"}${approval?.reason ? `: ${approval.reason}` : ""}`,
+            wave,
+          });
+          this.progress(`approved by ${approval?.by ?? "(unknown)"}`);
+        },
+        paused: async (reason) => {
+          await this.event("rollout.paused", "success", {
+            reason: `${reason}; in-flight steps finish, nothing new is sent until \`lifeline rollout continue ${this.rolloutId}\` (or abort)`,
+          });
+          this.progress(`paused: ${reason} (lifeline rollout continue ${this.rolloutId}, or abort)`);
+        },
+        resumed: async () => {
+          await this.event("rollout.continued", "success", { reason: this.continuedBy ?? "continued" });
+          this.progress(`continued${this.continuedBy ? ` (${this.continuedBy})` : ""}`);
+        },
+        halted: async (reason, rollback) => {
+          haltReason = reason;
+          rollbackWanted = rollback || plan.rollback === "start-stopped";
+          await this.event("rollout.halted", "failure", { reason });
+          this.progress(`halted: ${reason}`);
+        },
+        finished: (status) => finish(status),
+      };
+      this.dispatch = dispatch;
+      this.schedule = state;
+      if (resume?.aborted)
+        await dispatch({ type: "abort", reason: this.abortReason(this.abortedBy as Approval) });
+      else if (resume?.paused) {
+        state.paused = resume.paused;
+        this.progress(`paused before the controller restarted: ${resume.paused}`);
       }
+      await dispatch({ type: "begin" });
+      for (const event of this.queued.splice(0)) await dispatch(event);
+      const ended = await finished;
+      await chain;
+      const steps = built.waves.flatMap((wave) =>
+        wave.steps.map((step) => results.get(stepKey(step))).filter((r): r is StepResult => r !== undefined),
+      );
+      const aborted = ended === "aborted";
+      if (aborted) haltReason = state.aborted;
       // An abort means nothing new is sent: no rollback either.
-      const rollback =
-        haltReason && !aborted && plan.rollback === "start-stopped" ? await this.rollBack(plan, steps) : [];
+      const rollback = haltReason && !aborted && rollbackWanted ? await this.rollBack(plan, steps) : [];
       const status: RolloutStatus = aborted
         ? "cancelled"
         : haltReason
@@ -390,28 +436,45 @@ export class RolloutRunner {
     }
   }
 
-  /**
-   * Waits at a gate for a signed approval (or abort) from one of the plan's approvers, published with
-   * `lifeline rollout approve|abort`. Anything unsigned or untrusted is recorded as rejected and ignored.
-   */
-  private async awaitApproval(wave: number, waves: number): Promise<Approval> {
-    await this.event("rollout.awaiting_approval", "success", { reason: `before wave ${wave}`, wave });
-    this.progress(
-      `waiting for approval before wave ${wave}/${waves}: lifeline rollout approve ${this.rolloutId} --wave ${wave} (or abort)`,
-    );
-    const decision = await new Promise<Approval>((resolve) => {
-      this.gate = { wave, resolve };
-      const early = this.approvals.find((a) => a.wave === undefined || a.wave === wave);
-      if (early) resolve(early);
-    });
-    this.gate = undefined;
-    this.approvals = [];
-    await this.event(decision.decision === "approve" ? "rollout.approved" : "rollout.aborted", "success", {
-      reason: `wave ${wave} by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`,
-      wave,
-    });
-    this.progress(`${decision.decision === "approve" ? "approved" : "aborted"} by ${decision.by}`);
-    return decision;
+  /** Carries out one event's decisions in order (sends start at once; their outcomes come back as events). */
+  private async carryOut(decisions: Decision[], shell: Shell): Promise<void> {
+    for (const decision of decisions) {
+      switch (decision.type) {
+        case "begin_wave":
+          await shell.beginWave(decision.wave);
+          break;
+        case "send":
+          shell.send(decision.key, decision.wave);
+          break;
+        case "soak":
+          shell.soak(decision.key, decision.ms);
+          break;
+        case "cancel":
+          await shell.cancel(decision.key, decision.wave, decision.reason);
+          break;
+        case "wave_done":
+          shell.waveDone(decision.wave);
+          break;
+        case "await_approval":
+          await shell.awaitApproval(decision.wave);
+          break;
+        case "gate_opened":
+          await shell.gateOpened(decision.wave, decision.approvedFor);
+          break;
+        case "paused":
+          await shell.paused(decision.reason);
+          break;
+        case "resumed":
+          await shell.resumed();
+          break;
+        case "halted":
+          await shell.halted(decision.reason, decision.rollback);
+          break;
+        case "finished":
+          shell.finished(decision.status);
+          break;
+      }
+    }
   }
 
   /**
@@ -422,31 +485,54 @@ export class RolloutRunner {
   private async onApproval(statement: unknown): Promise<void> {
     const payload = (statement as { payload?: { decision?: string } } | undefined)?.payload;
     const trusted = [...(this.plan?.approvers ?? [])];
-    if (payload?.decision === "abort") trusted.push(this.ownKey());
+    // Whoever may run the rollout may stop, pause or continue it; opening a gate takes an approver.
+    if (payload?.decision !== "approve") trusted.push(this.ownKey());
     const reason = rejectApproval(statement, this.rolloutId, trusted);
-    if (reason) {
-      await this.event("rollout.approval_rejected", "failure", { reason });
-      this.progress(`approval rejected: ${reason}`);
-      return;
-    }
+    if (reason) return this.refuse(reason);
     const approval = (statement as SignedStatement<Approval>).payload;
-    if (
-      this.gate &&
-      (approval.decision === "abort" || approval.wave === undefined || approval.wave === this.gate.wave)
-    ) {
-      this.gate.resolve(approval);
-      return;
+    const by = `by ${approval.by}${approval.reason ? `: ${approval.reason}` : ""}`;
+    const schedule = this.schedule;
+    switch (approval.decision) {
+      case "approve":
+        this.approvals.push(approval);
+        return this.feed({
+          type: "approved",
+          ...(approval.wave !== undefined ? { wave: approval.wave } : {}),
+        });
+      case "abort":
+        if (this.abortedBy) return;
+        this.abortedBy = approval;
+        await this.event("rollout.aborted", "success", {
+          reason: `${by}; in-flight steps finish, nothing new is sent`,
+        });
+        this.progress(`aborted ${by}: in-flight steps finish, nothing new is sent`);
+        return this.feed({ type: "abort", reason: this.abortReason(approval) });
+      case "pause":
+        if (schedule?.halted || schedule?.aborted || schedule?.finished)
+          return this.refuse(
+            `cannot pause: the rollout ${schedule.aborted ? "was aborted" : "halted or ended"}`,
+          );
+        if (schedule?.paused) {
+          await this.event("rollout.paused", "success", { reason: `already paused: ${schedule.paused}` });
+          return;
+        }
+        return this.feed({ type: "pause", reason: `paused ${by}` });
+      case "continue":
+        if (!schedule?.paused) return this.refuse("cannot continue: the rollout is not paused");
+        this.continuedBy = by;
+        return this.feed({ type: "resume" });
     }
-    if (approval.decision === "abort") {
-      if (this.abortedBy) return;
-      this.abortedBy = approval;
-      await this.event("rollout.aborted", "success", {
-        reason: `by ${approval.by}${approval.reason ? `: ${approval.reason}` : ""}; in-flight steps finish, nothing new is sent`,
-      });
-      this.progress(`aborted by ${approval.by}: in-flight steps finish, nothing new is sent`);
-      return;
-    }
-    this.approvals.push(approval);
+  }
+
+  private async refuse(reason: string): Promise<void> {
+    await this.event("rollout.approval_rejected", "failure", { reason });
+    this.progress(`approval rejected: ${reason}`);
+  }
+
+  /** An event for the schedule; one that comes before the schedule exists waits for it. */
+  private async feed(event: ScheduleEvent): Promise<void> {
+    if (this.dispatch) await this.dispatch(event);
+    else this.queued.push(event);
   }
 
   private ownKey(): { id: string; publicKey: string } {

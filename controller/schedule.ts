@@ -1,0 +1,373 @@
+/**
+ * The rollout's decisions as a pure function: events in (a step settled, an approval, pause, resume, abort),
+ * decisions out (begin a wave, send a step, cancel one, halt, pause, finish). No Kafka, no clock, no promises: the
+ * runner (run.ts) is the shell that carries decisions out and feeds back what happened, and a resumed rollout is
+ * the same events replayed.
+ *
+ * The plan is a graph, not a sequence: a service's waves run in order, and its first wave begins once every wave
+ * of the services it comes after is done (start and restart: its dependencies; stop: its dependants). Independent
+ * branches run side by side, bounded by maxInFlight per service and maxInFlightTotal overall. On one host, a step
+ * whose predecessor did not succeed there is cancelled with that reason: a service is never started on top of a
+ * dependency that did not start, nor a dependency stopped under a dependant still running.
+ */
+
+import type { PlannedWave } from "./plan.ts";
+
+export type OnFailure = "halt" | "pause" | "rollback";
+
+export interface ScheduleConfig {
+  waves: PlannedWave[];
+  /** Service → the services whose waves must all be done before its first wave begins. */
+  after: Map<string, string[]>;
+  /** Commands in flight at once per service (one wave of a service runs at a time). */
+  maxInFlight: number;
+  /** Commands in flight at once over the whole rollout. */
+  maxInFlightTotal: number;
+  budget: { maxFailures: number; maxFailurePercent?: number | undefined };
+  onFailure: OnFailure;
+  /** After a step settles, its slot stays taken this long before the next step of the wave (waves.soakMs). */
+  soakMs: number;
+  /** Waves whose gate was opened before (a resumed rollout): they do not wait again. */
+  opened?: Set<number>;
+}
+
+type WaveState = "blocked" | "awaiting_approval" | "running" | "done";
+type StepState = "waiting" | "in_flight" | "soaking" | "settled" | "cancelled";
+
+interface StepEntry {
+  key: string;
+  host: string;
+  service: string;
+  wave: number;
+  state: StepState;
+  /** Settled and verified a success. */
+  succeeded: boolean;
+}
+
+export interface ScheduleState {
+  readonly waves: Map<number, WaveState>;
+  readonly steps: Map<string, StepEntry>;
+  inFlight: number;
+  failures: number;
+  /** Settled or cancelled steps. */
+  ended: number;
+  paused?: string;
+  halted?: string;
+  aborted?: string;
+  finished: boolean;
+  /** Approvals that arrived before their gate (undefined: the next gate). */
+  early: Array<number | undefined>;
+}
+
+export type ScheduleEvent =
+  | { type: "begin" }
+  /** A step's outcome: `counts` when it counts against the failure budget (failed, timed out, unknown). */
+  | { type: "settled"; key: string; success: boolean; counts: boolean }
+  /** A settled step's soak is over: its slot is free. */
+  | { type: "soaked"; key: string }
+  | { type: "approved"; wave?: number }
+  | { type: "pause"; reason: string }
+  | { type: "resume" }
+  | { type: "abort"; reason: string };
+
+export type Decision =
+  | { type: "await_approval"; wave: number }
+  /** An approval opened this wave's gate (at once, or one that arrived before the gate). */
+  | { type: "gate_opened"; wave: number; approvedFor: number | undefined }
+  | { type: "begin_wave"; wave: number }
+  | { type: "send"; key: string; wave: number }
+  | { type: "soak"; key: string; ms: number }
+  | { type: "cancel"; key: string; wave: number; reason: string }
+  | { type: "wave_done"; wave: number }
+  | { type: "paused"; reason: string }
+  | { type: "resumed" }
+  | { type: "halted"; reason: string; rollback: boolean }
+  | { type: "finished"; status: "done" | "halted" | "aborted" };
+
+export const keyOf = (step: { host: string; service: string; action: string }): string =>
+  `${step.host}/${step.service}/${step.action}`;
+
+export function initialState(config: ScheduleConfig): ScheduleState {
+  const waves = new Map<number, WaveState>();
+  const steps = new Map<string, StepEntry>();
+  for (const wave of config.waves) {
+    waves.set(wave.wave, "blocked");
+    for (const step of wave.steps) {
+      steps.set(keyOf(step), {
+        key: keyOf(step),
+        host: step.host,
+        service: step.service,
+        wave: wave.wave,
+        state: "waiting",
+        succeeded: false,
+      });
+    }
+  }
+  return { waves, steps, inFlight: 0, failures: 0, ended: 0, finished: false, early: [] };
+}
+
+/**
+ * Whether the failures so far exceed the plan's budget (a count, or a percentage of all the rollout's steps): the
+ * reason, or undefined. Checked as each result arrives, so a wave stops sending at the threshold.
+ */
+export function overBudget(
+  failures: number,
+  total: number,
+  budget: { maxFailures: number; maxFailurePercent?: number | undefined },
+): string | undefined {
+  const percent = total > 0 ? (failures / total) * 100 : 0;
+  const overCount = failures > budget.maxFailures;
+  const overPercent = budget.maxFailurePercent !== undefined && percent > budget.maxFailurePercent;
+  if (!overCount && !overPercent) return undefined;
+  return `${failures} of ${total} steps failed, timed out or unknown (budget ${budget.maxFailures}${budget.maxFailurePercent !== undefined ? ` or ${budget.maxFailurePercent} %` : ""})`;
+}
+
+/** One event applied: the state changes in place, and the decisions to carry out, in order, are returned. */
+export function reduce(config: ScheduleConfig, state: ScheduleState, event: ScheduleEvent): Decision[] {
+  if (state.finished) return [];
+  const decisions: Decision[] = [];
+  switch (event.type) {
+    case "begin":
+      break;
+    case "settled": {
+      const step = state.steps.get(event.key);
+      if (!step || (step.state !== "in_flight" && step.state !== "waiting")) return [];
+      if (step.state === "in_flight") state.inFlight--;
+      step.succeeded = event.success;
+      if (config.soakMs > 0 && !state.aborted && !state.halted) {
+        step.state = "soaking";
+        state.inFlight++;
+        decisions.push({ type: "soak", key: step.key, ms: config.soakMs });
+      } else {
+        step.state = "settled";
+        state.ended++;
+      }
+      if (event.counts) {
+        state.failures++;
+        const total = state.steps.size;
+        const over = overBudget(state.failures, total, config.budget);
+        if (over && !state.halted && !state.aborted) {
+          if (config.onFailure === "pause") {
+            // Every failure past the budget pauses again, after a human resumed.
+            if (!state.paused) {
+              state.paused = over;
+              decisions.push({ type: "paused", reason: over });
+            }
+          } else {
+            state.halted = over;
+            decisions.push({ type: "halted", reason: over, rollback: config.onFailure === "rollback" });
+            cancelWaiting(config, state, over, decisions);
+          }
+        }
+      }
+      break;
+    }
+    case "soaked": {
+      const step = state.steps.get(event.key);
+      if (step?.state !== "soaking") return [];
+      step.state = "settled";
+      state.inFlight--;
+      state.ended++;
+      break;
+    }
+    case "approved": {
+      const gated = [...state.waves]
+        .filter(([, s]) => s === "awaiting_approval")
+        .map(([wave]) => wave)
+        .sort((a, b) => a - b);
+      const wave = event.wave === undefined ? gated[0] : gated.find((w) => w === event.wave);
+      if (wave === undefined) {
+        state.early.push(event.wave);
+        return [];
+      }
+      state.waves.set(wave, "running");
+      decisions.push({ type: "gate_opened", wave, approvedFor: event.wave }, { type: "begin_wave", wave });
+      break;
+    }
+    case "pause":
+      if (state.paused || state.halted || state.aborted) return [];
+      state.paused = event.reason;
+      decisions.push({ type: "paused", reason: event.reason });
+      break;
+    case "resume":
+      if (!state.paused) return [];
+      state.paused = undefined;
+      decisions.push({ type: "resumed" });
+      break;
+    case "abort":
+      if (state.aborted) return [];
+      state.aborted = event.reason;
+      state.paused = undefined;
+      cancelWaiting(config, state, event.reason, decisions);
+      break;
+  }
+  advance(config, state, decisions);
+  return decisions;
+}
+
+/** Every step not sent yet will not be: cancelled with the reason. */
+function cancelWaiting(config: ScheduleConfig, state: ScheduleState, reason: string, out: Decision[]): void {
+  for (const wave of config.waves) {
+    for (const planned of wave.steps) {
+      const step = state.steps.get(keyOf(planned));
+      if (step?.state !== "waiting") continue;
+      step.state = "cancelled";
+      state.ended++;
+      out.push({ type: "cancel", key: step.key, wave: wave.wave, reason });
+    }
+  }
+}
+
+function waveEnded(state: ScheduleState, wave: PlannedWave): boolean {
+  return wave.steps.every((s) => {
+    const st = state.steps.get(keyOf(s))?.state;
+    return st === "settled" || st === "cancelled";
+  });
+}
+
+/** Begins what may begin, sends what has room, closes waves that ended, finishes when nothing is left. */
+function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]): void {
+  const stopped = state.halted ?? state.aborted;
+  for (const wave of config.waves) {
+    const current = state.waves.get(wave.wave);
+    if (current === "running" && waveEnded(state, wave)) {
+      state.waves.set(wave.wave, "done");
+      out.push({ type: "wave_done", wave: wave.wave });
+    }
+  }
+  if (!stopped) {
+    for (const wave of config.waves) {
+      if (state.waves.get(wave.wave) !== "blocked" || !ready(config, state, wave)) continue;
+      if (wave.gate && !config.opened?.has(wave.wave)) {
+        const early = state.early.findIndex((w) => w === undefined || w === wave.wave);
+        if (early < 0) {
+          state.waves.set(wave.wave, "awaiting_approval");
+          out.push({ type: "await_approval", wave: wave.wave });
+          continue;
+        }
+        const [approvedFor] = state.early.splice(early, 1);
+        out.push({ type: "gate_opened", wave: wave.wave, approvedFor });
+      }
+      state.waves.set(wave.wave, "running");
+      out.push({ type: "begin_wave", wave: wave.wave });
+    }
+  }
+  if (!stopped && !state.paused) {
+    for (const wave of config.waves) {
+      if (state.waves.get(wave.wave) !== "running") continue;
+      let inWave = 0;
+      for (const planned of wave.steps) {
+        const s = state.steps.get(keyOf(planned))?.state;
+        if (s === "in_flight" || s === "soaking") inWave++;
+      }
+      for (const planned of wave.steps) {
+        if (inWave >= config.maxInFlight || state.inFlight >= config.maxInFlightTotal) break;
+        const step = state.steps.get(keyOf(planned));
+        if (step?.state !== "waiting") continue;
+        const blocker = failedPredecessor(config, state, step);
+        if (blocker) {
+          step.state = "cancelled";
+          state.ended++;
+          out.push({ type: "cancel", key: step.key, wave: wave.wave, reason: blocker });
+          continue;
+        }
+        step.state = "in_flight";
+        state.inFlight++;
+        inWave++;
+        out.push({ type: "send", key: step.key, wave: wave.wave });
+      }
+    }
+    // A wave whose steps were all cancelled for their predecessors ended here.
+    for (const wave of config.waves) {
+      if (state.waves.get(wave.wave) === "running" && waveEnded(state, wave)) {
+        state.waves.set(wave.wave, "done");
+        out.push({ type: "wave_done", wave: wave.wave });
+        advance(config, state, out);
+        return;
+      }
+    }
+  }
+  if (state.ended === state.steps.size && state.inFlight === 0) {
+    const anyWaiting = [...state.waves.values()].some((w) => w === "awaiting_approval");
+    if (anyWaiting && !stopped) return;
+    state.finished = true;
+    out.push({
+      type: "finished",
+      status: state.aborted ? "aborted" : state.halted ? "halted" : "done",
+    });
+  }
+}
+
+/** A wave may begin once its service's earlier waves and every wave of the services it comes after are done. */
+function ready(config: ScheduleConfig, state: ScheduleState, wave: PlannedWave): boolean {
+  const before = new Set(config.after.get(wave.service) ?? []);
+  for (const other of config.waves) {
+    if (other.wave === wave.wave) continue;
+    const earlierOfSame = other.service === wave.service && other.wave < wave.wave;
+    if ((earlierOfSame || before.has(other.service)) && state.waves.get(other.wave) !== "done") return false;
+  }
+  return true;
+}
+
+/** On this step's host, a service it comes after whose step there did not succeed: the reason to cancel. */
+function failedPredecessor(
+  config: ScheduleConfig,
+  state: ScheduleState,
+  step: StepEntry,
+): string | undefined {
+  for (const service of config.after.get(step.service) ?? []) {
+    for (const other of state.steps.values()) {
+      if (other.host !== step.host || other.service !== service) continue;
+      if (!other.succeeded)
+        return `${service} on ${step.host} did not succeed (${other.state === "cancelled" ? "cancelled" : "not verified"}), and ${step.service} comes after it`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The services each service comes after in this rollout's direction: for start and restart its dependencies, for
+ * stop its dependants (stopped first). Services outside the plan's waves are left out.
+ */
+export function executionOrder(
+  services: Array<{ name: string; dependsOn: string[] }>,
+  action: "stop" | "start" | "restart",
+): Map<string, string[]> {
+  const after = new Map<string, string[]>(services.map((s) => [s.name, []]));
+  for (const service of services) {
+    for (const dependency of service.dependsOn) {
+      if (action === "stop") after.get(dependency)?.push(service.name);
+      else after.get(service.name)?.push(dependency);
+    }
+  }
+  return after;
+}
+
+/**
+ * The longest chain of waves through the graph (by count of waves): what bounds the rollout's duration however
+ * many run in parallel. Services in execution order, each with its number of waves.
+ */
+export function criticalPath(waves: PlannedWave[], after: Map<string, string[]>): string[] {
+  const count = new Map<string, number>();
+  for (const wave of waves) count.set(wave.service, (count.get(wave.service) ?? 0) + 1);
+  const memo = new Map<string, { length: number; path: string[] }>();
+  const longest = (service: string): { length: number; path: string[] } => {
+    const known = memo.get(service);
+    if (known) return known;
+    let best = { length: 0, path: [] as string[] };
+    for (const before of after.get(service) ?? []) {
+      const candidate = longest(before);
+      if (candidate.length > best.length) best = candidate;
+    }
+    const own = count.get(service) ?? 0;
+    const result = { length: best.length + own, path: own > 0 ? [...best.path, service] : best.path };
+    memo.set(service, result);
+    return result;
+  };
+  let best = { length: 0, path: [] as string[] };
+  for (const service of count.keys()) {
+    const candidate = longest(service);
+    if (candidate.length > best.length) best = candidate;
+  }
+  return best.path;
+}
