@@ -489,6 +489,65 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(late.stderr).toContain(`rollout ${rolloutId} already completed (cancelled)`);
   });
 
+  it("independent services run side by side while a dependant waits; a pause holds the rollout at any moment until continued", async () => {
+    const { hosts, rollout, rolloutArgs, env, prefix, keyFile } = await fleet();
+    // db and api depend on nothing: sent together. web waits for api.
+    const start = await rollout("start", {
+      services: [{ name: "db" }, { name: "api" }, { name: "web", dependsOn: ["api"] }],
+    });
+    expect(start.code, start.stderr).toBe(0);
+    const startId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
+    const byService: Record<string, string> = Object.fromEntries(
+      start.json.steps.map((s) => [s.service, s.commandId]),
+    );
+    const id = (service: string) => byService[service] ?? "";
+    const events = await rolloutEvents(prefix, startId);
+    const at = (action: string, service: string) =>
+      events.findIndex((e) => e.event.action === action && e.lifeline.step?.service === service);
+    // The controller sent both before either settled...
+    expect(at("command.sent", "api")).toBeLessThan(at("step.completed", "db"));
+    expect(at("command.sent", "db")).toBeLessThan(at("step.completed", "api"));
+    // ...their agents' timelines overlap...
+    const dbJournal = hosts.db?.journal as string;
+    const apiJournal = hosts.api?.journal as string;
+    expect(receivedAt(dbJournal, id("db"))).toBeLessThan(completedAt(apiJournal, id("api")));
+    expect(receivedAt(apiJournal, id("api"))).toBeLessThan(completedAt(dbJournal, id("db")));
+    // ...and web was not asked before api was healthy.
+    expect(receivedAt(hosts.web?.journal as string, id("web"))).toBeGreaterThanOrEqual(
+      completedAt(apiJournal, id("api")),
+    );
+
+    // A stop (web, then api, then db) with a soak after each step: paused during web's soak, it begins api's
+    // wave when the soak ends and sends nothing until continued.
+    const stopping = controllerProcess(rolloutArgs("stop", { waves: { soakMs: 8_000 } }), env);
+    const stopId = (await stopping.waitFor(/rollout (\S+) started/))[1] as string;
+    await stopping.waitFor(/ web: success/);
+    const signer = ["--key", keyFile, "--key-id", "test-controller"];
+    const paused = await runLifeline(["rollout", "pause", stopId, ...signer, "--reason", "look first"], env);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toContain("taken by the controller");
+    await stopping.waitFor(/paused: paused by test-controller: look first/);
+    await stopping.waitFor(/wave 2\/3: stop api/);
+    const continued = await runLifeline(["rollout", "continue", stopId, ...signer], env);
+    expect(continued.code, continued.stderr).toBe(0);
+    expect(await stopping.exited).toBe(0);
+    const stopEvents = await rolloutEvents(prefix, stopId);
+    const actions = stopEvents.map(
+      (e) => `${e.event.action}${e.lifeline.step ? `:${e.lifeline.step.service}` : ""}`,
+    );
+    expect(actions.indexOf("rollout.paused")).toBeGreaterThan(actions.indexOf("step.completed:web"));
+    expect(actions.indexOf("command.sent:api")).toBeGreaterThan(actions.indexOf("rollout.continued"));
+    expect(actions.filter((a) => a.startsWith("step.completed"))).toEqual([
+      "step.completed:web",
+      "step.completed:api",
+      "step.completed:db",
+    ]);
+    // Continuing what is not paused is refused, and said so.
+    const again = await runLifeline(["rollout", "continue", stopId, ...signer], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("already completed");
+  });
+
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {
     const { hosts, rolloutArgs, env, prefix, dir, keyFile } = await fleet();
     const approver = generateSigningKeys();
@@ -675,6 +734,19 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
   });
 });
+
+/** A rollout's controller events on the lifecycle topic, in order. */
+async function rolloutEvents(prefix: string, rolloutId: string) {
+  const events: Array<{
+    event: { action: string; reason?: string };
+    lifeline: { rollout_id?: string; step?: PlannedStep };
+  }> = [];
+  await readSince(testKafka(), `${prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+    const event = JSON.parse(text);
+    if (event.lifeline?.rollout_id === rolloutId && event.host?.name === "controller") events.push(event);
+  });
+  return events;
+}
 
 /** The step.completed events of a rollout on the lifecycle topic, in order: one per step. */
 async function stepEvents(prefix: string, rolloutId: string) {
