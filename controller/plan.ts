@@ -44,6 +44,17 @@ export const planSchema = z
         pause: z.enum(["none", "approval"]).default("none"),
       })
       .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, pause: "none" }),
+    /**
+     * Each service's first `hosts` go first, in a wave of their own; the service's next wave waits for an approval
+     * (`gate: approval`) and/or `waitMs` after each canary step settled (a soak for the canary alone).
+     */
+    canary: z
+      .strictObject({
+        hosts: z.number().int().nonnegative().default(0),
+        gate: z.enum(["none", "approval"]).default("none"),
+        waitMs: z.number().int().nonnegative().default(0),
+      })
+      .default({ hosts: 0, gate: "none", waitMs: 0 }),
     failureBudget: z
       .strictObject({
         maxFailures: z.number().int().nonnegative().default(0),
@@ -70,11 +81,15 @@ export const planSchema = z
       .array(z.strictObject({ id: z.string().min(1), publicKey: z.string().includes("PUBLIC KEY") }))
       .default([]),
   })
-  .refine((plan) => plan.waves.pause !== "approval" || plan.approvers.length > 0, {
-    message:
-      "waves.pause is approval: list at least one approver (id and publicKey) to verify approvals with",
-    path: ["approvers"],
-  });
+  .refine(
+    (plan) =>
+      (plan.waves.pause !== "approval" && plan.canary.gate !== "approval") || plan.approvers.length > 0,
+    {
+      message:
+        "waves.pause or canary.gate is approval: list at least one approver (id and publicKey) to verify approvals with",
+      path: ["approvers"],
+    },
+  );
 export type Plan = z.output<typeof planSchema>;
 
 export interface FleetHost {
@@ -98,6 +113,10 @@ export interface PlannedWave {
   steps: PlannedStep[];
   /** Wait for approval before this wave. */
   gate: boolean;
+  /** The service's canary wave (its first hosts). */
+  canary?: boolean;
+  /** Each step's slot stays taken this long after it settled (instead of waves.soakMs). */
+  soakMs?: number;
 }
 
 export interface RolloutPlan {
@@ -193,18 +212,26 @@ export function buildPlan(plan: Plan, fleet: FleetHost[]): RolloutPlan {
     const hosts = targeted.filter(
       (host) => matches(host, byName.get(service)?.on) && host.services.includes(service),
     );
-    const size = batchOf(plan.waves.batchSize, hosts.length);
-    for (let i = 0; i < hosts.length; i += size) {
-      const batch = hosts.slice(i, i + size);
+    const canary = Math.min(plan.canary.hosts, hosts.length);
+    const rest = hosts.slice(canary);
+    const size = batchOf(plan.waves.batchSize, rest.length);
+    const batches = canary > 0 ? [hosts.slice(0, canary)] : [];
+    for (let i = 0; i < rest.length; i += size) batches.push(rest.slice(i, i + size));
+    batches.forEach((batch, index) => {
       for (const host of batch) involved.add(host.name);
+      const isCanary = canary > 0 && index === 0;
+      const afterCanary = canary > 0 && index === 1;
       waves.push({
         phase: phaseIndex + 1,
         wave: waves.length + 1,
         service,
         steps: batch.map((host) => ({ host: host.name, service, action: plan.action })),
-        gate: plan.waves.pause === "approval" && waves.length > 0,
+        gate:
+          (plan.waves.pause === "approval" && waves.length > 0) ||
+          (afterCanary && plan.canary.gate === "approval"),
+        ...(isCanary ? { canary: true, soakMs: Math.max(plan.canary.waitMs, plan.waves.soakMs) } : {}),
       });
-    }
+    });
   });
   const unreachable = targeted.filter((host) => !involved.has(host.name)).map((host) => host.name);
   return {
@@ -239,7 +266,7 @@ export function describePlan(plan: Plan, built: RolloutPlan): string {
   lines.push(`  critical path: ${critical.join(" → ")}`);
   for (const wave of built.waves) {
     lines.push(
-      `${wave.gate ? "  -- approval --\n" : ""}  phase ${wave.phase} wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}`,
+      `${wave.gate ? "  -- approval --\n" : ""}  phase ${wave.phase} wave ${wave.wave}: ${wave.service} on ${wave.steps.map((s) => s.host).join(", ")}${wave.canary ? ` (canary${wave.soakMs ? `, then ${wave.soakMs} ms` : ""})` : ""}`,
     );
   }
   if (built.unreachable.length > 0)

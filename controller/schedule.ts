@@ -25,7 +25,7 @@ export interface ScheduleConfig {
   maxInFlightTotal: number;
   budget: { maxFailures: number; maxFailurePercent?: number | undefined };
   onFailure: OnFailure;
-  /** After a step settles, its slot stays taken this long before the next step of the wave (waves.soakMs). */
+  /** After a step settles, its slot stays taken this long before the next step (waves.soakMs; a wave may say otherwise). */
   soakMs: number;
   /** Waves whose gate was opened before (a resumed rollout): they do not wait again. */
   opened?: Set<number>;
@@ -42,6 +42,8 @@ interface StepEntry {
   state: StepState;
   /** Settled and verified a success. */
   succeeded: boolean;
+  /** How long its slot stays taken after it settled (its wave's, or the plan's). */
+  soakMs: number;
 }
 
 export interface ScheduleState {
@@ -100,6 +102,7 @@ export function initialState(config: ScheduleConfig): ScheduleState {
         wave: wave.wave,
         state: "waiting",
         succeeded: false,
+        soakMs: wave.soakMs ?? config.soakMs,
       });
     }
   }
@@ -134,10 +137,10 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
       if (!step || (step.state !== "in_flight" && step.state !== "waiting")) return [];
       if (step.state === "in_flight") state.inFlight--;
       step.succeeded = event.success;
-      if (config.soakMs > 0 && !state.aborted && !state.halted) {
+      if (step.soakMs > 0 && !state.aborted && !state.halted) {
         step.state = "soaking";
         state.inFlight++;
-        decisions.push({ type: "soak", key: step.key, ms: config.soakMs });
+        decisions.push({ type: "soak", key: step.key, ms: step.soakMs });
       } else {
         step.state = "settled";
         state.ended++;

@@ -46,10 +46,16 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     killWorkspaceServices();
   });
 
-  async function fleet(options: { blockApiPort?: number; indexer?: boolean; stubbornWeb?: boolean } = {}) {
+  async function fleet(
+    options: { blockApiPort?: number; indexer?: boolean; stubbornWeb?: boolean; secondApi?: boolean } = {},
+  ) {
     const base = agentWorkspace("rollout");
     const prefix = base.prefix;
-    const tiers = ["db", "api", "web"] as const;
+    // api2: a second host running api (for a canary), when asked.
+    const tiers = (options.secondApi ? ["db", "api", "api2", "web"] : ["db", "api", "web"]) as Array<
+      "db" | "api" | "api2" | "web"
+    >;
+    const serviceOf = (tier: string) => (tier === "api2" ? "api" : tier);
     const hosts: Record<string, { host: string; journal: string; port: number }> = {};
     for (const tier of tiers) {
       const ws = { ...agentWorkspace(`rollout-${tier}`), keys: base.keys, prefix };
@@ -57,7 +63,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       const stubborn = tier === "web" && options.stubbornWeb;
       writeAgentConfig(ws, [
         {
-          name: tier,
+          name: serviceOf(tier),
           // web may ignore SIGTERM: its stop then needs the escalation.
           command: [process.execPath, fixture(stubborn ? "stubborn.mjs" : "well-behaved.mjs")],
           env: { PORT: String(port) },
@@ -116,7 +122,9 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const fleetFile = join(base.dir, "fleet.yaml");
     writeFileSync(
       fleetFile,
-      stringify({ hosts: tiers.map((t) => ({ name: hosts[t]?.host, groups: ["shop"], services: [t] })) }),
+      stringify({
+        hosts: tiers.map((t) => ({ name: hosts[t]?.host, groups: ["shop"], services: [serviceOf(t)] })),
+      }),
     );
     const env = { ...process.env, LIFELINE_TOPIC_PREFIX: prefix };
     const rolloutArgs = (action: string, extra: Record<string, unknown> = {}) => {
@@ -546,6 +554,51 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const again = await runLifeline(["rollout", "continue", stopId, ...signer], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("already completed");
+  });
+
+  it("a canary goes first and the rest of its service waits at the canary's gate until approved", async () => {
+    const { hosts, rolloutArgs, env, dir } = await fleet({ secondApi: true });
+    const approver = generateSigningKeys();
+    const approverKey = join(dir, "approver.key");
+    writeFileSync(approverKey, approver.privateKeyPem);
+    const [canaryTier, restTier] = [hosts.api, hosts.api2].sort((a, b) =>
+      (a?.host ?? "").localeCompare(b?.host ?? ""),
+    );
+    const controller = controllerProcess(
+      rolloutArgs("start", {
+        canary: { hosts: 1, gate: "approval" },
+        approvers: [{ id: "oncall", publicKey: approver.publicKeyPem }],
+      }),
+      env,
+    );
+    const rolloutId = (await controller.waitFor(/rollout (\S+) started/))[1] as string;
+    await controller.waitFor(/waiting for approval before wave 3\/4/);
+    // The canary ran and is healthy; the other api host was not asked.
+    expect(controller.stderr()).toContain(`${canaryTier?.host} api: success`);
+    expect(await (await fetch(`http://127.0.0.1:${canaryTier?.port}/`)).status).toBe(200);
+    const status = JSON.parse((await runLifeline(["rollout", "status", rolloutId, "--json"], env)).stdout);
+    expect(
+      status.stepStates.map(
+        (s: { host: string; service: string; status: string }) => `${s.service}:${s.status}`,
+      ),
+    ).toEqual(["db:success", "api:success", "api:not sent", "web:not sent"]);
+    expect(readJournal(restTier?.journal as string).some((e) => e.lifeline.rollout_id === rolloutId)).toBe(
+      false,
+    );
+    const approved = await runLifeline(
+      ["rollout", "approve", rolloutId, "--wave", "3", "--key", approverKey, "--key-id", "oncall"],
+      env,
+    );
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(await controller.exited).toBe(0);
+    const result = JSON.parse(controller.stdout()) as RolloutJson;
+    expect(result.status).toBe("success");
+    expect(result.steps.map((s) => `${s.host === canaryTier?.host ? "canary " : ""}${s.service}`)).toEqual([
+      "db",
+      "canary api",
+      "api",
+      "web",
+    ]);
   });
 
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {

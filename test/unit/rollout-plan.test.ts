@@ -66,6 +66,25 @@ describe("rollout planning", () => {
     expect(() => plan({ waves: { pause: "approval" } })).toThrow(/list at least one approver/);
   });
 
+  it("a canary goes first in each service's own wave, the next wave behind its gate and wait", () => {
+    const approvers = [{ id: "oncall", publicKey: generateSigningKeys().publicKeyPem }];
+    const built = buildPlan(
+      plan({ waves: { batchSize: 5 }, canary: { hosts: 1, gate: "approval", waitMs: 30_000 }, approvers }),
+      fleet,
+    );
+    expect(
+      built.waves.map((w) => `${w.service}:${w.steps.map((s) => s.host).join(",")}${w.gate ? ":gate" : ""}`),
+    ).toEqual(["db:db-1", "api:app-1", "api:app-2,app-3:gate", "web:app-1", "web:app-2,app-3:gate"]);
+    expect(built.waves.filter((w) => w.canary).map((w) => w.soakMs)).toEqual([30_000, 30_000, 30_000]);
+    expect(built.waves.filter((w) => !w.canary).every((w) => w.soakMs === undefined)).toBe(true);
+    // A canary gate needs an approver, like waves.pause.
+    expect(() => plan({ canary: { hosts: 1, gate: "approval" } })).toThrowError(/approver/);
+    // No canary: the waves are as before.
+    expect(buildPlan(plan({ waves: { batchSize: 2 } }), fleet).waves.map((w) => w.steps.length)).toEqual([
+      1, 2, 1, 2, 1,
+    ]);
+  });
+
   it("targeted hosts that run none of the planned services are reported, not silently skipped", () => {
     expect(buildPlan(plan(), fleet).unreachable).toEqual(["idle-1"]);
   });

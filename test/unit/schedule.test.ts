@@ -274,6 +274,17 @@ describe("rollout schedule (pure decisions)", () => {
     expect(s.on({ type: "soaked", key: k("h2", "a") }).at(-1)).toEqual({ type: "finished", status: "done" });
   });
 
+  it("a wave's own soak (a canary's wait) holds its steps; other waves keep the plan's", () => {
+    const planned = waves(["a:h1", "a:h2"]);
+    planned[0] = { ...(planned[0] as PlannedWave), canary: true, soakMs: 60_000 };
+    const s = drive(config(planned, [], { soakMs: 0 }));
+    s.begin();
+    expect(s.ok(k("h1", "a"))).toEqual([{ type: "soak", key: k("h1", "a"), ms: 60_000 }]);
+    const next = s.on({ type: "soaked", key: k("h1", "a") });
+    expect(s.sends(next)).toEqual([k("h2", "a")]);
+    expect(s.ok(k("h2", "a")).at(-1)).toEqual({ type: "finished", status: "done" });
+  });
+
   it("an unknown, repeated or late event changes nothing", () => {
     const s = drive(config(waves(["a:h1"]), []));
     s.begin();
