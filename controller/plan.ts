@@ -254,7 +254,9 @@ export function describePlan(plan: Plan, built: RolloutPlan): string {
   ];
   const after = executionOrder(plan.services, plan.action);
   const inPlan = new Set(built.waves.map((w) => w.service));
-  lines.push("  graph (arrows in the direction of execution; services that wait for nothing in common run side by side):");
+  lines.push(
+    "  graph (arrows in the direction of execution; services that wait for nothing in common run side by side):",
+  );
   for (const service of built.order.filter((s) => inPlan.has(s))) {
     const before = (after.get(service) ?? []).filter((s) => inPlan.has(s));
     const count = built.waves.filter((w) => w.service === service).length;
