@@ -34,6 +34,11 @@ interface EventFields {
   evidence?: string;
   exit?: ExitObserved;
   escalated?: boolean;
+  /**
+   * A failed action that left the service in a verified, stable state from which the same action may be tried
+   * afresh (a start that left it stopped, a stop that left it running): the controller may retry it.
+   */
+  retryable?: boolean;
   /** The last lines a service wrote before it died. */
   output?: string[];
   /** What an unverified message claimed to be: never the command's own fields. */
@@ -413,6 +418,8 @@ export class Agent implements Component {
     } catch (error) {
       result = await this.failureOf(error, service);
     }
+    if (result.outcome === "failure" && command.action !== "status")
+      result = await this.withRetryable(result, command.action, service);
     const { outcome, reason, fields } = result;
     this.emit("command.completed", outcome, context, {
       ...fields,
@@ -442,6 +449,29 @@ export class Agent implements Component {
    * failures with their evidence; anything else (an unexpected error mid-action) leaves the service's state
    * unverified: `unknown`, with the state read now as what is known.
    */
+  /**
+   * A failure is retryable only when the service's manager says, after it, that the service is where a fresh
+   * attempt starts from: stopped for a start or restart (never running: a second start would find it running and
+   * succeed without its health check), running for a stop. Anything else (pending, unknown, missing) is not.
+   */
+  private async withRetryable(
+    result: ActionResult,
+    action: Command["action"],
+    service: ServiceConfig,
+  ): Promise<ActionResult> {
+    const after = await Promise.resolve(this.drivers.get(service.name)?.state()).catch(() => undefined);
+    const clean = action === "stop" ? "running" : "stopped";
+    if (after?.status !== clean) return result;
+    return {
+      ...result,
+      fields: {
+        ...result.fields,
+        retryable: true,
+        evidence: `${result.fields.evidence ?? result.reason}; then ${after.evidence}`,
+      },
+    };
+  }
+
   private async failureOf(error: unknown, service: ServiceConfig): Promise<ActionResult> {
     if (error instanceof StepOutcome)
       return { outcome: error.outcome, reason: error.message, fields: error.fields };
@@ -898,6 +928,7 @@ export class Agent implements Component {
         ...(issuer ? { issuer } : {}),
         ...(fields.evidence ? { evidence: fields.evidence } : {}),
         ...(fields.escalated !== undefined ? { escalated: fields.escalated } : {}),
+        ...(fields.retryable ? { retryable: true } : {}),
         ...(fields.output ? { output: fields.output } : {}),
         ...(fields.claimed ? { claimed: fields.claimed } : {}),
         ...extraLifeline,

@@ -94,6 +94,9 @@ export async function readRolloutHistory(
   const pending = new Map<string, SentCommand>();
   for (const { step, command } of sent.values()) {
     const { commandId } = command;
+    // A retry is a later command for the same step: the latest one speaks for it.
+    results.delete(stepKey(step));
+    pending.delete(stepKey(step));
     // The same rule as a running controller: the first verified report of the addressed host.
     const outcome = (reports.get(commandId) ?? [])
       .map((event) => outcomeFrom(event, step.host))

@@ -55,6 +55,18 @@ export const planSchema = z
         waitMs: z.number().int().nonnegative().default(0),
       })
       .default({ hosts: 0, gate: "none", waitMs: 0 }),
+    /**
+     * A failure the agent marks retryable (the service verified stopped after a failed start, running after a
+     * failed stop) is tried again up to `attempts` times, after backoffMs doubled per attempt up to maxBackoffMs,
+     * with jitter. Only the last attempt counts against the failure budget; each retry is a step.retry_scheduled event.
+     */
+    retries: z
+      .strictObject({
+        attempts: z.number().int().nonnegative().default(0),
+        backoffMs: z.number().int().positive().default(1_000),
+        maxBackoffMs: z.number().int().positive().default(30_000),
+      })
+      .optional(),
     failureBudget: z
       .strictObject({
         maxFailures: z.number().int().nonnegative().default(0),

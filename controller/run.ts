@@ -78,6 +78,10 @@ export interface StepResult extends PlannedStep {
   escalated?: boolean;
   /** What the status rests on: the agent's verified event, or the controller's own decision. */
   evidence?: string;
+  /** A failure the agent marked retryable (the service verified where a fresh attempt starts). */
+  retryable?: boolean;
+  /** The attempt this result came from, when the step was tried more than once. */
+  attempts?: number;
 }
 
 /** Counts of a rollout's steps by status, escalations apart (they are successes that needed force). */
@@ -135,7 +139,9 @@ export interface RolloutResult {
 /** What the runner does for each of the schedule's decisions (schedule.ts). */
 interface Shell {
   beginWave(wave: number): Promise<void>;
-  send(key: string, wave: number): void;
+  send(key: string, wave: number, attempt: number): void;
+  retry(key: string, wave: number, attempt: number, delayMs: number): Promise<void>;
+  final(key: string, wave: number): Promise<void>;
   soak(key: string, ms: number): void;
   cancel(key: string, wave: number, reason: string): Promise<void>;
   waveDone(wave: number): void;
@@ -178,6 +184,8 @@ export class RolloutRunner {
   private plan: Plan | undefined;
   /** Valid approvals not yet matched to the gate they opened. */
   private approvals: Approval[] = [];
+  /** The span of each step's latest command, for its final record. */
+  private readonly stepSpans = new Map<string, LifelineSpan>();
   /** Feeds an event to the running schedule (set by run()). */
   private dispatch: ((event: ScheduleEvent) => Promise<void>) | undefined;
   /** Who continued a paused rollout, for its record. */
@@ -254,6 +262,7 @@ export class RolloutRunner {
         onFailure: plan.onFailure,
         soakMs: plan.waves.soakMs,
         opened: resume?.startedWaves ?? new Set(),
+        ...(plan.retries ? { retries: plan.retries } : {}),
       };
       const state = initialState(config);
       const planned = new Map<string, PlannedStep>();
@@ -279,24 +288,16 @@ export class RolloutRunner {
           });
         return chain;
       };
-      const settle = (result: StepResult, wave: number) => {
-        results.set(stepKey(result), result);
-        this.progress(
-          `  ${result.host} ${result.service}: ${result.status}${result.escalated ? " (escalated)" : ""}${result.reason ? ` (${result.reason})` : ""}`,
-        );
-        if (COUNTS_AGAINST_BUDGET.has(result.status)) failedCount++;
-        this.onStep?.({
-          settled: results.size,
-          failed: failedCount,
-          total,
-          wave,
-          waves: built.waves.length,
-        });
+      /** Each step's latest attempt: final once the schedule says so (a retryable failure may be tried again). */
+      const latest = new Map<string, StepResult>();
+      const settle = (result: StepResult) => {
+        latest.set(stepKey(result), result);
         void dispatch({
           type: "settled",
           key: stepKey(result),
           success: result.status === "success",
           counts: COUNTS_AGAINST_BUDGET.has(result.status),
+          ...(result.retryable ? { retryable: true } : {}),
         });
       };
       const shell: Shell = {
@@ -313,30 +314,70 @@ export class RolloutRunner {
             await this.event("wave.started", "success", { reason: `wave ${wave}: ${where}`, span, wave });
           this.progress(`wave ${wave}/${built.waves.length}: ${plan.action} ${where}`);
         },
-        send: (key, wave) => {
+        send: (key, wave, attempt) => {
           const step = planned.get(key) as PlannedStep;
           const span = waveSpans.get(wave) ?? this.rollout;
           void (async () => {
-            const known = resume?.results.get(key);
-            // Settled before the restart (its final record too, unless the controller died in between); replayed
-            // through the same decisions, so a resumed run halts where the crashed one did.
-            if (known) return this.recordIfMissing(known, resume, wave);
-            const sent = resume?.pending.get(key);
-            return sent ? this.awaitOutcome(step, sent, plan) : this.execute(plan, step, span, wave);
+            const known = attempt === 1 ? resume?.results.get(key) : undefined;
+            // Settled before the restart; replayed through the same decisions, so a resumed run halts where the
+            // crashed one did.
+            if (known) return known;
+            const sent = attempt === 1 ? resume?.pending.get(key) : undefined;
+            const result = sent
+              ? await this.awaitOutcome(step, sent, plan)
+              : await this.execute(plan, step, span, wave, false);
+            return attempt > 1 ? { ...result, attempts: attempt } : result;
           })().then(
-            (result) => settle(result, wave),
+            (result) => settle(result),
             (error: Error) =>
-              settle(
-                {
-                  ...step,
-                  commandId: "",
-                  status: "unknown",
-                  reason: `the controller failed while sending or following it: ${error.message}`,
-                  evidence: "no outcome: the controller's own error",
-                },
-                wave,
-              ),
+              settle({
+                ...step,
+                commandId: "",
+                status: "unknown",
+                reason: `the controller failed while sending or following it: ${error.message}`,
+                evidence: "no outcome: the controller's own error",
+              }),
           );
+        },
+        retry: async (key, wave, attempt, delayMs) => {
+          const last = latest.get(key) as StepResult;
+          // Equal jitter: between half the backoff and all of it, so retries of many hosts do not line up.
+          const ms = Math.round(delayMs / 2 + (Math.random() * delayMs) / 2);
+          const of = (plan.retries?.attempts ?? 0) + 1;
+          await this.event("step.retry_scheduled", "failure", {
+            reason: `${last.action} ${last.service} on ${last.host}: attempt ${attempt} of ${of} in ${ms} ms after ${last.status}${last.reason ? ` (${last.reason})` : ""}`,
+            span: this.stepSpans.get(key) ?? waveSpans.get(wave) ?? this.rollout,
+            ...(last.commandId ? { commandId: last.commandId } : {}),
+            step: { host: last.host, service: last.service, action: last.action },
+            wave,
+            extra: { attempt, backoff_ms: ms, evidence: last.evidence },
+          });
+          this.progress(
+            `  ${last.host} ${last.service}: ${last.status}${last.reason ? ` (${last.reason})` : ""}; retrying, attempt ${attempt} of ${of} in ${ms} ms`,
+          );
+          setTimeout(() => void dispatch({ type: "retry_due", key }), ms);
+        },
+        final: async (key, wave) => {
+          const result = latest.get(key) as StepResult;
+          results.set(key, result);
+          this.progress(
+            `  ${result.host} ${result.service}: ${result.status}${result.escalated ? " (escalated)" : ""}${result.attempts ? ` (attempt ${result.attempts})` : ""}${result.reason ? ` (${result.reason})` : ""}`,
+          );
+          if (COUNTS_AGAINST_BUDGET.has(result.status)) failedCount++;
+          this.onStep?.({
+            settled: results.size,
+            failed: failedCount,
+            total,
+            wave,
+            waves: built.waves.length,
+          });
+          // Its one final record (a resumed rollout's step may have it already).
+          if (!(resume?.recorded?.has(key) && resume.results.get(key) === result))
+            await this.recordStep(
+              result,
+              this.stepSpans.get(key) ?? waveSpans.get(wave) ?? this.rollout,
+              wave,
+            );
         },
         soak: (key, ms) => {
           setTimeout(() => void dispatch({ type: "soaked", key }), ms);
@@ -444,7 +485,13 @@ export class RolloutRunner {
           await shell.beginWave(decision.wave);
           break;
         case "send":
-          shell.send(decision.key, decision.wave);
+          shell.send(decision.key, decision.wave, decision.attempt);
+          break;
+        case "retry":
+          await shell.retry(decision.key, decision.wave, decision.attempt, decision.delayMs);
+          break;
+        case "final":
+          await shell.final(decision.key, decision.wave);
           break;
         case "soak":
           shell.soak(decision.key, decision.ms);
@@ -545,16 +592,6 @@ export class RolloutRunner {
     return `aborted by ${decision.by}${decision.reason ? `: ${decision.reason}` : ""}`;
   }
 
-  /** A step settled before a restart whose final record the earlier controller did not write. */
-  private async recordIfMissing(
-    result: StepResult,
-    resume: ResumeState | undefined,
-    wave: number,
-  ): Promise<StepResult> {
-    if (!resume?.recorded?.has(stepKey(result))) await this.recordStep(result, this.rollout, wave);
-    return result;
-  }
-
   /** A step that will not run: its own final event, with the reason. */
   private async cancel(step: PlannedStep, wave: number, reason: string): Promise<StepResult> {
     const result: StepResult = {
@@ -602,9 +639,7 @@ export class RolloutRunner {
     });
     if (signed && !this.outcomes.has(commandId) && Date.parse(signed.command.expiresAt) > Date.now())
       await this.publishCommand(step, signed);
-    const result = await this.settle(step, commandId, outcome, plan);
-    await this.recordStep(result, this.rollout, undefined);
-    return result;
+    return this.settle(step, commandId, outcome, plan);
   }
 
   private async publishCommand(step: PlannedStep, signed: SignedCommand): Promise<void> {
@@ -650,11 +685,13 @@ export class RolloutRunner {
     return results;
   }
 
+  /** Sends one step's command and follows it; its step.completed is recorded here unless `record` is false. */
   private async execute(
     plan: Plan,
     step: PlannedStep,
     waveSpan: LifelineSpan,
     wave?: number,
+    record = true,
   ): Promise<StepResult> {
     const absent = this.undeliverable.get(step.host);
     if (absent) {
@@ -680,7 +717,8 @@ export class RolloutRunner {
       "lifeline.escalated": Boolean(result.escalated),
     });
     span.end(result.status === "success" ? "success" : "failure", result.reason);
-    await this.recordStep(result, span, wave);
+    this.stepSpans.set(stepKey(step), span);
+    if (record) await this.recordStep(result, span, wave);
     return result;
   }
 
@@ -750,6 +788,7 @@ export class RolloutRunner {
       ...(result.reason ? { reason: result.reason } : {}),
       escalated: result.escalated,
       evidence: result.evidence,
+      ...(result.retryable ? { retryable: true } : {}),
     };
   }
 

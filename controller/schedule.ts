@@ -29,10 +29,15 @@ export interface ScheduleConfig {
   soakMs: number;
   /** Waves whose gate was opened before (a resumed rollout): they do not wait again. */
   opened?: Set<number>;
+  /**
+   * Failures the agent marked retryable are tried again, up to `attempts` more times, after `backoffMs` doubled
+   * per attempt up to `maxBackoffMs` (the runner adds jitter). Only the final attempt counts against the budget.
+   */
+  retries?: { attempts: number; backoffMs: number; maxBackoffMs: number };
 }
 
 type WaveState = "blocked" | "awaiting_approval" | "running" | "done";
-type StepState = "waiting" | "in_flight" | "soaking" | "settled" | "cancelled";
+type StepState = "waiting" | "in_flight" | "retry_wait" | "soaking" | "settled" | "cancelled";
 
 interface StepEntry {
   key: string;
@@ -44,6 +49,10 @@ interface StepEntry {
   succeeded: boolean;
   /** How long its slot stays taken after it settled (its wave's, or the plan's). */
   soakMs: number;
+  /** The attempt in flight (or last made), from 1. */
+  attempt: number;
+  /** Waiting to be tried again, and its time came while the rollout was paused. */
+  due?: boolean;
 }
 
 export interface ScheduleState {
@@ -63,8 +72,13 @@ export interface ScheduleState {
 
 export type ScheduleEvent =
   | { type: "begin" }
-  /** A step's outcome: `counts` when it counts against the failure budget (failed, timed out, unknown). */
-  | { type: "settled"; key: string; success: boolean; counts: boolean }
+  /**
+   * A step's outcome: `counts` when it counts against the failure budget (failed, timed out, unknown),
+   * `retryable` when the agent verified the service is where the same action may be tried again.
+   */
+  | { type: "settled"; key: string; success: boolean; counts: boolean; retryable?: boolean }
+  /** A retry's backoff is over. */
+  | { type: "retry_due"; key: string }
   /** A settled step's soak is over: its slot is free. */
   | { type: "soaked"; key: string }
   | { type: "approved"; wave?: number }
@@ -77,7 +91,11 @@ export type Decision =
   /** An approval opened this wave's gate (at once, or one that arrived before the gate). */
   | { type: "gate_opened"; wave: number; approvedFor: number | undefined }
   | { type: "begin_wave"; wave: number }
-  | { type: "send"; key: string; wave: number }
+  | { type: "send"; key: string; wave: number; attempt: number }
+  /** The step failed and will be tried again after `delayMs` (before jitter); its slot stays taken. */
+  | { type: "retry"; key: string; wave: number; attempt: number; delayMs: number }
+  /** The step's last outcome is its final one (sent once per step, before any soak). */
+  | { type: "final"; key: string; wave: number }
   | { type: "soak"; key: string; ms: number }
   | { type: "cancel"; key: string; wave: number; reason: string }
   | { type: "wave_done"; wave: number }
@@ -103,6 +121,7 @@ export function initialState(config: ScheduleConfig): ScheduleState {
         state: "waiting",
         succeeded: false,
         soakMs: wave.soakMs ?? config.soakMs,
+        attempt: 1,
       });
     }
   }
@@ -136,7 +155,30 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
       const step = state.steps.get(event.key);
       if (!step || (step.state !== "in_flight" && step.state !== "waiting")) return [];
       if (step.state === "in_flight") state.inFlight--;
+      const retries = config.retries;
+      if (
+        !event.success &&
+        event.retryable &&
+        retries &&
+        step.attempt <= retries.attempts &&
+        !state.aborted &&
+        !state.halted
+      ) {
+        // Tried again: the slot stays taken, nothing counts yet.
+        step.state = "retry_wait";
+        state.inFlight++;
+        step.attempt++;
+        decisions.push({
+          type: "retry",
+          key: step.key,
+          wave: step.wave,
+          attempt: step.attempt,
+          delayMs: Math.min(retries.maxBackoffMs, retries.backoffMs * 2 ** (step.attempt - 2)),
+        });
+        break;
+      }
       step.succeeded = event.success;
+      decisions.push({ type: "final", key: step.key, wave: step.wave });
       if (step.soakMs > 0 && !state.aborted && !state.halted) {
         step.state = "soaking";
         state.inFlight++;
@@ -145,24 +187,13 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
         step.state = "settled";
         state.ended++;
       }
-      if (event.counts) {
-        state.failures++;
-        const total = state.steps.size;
-        const over = overBudget(state.failures, total, config.budget);
-        if (over && !state.halted && !state.aborted) {
-          if (config.onFailure === "pause") {
-            // Every failure past the budget pauses again, after a human resumed.
-            if (!state.paused) {
-              state.paused = over;
-              decisions.push({ type: "paused", reason: over });
-            }
-          } else {
-            state.halted = over;
-            decisions.push({ type: "halted", reason: over, rollback: config.onFailure === "rollback" });
-            cancelWaiting(config, state, over, decisions);
-          }
-        }
-      }
+      if (event.counts) countFailure(config, state, decisions);
+      break;
+    }
+    case "retry_due": {
+      const step = state.steps.get(event.key);
+      if (step?.state !== "retry_wait") return [];
+      step.due = true; // sent by advance() below, unless paused (then on continue)
       break;
     }
     case "soaked": {
@@ -208,11 +239,40 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
   return decisions;
 }
 
-/** Every step not sent yet will not be: cancelled with the reason. */
+/** A final failure: past the budget, the plan's onFailure decides. */
+function countFailure(config: ScheduleConfig, state: ScheduleState, decisions: Decision[]): void {
+  state.failures++;
+  const over = overBudget(state.failures, state.steps.size, config.budget);
+  if (!over || state.halted || state.aborted) return;
+  if (config.onFailure === "pause") {
+    // Every failure past the budget pauses again, after a human continued.
+    if (!state.paused) {
+      state.paused = over;
+      decisions.push({ type: "paused", reason: over });
+    }
+    return;
+  }
+  state.halted = over;
+  decisions.push({ type: "halted", reason: over, rollback: config.onFailure === "rollback" });
+  cancelWaiting(config, state, over, decisions);
+}
+
+/**
+ * Every step not sent yet will not be: cancelled with the reason. A step waiting to be tried again is not tried:
+ * its last failure is final.
+ */
 function cancelWaiting(config: ScheduleConfig, state: ScheduleState, reason: string, out: Decision[]): void {
   for (const wave of config.waves) {
     for (const planned of wave.steps) {
       const step = state.steps.get(keyOf(planned));
+      if (step?.state === "retry_wait") {
+        step.state = "settled";
+        state.inFlight--;
+        state.ended++;
+        state.failures++;
+        out.push({ type: "final", key: step.key, wave: wave.wave });
+        continue;
+      }
       if (step?.state !== "waiting") continue;
       step.state = "cancelled";
       state.ended++;
@@ -260,8 +320,15 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
       if (state.waves.get(wave.wave) !== "running") continue;
       let inWave = 0;
       for (const planned of wave.steps) {
-        const s = state.steps.get(keyOf(planned))?.state;
-        if (s === "in_flight" || s === "soaking") inWave++;
+        const step = state.steps.get(keyOf(planned));
+        if (step?.state === "in_flight" || step?.state === "soaking" || step?.state === "retry_wait")
+          inWave++;
+        // A retry keeps its slot (counted in inFlight already): sent when due.
+        if (step?.state === "retry_wait" && step.due) {
+          step.state = "in_flight";
+          step.due = false;
+          out.push({ type: "send", key: step.key, wave: wave.wave, attempt: step.attempt });
+        }
       }
       for (const planned of wave.steps) {
         if (inWave >= config.maxInFlight || state.inFlight >= config.maxInFlightTotal) break;
@@ -277,7 +344,7 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
         step.state = "in_flight";
         state.inFlight++;
         inWave++;
-        out.push({ type: "send", key: step.key, wave: wave.wave });
+        out.push({ type: "send", key: step.key, wave: wave.wave, attempt: 1 });
       }
     }
     // A wave whose steps were all cancelled for their predecessors ended here.

@@ -206,7 +206,13 @@ export type StepStatus = keyof typeof STEP_OUTCOMES | "pending" | "in_progress";
 export interface OutcomeEvent {
   host?: { name?: string };
   event?: { id?: string; action?: string; outcome?: string; reason?: string };
-  lifeline?: { command_id?: string; claimed?: unknown; escalated?: boolean; evidence?: string };
+  lifeline?: {
+    command_id?: string;
+    claimed?: unknown;
+    escalated?: boolean;
+    evidence?: string;
+    retryable?: boolean;
+  };
 }
 
 export interface AttributedOutcome {
@@ -214,6 +220,8 @@ export interface AttributedOutcome {
   reason?: string;
   evidence: string;
   escalated: boolean;
+  /** A failure the agent verified left the service where the same action may be tried again. */
+  retryable?: boolean;
 }
 
 /**
@@ -235,5 +243,6 @@ export function outcomeFrom(event: OutcomeEvent, addressedHost: string): Attribu
     ...(reason ? { reason } : {}),
     evidence: `${action} from ${addressedHost}${event.lifeline.evidence ? `: ${event.lifeline.evidence}` : ""}`,
     escalated: event.lifeline.escalated === true,
+    ...(outcome === "failure" && event.lifeline.retryable === true ? { retryable: true } : {}),
   };
 }

@@ -98,6 +98,10 @@ export const ECS_MAPPINGS = {
         step: { properties: { host: keyword, service: keyword, action: keyword } },
         /** A stop that needed escalation (SIGKILL, taskkill). */
         escalated: { type: "boolean" },
+        /** A failure the agent verified may be tried again; a controller's retry: its attempt and backoff. */
+        retryable: { type: "boolean" },
+        attempt: { type: "long" },
+        backoff_ms: { type: "long" },
         /** What a message that did not verify claimed to be (never a real command's fields). */
         claimed: { type: "flattened" },
         format: keyword,

@@ -47,7 +47,14 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
   });
 
   async function fleet(
-    options: { blockApiPort?: number; indexer?: boolean; stubbornWeb?: boolean; secondApi?: boolean } = {},
+    options: {
+      blockApiPort?: number;
+      indexer?: boolean;
+      stubbornWeb?: boolean;
+      secondApi?: boolean;
+      /** api fails its first start (exits at once), then starts. */
+      flakyApi?: boolean;
+    } = {},
   ) {
     const base = agentWorkspace("rollout");
     const prefix = base.prefix;
@@ -65,8 +72,17 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         {
           name: serviceOf(tier),
           // web may ignore SIGTERM: its stop then needs the escalation.
-          command: [process.execPath, fixture(stubborn ? "stubborn.mjs" : "well-behaved.mjs")],
-          env: { PORT: String(port) },
+          command: [
+            process.execPath,
+            fixture(
+              stubborn
+                ? "stubborn.mjs"
+                : tier === "api" && options.flakyApi
+                  ? "flaky-start.mjs"
+                  : "well-behaved.mjs",
+            ),
+          ],
+          env: { PORT: String(port), MARKER: join(ws.dir, "first-start") },
           // A port someone else holds never closes: the stop cannot be verified, so it fails.
           port: tier === "api" && options.blockApiPort ? options.blockApiPort : port,
           gracePeriodMs: stubborn ? 1_000 : 3_000,
@@ -599,6 +615,57 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "api",
       "web",
     ]);
+  });
+
+  it("a start that fails retryably is tried again after a backoff and succeeds on the second attempt; the timeline shows it", async () => {
+    const { hosts, rollout, namespace, prefix } = await fleet({ flakyApi: true, indexer: true });
+    const start = await rollout("start", { retries: { attempts: 2, backoffMs: 600, maxBackoffMs: 5_000 } });
+    expect(start.code, start.stderr).toBe(0);
+    expect(start.json.status).toBe("success");
+    expect(start.json.steps.map((s) => `${s.service}:${s.status}`)).toEqual([
+      "db:success",
+      "api:success",
+      "web:success",
+    ]);
+    expect(start.stderr).toMatch(
+      /api: failed \(process exited with code 1 while starting\); retrying, attempt 2 of 3 in \d+ ms/,
+    );
+    // The agent: two commands for api, the first a failure it marked retryable (stopped afterwards), then success.
+    const completions = readJournal(hosts.api?.journal as string).filter(
+      (e) => e.event.action === "command.completed",
+    );
+    expect(completions.map((e) => e.event.outcome)).toEqual(["failure", "success"]);
+    expect((completions[0]?.lifeline as { retryable?: boolean } | undefined)?.retryable).toBe(true);
+    const rolloutId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
+    const events = await rolloutEvents(prefix, rolloutId);
+    const retry = events.filter((e) => e.event.action === "step.retry_scheduled");
+    expect(retry).toHaveLength(1);
+    const backoff = (retry[0]?.lifeline as { backoff_ms?: number } | undefined)?.backoff_ms ?? 0;
+    expect(backoff).toBeGreaterThanOrEqual(300);
+    expect(backoff).toBeLessThanOrEqual(600);
+    // One final record per step, the retried one included.
+    expect(events.filter((e) => e.event.action === "step.completed")).toHaveLength(3);
+    // The timeline (Elasticsearch) shows the retry and its backoff between the two attempts.
+    let entries: Array<{ action: string; host: string; reason?: string }> = [];
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const read = await runLifeline([
+        "timeline",
+        "--rollout",
+        rolloutId,
+        "--namespace",
+        namespace,
+        "--json",
+      ]);
+      if (read.code === 0) entries = JSON.parse(read.stdout).entries;
+      if (entries.some((e) => e.action === "rollout.completed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const actions = entries.map((e) => e.action);
+    const retryAt = actions.indexOf("step.retry_scheduled");
+    expect(retryAt).toBeGreaterThan(-1);
+    expect(entries[retryAt]?.reason).toMatch(/attempt 2 of 3 in \d+ ms after failed/);
+    expect(actions.filter((a) => a === "command.received").length).toBe(4);
   });
 
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {

@@ -125,8 +125,9 @@ describe("rollout schedule (pure decisions)", () => {
     );
     s.begin();
     const out = s.fail(k("h1", "a"));
-    expect(out[0]).toMatchObject({ type: "halted", rollback: true });
-    expect((out[0] as { reason: string }).reason).toBe(
+    expect(out[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(out[1]).toMatchObject({ type: "halted", rollback: true });
+    expect((out[1] as { reason: string }).reason).toBe(
       "1 of 5 steps failed, timed out or unknown (budget 0)",
     );
     expect(out.filter((d) => d.type === "cancel").map((d) => (d as { key: string }).key)).toEqual([
@@ -159,7 +160,7 @@ describe("rollout schedule (pure decisions)", () => {
       config(waves(["a:h1,h2,h3,h4"]), [], { maxInFlight: 1, onFailure: "pause" as OnFailure }),
     );
     s.begin();
-    const paused = s.fail(k("h1", "a"));
+    const paused = s.fail(k("h1", "a")).filter((d) => d.type !== "final");
     expect(paused).toEqual([
       { type: "paused", reason: "1 of 4 steps failed, timed out or unknown (budget 0)" },
     ]);
@@ -167,7 +168,7 @@ describe("rollout schedule (pure decisions)", () => {
     const resumed = s.on({ type: "resume" });
     expect(resumed[0]).toEqual({ type: "resumed" });
     expect(s.sends(resumed)).toEqual([k("h2", "a")]);
-    expect(s.fail(k("h2", "a"))[0]).toMatchObject({ type: "paused" });
+    expect(s.fail(k("h2", "a"))[1]).toMatchObject({ type: "paused" });
     expect(s.on({ type: "resume" }).filter((d) => d.type === "send")).toHaveLength(1);
   });
 
@@ -268,7 +269,10 @@ describe("rollout schedule (pure decisions)", () => {
     const s = drive(config(waves(["a:h1,h2"]), [], { maxInFlight: 1, soakMs: 5_000 }));
     s.begin();
     const out = s.ok(k("h1", "a"));
-    expect(out).toEqual([{ type: "soak", key: k("h1", "a"), ms: 5_000 }]);
+    expect(out).toEqual([
+      { type: "final", key: k("h1", "a"), wave: 1 },
+      { type: "soak", key: k("h1", "a"), ms: 5_000 },
+    ]);
     expect(s.sends(s.on({ type: "soaked", key: k("h1", "a") }))).toEqual([k("h2", "a")]);
     s.ok(k("h2", "a"));
     expect(s.on({ type: "soaked", key: k("h2", "a") }).at(-1)).toEqual({ type: "finished", status: "done" });
@@ -279,10 +283,65 @@ describe("rollout schedule (pure decisions)", () => {
     planned[0] = { ...(planned[0] as PlannedWave), canary: true, soakMs: 60_000 };
     const s = drive(config(planned, [], { soakMs: 0 }));
     s.begin();
-    expect(s.ok(k("h1", "a"))).toEqual([{ type: "soak", key: k("h1", "a"), ms: 60_000 }]);
+    expect(s.ok(k("h1", "a"))).toEqual([
+      { type: "final", key: k("h1", "a"), wave: 1 },
+      { type: "soak", key: k("h1", "a"), ms: 60_000 },
+    ]);
     const next = s.on({ type: "soaked", key: k("h1", "a") });
     expect(s.sends(next)).toEqual([k("h2", "a")]);
     expect(s.ok(k("h2", "a")).at(-1)).toEqual({ type: "finished", status: "done" });
+  });
+
+  it("a retryable failure is tried again after a doubling backoff; only the last attempt counts", () => {
+    const retries = { attempts: 2, backoffMs: 1_000, maxBackoffMs: 1_500 };
+    const s = drive(config(waves(["a:h1,h2"]), [], { maxInFlight: 1, retries }));
+    s.begin();
+    const retryable = (key: string) =>
+      s.on({ type: "settled", key, success: false, counts: true, retryable: true });
+    expect(retryable(k("h1", "a"))).toEqual([
+      { type: "retry", key: k("h1", "a"), wave: 1, attempt: 2, delayMs: 1_000 },
+    ]);
+    expect(s.state.failures).toBe(0);
+    // The slot stays taken while it waits: h2 is not sent.
+    expect(s.state.inFlight).toBe(1);
+    expect(s.on({ type: "retry_due", key: k("h1", "a") })).toEqual([
+      { type: "send", key: k("h1", "a"), wave: 1, attempt: 2 },
+    ]);
+    expect(retryable(k("h1", "a"))).toEqual([
+      { type: "retry", key: k("h1", "a"), wave: 1, attempt: 3, delayMs: 1_500 },
+    ]);
+    s.on({ type: "retry_due", key: k("h1", "a") });
+    const succeeded = s.ok(k("h1", "a"));
+    expect(succeeded[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(s.sends(succeeded)).toEqual([k("h2", "a")]);
+    expect(s.state.failures).toBe(0);
+  });
+
+  it("retries run out, a failure not marked retryable is final at once, and both count", () => {
+    const retries = { attempts: 1, backoffMs: 100, maxBackoffMs: 100 };
+    const s = drive(config(waves(["a:h1,h2"]), [], { retries, budget: { maxFailures: 5 } }));
+    s.begin();
+    s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true });
+    s.on({ type: "retry_due", key: k("h1", "a") });
+    const out = s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true });
+    expect(out[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(s.fail(k("h2", "a"))[0]).toEqual({ type: "final", key: k("h2", "a"), wave: 1 });
+    expect(s.state.failures).toBe(2);
+  });
+
+  it("a retry due while paused waits for continue; an abort makes a waiting retry's failure final", () => {
+    const retries = { attempts: 3, backoffMs: 100, maxBackoffMs: 100 };
+    const s = drive(config(waves(["a:h1"]), [], { retries }));
+    s.begin();
+    s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true });
+    s.on({ type: "pause", reason: "look" });
+    expect(s.on({ type: "retry_due", key: k("h1", "a") })).toEqual([]);
+    expect(s.sends(s.on({ type: "resume" }))).toEqual([k("h1", "a")]);
+    s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true });
+    const aborted = s.on({ type: "abort", reason: "enough" });
+    expect(aborted).toContainEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(aborted.at(-1)).toEqual({ type: "finished", status: "aborted" });
+    expect(s.on({ type: "retry_due", key: k("h1", "a") })).toEqual([]);
   });
 
   it("an unknown, repeated or late event changes nothing", () => {
