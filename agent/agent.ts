@@ -408,10 +408,25 @@ export class Agent implements Component {
         }
         default: {
           const state = await (this.drivers.get(service.name) as ServiceDriver).state();
+          // What was observed, structured: the status as its manager reports it, the pid, and (running, with a
+          // health probe) whether the probe passes now. The command succeeds when the state could be read.
+          const healthy =
+            state.status === "running" && service.health ? await probeOnce(service.health) : undefined;
           result = {
             outcome: state.status === "unknown" || state.status === "missing" ? "failure" : "success",
             reason: state.running ? `running (pid ${state.pid})` : (state.detail ?? state.status),
-            fields: { evidence: state.evidence },
+            fields: {
+              evidence: `${state.evidence}${healthy === undefined ? "" : `; ${probeName(service.health as NonNullable<ServiceConfig["health"]>)} ${healthy ? "passed" : "failed"}`}`,
+              extra: {
+                lifeline: {
+                  observed: {
+                    status: state.status,
+                    ...(state.pid !== undefined ? { pid: state.pid } : {}),
+                    ...(healthy !== undefined ? { healthy } : {}),
+                  },
+                },
+              },
+            },
           };
         }
       }
@@ -648,7 +663,12 @@ export class Agent implements Component {
       const hookFailed = await this.hook(postStart, "post-start hook", "start.post_start_hook", context);
       if (hookFailed) throw new StepOutcome("failure", `post-start hook failed: ${hookFailed}`, { evidence });
     }
-    return { outcome: "success", reason: "started", fields: { evidence } };
+    // The pid it started, on the command's completion too: a later status tells the same process from a new one.
+    return {
+      outcome: "success",
+      reason: "started",
+      fields: { evidence, ...(pid !== undefined ? { pid } : {}) },
+    };
   }
 
   /**

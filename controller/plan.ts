@@ -40,10 +40,15 @@ export const planSchema = z
         maxInFlightTotal: z.number().int().positive().optional(),
         /** Wait after each host finished, before the next one. */
         soakMs: z.number().int().nonnegative().default(0),
+        /**
+         * A start or restart succeeds only if, this long after, its agent still reports the service running, the
+         * same process, and its health probe passing (a status command); its slot stays taken meanwhile.
+         */
+        minHealthyTimeMs: z.number().int().nonnegative().default(0),
         /** "approval": wait for `lifeline rollout approve` between waves. */
         pause: z.enum(["none", "approval"]).default("none"),
       })
-      .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, pause: "none" }),
+      .default({ batchSize: 1, maxInFlight: 1, soakMs: 0, minHealthyTimeMs: 0, pause: "none" }),
     /**
      * Each service's first `hosts` go first, in a wave of their own; the service's next wave waits for an approval
      * (`gate: approval`) and/or `waitMs` after each canary step settled (a soak for the canary alone).
@@ -115,7 +120,8 @@ export interface FleetHost {
 export interface PlannedStep {
   host: string;
   service: string;
-  action: "stop" | "start" | "restart";
+  /** status: the controller's own check of a started service (waves.minHealthyTimeMs), never a planned step. */
+  action: "stop" | "start" | "restart" | "status";
 }
 
 export interface PlannedWave {

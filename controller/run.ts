@@ -25,6 +25,7 @@ import {
   type Decision,
   executionOrder,
   initialState,
+  judgeHealth,
   reduce,
   type ScheduleConfig,
   type ScheduleEvent,
@@ -82,6 +83,8 @@ export interface StepResult extends PlannedStep {
   retryable?: boolean;
   /** The attempt this result came from, when the step was tried more than once. */
   attempts?: number;
+  /** The pid the agent reported with its completion (a start's new process). */
+  pid?: number;
 }
 
 /** Counts of a rollout's steps by status, escalations apart (they are successes that needed force). */
@@ -141,6 +144,7 @@ interface Shell {
   beginWave(wave: number): Promise<void>;
   send(key: string, wave: number, attempt: number): void;
   retry(key: string, wave: number, attempt: number, delayMs: number): Promise<void>;
+  verify(key: string, wave: number, ms: number): void;
   final(key: string, wave: number): Promise<void>;
   soak(key: string, ms: number): void;
   cancel(key: string, wave: number, reason: string): Promise<void>;
@@ -263,6 +267,7 @@ export class RolloutRunner {
         soakMs: plan.waves.soakMs,
         opened: resume?.startedWaves ?? new Set(),
         ...(plan.retries ? { retries: plan.retries } : {}),
+        minHealthyTimeMs: plan.waves.minHealthyTimeMs,
       };
       const state = initialState(config);
       const planned = new Map<string, PlannedStep>();
@@ -356,6 +361,37 @@ export class RolloutRunner {
             `  ${last.host} ${last.service}: ${last.status}${last.reason ? ` (${last.reason})` : ""}; retrying, attempt ${attempt} of ${of} in ${ms} ms`,
           );
           setTimeout(() => void dispatch({ type: "retry_due", key }), ms);
+        },
+        verify: (key, wave, ms) => {
+          const started = latest.get(key) as StepResult;
+          const span = this.stepSpans.get(key) ?? waveSpans.get(wave) ?? this.rollout;
+          setTimeout(() => {
+            void (async () => {
+              const status = await this.execute(
+                plan,
+                { host: started.host, service: started.service, action: "status" },
+                span,
+                wave,
+                false,
+              ).catch(() => undefined);
+              const observed = status?.commandId ? this.outcomes.get(status.commandId) : undefined;
+              const judged = judgeHealth(started, observed, ms);
+              latest.set(key, {
+                ...started,
+                status: judged.status,
+                ...(judged.reason
+                  ? { reason: `${started.reason ? `${started.reason}, then ` : ""}${judged.reason}` }
+                  : {}),
+                evidence: `${started.evidence ?? ""}; ${ms} ms later: ${judged.evidence}`,
+              });
+              await dispatch({
+                type: "verified",
+                key,
+                success: judged.status === "success",
+                counts: judged.status !== "success",
+              });
+            })();
+          }, ms);
         },
         final: async (key, wave) => {
           const result = latest.get(key) as StepResult;
@@ -492,6 +528,9 @@ export class RolloutRunner {
           break;
         case "final":
           await shell.final(decision.key, decision.wave);
+          break;
+        case "verify":
+          shell.verify(decision.key, decision.wave, decision.ms);
           break;
         case "soak":
           shell.soak(decision.key, decision.ms);
@@ -789,6 +828,7 @@ export class RolloutRunner {
       escalated: result.escalated,
       evidence: result.evidence,
       ...(result.retryable ? { retryable: true } : {}),
+      ...(result.pid !== undefined ? { pid: result.pid } : {}),
     };
   }
 

@@ -34,10 +34,18 @@ export interface ScheduleConfig {
    * per attempt up to `maxBackoffMs` (the runner adds jitter). Only the final attempt counts against the budget.
    */
   retries?: { attempts: number; backoffMs: number; maxBackoffMs: number };
+  /**
+   * A start or restart that succeeded is a success only if the service is still running, the same process and
+   * healthy, this long after (waves.minHealthyTimeMs): observed again, its slot taken meanwhile.
+   */
+  minHealthyTimeMs?: number;
 }
 
 type WaveState = "blocked" | "awaiting_approval" | "running" | "done";
-type StepState = "waiting" | "in_flight" | "retry_wait" | "soaking" | "settled" | "cancelled";
+type StepState = "waiting" | "in_flight" | "retry_wait" | "verifying" | "soaking" | "settled" | "cancelled";
+
+/** States in which a step takes one of its wave's maxInFlight slots (and one of maxInFlightTotal). */
+const HOLDS_SLOT = new Set<StepState>(["in_flight", "retry_wait", "verifying", "soaking"]);
 
 interface StepEntry {
   key: string;
@@ -51,6 +59,8 @@ interface StepEntry {
   soakMs: number;
   /** The attempt in flight (or last made), from 1. */
   attempt: number;
+  /** A start or restart: observed again minHealthyTimeMs after it succeeded. */
+  verify: boolean;
   /** Waiting to be tried again, and its time came while the rollout was paused. */
   due?: boolean;
 }
@@ -79,6 +89,8 @@ export type ScheduleEvent =
   | { type: "settled"; key: string; success: boolean; counts: boolean; retryable?: boolean }
   /** A retry's backoff is over. */
   | { type: "retry_due"; key: string }
+  /** The observation minHealthyTimeMs after a start: still running and healthy, or not (and whether it counts). */
+  | { type: "verified"; key: string; success: boolean; counts: boolean }
   /** A settled step's soak is over: its slot is free. */
   | { type: "soaked"; key: string }
   | { type: "approved"; wave?: number }
@@ -94,6 +106,8 @@ export type Decision =
   | { type: "send"; key: string; wave: number; attempt: number }
   /** The step failed and will be tried again after `delayMs` (before jitter); its slot stays taken. */
   | { type: "retry"; key: string; wave: number; attempt: number; delayMs: number }
+  /** Observe the started service again after `ms`; the step's outcome waits for it. */
+  | { type: "verify"; key: string; wave: number; ms: number }
   /** The step's last outcome is its final one (sent once per step, before any soak). */
   | { type: "final"; key: string; wave: number }
   | { type: "soak"; key: string; ms: number }
@@ -122,6 +136,7 @@ export function initialState(config: ScheduleConfig): ScheduleState {
         succeeded: false,
         soakMs: wave.soakMs ?? config.soakMs,
         attempt: 1,
+        verify: (config.minHealthyTimeMs ?? 0) > 0 && step.action !== "stop",
       });
     }
   }
@@ -177,17 +192,26 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
         });
         break;
       }
-      step.succeeded = event.success;
-      decisions.push({ type: "final", key: step.key, wave: step.wave });
-      if (step.soakMs > 0 && !state.aborted && !state.halted) {
-        step.state = "soaking";
+      if (event.success && step.verify) {
+        // Not a success yet: the service must still be up, the same process and healthy after minHealthyTimeMs.
+        step.state = "verifying";
         state.inFlight++;
-        decisions.push({ type: "soak", key: step.key, ms: step.soakMs });
-      } else {
-        step.state = "settled";
-        state.ended++;
+        decisions.push({
+          type: "verify",
+          key: step.key,
+          wave: step.wave,
+          ms: config.minHealthyTimeMs ?? 0,
+        });
+        break;
       }
-      if (event.counts) countFailure(config, state, decisions);
+      conclude(config, state, step, event.success, event.counts, decisions);
+      break;
+    }
+    case "verified": {
+      const step = state.steps.get(event.key);
+      if (step?.state !== "verifying") return [];
+      state.inFlight--;
+      conclude(config, state, step, event.success, event.counts, decisions);
       break;
     }
     case "retry_due": {
@@ -237,6 +261,28 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
   }
   advance(config, state, decisions);
   return decisions;
+}
+
+/** A step's outcome is final: recorded, its soak begun, a failure counted. */
+function conclude(
+  config: ScheduleConfig,
+  state: ScheduleState,
+  step: StepEntry,
+  success: boolean,
+  counts: boolean,
+  decisions: Decision[],
+): void {
+  step.succeeded = success;
+  decisions.push({ type: "final", key: step.key, wave: step.wave });
+  if (step.soakMs > 0 && !state.aborted && !state.halted) {
+    step.state = "soaking";
+    state.inFlight++;
+    decisions.push({ type: "soak", key: step.key, ms: step.soakMs });
+  } else {
+    step.state = "settled";
+    state.ended++;
+  }
+  if (counts) countFailure(config, state, decisions);
 }
 
 /** A final failure: past the budget, the plan's onFailure decides. */
@@ -321,8 +367,7 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
       let inWave = 0;
       for (const planned of wave.steps) {
         const step = state.steps.get(keyOf(planned));
-        if (step?.state === "in_flight" || step?.state === "soaking" || step?.state === "retry_wait")
-          inWave++;
+        if (step && HOLDS_SLOT.has(step.state)) inWave++;
         // A retry keeps its slot (counted in inFlight already): sent when due.
         if (step?.state === "retry_wait" && step.due) {
           step.state = "in_flight";
@@ -440,4 +485,55 @@ export function criticalPath(waves: PlannedWave[], after: Map<string, string[]>)
     if (candidate.length > best.length) best = candidate;
   }
   return best.path;
+}
+
+/**
+ * Whether a started service is still what its start verified, `ms` after: the status command's observation
+ * against the start's pid. Running, the same process (when both pids are known) and not failing its health probe
+ * is healthy; anything else is `failed` with what was seen, and no observation at all is `unknown`.
+ */
+export function judgeHealth(
+  started: { pid?: number | undefined },
+  status:
+    | {
+        outcome: "success" | "failure" | "unknown";
+        reason?: string | undefined;
+        evidence: string;
+        observed?: { status?: string; pid?: number; healthy?: boolean } | undefined;
+      }
+    | undefined,
+  ms: number,
+): { status: "success" | "failed" | "unknown"; reason?: string; evidence: string } {
+  if (!status)
+    return {
+      status: "unknown",
+      reason: `not observed ${ms} ms after it started`,
+      evidence: "no status reply",
+    };
+  const observed = status.observed;
+  if (status.outcome !== "success" || !observed?.status)
+    return {
+      status: "unknown",
+      reason: `its state ${ms} ms after it started could not be read${status.reason ? ` (${status.reason})` : ""}`,
+      evidence: status.evidence,
+    };
+  if (observed.status !== "running")
+    return {
+      status: "failed",
+      reason: `${observed.status} ${ms} ms after it started`,
+      evidence: status.evidence,
+    };
+  if (started.pid !== undefined && observed.pid !== undefined && observed.pid !== started.pid)
+    return {
+      status: "failed",
+      reason: `restarted within ${ms} ms of its start (pid ${started.pid}, now ${observed.pid})`,
+      evidence: status.evidence,
+    };
+  if (observed.healthy === false)
+    return {
+      status: "failed",
+      reason: `health probe failing ${ms} ms after it started`,
+      evidence: status.evidence,
+    };
+  return { status: "success", evidence: status.evidence };
 }

@@ -212,7 +212,10 @@ export interface OutcomeEvent {
     escalated?: boolean;
     evidence?: string;
     retryable?: boolean;
+    /** A status command's observation: the manager's status, the pid, and the health probe's answer if any. */
+    observed?: { status?: string; pid?: number; healthy?: boolean };
   };
+  process?: { pid?: number };
 }
 
 export interface AttributedOutcome {
@@ -222,6 +225,10 @@ export interface AttributedOutcome {
   escalated: boolean;
   /** A failure the agent verified left the service where the same action may be tried again. */
   retryable?: boolean;
+  /** The pid the agent reported with the completion (a start's new process). */
+  pid?: number;
+  /** A status command's structured observation. */
+  observed?: { status?: string; pid?: number; healthy?: boolean };
 }
 
 /**
@@ -244,5 +251,7 @@ export function outcomeFrom(event: OutcomeEvent, addressedHost: string): Attribu
     evidence: `${action} from ${addressedHost}${event.lifeline.evidence ? `: ${event.lifeline.evidence}` : ""}`,
     escalated: event.lifeline.escalated === true,
     ...(outcome === "failure" && event.lifeline.retryable === true ? { retryable: true } : {}),
+    ...(typeof event.process?.pid === "number" ? { pid: event.process.pid } : {}),
+    ...(event.lifeline.observed ? { observed: event.lifeline.observed } : {}),
   };
 }

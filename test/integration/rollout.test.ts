@@ -54,6 +54,8 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       secondApi?: boolean;
       /** api fails its first start (exits at once), then starts. */
       flakyApi?: boolean;
+      /** web becomes healthy, then dies 1.5 s later. */
+      dyingWeb?: boolean;
     } = {},
   ) {
     const base = agentWorkspace("rollout");
@@ -63,6 +65,12 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "db" | "api" | "api2" | "web"
     >;
     const serviceOf = (tier: string) => (tier === "api2" ? "api" : tier);
+    const fixtureFor = (tier: string) => {
+      if (tier === "web" && options.stubbornWeb) return "stubborn.mjs";
+      if (tier === "web" && options.dyingWeb) return "dies-after.mjs";
+      if (tier === "api" && options.flakyApi) return "flaky-start.mjs";
+      return "well-behaved.mjs";
+    };
     const hosts: Record<string, { host: string; journal: string; port: number }> = {};
     for (const tier of tiers) {
       const ws = { ...agentWorkspace(`rollout-${tier}`), keys: base.keys, prefix };
@@ -72,16 +80,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         {
           name: serviceOf(tier),
           // web may ignore SIGTERM: its stop then needs the escalation.
-          command: [
-            process.execPath,
-            fixture(
-              stubborn
-                ? "stubborn.mjs"
-                : tier === "api" && options.flakyApi
-                  ? "flaky-start.mjs"
-                  : "well-behaved.mjs",
-            ),
-          ],
+          command: [process.execPath, fixture(fixtureFor(tier))],
           env: { PORT: String(port), MARKER: join(ws.dir, "first-start") },
           // A port someone else holds never closes: the stop cannot be verified, so it fails.
           port: tier === "api" && options.blockApiPort ? options.blockApiPort : port,
@@ -628,7 +627,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "web:success",
     ]);
     expect(start.stderr).toMatch(
-      /api: failed \(process exited with code 1 while starting\); retrying, attempt 2 of 3 in \d+ ms/,
+      /api: failed \(process exited with exit code 1 while starting\); retrying, attempt 2 of 3 in \d+ ms/,
     );
     // The agent: two commands for api, the first a failure it marked retryable (stopped afterwards), then success.
     const completions = readJournal(hosts.api?.journal as string).filter(
@@ -666,6 +665,25 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(retryAt).toBeGreaterThan(-1);
     expect(entries[retryAt]?.reason).toMatch(/attempt 2 of 3 in \d+ ms after failed/);
     expect(actions.filter((a) => a === "command.received").length).toBe(4);
+  });
+
+  it("minHealthyTime: a service that dies after passing its health check is a failed step, not a success", async () => {
+    const { rollout } = await fleet({ dyingWeb: true });
+    const start = await rollout("start", { waves: { minHealthyTimeMs: 3_000 } });
+    expect(start.code, `${start.stderr}\n${JSON.stringify(start.json.steps, null, 1)}`).not.toBe(0);
+    const [db, api, web] = start.json.steps;
+    // db and api stayed up: observed running, same process, probe passing, 3 s later.
+    for (const step of [db, api]) {
+      expect(step?.status).toBe("success");
+      expect((step as { evidence?: string }).evidence).toMatch(/3000 ms later: .*tcp.* passed/);
+    }
+    // web started healthy (the agent's start succeeded) and was gone or replaced 3 s later.
+    expect(web?.status).toBe("failed");
+    expect(web?.reason).toMatch(
+      /^started, then (stopped 3000 ms after it started|restarted within 3000 ms of its start)/,
+    );
+    // Past the budget (0 failures): halted, with the reason.
+    expect(start.json.status).toBe("halted");
   });
 
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {

@@ -5,6 +5,7 @@ import {
   type Decision,
   executionOrder,
   initialState,
+  judgeHealth,
   type OnFailure,
   reduce,
   type ScheduleConfig,
@@ -342,6 +343,53 @@ describe("rollout schedule (pure decisions)", () => {
     expect(aborted).toContainEqual({ type: "final", key: k("h1", "a"), wave: 1 });
     expect(aborted.at(-1)).toEqual({ type: "finished", status: "aborted" });
     expect(s.on({ type: "retry_due", key: k("h1", "a") })).toEqual([]);
+  });
+
+  it("minHealthyTime: a started step waits for its observation, slot taken; only then is it final", () => {
+    const s = drive(config(waves(["a:h1,h2"]), [], { maxInFlight: 1, minHealthyTimeMs: 3_000 }));
+    s.begin();
+    expect(s.ok(k("h1", "a"))).toEqual([{ type: "verify", key: k("h1", "a"), wave: 1, ms: 3_000 }]);
+    expect(s.state.inFlight).toBe(1);
+    const dead = s.on({ type: "verified", key: k("h1", "a"), success: false, counts: true });
+    expect(dead[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(dead[1]).toMatchObject({ type: "halted" });
+    // A failed start is not observed again; a stop never is.
+    const t = drive(config(waves(["a:h1"]), [], { minHealthyTimeMs: 3_000, budget: { maxFailures: 1 } }));
+    t.begin();
+    expect(t.fail(k("h1", "a"))[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    const stop: PlannedWave[] = [
+      { phase: 1, wave: 1, service: "a", gate: false, steps: [{ host: "h1", service: "a", action: "stop" }] },
+    ];
+    const u = drive(config(stop, [], { minHealthyTimeMs: 3_000 }));
+    u.begin();
+    expect(u.ok("h1/a/stop")[0]).toEqual({ type: "final", key: "h1/a/stop", wave: 1 });
+  });
+
+  it("judgeHealth: running, the same pid and a passing probe is healthy; anything else says what was seen", () => {
+    const seen = (observed: Record<string, unknown>, outcome: "success" | "failure" = "success") => ({
+      outcome,
+      evidence: "ActiveState=active",
+      observed,
+    });
+    expect(judgeHealth({ pid: 10 }, seen({ status: "running", pid: 10, healthy: true }), 3_000)).toEqual({
+      status: "success",
+      evidence: "ActiveState=active",
+    });
+    expect(judgeHealth({ pid: 10 }, seen({ status: "stopped" }), 3_000)).toMatchObject({
+      status: "failed",
+      reason: "stopped 3000 ms after it started",
+    });
+    expect(judgeHealth({ pid: 10 }, seen({ status: "running", pid: 11 }), 3_000)).toMatchObject({
+      status: "failed",
+      reason: "restarted within 3000 ms of its start (pid 10, now 11)",
+    });
+    expect(judgeHealth({}, seen({ status: "running", pid: 11, healthy: false }), 3_000)).toMatchObject({
+      status: "failed",
+      reason: "health probe failing 3000 ms after it started",
+    });
+    expect(judgeHealth({ pid: 10 }, seen({ status: "running" }, "failure"), 3_000).status).toBe("unknown");
+    expect(judgeHealth({ pid: 10 }, { outcome: "success", evidence: "x" }, 3_000).status).toBe("unknown");
+    expect(judgeHealth({ pid: 10 }, undefined, 3_000)).toMatchObject({ status: "unknown" });
   });
 
   it("an unknown, repeated or late event changes nothing", () => {
