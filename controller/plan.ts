@@ -45,6 +45,12 @@ export const planSchema = z
          * same process, and its health probe passing (a status command); its slot stays taken meanwhile.
          */
         minHealthyTimeMs: z.number().int().nonnegative().default(0),
+        /**
+         * At most this many of a service's instances down at once by this rollout (stops and restarts in
+         * progress, stops done, restarts that failed); a step past it waits, or is cancelled when nothing can
+         * come back. Counts only this rollout's steps, not instances already down for other reasons.
+         */
+        maxUnavailable: z.number().int().positive().optional(),
         /** "approval": wait for `lifeline rollout approve` between waves. */
         pause: z.enum(["none", "approval"]).default("none"),
       })
@@ -266,7 +272,7 @@ export function buildPlan(plan: Plan, fleet: FleetHost[]): RolloutPlan {
 export function describePlan(plan: Plan, built: RolloutPlan): string {
   const lines = [
     `rollout "${built.name}": ${built.action} ${built.order.join(built.action === "stop" ? " ← " : " → ")} on ${built.hosts} hosts in ${built.waves.length} waves`,
-    `  waves of ${plan.waves.batchSize}, at most ${plan.waves.maxInFlight} in flight per service${plan.waves.maxInFlightTotal !== undefined ? `, ${plan.waves.maxInFlightTotal} in all` : ""}, soak ${plan.waves.soakMs} ms${plan.waves.pause === "approval" ? ", approval between waves" : ""}`,
+    `  waves of ${plan.waves.batchSize}, at most ${plan.waves.maxInFlight} in flight per service${plan.waves.maxInFlightTotal !== undefined ? `, ${plan.waves.maxInFlightTotal} in all` : ""}${plan.waves.maxUnavailable !== undefined ? `, at most ${plan.waves.maxUnavailable} of a service down` : ""}, soak ${plan.waves.soakMs} ms${plan.waves.minHealthyTimeMs > 0 ? `, healthy ${plan.waves.minHealthyTimeMs} ms after start` : ""}${plan.waves.pause === "approval" ? ", approval between waves" : ""}`,
     `  failure budget: ${plan.onFailure} after more than ${plan.failureBudget.maxFailures} failures${plan.failureBudget.maxFailurePercent !== undefined ? ` or ${plan.failureBudget.maxFailurePercent} %` : ""}; rollback: ${plan.onFailure === "rollback" ? "start-stopped" : plan.rollback}`,
     `  deadlines: delivery ${plan.deadlines.deliveryMs} ms, execution ${plan.deadlines.executionMs} ms`,
   ];

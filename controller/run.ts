@@ -268,6 +268,7 @@ export class RolloutRunner {
         opened: resume?.startedWaves ?? new Set(),
         ...(plan.retries ? { retries: plan.retries } : {}),
         minHealthyTimeMs: plan.waves.minHealthyTimeMs,
+        ...(plan.waves.maxUnavailable !== undefined ? { maxUnavailable: plan.waves.maxUnavailable } : {}),
       };
       const state = initialState(config);
       const planned = new Map<string, PlannedStep>();

@@ -39,6 +39,12 @@ export interface ScheduleConfig {
    * healthy, this long after (waves.minHealthyTimeMs): observed again, its slot taken meanwhile.
    */
   minHealthyTimeMs?: number;
+  /**
+   * At most this many of a service's instances down at once, by this rollout (waves.maxUnavailable, like a
+   * PodDisruptionBudget): a stop or restart in progress, a stop done, a restart that failed. A step that would go
+   * past it waits; when nothing of the service is still in progress (nothing can come back up), it is cancelled.
+   */
+  maxUnavailable?: number;
 }
 
 type WaveState = "blocked" | "awaiting_approval" | "running" | "done";
@@ -49,6 +55,7 @@ const HOLDS_SLOT = new Set<StepState>(["in_flight", "retry_wait", "verifying", "
 
 interface StepEntry {
   key: string;
+  action: string;
   host: string;
   service: string;
   wave: number;
@@ -129,6 +136,7 @@ export function initialState(config: ScheduleConfig): ScheduleState {
     for (const step of wave.steps) {
       steps.set(keyOf(step), {
         key: keyOf(step),
+        action: step.action,
         host: step.host,
         service: step.service,
         wave: wave.wave,
@@ -379,7 +387,9 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
         if (inWave >= config.maxInFlight || state.inFlight >= config.maxInFlightTotal) break;
         const step = state.steps.get(keyOf(planned));
         if (step?.state !== "waiting") continue;
-        const blocker = failedPredecessor(config, state, step);
+        const floor = availabilityFloor(config, state, step);
+        if (floor === "wait") continue;
+        const blocker = floor ?? failedPredecessor(config, state, step);
         if (blocker) {
           step.state = "cancelled";
           state.ended++;
@@ -422,6 +432,33 @@ function ready(config: ScheduleConfig, state: ScheduleState, wave: PlannedWave):
     if ((earlierOfSame || before.has(other.service)) && state.waves.get(other.wave) !== "done") return false;
   }
   return true;
+}
+
+/**
+ * Whether sending this step would take its service past maxUnavailable: "wait" while something of the service is
+ * still in progress (it may come back), the reason to cancel when nothing is, undefined when it may go.
+ */
+function availabilityFloor(
+  config: ScheduleConfig,
+  state: ScheduleState,
+  step: StepEntry,
+): "wait" | string | undefined {
+  const max = config.maxUnavailable;
+  if (max === undefined || step.action === "start") return undefined;
+  let down = 0;
+  let inProgress = 0;
+  for (const other of state.steps.values()) {
+    if (other.service !== step.service || other.action === "start") continue;
+    if (HOLDS_SLOT.has(other.state) && other.state !== "soaking") {
+      down++;
+      inProgress++;
+    } else if (other.state === "settled" || other.state === "soaking") {
+      if (other.action === "stop" ? other.succeeded : !other.succeeded) down++;
+    }
+  }
+  if (down < max) return undefined;
+  if (inProgress > 0) return "wait";
+  return `availability floor: ${down} of ${step.service}'s instances down by this rollout (maxUnavailable ${max})`;
 }
 
 /** On this step's host, a service it comes after whose step there did not succeed: the reason to cancel. */

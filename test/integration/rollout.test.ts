@@ -565,6 +565,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "step.completed:api",
       "step.completed:db",
     ]);
+    expect(await listed(env)).toEqual({ [startId]: "success", [stopId]: "success" });
     // Continuing what is not paused is refused, and said so.
     const again = await runLifeline(["rollout", "continue", stopId, ...signer], env);
     expect(again.code).toBe(1);
@@ -600,6 +601,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(readJournal(restTier?.journal as string).some((e) => e.lifeline.rollout_id === rolloutId)).toBe(
       false,
     );
+    expect(await listed(env)).toEqual({ [rolloutId]: "open" });
     const approved = await runLifeline(
       ["rollout", "approve", rolloutId, "--wave", "3", "--key", approverKey, "--key-id", "oncall"],
       env,
@@ -668,7 +670,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
   });
 
   it("minHealthyTime: a service that dies after passing its health check is a failed step, not a success", async () => {
-    const { rollout } = await fleet({ dyingWeb: true });
+    const { rollout, env } = await fleet({ dyingWeb: true });
     const start = await rollout("start", { waves: { minHealthyTimeMs: 3_000 } });
     expect(start.code, `${start.stderr}\n${JSON.stringify(start.json.steps, null, 1)}`).not.toBe(0);
     const [db, api, web] = start.json.steps;
@@ -682,8 +684,10 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(web?.reason).toMatch(
       /^started, then (stopped 3000 ms after it started|restarted within 3000 ms of its start)/,
     );
-    // Past the budget (0 failures): halted, with the reason.
+    // Past the budget (0 failures): halted, with the reason; so says rollout list.
     expect(start.json.status).toBe("halted");
+    const rolloutId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
+    expect(await listed(env)).toEqual({ [rolloutId]: "halted" });
   });
 
   it("gates wait for a signed approval, reject unsigned and untrusted ones; a controller killed mid-rollout resumes without repeating a command", async () => {
@@ -872,6 +876,14 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
   });
 });
+
+/** `lifeline rollout list --json`: each rollout's id and status (this fleet's topic prefix is in env). */
+async function listed(env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  const list = await runLifeline(["rollout", "list", "--json"], env);
+  expect(list.code, list.stderr).toBe(0);
+  const { rollouts } = JSON.parse(list.stdout) as { rollouts: Array<{ rolloutId: string; status: string }> };
+  return Object.fromEntries(rollouts.map((r) => [r.rolloutId, r.status]));
+}
 
 /** A rollout's controller events on the lifecycle topic, in order. */
 async function rolloutEvents(prefix: string, rolloutId: string) {

@@ -392,6 +392,53 @@ describe("rollout schedule (pure decisions)", () => {
     expect(judgeHealth({ pid: 10 }, undefined, 3_000)).toMatchObject({ status: "unknown" });
   });
 
+  it("availability floor: restarts past maxUnavailable wait; a failed restart keeps its instance down", () => {
+    const restart = (hosts: string[]): PlannedWave[] => [
+      {
+        phase: 1,
+        wave: 1,
+        service: "a",
+        gate: false,
+        steps: hosts.map((host) => ({ host, service: "a", action: "restart" as const })),
+      },
+    ];
+    const r = (host: string) => `${host}/a/restart`;
+    const s = drive(
+      config(restart(["h1", "h2", "h3"]), [], { maxUnavailable: 1, budget: { maxFailures: 5 } }),
+    );
+    expect(s.sends(s.begin())).toEqual([r("h1")]);
+    // h1 back up: the next one goes.
+    expect(s.sends(s.on({ type: "settled", key: r("h1"), success: true, counts: false }))).toEqual([r("h2")]);
+    // h2's restart failed: it stays down, nothing else is in progress, so h3 is cancelled with the reason.
+    const out = s.on({ type: "settled", key: r("h2"), success: false, counts: true });
+    expect(out).toContainEqual({
+      type: "cancel",
+      key: r("h3"),
+      wave: 1,
+      reason: "availability floor: 1 of a's instances down by this rollout (maxUnavailable 1)",
+    });
+    expect(out.at(-1)).toEqual({ type: "finished", status: "done" });
+  });
+
+  it("availability floor: a stop rollout stops at most maxUnavailable instances; starts are never held", () => {
+    const stopWave: PlannedWave[] = [
+      {
+        phase: 1,
+        wave: 1,
+        service: "a",
+        gate: false,
+        steps: ["h1", "h2", "h3"].map((host) => ({ host, service: "a", action: "stop" as const })),
+      },
+    ];
+    const s = drive(config(stopWave, [], { maxUnavailable: 2 }));
+    expect(s.sends(s.begin())).toEqual(["h1/a/stop", "h2/a/stop"]);
+    expect(s.sends(s.ok("h1/a/stop"))).toEqual([]); // h1 stopped, h2 in progress: 2 down, h3 waits
+    const out = s.ok("h2/a/stop");
+    expect(out.find((d) => d.type === "cancel")).toMatchObject({ key: "h3/a/stop" });
+    const starts = drive(config(waves(["a:h1,h2,h3"]), [], { maxUnavailable: 1 }));
+    expect(starts.sends(starts.begin())).toHaveLength(3);
+  });
+
   it("an unknown, repeated or late event changes nothing", () => {
     const s = drive(config(waves(["a:h1"]), []));
     s.begin();
