@@ -742,7 +742,7 @@ export class RolloutRunner {
         reason: absent,
         evidence: "not sent: presence read from the lifecycle topic",
       };
-      await this.recordStep(result, waveSpan, wave);
+      if (record) await this.recordStep(result, waveSpan, wave);
       return result;
     }
     const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {

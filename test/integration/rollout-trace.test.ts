@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { readSince } from "../../core/kafka/read-since.ts";
 import {
   agentWorkspace,
   fixture,
@@ -301,5 +302,13 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       ["ghost-host", "undeliverable", "no agent heartbeat in the last 60 s"],
       [ws.host, "success", "restarted: started"],
     ]);
+    // One final record per step, the undeliverable one included (once, not twice).
+    const finalHosts: string[] = [];
+    await readSince(testKafka(), `${ws.prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+      const event = JSON.parse(text);
+      if (event.lifeline?.rollout_id === incomplete.rolloutId && event.event?.action === "step.completed")
+        finalHosts.push(event.lifeline.step?.host);
+    });
+    expect(finalHosts.sort()).toEqual(["ghost-host", ws.host].sort());
   });
 });
