@@ -230,27 +230,13 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const startId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
     expect(groups.filter((g) => g.startsWith(`lifeline-controller-${rolloutId}`))).toEqual([]);
     expect(groups.filter((g) => g.startsWith(`lifeline-controller-${startId}`))).toEqual([]);
-    let timeline: { traceId?: string; entries: Array<{ host: string; action: string; traceId?: string }> } = {
-      entries: [],
-    };
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const read = await runLifeline([
-        "timeline",
-        "--rollout",
-        rolloutId,
-        "--namespace",
-        namespace,
-        "--json",
-      ]);
-      if (read.code === 0) timeline = JSON.parse(read.stdout);
-      if (
-        timeline.entries.some((e) => e.action === "rollout.completed") &&
-        timeline.entries.filter((e) => e.action === "step.completed").length === 3
-      )
-        break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    const timeline = await readTimeline(
+      rolloutId,
+      namespace,
+      (entries) =>
+        entries.some((e) => e.action === "rollout.completed") &&
+        entries.filter((e) => e.action === "step.completed").length === 3,
+    );
     expect(timeline.entries.every((e) => e.traceId === stop.json.traceId)).toBe(true);
     // Every step has exactly one final outcome in Elasticsearch, under the rollout's trace, with its evidence.
     const finals = (
@@ -647,21 +633,9 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     // One final record per step, the retried one included.
     expect(events.filter((e) => e.event.action === "step.completed")).toHaveLength(3);
     // The timeline (Elasticsearch) shows the retry and its backoff between the two attempts.
-    let entries: Array<{ action: string; host: string; reason?: string }> = [];
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const read = await runLifeline([
-        "timeline",
-        "--rollout",
-        rolloutId,
-        "--namespace",
-        namespace,
-        "--json",
-      ]);
-      if (read.code === 0) entries = JSON.parse(read.stdout).entries;
-      if (entries.some((e) => e.action === "rollout.completed")) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    const { entries } = await readTimeline(rolloutId, namespace, (read) =>
+      read.some((e) => e.action === "rollout.completed"),
+    );
     const actions = entries.map((e) => e.action);
     const retryAt = actions.indexOf("step.retry_scheduled");
     expect(retryAt).toBeGreaterThan(-1);
@@ -876,6 +850,35 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
   });
 });
+
+interface TimelineJson {
+  traceId?: string;
+  entries: Array<{
+    host: string;
+    action: string;
+    traceId?: string;
+    reason?: string;
+    stepStatus?: string;
+    evidence?: string;
+  }>;
+}
+
+/** `lifeline timeline --rollout <id> --json` from Elasticsearch, read again until `complete` says so (60 s). */
+async function readTimeline(
+  rolloutId: string,
+  namespace: string,
+  complete: (entries: TimelineJson["entries"]) => boolean,
+): Promise<TimelineJson> {
+  let timeline: TimelineJson = { entries: [] };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const read = await runLifeline(["timeline", "--rollout", rolloutId, "--namespace", namespace, "--json"]);
+    if (read.code === 0) timeline = JSON.parse(read.stdout);
+    if (complete(timeline.entries)) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return timeline;
+}
 
 /** `lifeline rollout list --json`: each rollout's id and status (this fleet's topic prefix is in env). */
 async function listed(env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
