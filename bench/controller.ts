@@ -5,7 +5,7 @@
  * each its own consumer group like a real agent, one command each, until every outcome is back. Baseline in the
  * same run for both: kafkajs alone doing the same round trips (one send per command, answered by the same
  * simulated fleet without signatures), no plan, no events, no spans.
- *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100)
+ *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100; BENCH_NODE_ARGS for the controller)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -25,6 +25,8 @@ import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 100);
+/** Extra node flags for the controller under test, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const simulator = fileURLToPath(new URL("./simulated-agents.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "bench-controller-"));
 const keys = generateSigningKeys();
@@ -80,6 +82,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
       "-o",
       timeFile,
       process.execPath,
+      ...NODE_ARGS,
       lifelineBin,
       "rollout",
       "--plan",

@@ -52,6 +52,7 @@ type StepState = "waiting" | "in_flight" | "retry_wait" | "verifying" | "soaking
 
 /** States in which a step takes one of its wave's maxInFlight slots (and one of maxInFlightTotal). */
 const HOLDS_SLOT = new Set<StepState>(["in_flight", "retry_wait", "verifying", "soaking"]);
+const ENDED = new Set<StepState>(["settled", "cancelled"]);
 
 interface StepEntry {
   key: string;
@@ -72,9 +73,36 @@ interface StepEntry {
   due?: boolean;
 }
 
+/**
+ * A wave's running counts, kept as its steps change state, so that each event costs what it touches rather than
+ * a pass over the whole plan (a 100,000-step rollout is 100,000 events).
+ */
+interface WaveRun {
+  planned: PlannedWave;
+  /** Position in the plan: waves are considered in plan order. */
+  index: number;
+  steps: StepEntry[];
+  /** Steps neither settled nor cancelled. */
+  open: number;
+  /** Steps holding a slot. */
+  holding: number;
+  /** Steps before it are past "waiting": where the next step to send is looked for. */
+  cursor: number;
+  /** Retries whose backoff is over, to send when there is no pause. */
+  due: StepEntry[];
+  /**
+   * The waves that must be done before this one begins: the service's previous wave, and the last wave of each
+   * service it comes after (a service's waves run in order, so its last done means all are).
+   */
+  waitsFor: number[];
+  /** The waves that wait for this one. */
+  unblocks: number[];
+}
+
 export interface ScheduleState {
   readonly waves: Map<number, WaveState>;
   readonly steps: Map<string, StepEntry>;
+  /** Steps holding a slot. */
   inFlight: number;
   failures: number;
   /** Settled or cancelled steps. */
@@ -85,6 +113,15 @@ export interface ScheduleState {
   finished: boolean;
   /** Approvals that arrived before their gate (undefined: the next gate). */
   early: Array<number | undefined>;
+  readonly runs: Map<number, WaveRun>;
+  /** Waves running now. */
+  readonly running: Set<number>;
+  /** Blocked waves to look at again: every wave at first, then those a finished wave unblocked. */
+  readonly candidates: Set<number>;
+  /** Per service (stops and restarts): instances down by this rollout, and those with a step in progress. */
+  readonly unavailable: Map<string, { down: number; inProgress: number }>;
+  /** The steps on one host of one service (`host\u0000service`). */
+  readonly byHostService: Map<string, StepEntry[]>;
 }
 
 export type ScheduleEvent =
@@ -131,10 +168,14 @@ export const keyOf = (step: { host: string; service: string; action: string }): 
 export function initialState(config: ScheduleConfig): ScheduleState {
   const waves = new Map<number, WaveState>();
   const steps = new Map<string, StepEntry>();
-  for (const wave of config.waves) {
+  const runs = new Map<number, WaveRun>();
+  const byHostService = new Map<string, StepEntry[]>();
+  const lastOf = new Map<string, number>();
+  for (const [index, wave] of config.waves.entries()) {
     waves.set(wave.wave, "blocked");
+    const entries: StepEntry[] = [];
     for (const step of wave.steps) {
-      steps.set(keyOf(step), {
+      const entry: StepEntry = {
         key: keyOf(step),
         action: step.action,
         host: step.host,
@@ -145,10 +186,100 @@ export function initialState(config: ScheduleConfig): ScheduleState {
         soakMs: wave.soakMs ?? config.soakMs,
         attempt: 1,
         verify: (config.minHealthyTimeMs ?? 0) > 0 && step.action !== "stop",
-      });
+      };
+      steps.set(entry.key, entry);
+      entries.push(entry);
+      const hostService = `${step.host}\u0000${step.service}`;
+      const list = byHostService.get(hostService);
+      if (list) list.push(entry);
+      else byHostService.set(hostService, [entry]);
     }
+    runs.set(wave.wave, {
+      planned: wave,
+      index,
+      steps: entries,
+      open: entries.length,
+      holding: 0,
+      cursor: 0,
+      due: [],
+      waitsFor: [],
+      unblocks: [],
+    });
   }
-  return { waves, steps, inFlight: 0, failures: 0, ended: 0, finished: false, early: [] };
+  // A service's waves in order of their numbers; each waits for the one before it.
+  const byService = new Map<string, number[]>();
+  for (const wave of [...config.waves].sort((a, b) => a.wave - b.wave)) {
+    const list = byService.get(wave.service) ?? [];
+    const previous = list.at(-1);
+    if (previous !== undefined) (runs.get(wave.wave) as WaveRun).waitsFor.push(previous);
+    list.push(wave.wave);
+    byService.set(wave.service, list);
+    lastOf.set(wave.service, wave.wave);
+  }
+  for (const wave of config.waves) {
+    const run = runs.get(wave.wave) as WaveRun;
+    for (const before of config.after.get(wave.service) ?? []) {
+      const last = lastOf.get(before);
+      if (last !== undefined && last !== wave.wave) run.waitsFor.push(last);
+    }
+    for (const waited of run.waitsFor) runs.get(waited)?.unblocks.push(wave.wave);
+  }
+  return {
+    waves,
+    steps,
+    inFlight: 0,
+    failures: 0,
+    ended: 0,
+    finished: false,
+    early: [],
+    runs,
+    running: new Set(),
+    candidates: new Set(config.waves.map((w) => w.wave)),
+    unavailable: new Map(),
+    byHostService,
+  };
+}
+
+/** What a step counts for its service's availability floor: down by this rollout, and still in progress. */
+function unavailability(step: StepEntry): { down: number; inProgress: number } {
+  if (step.action === "start") return { down: 0, inProgress: 0 };
+  if (HOLDS_SLOT.has(step.state) && step.state !== "soaking") return { down: 1, inProgress: 1 };
+  if (step.state === "settled" || step.state === "soaking") {
+    const down = step.action === "stop" ? step.succeeded : !step.succeeded;
+    return { down: down ? 1 : 0, inProgress: 0 };
+  }
+  return { down: 0, inProgress: 0 };
+}
+
+/** Every change of a step's state goes through here: the wave's, the rollout's and the service's counts follow. */
+function transition(state: ScheduleState, step: StepEntry, next: StepState, succeeded?: boolean): void {
+  const run = state.runs.get(step.wave) as WaveRun;
+  const before = unavailability(step);
+  if (HOLDS_SLOT.has(step.state)) {
+    run.holding--;
+    state.inFlight--;
+  }
+  if (ENDED.has(step.state)) {
+    run.open++;
+    state.ended--;
+  }
+  step.state = next;
+  if (succeeded !== undefined) step.succeeded = succeeded;
+  if (HOLDS_SLOT.has(next)) {
+    run.holding++;
+    state.inFlight++;
+  }
+  if (ENDED.has(next)) {
+    run.open--;
+    state.ended++;
+  }
+  const after = unavailability(step);
+  if (before.down !== after.down || before.inProgress !== after.inProgress) {
+    const counts = state.unavailable.get(step.service) ?? { down: 0, inProgress: 0 };
+    counts.down += after.down - before.down;
+    counts.inProgress += after.inProgress - before.inProgress;
+    state.unavailable.set(step.service, counts);
+  }
 }
 
 /**
@@ -177,7 +308,6 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
     case "settled": {
       const step = state.steps.get(event.key);
       if (!step || (step.state !== "in_flight" && step.state !== "waiting")) return [];
-      if (step.state === "in_flight") state.inFlight--;
       const retries = config.retries;
       if (
         !event.success &&
@@ -188,8 +318,7 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
         !state.halted
       ) {
         // Tried again: the slot stays taken, nothing counts yet.
-        step.state = "retry_wait";
-        state.inFlight++;
+        transition(state, step, "retry_wait");
         step.attempt++;
         decisions.push({
           type: "retry",
@@ -202,8 +331,7 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
       }
       if (event.success && step.verify) {
         // Not a success yet: the service must still be up, the same process and healthy after minHealthyTimeMs.
-        step.state = "verifying";
-        state.inFlight++;
+        transition(state, step, "verifying");
         decisions.push({
           type: "verify",
           key: step.key,
@@ -218,7 +346,6 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
     case "verified": {
       const step = state.steps.get(event.key);
       if (step?.state !== "verifying") return [];
-      state.inFlight--;
       conclude(config, state, step, event.success, event.counts, decisions);
       break;
     }
@@ -226,14 +353,13 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
       const step = state.steps.get(event.key);
       if (step?.state !== "retry_wait") return [];
       step.due = true; // sent by advance() below, unless paused (then on continue)
+      state.runs.get(step.wave)?.due.push(step);
       break;
     }
     case "soaked": {
       const step = state.steps.get(event.key);
       if (step?.state !== "soaking") return [];
-      step.state = "settled";
-      state.inFlight--;
-      state.ended++;
+      transition(state, step, "settled");
       break;
     }
     case "approved": {
@@ -246,8 +372,8 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
         state.early.push(event.wave);
         return [];
       }
-      state.waves.set(wave, "running");
-      decisions.push({ type: "gate_opened", wave, approvedFor: event.wave }, { type: "begin_wave", wave });
+      decisions.push({ type: "gate_opened", wave, approvedFor: event.wave });
+      begin(state, wave, decisions);
       break;
     }
     case "pause":
@@ -280,15 +406,12 @@ function conclude(
   counts: boolean,
   decisions: Decision[],
 ): void {
-  step.succeeded = success;
   decisions.push({ type: "final", key: step.key, wave: step.wave });
   if (step.soakMs > 0 && !state.aborted && !state.halted) {
-    step.state = "soaking";
-    state.inFlight++;
+    transition(state, step, "soaking", success);
     decisions.push({ type: "soak", key: step.key, ms: step.soakMs });
   } else {
-    step.state = "settled";
-    state.ended++;
+    transition(state, step, "settled", success);
   }
   if (counts) countFailure(config, state, decisions);
 }
@@ -320,41 +443,56 @@ function cancelWaiting(config: ScheduleConfig, state: ScheduleState, reason: str
     for (const planned of wave.steps) {
       const step = state.steps.get(keyOf(planned));
       if (step?.state === "retry_wait") {
-        step.state = "settled";
-        state.inFlight--;
-        state.ended++;
+        transition(state, step, "settled");
         state.failures++;
         out.push({ type: "final", key: step.key, wave: wave.wave });
         continue;
       }
       if (step?.state !== "waiting") continue;
-      step.state = "cancelled";
-      state.ended++;
+      transition(state, step, "cancelled");
       out.push({ type: "cancel", key: step.key, wave: wave.wave, reason });
     }
   }
 }
 
-function waveEnded(state: ScheduleState, wave: PlannedWave): boolean {
-  return wave.steps.every((s) => {
-    const st = state.steps.get(keyOf(s))?.state;
-    return st === "settled" || st === "cancelled";
-  });
+/** The running waves in plan order (a handful: one per service at most). */
+function runningInOrder(state: ScheduleState): WaveRun[] {
+  return [...state.running].map((wave) => state.runs.get(wave) as WaveRun).sort((a, b) => a.index - b.index);
+}
+
+/** A running wave whose steps all ended is done, and the waves waiting for it are looked at again. */
+function closeEnded(state: ScheduleState, out: Decision[]): boolean {
+  let closed = false;
+  for (const run of runningInOrder(state)) {
+    if (run.open > 0) continue;
+    state.waves.set(run.planned.wave, "done");
+    state.running.delete(run.planned.wave);
+    for (const next of run.unblocks) state.candidates.add(next);
+    out.push({ type: "wave_done", wave: run.planned.wave });
+    closed = true;
+  }
+  return closed;
+}
+
+function begin(state: ScheduleState, wave: number, out: Decision[]): void {
+  state.waves.set(wave, "running");
+  state.running.add(wave);
+  out.push({ type: "begin_wave", wave });
 }
 
 /** Begins what may begin, sends what has room, closes waves that ended, finishes when nothing is left. */
 function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]): void {
   const stopped = state.halted ?? state.aborted;
-  for (const wave of config.waves) {
-    const current = state.waves.get(wave.wave);
-    if (current === "running" && waveEnded(state, wave)) {
-      state.waves.set(wave.wave, "done");
-      out.push({ type: "wave_done", wave: wave.wave });
-    }
-  }
+  closeEnded(state, out);
   if (!stopped) {
-    for (const wave of config.waves) {
-      if (state.waves.get(wave.wave) !== "blocked" || !ready(config, state, wave)) continue;
+    const candidates = [...state.candidates]
+      .map((wave) => state.runs.get(wave) as WaveRun)
+      .sort((a, b) => a.index - b.index);
+    for (const run of candidates) {
+      const wave = run.planned;
+      state.candidates.delete(wave.wave);
+      // Not ready: a wave it waits for is not done, and that wave's end puts it back among the candidates.
+      if (state.waves.get(wave.wave) !== "blocked" || !ready(state, run)) continue;
       if (wave.gate && !config.opened?.has(wave.wave)) {
         const early = state.early.findIndex((w) => w === undefined || w === wave.wave);
         if (early < 0) {
@@ -365,51 +503,43 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
         const [approvedFor] = state.early.splice(early, 1);
         out.push({ type: "gate_opened", wave: wave.wave, approvedFor });
       }
-      state.waves.set(wave.wave, "running");
-      out.push({ type: "begin_wave", wave: wave.wave });
+      begin(state, wave.wave, out);
     }
   }
   if (!stopped && !state.paused) {
-    for (const wave of config.waves) {
-      if (state.waves.get(wave.wave) !== "running") continue;
-      let inWave = 0;
-      for (const planned of wave.steps) {
-        const step = state.steps.get(keyOf(planned));
-        if (step && HOLDS_SLOT.has(step.state)) inWave++;
-        // A retry keeps its slot (counted in inFlight already): sent when due.
-        if (step?.state === "retry_wait" && step.due) {
-          step.state = "in_flight";
-          step.due = false;
-          out.push({ type: "send", key: step.key, wave: wave.wave, attempt: step.attempt });
-        }
+    for (const run of runningInOrder(state)) {
+      // A retry keeps its slot (counted already): sent when due.
+      for (const step of run.due.splice(0)) {
+        if (step.state !== "retry_wait" || !step.due) continue;
+        step.due = false;
+        transition(state, step, "in_flight");
+        out.push({ type: "send", key: step.key, wave: run.planned.wave, attempt: step.attempt });
       }
-      for (const planned of wave.steps) {
-        if (inWave >= config.maxInFlight || state.inFlight >= config.maxInFlightTotal) break;
-        const step = state.steps.get(keyOf(planned));
-        if (step?.state !== "waiting") continue;
-        const floor = availabilityFloor(config, state, step);
-        if (floor === "wait") continue;
-        const blocker = floor ?? failedPredecessor(config, state, step);
-        if (blocker) {
-          step.state = "cancelled";
-          state.ended++;
-          out.push({ type: "cancel", key: step.key, wave: wave.wave, reason: blocker });
+      while (run.cursor < run.steps.length) {
+        if (run.holding >= config.maxInFlight || state.inFlight >= config.maxInFlightTotal) break;
+        const step = run.steps[run.cursor] as StepEntry;
+        if (step.state !== "waiting") {
+          run.cursor++;
           continue;
         }
-        step.state = "in_flight";
-        state.inFlight++;
-        inWave++;
-        out.push({ type: "send", key: step.key, wave: wave.wave, attempt: 1 });
+        // Every step of a wave is the same service and action: one that must wait holds back the rest.
+        const floor = availabilityFloor(config, state, step);
+        if (floor === "wait") break;
+        run.cursor++;
+        const blocker = floor ?? failedPredecessor(config, state, step);
+        if (blocker) {
+          transition(state, step, "cancelled");
+          out.push({ type: "cancel", key: step.key, wave: run.planned.wave, reason: blocker });
+          continue;
+        }
+        transition(state, step, "in_flight");
+        out.push({ type: "send", key: step.key, wave: run.planned.wave, attempt: 1 });
       }
     }
-    // A wave whose steps were all cancelled for their predecessors ended here.
-    for (const wave of config.waves) {
-      if (state.waves.get(wave.wave) === "running" && waveEnded(state, wave)) {
-        state.waves.set(wave.wave, "done");
-        out.push({ type: "wave_done", wave: wave.wave });
-        advance(config, state, out);
-        return;
-      }
+    // A wave whose steps were all cancelled for their predecessors ended here, and may unblock others.
+    if (closeEnded(state, out)) {
+      advance(config, state, out);
+      return;
     }
   }
   if (state.ended === state.steps.size && state.inFlight === 0) {
@@ -424,14 +554,8 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
 }
 
 /** A wave may begin once its service's earlier waves and every wave of the services it comes after are done. */
-function ready(config: ScheduleConfig, state: ScheduleState, wave: PlannedWave): boolean {
-  const before = new Set(config.after.get(wave.service) ?? []);
-  for (const other of config.waves) {
-    if (other.wave === wave.wave) continue;
-    const earlierOfSame = other.service === wave.service && other.wave < wave.wave;
-    if ((earlierOfSame || before.has(other.service)) && state.waves.get(other.wave) !== "done") return false;
-  }
-  return true;
+function ready(state: ScheduleState, run: WaveRun): boolean {
+  return run.waitsFor.every((wave) => state.waves.get(wave) === "done");
 }
 
 /**
@@ -445,17 +569,7 @@ function availabilityFloor(
 ): "wait" | string | undefined {
   const max = config.maxUnavailable;
   if (max === undefined || step.action === "start") return undefined;
-  let down = 0;
-  let inProgress = 0;
-  for (const other of state.steps.values()) {
-    if (other.service !== step.service || other.action === "start") continue;
-    if (HOLDS_SLOT.has(other.state) && other.state !== "soaking") {
-      down++;
-      inProgress++;
-    } else if (other.state === "settled" || other.state === "soaking") {
-      if (other.action === "stop" ? other.succeeded : !other.succeeded) down++;
-    }
-  }
+  const { down, inProgress } = state.unavailable.get(step.service) ?? { down: 0, inProgress: 0 };
   if (down < max) return undefined;
   if (inProgress > 0) return "wait";
   return `availability floor: ${down} of ${step.service}'s instances down by this rollout (maxUnavailable ${max})`;
@@ -468,8 +582,7 @@ function failedPredecessor(
   step: StepEntry,
 ): string | undefined {
   for (const service of config.after.get(step.service) ?? []) {
-    for (const other of state.steps.values()) {
-      if (other.host !== step.host || other.service !== service) continue;
+    for (const other of state.byHostService.get(`${step.host}\u0000${service}`) ?? []) {
       if (!other.succeeded)
         return `${service} on ${step.host} did not succeed (${other.state === "cancelled" ? "cancelled" : "not verified"}), and ${step.service} comes after it`;
     }
