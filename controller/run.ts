@@ -1,7 +1,8 @@
-import { createPublicKey, randomUUID } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
 import { deleteRunGroup } from "../core/kafka/groups.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
 import type {
@@ -168,10 +169,14 @@ export class RolloutRunner {
   private readonly logger: Logger;
   private readonly topicPrefix: string;
   private readonly signer: { keyId: string; privateKeyPem: string };
+  /** Parsed once: parsing the PEM for every command cost more than signing it. */
+  private readonly signingKey: KeyObject;
   private readonly progress: (line: string) => void;
   private readonly undeliverable: Map<string, string>;
   private readonly onStep: ((progress: StepProgress) => void) | undefined;
   private producer: Producer | undefined;
+  private lifecycle: CoalescingSender | undefined;
+  private control: CoalescingSender | undefined;
   private consumer: Consumer | undefined;
   private groupId: string | undefined;
   /** The first verified outcome of each command this controller sent (core/outcome.ts outcomeFrom). */
@@ -216,6 +221,7 @@ export class RolloutRunner {
     this.logger = options.logger;
     this.topicPrefix = options.topicPrefix;
     this.signer = options.signer;
+    this.signingKey = createPrivateKey(options.signer.privateKeyPem);
     this.progress = options.progress;
   }
 
@@ -228,6 +234,9 @@ export class RolloutRunner {
     });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
+    // Concurrent steps' events and commands share requests; each step still awaits its own acknowledgement.
+    this.lifecycle = new CoalescingSender(this.producer, `${this.topicPrefix}.lifecycle`);
+    this.control = new CoalescingSender(this.producer, `${this.topicPrefix}.control`);
     if (resume?.aborted)
       this.abortedBy = {
         rolloutId: this.rolloutId,
@@ -683,17 +692,11 @@ export class RolloutRunner {
   }
 
   private async publishCommand(step: PlannedStep, signed: SignedCommand): Promise<void> {
-    await this.producer?.send({
-      topic: `${this.topicPrefix}.control`,
-      acks: -1,
-      // Keyed by host and service: one service's commands on one host stay in order.
-      messages: [
-        {
-          key: `${step.host}/${step.service}`,
-          value: JSON.stringify(signed),
-          ...(signed.command.traceparent ? { headers: { traceparent: signed.command.traceparent } } : {}),
-        },
-      ],
+    // Keyed by host and service: one service's commands on one host stay in order.
+    await this.control?.send({
+      key: `${step.host}/${step.service}`,
+      value: JSON.stringify(signed),
+      ...(signed.command.traceparent ? { headers: { traceparent: signed.command.traceparent } } : {}),
     });
   }
 
@@ -782,7 +785,7 @@ export class RolloutRunner {
       rolloutId: this.rolloutId,
       traceparent: span.traceparent,
     };
-    const signed = signCommand(command, this.signer.keyId, this.signer.privateKeyPem);
+    const signed = signCommand(command, this.signer.keyId, this.signingKey);
     this.addressed.set(command.id, step.host);
     const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
     // Recorded before it is published: a controller killed in between resumes by sending this same command.
@@ -914,11 +917,7 @@ export class RolloutRunner {
         ...fields.extra,
       },
     });
-    await this.producer?.send({
-      topic: `${this.topicPrefix}.lifecycle`,
-      acks: -1,
-      messages: [{ key: this.rolloutId, value, headers: { traceparent: span.traceparent } }],
-    });
+    await this.lifecycle?.send({ key: this.rolloutId, value, headers: { traceparent: span.traceparent } });
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }
 }
