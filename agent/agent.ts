@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
 import type { Command } from "../core/commands.ts";
 import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
-import type { KafkaConsumer as Consumer, KafkaPort as Kafka } from "../core/kafka/port.ts";
+import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
@@ -11,6 +11,7 @@ import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../co
 import { parseTraceparent } from "../core/trace-context.ts";
 import { CommandLog, type CommandRecord } from "./command-log.ts";
 import type { AgentConfig, HookConfig, ServiceConfig } from "./config.ts";
+import { ControlFeed } from "./control-feed.ts";
 import type { ServiceDriver } from "./drivers/driver.ts";
 import { ProcessDriver } from "./drivers/process.ts";
 import { win32Scm } from "./drivers/scm-win32.ts";
@@ -128,7 +129,7 @@ export class Agent implements Component {
   private lifecycle: Journal | undefined;
   private commands: CommandLog | undefined;
   private verifier: CommandVerifier | undefined;
-  private consumer: Consumer | undefined;
+  private feed: ControlFeed | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private sequence = 0;
   /** Interrupted stops being watched until their service is down. */
@@ -155,20 +156,20 @@ export class Agent implements Component {
     this.commands = commands;
     this.verifier = new CommandVerifier(this.config, (id) => commands.has(id));
     await this.reportInterrupted(commands.unfinished());
-    // A short session: after an agent restart its old membership expires quickly and commands flow again.
-    this.consumer = this.kafka.consumer({
-      groupId: `lifeline-agent-${this.config.host.name}`,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 3_000,
+    // The host's partition of the control topic, read without a consumer group (agent/control-feed.ts). "started"
+    // means one fetch from the resolved position completed, so a command sent right after is seen.
+    this.feed = new ControlFeed({
+      reader: this.kafka.partitionReader(),
+      topic: `${this.config.topicPrefix}.control`,
+      host: this.config.host.name,
+      stateDir: this.config.stateDir,
+      logger: this.logger,
+      onMessage: (message) => {
+        this.metrics?.controlRecordsRead.inc();
+        this.onMessage(message.value);
+      },
     });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: `${this.config.topicPrefix}.control`, fromBeginning: false });
-    // A new group starts at the topic's end; "started" must mean that end is resolved, so that a command sent
-    // right after is seen. The first completed fetch proves it.
-    const consumer = this.consumer;
-    const fetching = consumer.firstFetch();
-    await consumer.run({ eachMessage: async ({ message }) => this.onMessage(message.value) });
-    await fetching;
+    await this.feed.start();
     this.emit("agent.started", "success", {}, { message: `agent on ${this.config.host.name}` });
     await this.openKeepers();
     this.started = true;
@@ -182,7 +183,7 @@ export class Agent implements Component {
     for (const keeper of this.keepers.values()) keeper.close();
     for (const timer of this.drains) clearInterval(timer);
     this.drains.clear();
-    await this.consumer?.disconnect().catch(() => {});
+    await this.feed?.stop().catch(() => {});
     await Promise.all(this.queues.values());
     if (this.lifecycle) this.emit("agent.stopped", "success", {});
     this.lifecycle?.close();
@@ -262,7 +263,14 @@ export class Agent implements Component {
 
   /** Health for /health: started, and what each kept service is doing. */
   health(): { healthy: boolean; details: Record<string, unknown> } {
-    return { healthy: this.started, details: { host: this.config.host.name, services: this.supervision() } };
+    return {
+      healthy: this.started,
+      details: {
+        host: this.config.host.name,
+        control: this.feed?.report(),
+        services: this.supervision(),
+      },
+    };
   }
 
   private supervision(): Record<string, unknown> {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
+import { controlMessages } from "../core/control-plane.ts";
 import { runInstall } from "../core/install.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -18,13 +19,18 @@ export const agentHelp = `Usage: lifeline agent --config FILE
        lifeline agent install --config FILE [--out DIR] [--platform linux|windows] [--install] (--help for more)
        lifeline agent sign --key FILE --key-id ID --action stop|start|restart|status --service NAME
                            (--host NAME | --group NAME) [--ttl-seconds 60] [--grace-ms N] [--traceparent TP]
+                           [--publish [--topic-prefix P]]
 
 Runs signed stop/start/restart/status commands from <prefix>.control on the services this host's config declares,
 and writes every step to the lifecycle journal (the shipper ships it). Nothing else can be run through it.
 
   keygen   writes an Ed25519 key pair (signing.key, signing.pub) for the controller; put the .pub in agent configs
            (publicKey, or publicKeyFile); an existing key is kept: --force replaces it, --if-missing exits 0
-  sign     prints a signed command as JSON (one line), e.g. to publish by hand
+  sign     prints a signed command as JSON (one line); --publish also sends it to <prefix>.control (prefix:
+           --topic-prefix, else LIFELINE_TOPIC_PREFIX, else "lifeline"; Kafka from LIFELINE_KAFKA_BROKERS or
+           the local servers) on the partitions of the hosts it names, or on every partition for a group, as
+           the controller does. By hand, a host's command goes to the partition murmur2(host) % partitions
+           (kcat: -k HOST -X topic.partitioner=murmur2_random), a group's to every partition.
   install  makes an installed copy (build, production dependencies, Node) with a systemd unit (KillMode=process,
            so services survive an agent restart) or, for Windows, a self-contained folder with a WinSW service
 
@@ -36,7 +42,7 @@ Options:
 export async function runAgent(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "keygen") return keygen(rest);
-  if (sub === "sign") return signCli(rest);
+  if (sub === "sign") return await signCli(rest);
   if (sub === "install") return runInstall("agent", rest, (file) => loadAgentConfig(file));
   const { values } = parseArgs({
     args: argv,
@@ -127,7 +133,7 @@ function keygen(argv: string[]): number {
   return 0;
 }
 
-function signCli(argv: string[]): number {
+async function signCli(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -140,6 +146,8 @@ function signCli(argv: string[]): number {
       "ttl-seconds": { type: "string", default: "60" },
       "grace-ms": { type: "string" },
       traceparent: { type: "string" },
+      publish: { type: "boolean", default: false },
+      "topic-prefix": { type: "string" },
     },
   });
   if (
@@ -169,8 +177,30 @@ function signCli(argv: string[]): number {
     issuer: `cli:${process.env.USER ?? "unknown"}`,
     ...(values.traceparent ? { traceparent: values.traceparent } : {}),
   };
-  process.stdout.write(
-    `${JSON.stringify(signCommand(command, values["key-id"], readFileSync(values.key, "utf8")))}\n`,
+  const signed = signCommand(command, values["key-id"], readFileSync(values.key, "utf8"));
+  process.stdout.write(`${JSON.stringify(signed)}\n`);
+  if (!values.publish) return 0;
+  const topic = `${values["topic-prefix"] ?? process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"}.control`;
+  const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-agent-sign" });
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
+  await admin.disconnect();
+  if (partitions === 0) {
+    process.stderr.write(`cannot publish: topic ${topic} has no partitions (does it exist?)\n`);
+    return 1;
+  }
+  const messages = controlMessages(
+    signed,
+    partitions,
+    command.traceparent ? { traceparent: command.traceparent } : undefined,
+  );
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages });
+  await producer.disconnect();
+  process.stderr.write(
+    `published ${command.id} to ${topic}, partition${messages.length > 1 ? "s" : ""} ${messages.map((m) => m.partition).join(", ")}\n`,
   );
   return 0;
 }

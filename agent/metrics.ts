@@ -36,6 +36,11 @@ export function createAgentMetrics() {
       labelNames: ["action", "outcome"] as const,
       registers: [registry],
     }),
+    controlRecordsRead: new Counter({
+      name: "lifeline_agent_control_records_read_total",
+      help: "Records read from this host's partition of the control topic (its own commands and those of the hosts sharing the partition)",
+      registers: [registry],
+    }),
     restarts: (service: string) => restartsTotal.inc({ service }),
     up: (service: string, isUp: boolean) => up.set({ service }, isUp ? 1 : 0),
   };

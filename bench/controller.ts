@@ -5,7 +5,9 @@
  * each its own consumer group like a real agent, one command each, until every outcome is back. Baseline in the
  * same run for both: kafkajs alone doing the same round trips (one send per command, answered by the same
  * simulated fleet without signatures), no plan, no events, no spans.
- *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100; BENCH_NODE_ARGS for the controller)
+ * (3) A simulated fleet of 100,000 hosts, the same way as (1), with the control records its agents read.
+ *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100, BENCH_FLEET=100000; BENCH_NODE_ARGS for
+ *                                    the controller)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -25,6 +27,12 @@ import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 100);
+/** The simulated fleet's size (0: skip it). */
+const FLEET = Number(process.env.BENCH_FLEET ?? 100_000);
+/** Above this many hosts the kafkajs baseline is not run (it takes as long again). */
+const BASELINE_MAX = Number(process.env.BENCH_BASELINE_MAX ?? 10_000);
+/** The control topic sized to the fleet, as controller/README.md advises: about 100 hosts per partition. */
+const controlPartitionsFor = (hosts: number) => Math.min(1_000, Math.max(6, Math.ceil(hosts / 100)));
 /** Extra node flags for the controller under test, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const simulator = fileURLToPath(new URL("./simulated-agents.ts", import.meta.url));
@@ -33,7 +41,12 @@ const keys = generateSigningKeys();
 writeFileSync(join(dir, "controller.key"), keys.privateKeyPem);
 writeFileSync(join(dir, "controller.pub"), keys.publicKeyPem);
 
-async function startFleet(prefix: string, hosts: number, mode: string): Promise<ChildProcess> {
+interface Fleet {
+  child: ChildProcess;
+  output: string;
+}
+
+async function startFleet(prefix: string, hosts: number, mode: string): Promise<Fleet> {
   const child = spawn(process.execPath, [simulator], {
     env: {
       ...process.env,
@@ -45,17 +58,24 @@ async function startFleet(prefix: string, hosts: number, mode: string): Promise<
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const fleet: Fleet = { child, output: "" };
   await new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
+    child.stdout?.on("data", (chunk: Buffer) => {
+      fleet.output += chunk.toString();
+      if (fleet.output.includes("ready")) resolve();
+    });
     child.once("exit", (code) => reject(new Error(`simulated fleet exited (${code})`)));
   });
-  return child;
+  return fleet;
 }
 
-async function stopFleet(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
+/** Stops the fleet; the control records its agents read (partitioned and per-host modes). */
+async function stopFleet(fleet: Fleet): Promise<number | undefined> {
+  const exited = new Promise((resolve) => fleet.child.once("exit", resolve));
+  fleet.child.kill("SIGTERM");
   await exited;
+  const read = /records-read (\d+)/.exec(fleet.output)?.[1];
+  return read === undefined ? undefined : Number(read);
 }
 
 /** The real CLI under GNU time: wall seconds, CPU seconds, peak RSS. */
@@ -184,17 +204,30 @@ async function main() {
   if (!process.env.LIFELINE_KAFKA_BROKERS) await servicesUp(localServicesSettings(), process.env, () => {});
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-controller" });
   const rows: BenchRow[] = [];
-  for (const [hosts, mode, label] of [
-    [HOSTS, "shared", `plan + dispatch, ${HOSTS} hosts`],
+  const scenarios: Array<[number, string, string]> = [
+    [HOSTS, "partitioned", `plan + dispatch, ${HOSTS} hosts`],
     [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
-  ] as const) {
+  ];
+  if (FLEET > 0) scenarios.push([FLEET, "partitioned", `simulated fleet, ${FLEET} hosts`]);
+  for (const [hosts, mode, label] of scenarios) {
     const prefix = uniqueName("bench-controller");
-    await ensureTopics(kafka, [`${prefix}.control`, `${prefix}.lifecycle`, `${prefix}.replies`]);
-    process.stderr.write(`${label}: starting the simulated fleet (${mode})...\n`);
+    const partitions = controlPartitionsFor(hosts);
+    await ensureTopics(kafka, [`${prefix}.lifecycle`, `${prefix}.replies`]);
+    await ensureTopics(kafka, [`${prefix}.control`], partitions);
+    process.stderr.write(
+      `${label}: starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
+    );
     const fleet = await startFleet(prefix, hosts, mode);
     process.stderr.write(`${label}: lifeline rollout...\n`);
-    rows.push(await rollout(prefix, hosts, label));
-    await stopFleet(fleet);
+    const row = await rollout(prefix, hosts, label);
+    const read = await stopFleet(fleet);
+    rows.push({
+      ...row,
+      "control partitions": partitions,
+      "records read by agents": read ?? 0,
+      "if each read all": hosts * hosts,
+    });
+    if (hosts > BASELINE_MAX) continue;
     const rawPrefix = uniqueName("bench-controller-raw");
     await ensureTopics(kafka, [`${rawPrefix}.control`, `${rawPrefix}.lifecycle`, `${rawPrefix}.replies`]);
     const raw = await startFleet(rawPrefix, hosts, mode === "per-host" ? "raw-per-host" : "raw");
@@ -204,7 +237,7 @@ async function main() {
   }
   printTable(rows);
   console.error(
-    `results: ${writeResults("controller", rows, { hosts: HOSTS, agents: AGENTS, simulated: true })}`,
+    `results: ${writeResults("controller", rows, { hosts: HOSTS, agents: AGENTS, fleet: FLEET, simulated: true })}`,
   );
 }
 

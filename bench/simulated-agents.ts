@@ -1,16 +1,22 @@
 /**
  * A simulated fleet for bench/controller.ts, in one process: for each host, a heartbeat on the lifecycle topic at
- * start; then every command on the control topic is verified (Ed25519, as an agent does) and answered with
- * `command.completed`. `SIM_MODE=per-host` gives every host its own consumer group, as real agents have;
- * `shared` reads with one group; `raw` answers without verifying (the kafkajs-only baseline).
- * Prints "ready" once every consumer fetches.
+ * start; then every command for a simulated host is verified (Ed25519, as an agent does) and answered with
+ * `command.completed`.
+ * - `per-host`: every host reads its partition of the control topic with a group-less reader of its own (its own
+ *   connection), as a real agent does (agent/control-feed.ts); records read are counted as they are read.
+ * - `partitioned`: one group-less reader per partition stands in for all the hosts that share it; records read by
+ *   agents are counted as each partition's records times its hosts (what their agents would each read).
+ * - `raw`, `raw-per-host`: answer without verifying, reading with kafkajs consumer groups (the kafkajs-only
+ *   baseline: one group, or one per host).
+ * Prints "ready" once every reader fetched once; on SIGTERM prints "records-read <n>" and exits.
  */
 import { createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { canonicalJson } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
+import { controlPartition } from "../core/control-plane.ts";
 import { createKafka } from "../core/kafka/client.ts";
-import type { KafkaConsumer as Consumer, KafkaPort as Kafka } from "../core/kafka/port.ts";
+import type { KafkaConsumer as Consumer, KafkaPort as Kafka, PartitionReader } from "../core/kafka/port.ts";
 
 const prefix = process.env.SIM_PREFIX as string;
 const hosts = Array.from(
@@ -92,12 +98,74 @@ async function consume(groupId: string, onlyFor?: string): Promise<Consumer> {
   return consumer;
 }
 
-const consumers = mode.endsWith("per-host")
-  ? await Promise.all(hosts.map((host) => consume(`${prefix}-agent-${host}`, host)))
-  : [await consume(`${prefix}-simulated-agents`)];
+let recordsRead = 0;
+let running = true;
+const loops: Array<Promise<void>> = [];
+
+/** Reads one partition without a group from its end; each record counts once per host in `readers`. */
+async function readPartition(
+  reader: PartitionReader,
+  partition: number,
+  readers: number,
+  onlyFor?: string,
+): Promise<void> {
+  const topic = `${prefix}.control`;
+  let offset = await reader.offset(topic, partition, "latest");
+  const first = await reader.fetch({ topic, partition, offset, maxWaitMs: 10 });
+  offset = first.messages.at(-1) ? String(BigInt(first.messages.at(-1)?.offset ?? 0) + 1n) : offset;
+  loops.push(
+    (async () => {
+      while (running) {
+        const { messages } = await reader.fetch({ topic, partition, offset, maxWaitMs: 500 });
+        recordsRead += messages.length * readers;
+        if (messages.length === 0) continue;
+        offset = String(BigInt(messages.at(-1)?.offset ?? 0) + 1n);
+        await answer(messages, onlyFor);
+      }
+    })(),
+  );
+}
+
+const control = `${prefix}.control`;
+const admin = kafka.admin();
+await admin.connect();
+const partitions = (await admin.fetchTopicMetadata({ topics: [control] })).topics[0]?.partitions.length ?? 0;
+await admin.disconnect();
+const consumers: Consumer[] = [];
+const readers: PartitionReader[] = [];
+if (mode === "per-host") {
+  await Promise.all(
+    hosts.map(async (host) => {
+      const reader = kafka.partitionReader();
+      readers.push(reader);
+      await readPartition(reader, controlPartition(host, partitions), 1, host);
+    }),
+  );
+} else if (mode === "partitioned") {
+  const hostsIn = new Array<number>(partitions).fill(0);
+  for (const host of hosts)
+    hostsIn[controlPartition(host, partitions)] = (hostsIn[controlPartition(host, partitions)] ?? 0) + 1;
+  await Promise.all(
+    hostsIn.map(async (count, partition) => {
+      const reader = kafka.partitionReader();
+      readers.push(reader);
+      await readPartition(reader, partition, count);
+    }),
+  );
+} else {
+  consumers.push(
+    ...(mode.endsWith("per-host")
+      ? await Promise.all(hosts.map((host) => consume(`${prefix}-agent-${host}`, host)))
+      : [await consume(`${prefix}-simulated-agents`)]),
+  );
+}
 process.stdout.write("ready\n");
 process.once("SIGTERM", async () => {
+  running = false;
+  await Promise.allSettled(loops);
+  process.stdout.write(`records-read ${recordsRead}\n`);
   await Promise.all(consumers.map((c) => c.disconnect()));
+  await Promise.all(readers.map((r) => r.close()));
   await producer.disconnect();
   process.exit(0);
 });

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
+import { controlMessages } from "../core/control-plane.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
 import { deleteRunGroup } from "../core/kafka/groups.ts";
@@ -177,6 +178,9 @@ export class RolloutRunner {
   private producer: Producer | undefined;
   private lifecycle: CoalescingSender | undefined;
   private control: CoalescingSender | undefined;
+  /** The control topic's partition count (each host's commands go to its partition: core/control-plane.ts). */
+  private controlPartitions = 1;
+  private partitionsCheck: NodeJS.Timeout | undefined;
   private consumer: Consumer | undefined;
   private groupId: string | undefined;
   /** The first verified outcome of each command this controller sent (core/outcome.ts outcomeFrom). */
@@ -237,6 +241,7 @@ export class RolloutRunner {
     // Concurrent steps' events and commands share requests; each step still awaits its own acknowledgement.
     this.lifecycle = new CoalescingSender(this.producer, `${this.topicPrefix}.lifecycle`);
     this.control = new CoalescingSender(this.producer, `${this.topicPrefix}.control`);
+    await this.watchControlPartitions();
     if (resume?.aborted)
       this.abortedBy = {
         rolloutId: this.rolloutId,
@@ -514,6 +519,7 @@ export class RolloutRunner {
         ...(haltReason ? { haltReason } : {}),
       };
     } finally {
+      clearInterval(this.partitionsCheck);
       await this.consumer?.disconnect().catch(() => {});
       if (this.groupId)
         await deleteRunGroup(this.kafka, this.groupId).catch((error: Error) =>
@@ -691,13 +697,44 @@ export class RolloutRunner {
     return this.settle(step, commandId, outcome, plan);
   }
 
-  private async publishCommand(step: PlannedStep, signed: SignedCommand): Promise<void> {
-    // Keyed by host and service: one service's commands on one host stay in order.
-    await this.control?.send({
-      key: `${step.host}/${step.service}`,
-      value: JSON.stringify(signed),
-      ...(signed.command.traceparent ? { headers: { traceparent: signed.command.traceparent } } : {}),
-    });
+  private async publishCommand(_step: PlannedStep, signed: SignedCommand): Promise<void> {
+    // To the partition of the host it names, which that host's agent reads (one host's commands stay in order).
+    const headers = signed.command.traceparent ? { traceparent: signed.command.traceparent } : undefined;
+    const control = this.control;
+    if (!control) return;
+    await Promise.all(
+      controlMessages(signed, this.controlPartitions, headers).map((message) => control.send(message)),
+    );
+  }
+
+  /**
+   * Reads the control topic's partition count now and every 30 s: agents check theirs as often, so after the
+   * topic grows both sides agree again within that time (agent/control-feed.ts reads its new partition from a
+   * minute before, so commands sent meanwhile are not missed).
+   */
+  private async watchControlPartitions(): Promise<void> {
+    const topic = `${this.topicPrefix}.control`;
+    const admin = this.kafka.admin();
+    const read = async () => {
+      await admin.connect();
+      try {
+        const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+        const count = metadata.topics[0]?.partitions.length ?? 0;
+        if (count === 0) throw new Error(`topic ${topic} has no partitions`);
+        this.controlPartitions = count;
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    await read();
+    this.partitionsCheck = setInterval(
+      () =>
+        void read().catch((error: Error) =>
+          this.logger.warn({ topic, err: error.message }, "control topic partition count not refreshed"),
+        ),
+      30_000,
+    );
+    this.partitionsCheck.unref();
   }
 
   /** Start again, in dependency order, what this rollout stopped (or restarted and left down). */

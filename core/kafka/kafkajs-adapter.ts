@@ -1,6 +1,14 @@
 import "./kafkajs-setup.ts";
 import { CompressionTypes, type Kafka } from "kafkajs";
-import type { Compression, KafkaAdmin, KafkaConsumer, KafkaPort, KafkaProducer } from "./port.ts";
+import {
+  type Compression,
+  type KafkaAdmin,
+  type KafkaConsumer,
+  type KafkaPort,
+  type KafkaProducer,
+  OffsetOutOfRangeError,
+  type PartitionReader,
+} from "./port.ts";
 
 export const KAFKAJS_COMPRESSION = {
   zstd: CompressionTypes.ZSTD,
@@ -14,6 +22,36 @@ const clients = new WeakMap<KafkaPort, Kafka>();
 /** The port over a kafkajs client (kafkajs 2.2.4 with Lifeline's patch, core/kafka/kafkajs-setup.ts). */
 export function kafkajsPort(kafka: Kafka): KafkaPort {
   const port: KafkaPort = {
+    partitionReader(): PartitionReader {
+      // The patch's addition: kafkajs's own Metadata, ListOffsets and Fetch, without a consumer group.
+      const reader = kafka.partitionReader();
+      const TIMESTAMP = { earliest: -2, latest: -1 } as const;
+      return {
+        partitions: (topic) => reader.partitions(topic),
+        async offset(topic, partition, at) {
+          if (typeof at === "string") return reader.offset(topic, partition, TIMESTAMP[at]);
+          const found = await reader.offset(topic, partition, at.timestampMs);
+          return found === "-1" ? reader.offset(topic, partition, TIMESTAMP.latest) : found;
+        },
+        async fetch({ topic, partition, offset, maxWaitMs, maxBytes = 1 << 20 }) {
+          try {
+            const { messages, highWatermark } = await reader.fetch({
+              topic,
+              partition,
+              offset,
+              maxWaitTime: maxWaitMs,
+              maxBytes,
+            });
+            return { messages, highWatermark };
+          } catch (error) {
+            if ((error as { type?: string }).type === "OFFSET_OUT_OF_RANGE")
+              throw new OffsetOutOfRangeError(topic, partition, offset);
+            throw error;
+          }
+        },
+        close: () => reader.disconnect(),
+      };
+    },
     producer(options = {}): KafkaProducer {
       const producer = kafka.producer({
         idempotent: options.idempotent ?? true,

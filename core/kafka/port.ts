@@ -143,9 +143,52 @@ export interface KafkaAdmin {
   }>;
 }
 
+/** A fetch position that is no longer (or not yet) in the partition: retention removed it, or the topic was made again. */
+export class OffsetOutOfRangeError extends Error {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  constructor(topic: string, partition: number, offset: string) {
+    super(`offset ${offset} is out of range in ${topic} partition ${partition}`);
+    this.name = "OffsetOutOfRangeError";
+    this.topic = topic;
+    this.partition = partition;
+    this.offset = offset;
+  }
+}
+
+/**
+ * One partition read without a consumer group: the reader keeps its position itself, and the broker keeps nothing
+ * for it (no group, no committed offsets). The agent reads its host's partition of the control topic this way.
+ */
+export interface PartitionReader {
+  /** The topic's partition count, from fresh metadata. */
+  partitions(topic: string): Promise<number>;
+  /** The partition's first offset, its end (the next offset to be written), or the first offset at or after a time (the end if none). */
+  offset(
+    topic: string,
+    partition: number,
+    at: "earliest" | "latest" | { timestampMs: number },
+  ): Promise<string>;
+  /**
+   * The messages at and after `offset`, waiting up to `maxWaitMs` for the first (then empty). Throws
+   * OffsetOutOfRangeError when the position is not in the partition.
+   */
+  fetch(request: {
+    topic: string;
+    partition: number;
+    offset: string;
+    maxWaitMs: number;
+    maxBytes?: number;
+  }): Promise<{ messages: InboundMessage[]; highWatermark: string }>;
+  close(): Promise<void>;
+}
+
 export interface KafkaPort {
   /** Idempotent producers with acks=all are what Lifeline sends with; one request in flight each. */
   producer(options?: { idempotent?: boolean; maxInFlightRequests?: number }): KafkaProducer;
   consumer(options: ConsumerOptions): KafkaConsumer;
   admin(): KafkaAdmin;
+  /** A group-less reader of single partitions (a connection of its own). */
+  partitionReader(): PartitionReader;
 }

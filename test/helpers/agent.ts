@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { controlMessages } from "../../core/control-plane.ts";
 import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 
 export { waitForPresence } from "../../controller/presence.ts";
@@ -151,17 +152,14 @@ export async function publish(
   topic: string,
   ...commands: Array<SignedCommand | string>
 ): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
+  await admin.disconnect();
   const producer = kafka.producer();
   await producer.connect();
-  // Keyed by service, as the controller does: one service's commands stay in order in one partition.
-  await producer.send({
-    topic,
-    acks: -1,
-    messages: commands.map((c) => ({
-      key: typeof c === "string" ? "malformed" : c.command.service,
-      value: typeof c === "string" ? c : JSON.stringify(c),
-    })),
-  });
+  // As the controller sends: to the partitions of the hosts a command names, anything else to every partition.
+  await producer.send({ topic, acks: -1, messages: commands.flatMap((c) => controlMessages(c, partitions)) });
   await producer.disconnect();
 }
 

@@ -49,6 +49,10 @@ describe("kafkajs 2.2.4 with Lifeline's patch", () => {
     expect(typeof (require(pristineRoot) as { useEncoderBuffers?: unknown }).useEncoderBuffers).toBe(
       "undefined",
     );
+    // The group-less partition reader is an addition: pristine kafkajs has none.
+    type WithReader = { Kafka: { prototype: { partitionReader?: unknown } } };
+    expect(typeof (require(patchedRoot) as WithReader).Kafka.prototype.partitionReader).toBe("function");
+    expect((require(pristineRoot) as WithReader).Kafka.prototype.partitionReader).toBeUndefined();
   });
 
   it("an idle request queue arms no timer; one with a waiting request or a throttle does (kafkajs's armed one)", () => {

@@ -1,0 +1,69 @@
+import type { SignedCommand } from "./commands.ts";
+import type { OutboundMessage } from "./kafka/port.ts";
+
+/**
+ * Where a command travels on the control topic. The topic is partitioned by host: a host's commands go to the
+ * partition its name hashes to, as Kafka's default partitioner would place a record keyed by that name (murmur2,
+ * the Java client's), and each agent reads that one partition without a consumer group. A command for groups or
+ * labels, or a message that names no host, goes to every partition: every agent must judge it. So a fleet-wide
+ * rollout costs each agent the commands of the hosts that share its partition, not the whole fleet's.
+ * controller/README.md ("The control plane") has the reasoning and the figures.
+ */
+
+/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as a signed 32-bit integer. */
+export function murmur2(data: Buffer): number {
+  const m = 0x5bd1e995;
+  const length = data.length;
+  const byte = (i: number) => data[i] as number;
+  let h = 0x9747b28c ^ length;
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    let k = byte(i) | (byte(i + 1) << 8) | (byte(i + 2) << 16) | (byte(i + 3) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  // The tail (1 to 3 bytes), as the Java switch mixes it by falling through.
+  const tail = length & 3;
+  if (tail >= 3) h ^= byte(whole + 2) << 16;
+  if (tail >= 2) h ^= byte(whole + 1) << 8;
+  if (tail >= 1) {
+    h ^= byte(whole);
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+/** The control topic's partition that carries `host`'s commands. */
+export function controlPartition(host: string, partitions: number): number {
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new Error(`invalid partition count ${partitions}`);
+  return (murmur2(Buffer.from(host, "utf8")) & 0x7fffffff) % partitions;
+}
+
+/**
+ * The records that carry one control message: one per partition of the hosts it names, or one per partition when
+ * it names none (groups, labels, or not a command at all: an agent must still see it to reject it).
+ */
+export function controlMessages(
+  message: SignedCommand | string,
+  partitions: number,
+  headers?: Record<string, string>,
+): OutboundMessage[] {
+  const value = typeof message === "string" ? message : JSON.stringify(message);
+  const hosts = typeof message === "string" ? undefined : message.command.target.hosts;
+  const targets =
+    hosts && hosts.length > 0
+      ? [...new Map(hosts.map((host) => [controlPartition(host, partitions), host])).entries()]
+      : Array.from({ length: partitions }, (_, partition) => [partition, undefined] as const);
+  return targets.map(([partition, host]) => ({
+    partition,
+    key: host ?? null,
+    value,
+    ...(headers ? { headers } : {}),
+  }));
+}
