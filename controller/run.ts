@@ -329,7 +329,7 @@ export class RolloutRunner {
             attributes: { "lifeline.wave": wave, "lifeline.hosts": planned.steps.length },
           });
           waveSpans.set(wave, span);
-          const where = `${planned.service} on ${planned.steps.map((s) => s.host).join(", ")}`;
+          const where = `${planned.service} on ${listHosts(planned.steps.map((s) => s.host))}`;
           if (!resume?.startedWaves.has(wave))
             await this.event("wave.started", "success", { reason: `wave ${wave}: ${where}`, span, wave });
           this.progress(`wave ${wave}/${built.waves.length}: ${plan.action} ${where}`);
@@ -957,4 +957,14 @@ export class RolloutRunner {
     await this.lifecycle?.send({ key: this.rolloutId, value, headers: { traceparent: span.traceparent } });
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }
+}
+
+/**
+ * Hosts for a wave's event and progress line: the first ten, then how many more. A wave of 100,000 hosts listed
+ * whole would be one 1.5 MB event, over Kafka's default message.max.bytes; the steps' own events name each host.
+ */
+export function listHosts(hosts: string[], shown = 10): string {
+  return hosts.length <= shown
+    ? hosts.join(", ")
+    : `${hosts.slice(0, shown).join(", ")} and ${hosts.length - shown} more (${hosts.length} hosts)`;
 }

@@ -7,7 +7,7 @@ import {
   rolloutsFrom,
   stepStates,
 } from "../../controller/rollouts.ts";
-import { overBudget } from "../../controller/run.ts";
+import { listHosts, overBudget } from "../../controller/run.ts";
 
 const built = (name: string, hosts: string[]): RolloutPlan => ({
   name,
@@ -151,5 +151,15 @@ describe("the failure budget, checked as each result arrives", () => {
       "3 of 10 steps failed, timed out or unknown (budget 5 or 20 %)",
     );
     expect(overBudget(0, 0, { maxFailures: 0, maxFailurePercent: 0 })).toBeUndefined();
+  });
+});
+
+describe("a wave's hosts in its event", () => {
+  it("names up to ten hosts, then how many more", () => {
+    expect(listHosts(["a", "b"])).toBe("a, b");
+    const many = Array.from({ length: 100_000 }, (_, i) => `host-${i}`);
+    const line = listHosts(many);
+    expect(line).toBe(`${many.slice(0, 10).join(", ")} and 99990 more (100000 hosts)`);
+    expect(line.length).toBeLessThan(200);
   });
 });
