@@ -110,13 +110,24 @@ async function readPartition(
   onlyFor?: string,
 ): Promise<void> {
   const topic = `${prefix}.control`;
-  let offset = await reader.offset(topic, partition, "latest");
-  const first = await reader.fetch({ topic, partition, offset, maxWaitMs: 10 });
+  // A topic just made may not have every leader in place yet: retry as an agent's feed does.
+  const retrying = async <T>(step: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await step();
+      } catch (error) {
+        if (attempt >= 100 || !(error as { retriable?: boolean }).retriable) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  };
+  let offset = await retrying(() => reader.offset(topic, partition, "latest"));
+  const first = await retrying(() => reader.fetch({ topic, partition, offset, maxWaitMs: 10 }));
   offset = first.messages.at(-1) ? String(BigInt(first.messages.at(-1)?.offset ?? 0) + 1n) : offset;
   loops.push(
     (async () => {
       while (running) {
-        const { messages } = await reader.fetch({ topic, partition, offset, maxWaitMs: 500 });
+        const { messages } = await retrying(() => reader.fetch({ topic, partition, offset, maxWaitMs: 500 }));
         recordsRead += messages.length * readers;
         if (messages.length === 0) continue;
         offset = String(BigInt(messages.at(-1)?.offset ?? 0) + 1n);

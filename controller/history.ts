@@ -3,6 +3,7 @@ import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import { type AttributedOutcome, type OutcomeEvent, outcomeFrom } from "../core/outcome.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
+import { joinPlan, type PlanPart } from "./plan-record.ts";
 import { type ResumeState, type SentCommand, type StepResult, stepKey } from "./run.ts";
 
 interface HistoryEvent extends OutcomeEvent {
@@ -16,6 +17,9 @@ interface HistoryEvent extends OutcomeEvent {
     step?: PlannedStep;
     plan?: Plan;
     built?: RolloutPlan;
+    /** How many rollout.plan_part events carry the plan's steps (absent: the steps are in `built`). */
+    built_parts?: number;
+    plan_part?: PlanPart;
     undeliverable?: Record<string, string>;
     command?: SignedCommand;
   };
@@ -117,7 +121,16 @@ export async function readRolloutHistory(
   }
   return {
     plan: planned.lifeline.plan,
-    built: planned.lifeline.built,
+    built:
+      planned.lifeline.built_parts === undefined
+        ? planned.lifeline.built
+        : joinPlan(
+            planned.lifeline.built,
+            planned.lifeline.built_parts,
+            events.flatMap((e) =>
+              e.event?.action === "rollout.plan_part" && e.lifeline?.plan_part ? [e.lifeline.plan_part] : [],
+            ),
+          ),
     undeliverable: new Map(Object.entries(planned.lifeline.undeliverable ?? {})),
     state: {
       rolloutId,

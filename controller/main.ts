@@ -14,6 +14,7 @@ import {
   type ControllerEvent,
   describeRollouts,
   describeStatus,
+  plannedSteps,
   rolloutsFrom,
   stepStates,
 } from "./rollouts.ts";
@@ -122,7 +123,8 @@ async function show(what: "list" | "status", argv: string[]): Promise<number> {
   // From a minute before the time the id carries (or the whole topic for an id without one).
   const events = await readControllerEvents((startOf(rolloutId) ?? 0) - 60_000, rolloutId);
   const row = rolloutsFrom(events)[0];
-  const built = events.find((e) => e.event?.action === "rollout.planned")?.lifeline?.built;
+  const planned = events.find((e) => e.event?.action === "rollout.planned");
+  const built = planned ? plannedSteps(planned, events) : undefined;
   if (!row || !built) {
     process.stderr.write(
       `lifeline rollout status: no rollout.planned event for ${rolloutId} on the lifecycle topic\n`,

@@ -1,4 +1,5 @@
 import type { PlannedStep, RolloutPlan } from "./plan.ts";
+import { joinPlan, type PlanPart } from "./plan-record.ts";
 
 /** A controller event on the lifecycle topic, as much of it as the rollout list needs. */
 export interface ControllerEvent {
@@ -15,6 +16,8 @@ export interface ControllerEvent {
     evidence?: string;
     plan?: { name?: string };
     built?: RolloutPlan;
+    built_parts?: number;
+    plan_part?: PlanPart;
   };
 }
 
@@ -72,7 +75,7 @@ export function rolloutsFrom(events: ControllerEvent[]): RolloutRow[] {
 
 function rolloutRow(rolloutId: string, events: ControllerEvent[]): RolloutRow | undefined {
   const planned = events.find((e) => e.event?.action === "rollout.planned");
-  const built = planned?.lifeline?.built;
+  const built = planned ? plannedSteps(planned, events) : undefined;
   if (!planned || !built) return undefined;
   const last = events.at(-1) as ControllerEvent;
   const completed = events.findLast((e) => e.event?.action === "rollout.completed");
@@ -181,4 +184,25 @@ export function describeStatus(row: RolloutRow, steps: StepState[], now = Date.n
       `  wave ${step.wave}  ${step.action} ${step.service} on ${step.host}: ${step.status}${step.evidence ? `  (${step.evidence})` : ""}`,
     );
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The built plan of a rollout.planned event, its steps joined from the rollout.plan_part events when it was
+ * recorded in parts (controller/plan-record.ts); undefined when a part is missing: then nothing is guessed.
+ */
+export function plannedSteps(planned: ControllerEvent, events: ControllerEvent[]): RolloutPlan | undefined {
+  const built = planned.lifeline?.built;
+  const parts = planned.lifeline?.built_parts;
+  if (!built || parts === undefined) return built;
+  try {
+    return joinPlan(
+      built,
+      parts,
+      events.flatMap((e) =>
+        e.event?.action === "rollout.plan_part" && e.lifeline?.plan_part ? [e.lifeline.plan_part] : [],
+      ),
+    );
+  } catch {
+    return undefined;
+  }
 }

@@ -23,6 +23,7 @@ import {
 import type { TraceContext } from "../core/trace-context.ts";
 import { type Approval, rejectApproval } from "./approval.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
+import { splitPlan } from "./plan-record.ts";
 import {
   type Decision,
   executionOrder,
@@ -263,10 +264,25 @@ export class RolloutRunner {
           reason: `${resume.results.size} steps settled, ${resume.pending.size} awaiting their outcome`,
         });
       } else {
+        // The plan's steps go in parts (controller/plan-record.ts): a large fleet's would not fit in one record.
+        const { head, parts } = splitPlan(built);
         await this.event("rollout.planned", "success", {
           reason: `${built.waves.length} waves, ${built.hosts} hosts`,
-          extra: { plan, built, undeliverable: Object.fromEntries(this.undeliverable) },
+          extra: {
+            plan,
+            built: head,
+            built_parts: parts.length,
+            undeliverable: Object.fromEntries(this.undeliverable),
+          },
         });
+        await Promise.all(
+          parts.map((part) =>
+            this.event("rollout.plan_part", "success", {
+              reason: `plan part ${part.index + 1} of ${parts.length}: ${part.steps.length} steps`,
+              extra: { plan_part: part },
+            }),
+          ),
+        );
       }
       this.progress(
         `rollout ${this.rolloutId} ${resume ? "resumed" : "started"} (trace ${this.rollout.traceId})`,

@@ -59,7 +59,12 @@ export async function readTimeline(
     ignore_unavailable: true,
     allow_no_indices: true,
     size: 10_000,
-    query: { bool: { filter: [filter], must_not: [{ term: { "event.action": "agent.heartbeat" } }] } },
+    query: {
+      bool: {
+        filter: [filter],
+        must_not: [{ terms: { "event.action": ["agent.heartbeat", "rollout.plan_part"] } }],
+      },
+    },
     sort: [{ "@timestamp": "asc" }, { "event.sequence": { order: "asc", unmapped_type: "long" } }],
   });
   const events = found.hits.hits.map((hit) => hit._source as EventSource);
