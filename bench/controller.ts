@@ -132,14 +132,20 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   const seconds = (performance.now() - began) / 1000;
   const result = JSON.parse(stdout || "{}") as { status?: string; steps?: Array<{ status: string }> };
   const succeeded = result.steps?.filter((s) => s.status === "success").length ?? 0;
-  if (code !== 0 || succeeded !== hosts)
-    throw new Error(`${label}: exit ${code}, ${succeeded}/${hosts} succeeded\n${stderr.slice(-2000)}`);
+  // A rollout that ran but did not succeed everywhere is a result to report (which steps, and why), not a crash.
+  if (result.steps === undefined) throw new Error(`${label}: exit ${code}\n${stderr.slice(-2000)}`);
+  const others = result.steps.filter((s) => s.status !== "success");
+  if (others.length > 0)
+    process.stderr.write(
+      `${label}: ${others.length} of ${hosts} steps did not succeed: ${JSON.stringify(others.slice(0, 5))}\n`,
+    );
   const [user, system, rssKb] =
     readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
   return {
     scenario: label,
     system: "lifeline rollout (CLI: presence, plan, sign, send, follow)",
     commands: hosts,
+    succeeded,
     seconds,
     "commands/s": Math.round(hosts / seconds),
     "cpu s": (user ?? 0) + (system ?? 0),
