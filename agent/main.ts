@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Command, generateSigningKeys, signCommand } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
-import { controlMessages } from "../core/control-plane.ts";
+import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
 import { runInstall } from "../core/install.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -182,14 +182,11 @@ async function signCli(argv: string[]): Promise<number> {
   if (!values.publish) return 0;
   const topic = `${values["topic-prefix"] ?? process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline"}.control`;
   const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-agent-sign" });
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
-  await admin.disconnect();
-  if (partitions === 0) {
-    process.stderr.write(`cannot publish: topic ${topic} has no partitions (does it exist?)\n`);
-    return 1;
-  }
+  const partitions = await controlPartitionCount(kafka, topic).catch((error: Error) => {
+    process.stderr.write(`cannot publish: ${error.message}\n`);
+    return 0;
+  });
+  if (partitions === 0) return 1;
   const messages = controlMessages(
     signed,
     partitions,

@@ -14,7 +14,7 @@ import { createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { canonicalJson } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
-import { controlPartition } from "../core/control-plane.ts";
+import { controlPartition, controlPartitionCount } from "../core/control-plane.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaConsumer as Consumer, KafkaPort as Kafka, PartitionReader } from "../core/kafka/port.ts";
 
@@ -138,10 +138,7 @@ async function readPartition(
 }
 
 const control = `${prefix}.control`;
-const admin = kafka.admin();
-await admin.connect();
-const partitions = (await admin.fetchTopicMetadata({ topics: [control] })).topics[0]?.partitions.length ?? 0;
-await admin.disconnect();
+const partitions = await controlPartitionCount(kafka, control);
 const consumers: Consumer[] = [];
 const readers: PartitionReader[] = [];
 if (mode === "per-host") {

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
-import { controlMessages } from "../core/control-plane.ts";
+import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
 import { deleteRunGroup } from "../core/kafka/groups.ts";
@@ -730,17 +730,8 @@ export class RolloutRunner {
    */
   private async watchControlPartitions(): Promise<void> {
     const topic = `${this.topicPrefix}.control`;
-    const admin = this.kafka.admin();
     const read = async () => {
-      await admin.connect();
-      try {
-        const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-        const count = metadata.topics[0]?.partitions.length ?? 0;
-        if (count === 0) throw new Error(`topic ${topic} has no partitions`);
-        this.controlPartitions = count;
-      } finally {
-        await admin.disconnect();
-      }
+      this.controlPartitions = await controlPartitionCount(this.kafka, topic);
     };
     await read();
     this.partitionsCheck = setInterval(

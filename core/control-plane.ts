@@ -1,5 +1,5 @@
 import type { SignedCommand } from "./commands.ts";
-import type { OutboundMessage } from "./kafka/port.ts";
+import type { KafkaPort, OutboundMessage } from "./kafka/port.ts";
 
 /**
  * Where a command travels on the control topic. The topic is partitioned by host: a host's commands go to the
@@ -66,4 +66,17 @@ export function controlMessages(
     value,
     ...(headers ? { headers } : {}),
   }));
+}
+
+/** The control topic's partition count, from the cluster's metadata; throws when the topic has none. */
+export async function controlPartitionCount(kafka: KafkaPort, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const count = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
+    if (count === 0) throw new Error(`topic ${topic} has no partitions (does it exist?)`);
+    return count;
+  } finally {
+    await admin.disconnect();
+  }
 }

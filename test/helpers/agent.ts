@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { controlMessages } from "../../core/control-plane.ts";
+import { controlMessages, controlPartitionCount } from "../../core/control-plane.ts";
 import type { KafkaPort as Kafka } from "../../core/kafka/port.ts";
 
 export { waitForPresence } from "../../controller/presence.ts";
@@ -152,10 +152,7 @@ export async function publish(
   topic: string,
   ...commands: Array<SignedCommand | string>
 ): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
-  await admin.disconnect();
+  const partitions = await controlPartitionCount(kafka, topic);
   const producer = kafka.producer();
   await producer.connect();
   // As the controller sends: to the partitions of the hosts a command names, anything else to every partition.
