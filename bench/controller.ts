@@ -69,13 +69,16 @@ async function startFleet(prefix: string, hosts: number, mode: string): Promise<
   return fleet;
 }
 
-/** Stops the fleet; the control records its agents read (partitioned and per-host modes). */
-async function stopFleet(fleet: Fleet): Promise<number | undefined> {
+/** Stops the fleet: the control records its agents read (partitioned and per-host modes), commands it answered. */
+async function stopFleet(fleet: Fleet): Promise<{ read?: number; answered?: number }> {
   const exited = new Promise((resolve) => fleet.child.once("exit", resolve));
   fleet.child.kill("SIGTERM");
   await exited;
-  const read = /records-read (\d+)/.exec(fleet.output)?.[1];
-  return read === undefined ? undefined : Number(read);
+  const count = (name: string) => {
+    const found = new RegExp(`${name} (\\d+)`).exec(fleet.output)?.[1];
+    return found === undefined ? undefined : Number(found);
+  };
+  return { read: count("records-read"), answered: count("answered") };
 }
 
 /** The real CLI under GNU time: wall seconds, CPU seconds, peak RSS. */
@@ -130,15 +133,22 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   const seconds = (performance.now() - began) / 1000;
-  const result = JSON.parse(stdout || "{}") as { status?: string; steps?: Array<{ status: string }> };
+  const result = JSON.parse(stdout || "{}") as {
+    status?: string;
+    steps?: Array<{ status: string; commandId: string; host: string }>;
+  };
   const succeeded = result.steps?.filter((s) => s.status === "success").length ?? 0;
   // A rollout that ran but did not succeed everywhere is a result to report (which steps, and why), not a crash.
   if (result.steps === undefined) throw new Error(`${label}: exit ${code}\n${stderr.slice(-2000)}`);
   const others = result.steps.filter((s) => s.status !== "success");
-  if (others.length > 0)
+  if (others.length > 0) {
+    writeFileSync(join(dir, `${prefix}.controller.log`), stderr);
     process.stderr.write(
-      `${label}: ${others.length} of ${hosts} steps did not succeed: ${JSON.stringify(others.slice(0, 5))}\n`,
+      `${label}: ${others.length} of ${hosts} steps did not succeed: ${JSON.stringify(others.slice(0, 5))}\n` +
+        `  controller log: ${join(dir, `${prefix}.controller.log`)}\n`,
     );
+    await whereWasIt(prefix, others.slice(0, 5));
+  }
   const [user, system, rssKb] =
     readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
   return {
@@ -151,6 +161,47 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
     "cpu s": (user ?? 0) + (system ?? 0),
     "peak RSS MiB": (rssKb ?? 0) / 1024,
   };
+}
+
+/**
+ * For steps that did not succeed: was the command on the control topic, and did an answer reach the lifecycle
+ * topic? Tells a fleet that never answered from a controller that missed an answer (a false failure).
+ */
+async function whereWasIt(prefix: string, steps: Array<{ commandId: string; host: string }>): Promise<void> {
+  const kafka = createKafka({ ...resolveKafka(), clientId: "bench-controller-trace" });
+  const reader = kafka.partitionReader();
+  try {
+    for (const topic of [`${prefix}.control`, `${prefix}.lifecycle`]) {
+      const found = new Map<string, string[]>();
+      const partitions = await reader.partitions(topic);
+      for (let partition = 0; partition < partitions; partition++) {
+        let offset = await reader.offset(topic, partition, "earliest");
+        const end = BigInt(await reader.offset(topic, partition, "latest"));
+        while (BigInt(offset) < end) {
+          const { messages } = await reader.fetch({ topic, partition, offset, maxWaitMs: 100 });
+          if (messages.length === 0) break;
+          for (const message of messages) {
+            const text = String(message.value);
+            for (const step of steps)
+              if (text.includes(step.commandId)) {
+                const action = /"action":"([^"]+)"/.exec(text)?.[1] ?? "command";
+                found.set(step.commandId, [
+                  ...(found.get(step.commandId) ?? []),
+                  `${action} at ${partition}/${message.offset} (${new Date(Number(message.timestamp)).toISOString()})`,
+                ]);
+              }
+          }
+          offset = String(BigInt(messages.at(-1)?.offset ?? offset) + 1n);
+        }
+      }
+      for (const step of steps)
+        process.stderr.write(
+          `  ${step.host} ${step.commandId} in ${topic}: ${found.get(step.commandId)?.join("; ") ?? "absent"}\n`,
+        );
+    }
+  } finally {
+    await reader.close();
+  }
 }
 
 /** kafkajs alone: one send per command (all at once), answered by the same fleet in raw mode, replies counted. */
@@ -226,9 +277,10 @@ async function main() {
     const fleet = await startFleet(prefix, hosts, mode);
     process.stderr.write(`${label}: lifeline rollout...\n`);
     const row = await rollout(prefix, hosts, label);
-    const read = await stopFleet(fleet);
+    const { read, answered } = await stopFleet(fleet);
     rows.push({
       ...row,
+      "answered by the fleet": answered ?? 0,
       "control partitions": partitions,
       "records read by agents": read ?? 0,
       "if each read all": hosts * hosts,

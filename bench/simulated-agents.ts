@@ -8,7 +8,7 @@
  *   agents are counted as each partition's records times its hosts (what their agents would each read).
  * - `raw`, `raw-per-host`: answer without verifying, reading with kafkajs consumer groups (the kafkajs-only
  *   baseline: one group, or one per host).
- * Prints "ready" once every reader fetched once; on SIGTERM prints "records-read <n>" and exits.
+ * Prints "ready" once every reader fetched once; on SIGTERM prints "records-read <n>" and "answered <n>", and exits.
  */
 import { createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -68,7 +68,10 @@ async function answer(messages: Array<{ value: Buffer | null }>, onlyFor?: strin
         publicKey as never,
         Buffer.from(signed.signature, "base64"),
       );
-      if (!valid) continue;
+      if (!valid) {
+        process.stderr.write(`simulated fleet: ${signed.command.id} for ${host}: signature not valid\n`);
+        continue;
+      }
     }
     replies.push({
       key: host,
@@ -81,6 +84,7 @@ async function answer(messages: Array<{ value: Buffer | null }>, onlyFor?: strin
       }),
     });
   }
+  answered += replies.length;
   if (replies.length > 0)
     await producer.send({
       topic: `${prefix}.${raw ? "replies" : "lifecycle"}`,
@@ -99,6 +103,7 @@ async function consume(groupId: string, onlyFor?: string): Promise<Consumer> {
 }
 
 let recordsRead = 0;
+let answered = 0;
 let running = true;
 const loops: Array<Promise<void>> = [];
 
@@ -171,7 +176,7 @@ process.stdout.write("ready\n");
 process.once("SIGTERM", async () => {
   running = false;
   await Promise.allSettled(loops);
-  process.stdout.write(`records-read ${recordsRead}\n`);
+  process.stdout.write(`records-read ${recordsRead}\nanswered ${answered}\n`);
   await Promise.all(consumers.map((c) => c.disconnect()));
   await Promise.all(readers.map((r) => r.close()));
   await producer.disconnect();
