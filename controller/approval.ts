@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type SignedStatement, signStatement, verifyStatement } from "../core/commands.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
-import { deleteRunGroup } from "../core/kafka/groups.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
+import { TopicFollower } from "../core/kafka/topic-follower.ts";
 
 export interface Approval {
   rolloutId: string;
@@ -94,45 +94,43 @@ export async function followDecision(
   publish: () => Promise<void>,
   timeoutMs: number,
 ): Promise<{ answer: "taken" | "refused" | "none"; reason?: string }> {
-  const groupId = `lifeline-decision-${randomUUID()}`;
-  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000 });
-  await consumer.connect();
+  let settle: (value: { answer: "taken" | "refused"; reason?: string }) => void = () => {};
+  const answered = new Promise<{ answer: "taken" | "refused"; reason?: string }>((resolve) => {
+    settle = resolve;
+  });
+  let publishedAt = Number.POSITIVE_INFINITY;
+  // No consumer group: positions taken before the decision is published, nothing left on the broker.
+  const follower = new TopicFollower(kafka, {
+    topic,
+    from: "end",
+    onMessage: (message) => {
+      let event: {
+        "@timestamp"?: string;
+        event?: { action?: string; reason?: string };
+        lifeline?: { rollout_id?: string };
+      };
+      try {
+        event = JSON.parse(String(message.value));
+      } catch {
+        return;
+      }
+      if (event.lifeline?.rollout_id !== rolloutId) return;
+      if (Date.parse(event["@timestamp"] ?? "") < publishedAt - 1_000) return;
+      const action = event.event?.action;
+      const reason = event.event?.reason;
+      if (action === "rollout.approval_rejected")
+        settle({ answer: "refused", ...(reason ? { reason } : {}) });
+      if (
+        action === "rollout.aborted" ||
+        action === "rollout.approved" ||
+        action === "rollout.paused" ||
+        action === "rollout.continued"
+      )
+        settle({ answer: "taken", ...(reason ? { reason } : {}) });
+    },
+  });
   try {
-    await consumer.subscribe({ topic, fromBeginning: false });
-    let settle: (value: { answer: "taken" | "refused"; reason?: string }) => void = () => {};
-    const answered = new Promise<{ answer: "taken" | "refused"; reason?: string }>((resolve) => {
-      settle = resolve;
-    });
-    const fetched = consumer.firstFetch();
-    let publishedAt = Number.POSITIVE_INFINITY;
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        let event: {
-          "@timestamp"?: string;
-          event?: { action?: string; reason?: string };
-          lifeline?: { rollout_id?: string };
-        };
-        try {
-          event = JSON.parse(String(message.value));
-        } catch {
-          return;
-        }
-        if (event.lifeline?.rollout_id !== rolloutId) return;
-        if (Date.parse(event["@timestamp"] ?? "") < publishedAt - 1_000) return;
-        const action = event.event?.action;
-        const reason = event.event?.reason;
-        if (action === "rollout.approval_rejected")
-          settle({ answer: "refused", ...(reason ? { reason } : {}) });
-        if (
-          action === "rollout.aborted" ||
-          action === "rollout.approved" ||
-          action === "rollout.paused" ||
-          action === "rollout.continued"
-        )
-          settle({ answer: "taken", ...(reason ? { reason } : {}) });
-      },
-    });
-    await fetched;
+    await follower.start();
     publishedAt = Date.now();
     await publish();
     let timer: NodeJS.Timeout | undefined;
@@ -143,9 +141,6 @@ export async function followDecision(
     clearTimeout(timer);
     return result;
   } finally {
-    await consumer.disconnect();
-    await deleteRunGroup(kafka, groupId).catch((error: Error) =>
-      process.stderr.write(`lifeline: consumer group ${groupId} left on the broker: ${error.message}\n`),
-    );
+    await follower.stop();
   }
 }

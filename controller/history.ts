@@ -6,7 +6,7 @@ import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
 import { joinPlan, type PlanPart } from "./plan-record.ts";
 import { type ResumeState, type SentCommand, type StepResult, stepKey } from "./run.ts";
 
-interface HistoryEvent extends OutcomeEvent {
+export interface HistoryEvent extends OutcomeEvent {
   "@timestamp"?: string;
   trace?: { id?: string };
   span?: { id?: string };
@@ -61,6 +61,14 @@ export async function readRolloutHistory(
       // Not an event of ours.
     }
   });
+  return rolloutHistoryFrom(rolloutId, topic, events);
+}
+
+/**
+ * The state a resumed controller starts from, decided from the rollout's events in the order they were written:
+ * the latest command of each step speaks for it, and every command sent for a step counts as one attempt.
+ */
+export function rolloutHistoryFrom(rolloutId: string, topic: string, events: HistoryEvent[]): RolloutHistory {
   const planned = events.find((e) => e.event?.action === "rollout.planned");
   if (!planned?.lifeline?.plan || !planned.lifeline.built || !planned.trace?.id || !planned.span?.id) {
     throw new Error(`rollout ${rolloutId}: no rollout.planned event with its plan on ${topic}`);
@@ -96,8 +104,10 @@ export async function readRolloutHistory(
   }
   const results = new Map<string, StepResult>();
   const pending = new Map<string, SentCommand>();
+  const attempts = new Map<string, number>();
   for (const { step, command } of sent.values()) {
     const { commandId } = command;
+    attempts.set(stepKey(step), (attempts.get(stepKey(step)) ?? 0) + 1);
     // A retry is a later command for the same step: the latest one speaks for it.
     results.delete(stepKey(step));
     pending.delete(stepKey(step));
@@ -117,6 +127,9 @@ export async function readRolloutHistory(
       ...(outcome.reason ? { reason: outcome.reason } : {}),
       escalated: outcome.escalated,
       evidence: outcome.evidence,
+      // A retryable failure stays one: the resumed schedule may try it again if attempts are left.
+      ...(outcome.retryable ? { retryable: true } : {}),
+      ...(outcome.pid !== undefined ? { pid: outcome.pid } : {}),
     });
   }
   return {
@@ -137,6 +150,7 @@ export async function readRolloutHistory(
       root: { traceId: planned.trace.id, spanId: planned.span.id, flags: 1 },
       results,
       pending,
+      attempts,
       startedWaves,
       ...(aborted ? { aborted } : {}),
       ...(paused ? { paused } : {}),

@@ -4,13 +4,9 @@ import { type Command, type SignedCommand, type SignedStatement, signCommand } f
 import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
 import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
 import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
-import { deleteRunGroup } from "../core/kafka/groups.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
-import type {
-  KafkaConsumer as Consumer,
-  KafkaPort as Kafka,
-  KafkaProducer as Producer,
-} from "../core/kafka/port.ts";
+import type { KafkaPort as Kafka, KafkaProducer as Producer } from "../core/kafka/port.ts";
+import { TopicFollower } from "../core/kafka/topic-follower.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, startSpan } from "../core/observability/tracing.ts";
 import {
@@ -54,6 +50,8 @@ export interface ResumeState {
   paused?: string;
   /** Steps whose step.completed is on the topic already (stepKey). */
   recorded?: Set<string>;
+  /** Commands sent per step (stepKey) before the restart: its attempts so far; `results`/`pending` hold the latest. */
+  attempts?: Map<string, number>;
   /** Re-reads the state once the controller follows the topic again, so no outcome falls in between. */
   refresh?: () => Promise<ResumeState>;
 }
@@ -182,8 +180,7 @@ export class RolloutRunner {
   /** The control topic's partition count (each host's commands go to its partition: core/control-plane.ts). */
   private controlPartitions = 1;
   private partitionsCheck: NodeJS.Timeout | undefined;
-  private consumer: Consumer | undefined;
-  private groupId: string | undefined;
+  private follower: TopicFollower | undefined;
   /** The first verified outcome of each command this controller sent (core/outcome.ts outcomeFrom). */
   private readonly outcomes = new Map<string, AttributedOutcome>();
   /** The host each command was addressed to: only that host's agent may report its outcome. */
@@ -299,6 +296,7 @@ export class RolloutRunner {
         ...(plan.retries ? { retries: plan.retries } : {}),
         minHealthyTimeMs: plan.waves.minHealthyTimeMs,
         ...(plan.waves.maxUnavailable !== undefined ? { maxUnavailable: plan.waves.maxUnavailable } : {}),
+        ...(resume?.attempts ? { attemptsMade: resume.attempts } : {}),
       };
       const state = initialState(config);
       const planned = new Map<string, PlannedStep>();
@@ -354,11 +352,13 @@ export class RolloutRunner {
           const step = planned.get(key) as PlannedStep;
           const span = waveSpans.get(wave) ?? this.rollout;
           void (async () => {
-            const known = attempt === 1 ? resume?.results.get(key) : undefined;
+            // The attempt the crashed run made last: its recorded outcome or command speaks for this send.
+            const resumed = attempt === Math.max(1, resume?.attempts?.get(key) ?? 1);
+            const known = resumed ? resume?.results.get(key) : undefined;
             // Settled before the restart; replayed through the same decisions, so a resumed run halts where the
             // crashed one did.
-            if (known) return known;
-            const sent = attempt === 1 ? resume?.pending.get(key) : undefined;
+            if (known) return attempt > 1 ? { ...known, attempts: attempt } : known;
+            const sent = resumed ? resume?.pending.get(key) : undefined;
             const result = sent
               ? await this.awaitOutcome(step, sent, plan)
               : await this.execute(plan, step, span, wave, false);
@@ -536,11 +536,7 @@ export class RolloutRunner {
       };
     } finally {
       clearInterval(this.partitionsCheck);
-      await this.consumer?.disconnect().catch(() => {});
-      if (this.groupId)
-        await deleteRunGroup(this.kafka, this.groupId).catch((error: Error) =>
-          this.logger.warn({ groupId: this.groupId, err: error }, "consumer group left on the broker"),
-        );
+      await this.follower?.stop();
       await this.producer?.disconnect().catch(() => {});
     }
   }
@@ -880,22 +876,17 @@ export class RolloutRunner {
     };
   }
 
-  /** Follows the lifecycle topic from its end: command.completed and command.rejected settle a command. */
+  /**
+   * Follows the lifecycle topic from its end: command.completed and command.rejected settle a command. Without a
+   * consumer group (core/kafka/topic-follower.ts): a controller busy with 100,000 steps cannot lose its session,
+   * be rebalanced and skip outcomes, and a run leaves nothing on the broker, even when killed.
+   */
   private async follow(): Promise<void> {
-    // Named after the rollout (and this run: a resumed rollout must not inherit a crashed run's offsets), and
-    // deleted when the run ends.
-    this.groupId = `lifeline-controller-${this.rolloutId}-${randomUUID().slice(0, 8)}`;
-    const consumer = this.kafka.consumer({
-      groupId: this.groupId,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-    });
-    this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topic: `${this.topicPrefix}.lifecycle`, fromBeginning: false });
-    const fetched = consumer.firstFetch();
-    await consumer.run({
-      eachMessage: async ({ message }) => {
+    const follower = new TopicFollower(this.kafka, {
+      topic: `${this.topicPrefix}.lifecycle`,
+      from: "end",
+      logger: this.logger,
+      onMessage: async (message) => {
         for (const text of unpackRecords(message.value)) {
           let event: OutcomeEvent & { lifeline?: { rollout_id?: string; approval?: unknown } };
           try {
@@ -919,7 +910,11 @@ export class RolloutRunner {
         }
       },
     });
-    await fetched;
+    this.follower = follower;
+    await follower.start();
+    follower.done.catch((error: Error) =>
+      this.logger.error({ err: error }, "stopped following the lifecycle topic: outcomes are no longer read"),
+    );
   }
 
   private async event(

@@ -45,6 +45,11 @@ export interface ScheduleConfig {
    * past it waits; when nothing of the service is still in progress (nothing can come back up), it is cancelled.
    */
   maxUnavailable?: number;
+  /**
+   * Resumed after a restart: the commands already sent for each step (its attempts so far). The step goes on from
+   * its latest attempt, so a crash between retries neither grants fresh attempts nor renumbers them.
+   */
+  attemptsMade?: Map<string, number>;
 }
 
 type WaveState = "blocked" | "awaiting_approval" | "running" | "done";
@@ -184,7 +189,7 @@ export function initialState(config: ScheduleConfig): ScheduleState {
         state: "waiting",
         succeeded: false,
         soakMs: wave.soakMs ?? config.soakMs,
-        attempt: 1,
+        attempt: Math.max(1, config.attemptsMade?.get(keyOf(step)) ?? 1),
         verify: (config.minHealthyTimeMs ?? 0) > 0 && step.action !== "stop",
       };
       steps.set(entry.key, entry);
@@ -533,7 +538,7 @@ function advance(config: ScheduleConfig, state: ScheduleState, out: Decision[]):
           continue;
         }
         transition(state, step, "in_flight");
-        out.push({ type: "send", key: step.key, wave: run.planned.wave, attempt: 1 });
+        out.push({ type: "send", key: step.key, wave: run.planned.wave, attempt: step.attempt });
       }
     }
     // A wave whose steps were all cancelled for their predecessors ended here, and may unblock others.

@@ -49,6 +49,20 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
             throw error;
           }
         },
+        async fetchMany({ topic, positions, maxWaitMs, maxBytes = 1 << 20 }) {
+          try {
+            return await reader.fetchMany({ topic, positions, maxWaitTime: maxWaitMs, maxBytes });
+          } catch (error) {
+            const { type, partition } = error as { type?: string; partition?: number };
+            if (type === "OFFSET_OUT_OF_RANGE" && partition !== undefined)
+              throw new OffsetOutOfRangeError(
+                topic,
+                partition,
+                positions.find((p) => p.partition === partition)?.offset ?? "?",
+              );
+            throw error;
+          }
+        },
         close: () => reader.disconnect(),
       };
     },

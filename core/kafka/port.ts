@@ -181,6 +181,17 @@ export interface PartitionReader {
     maxWaitMs: number;
     maxBytes?: number;
   }): Promise<{ messages: InboundMessage[]; highWatermark: string }>;
+  /**
+   * Several partitions of one topic in one long poll (one request per leader broker): what each has at and after
+   * its offset, waiting up to `maxWaitMs` for the first message of any. Throws OffsetOutOfRangeError naming the
+   * partition whose position is not in it.
+   */
+  fetchMany(request: {
+    topic: string;
+    positions: Array<{ partition: number; offset: string }>;
+    maxWaitMs: number;
+    maxBytes?: number;
+  }): Promise<Array<{ partition: number; messages: InboundMessage[]; highWatermark: string }>>;
   close(): Promise<void>;
 }
 

@@ -193,6 +193,15 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
 
   it("starts in dependency order gated on health, stops in reverse, every command under the rollout's trace", async () => {
     const { hosts, rollout, namespace } = await fleet({ indexer: true });
+    // Groups a controller or a CLI reader would make (others' tests run meanwhile and make their own).
+    const cliGroups = async () => {
+      const admin = testKafka().admin();
+      await admin.connect();
+      const groups = await admin.listGroups();
+      await admin.disconnect();
+      return groups.filter((g) => /^lifeline-(controller|decision|reader)-/.test(g));
+    };
+    const groupsBefore = new Set(await cliGroups());
     const start = await rollout("start");
     expect(start.code, `${start.stderr}\n${JSON.stringify(start.json.steps)}`).toBe(0);
     expect(start.json.status).toBe("success");
@@ -222,14 +231,8 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
 
     // The stop's timeline read back from Elasticsearch: what happened, in order, all under its trace id.
     const rolloutId = (stop.json as RolloutJson & { rolloutId: string }).rolloutId;
-    // Neither run left its consumer group (nor its committed offsets) on the broker.
-    const admin = testKafka().admin();
-    await admin.connect();
-    const groups = await admin.listGroups();
-    await admin.disconnect();
-    const startId = (start.json as RolloutJson & { rolloutId: string }).rolloutId;
-    expect(groups.filter((g) => g.startsWith(`lifeline-controller-${rolloutId}`))).toEqual([]);
-    expect(groups.filter((g) => g.startsWith(`lifeline-controller-${startId}`))).toEqual([]);
+    // Neither run, nor its presence and history reads, left a consumer group (or committed offsets) on the broker.
+    expect((await cliGroups()).filter((g) => !groupsBefore.has(g))).toEqual([]);
     const timeline = await readTimeline(
       rolloutId,
       namespace,
@@ -602,6 +605,51 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       "api",
       "web",
     ]);
+  });
+
+  it("availability floor: with maxUnavailable 1, two api restarts run one after the other, and a stop takes down one api and leaves the other running, saying why", async () => {
+    const { hosts, rollout, prefix } = await fleet({ secondApi: true });
+    const start = await rollout("start");
+    expect(start.code, start.stderr).toBe(0);
+    const apiOnly = { services: [{ name: "api" }], waves: { maxInFlight: 2, maxUnavailable: 1 } };
+
+    // maxInFlight alone would send both at once; the floor holds the second until the first is up again.
+    const restart = await rollout("restart", apiOnly);
+    expect(restart.code, restart.stderr).toBe(0);
+    expect(restart.json.steps.map((s) => `${s.service}:${s.status}`)).toEqual(["api:success", "api:success"]);
+    const restartId = (restart.json as RolloutJson & { rolloutId: string }).rolloutId;
+    const restartEvents = (await rolloutEvents(prefix, restartId)).filter((e) =>
+      ["command.sent", "step.completed"].includes(e.event.action),
+    );
+    expect(restartEvents.map((e) => e.event.action)).toEqual([
+      "command.sent",
+      "step.completed",
+      "command.sent",
+      "step.completed",
+    ]);
+    expect(restartEvents[0]?.lifeline.step?.host).toBe(restartEvents[1]?.lifeline.step?.host);
+    expect(restartEvents[2]?.lifeline.step?.host).not.toBe(restartEvents[0]?.lifeline.step?.host);
+
+    // A stop may take down one api: the other is never sent a command, is recorded as cancelled with the reason,
+    // and still answers.
+    const stop = await rollout("stop", apiOnly);
+    expect(stop.code).not.toBe(0);
+    const statuses = stop.json.steps.map((s) => s.status).sort();
+    expect(statuses).toEqual(["cancelled", "success"]);
+    const kept = stop.json.steps.find((s) => s.status === "cancelled");
+    const stopped = stop.json.steps.find((s) => s.status === "success");
+    expect(kept?.reason).toBe(
+      "availability floor: 1 of api's instances down by this rollout (maxUnavailable 1)",
+    );
+    expect(kept?.commandId ?? "").toBe("");
+    const portOf = (host: string | undefined) =>
+      [hosts.api, hosts.api2].find((h) => h?.host === host)?.port as number;
+    await expect(fetch(`http://127.0.0.1:${portOf(kept?.host)}/`)).resolves.toBeDefined();
+    await expect(fetch(`http://127.0.0.1:${portOf(stopped?.host)}/`)).rejects.toThrow();
+    const stopId = (stop.json as RolloutJson & { rolloutId: string }).rolloutId;
+    expect(
+      (await rolloutEvents(prefix, stopId)).filter((e) => e.event.action === "command.sent").length,
+    ).toBe(1);
   });
 
   it("a start that fails retryably is tried again after a backoff and succeeds on the second attempt; the timeline shows it", async () => {

@@ -318,6 +318,27 @@ describe("rollout schedule (pure decisions)", () => {
     expect(s.state.failures).toBe(0);
   });
 
+  it("resumed after a crash mid-retry: a step goes on from its latest attempt with only the retries left", () => {
+    const retries = { attempts: 2, backoffMs: 1_000, maxBackoffMs: 5_000 };
+    // Two commands were sent for h1 before the restart, none for h2.
+    const attemptsMade = new Map([[k("h1", "a"), 2]]);
+    const s = drive(config(waves(["a:h1,h2"]), [], { retries, attemptsMade }));
+    const begun = s.begin();
+    expect(begun.filter((d) => d.type === "send")).toEqual([
+      { type: "send", key: k("h1", "a"), wave: 1, attempt: 2 },
+      { type: "send", key: k("h2", "a"), wave: 1, attempt: 1 },
+    ]);
+    // Attempt 2's recorded retryable failure: one retry left, numbered 3, with attempt 3's backoff.
+    expect(
+      s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true }),
+    ).toEqual([{ type: "retry", key: k("h1", "a"), wave: 1, attempt: 3, delayMs: 2_000 }]);
+    s.on({ type: "retry_due", key: k("h1", "a") });
+    // Attempt 3 fails retryably too: no fourth attempt, the failure is final and counts.
+    const out = s.on({ type: "settled", key: k("h1", "a"), success: false, counts: true, retryable: true });
+    expect(out[0]).toEqual({ type: "final", key: k("h1", "a"), wave: 1 });
+    expect(s.state.failures).toBe(1);
+  });
+
   it("retries run out, a failure not marked retryable is final at once, and both count", () => {
     const retries = { attempts: 1, backoffMs: 100, maxBackoffMs: 100 };
     const s = drive(config(waves(["a:h1,h2"]), [], { retries, budget: { maxFailures: 5 } }));
