@@ -887,7 +887,12 @@ export class RolloutRunner {
       from: "end",
       logger: this.logger,
       onMessage: async (message) => {
+        // Most of the topic is other events (this controller's own among them, 2.5 KB a step): only records that
+        // can settle a command or carry a decision are decoded and parsed, the rest skipped in their bytes.
+        if (!message.value || !SETTLING_MARKERS.some((marker) => (message.value as Buffer).includes(marker)))
+          return;
         for (const text of unpackRecords(message.value)) {
+          if (!SETTLING_TEXTS.some((marker) => text.includes(marker))) continue;
           let event: OutcomeEvent & { lifeline?: { rollout_id?: string; approval?: unknown } };
           try {
             event = JSON.parse(text);
@@ -960,6 +965,10 @@ export class RolloutRunner {
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }
 }
+
+/** What a lifecycle record that settles a command (or decides on the rollout) holds, as JSON writes it. */
+const SETTLING_TEXTS = ['"command.completed"', '"command.rejected"', '"rollout.approval"'];
+const SETTLING_MARKERS = SETTLING_TEXTS.map((marker) => Buffer.from(marker));
 
 /**
  * Hosts for a wave's event and progress line: the first ten, then how many more. A wave of 100,000 hosts listed
