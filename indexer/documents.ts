@@ -7,7 +7,24 @@ export interface IndexableDocument {
   kind: StreamKind;
   id: string;
   document: Record<string, unknown>;
+  /** What was changed so that Elasticsearch stores the document (also in its `lifeline.flags`). */
+  flags?: DegradeFlag[];
 }
+
+/**
+ * A document is stored, not refused, when fields parsed from a log line (or a span's attributes) go past what a
+ * flattened field takes; what was done is named in `lifeline.flags`:
+ * - `long_value_not_indexed`: a value longer than FLATTENED_IGNORE_ABOVE characters is kept in `_source` but not
+ *   indexed (Lucene refuses terms over 32,766 bytes, which refused the whole document).
+ * - `depth_limited`: objects nested deeper than FLATTENED_DEPTH_LIMIT are kept as their JSON text at that depth
+ *   (a flattened field refuses the whole document past its depth_limit).
+ */
+export type DegradeFlag = "long_value_not_indexed" | "depth_limited";
+
+/** index-setup.ts maps every flattened field with this ignore_above: 4 bytes a character stays under Lucene's limit. */
+export const FLATTENED_IGNORE_ABOVE = 8_191;
+/** Elasticsearch's default depth_limit for flattened fields. */
+export const FLATTENED_DEPTH_LIMIT = 20;
 
 /** Where a record came from: the dead letter and the fallback id name it. */
 export interface RecordOrigin {
@@ -51,7 +68,72 @@ export function toDocument(
   if (kind === "logs") promoteParsedFields(document);
   if (kind === "spans") spanDocument(document);
   dropInvalidIds(document);
-  return { kind, id, document };
+  const flags = fitFlattenedFields(document);
+  return flags ? { kind, id, document, flags } : { kind, id, document };
+}
+
+/** The flattened fields of index-setup.ts's mappings: where a document's own keys become terms. */
+const FLATTENED_PATHS: ReadonlyArray<readonly string[]> = [
+  ["labels"],
+  ["lifeline", "fields"],
+  ["lifeline", "resource"],
+  ["lifeline", "attributes"],
+  ["lifeline", "claimed"],
+];
+
+/** Makes each flattened field storable; the flags say what changed (also added to `lifeline.flags`). */
+function fitFlattenedFields(document: Record<string, unknown>): DegradeFlag[] | undefined {
+  const found = new Set<DegradeFlag>();
+  for (const path of FLATTENED_PATHS) {
+    let parent: Record<string, unknown> = document;
+    for (const key of path.slice(0, -1)) {
+      const next = parent[key];
+      if (!isObject(next)) {
+        parent = {};
+        break;
+      }
+      parent = next;
+    }
+    const key = path[path.length - 1] as string;
+    const value = parent[key];
+    if (isObject(value) || Array.isArray(value)) parent[key] = fitValue(value, 1, found);
+    else if (typeof value === "string" && value.length > FLATTENED_IGNORE_ABOVE)
+      found.add("long_value_not_indexed");
+  }
+  if (found.size === 0) return undefined;
+  const flags = [...found];
+  const lifeline = (isObject(document.lifeline) ? document.lifeline : {}) as Record<string, unknown>;
+  const before = Array.isArray(lifeline.flags) ? (lifeline.flags as unknown[]) : [];
+  document.lifeline = { ...lifeline, flags: [...new Set([...before, ...flags])] };
+  return flags;
+}
+
+/**
+ * One value of a flattened field at `depth` (its top-level object is depth 1): objects past the depth limit become
+ * their JSON text; long strings are left as they are (the mapping's ignore_above keeps them out of the index).
+ */
+function fitValue(value: unknown, depth: number, found: Set<DegradeFlag>): unknown {
+  if (typeof value === "string") {
+    if (value.length > FLATTENED_IGNORE_ABOVE) found.add("long_value_not_indexed");
+    return value;
+  }
+  if (Array.isArray(value)) return value.map((item) => fitValue(item, depth, found));
+  if (!isObject(value)) return value;
+  if (depth > FLATTENED_DEPTH_LIMIT) {
+    found.add("depth_limited");
+    const text = JSON.stringify(value);
+    if (text.length > FLATTENED_IGNORE_ABOVE) found.add("long_value_not_indexed");
+    return text;
+  }
+  let changed: Record<string, unknown> | undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const fitted = fitValue(inner, depth + 1, found);
+    if (fitted !== inner) {
+      changed ??= { ...value };
+      changed[key] = fitted;
+    }
+  }
+  return changed ?? value;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Client } from "@elastic/elasticsearch";
 import type { Logger } from "../core/logger.ts";
+import { FLATTENED_DEPTH_LIMIT, FLATTENED_IGNORE_ABOVE } from "./documents.ts";
 
 export type StreamKind = "logs" | "lifecycle" | "spans";
 
@@ -10,6 +11,16 @@ export interface IndexLayout {
 }
 
 const keyword = { type: "keyword", ignore_above: 1024 } as const;
+/**
+ * A document's own keys and values (parsed log fields, span attributes, labels), searchable as keywords. A value
+ * over ignore_above is kept in _source and not indexed: Lucene refuses a term over 32,766 bytes, and with it the
+ * whole document. Deeper objects than depth_limit are folded into text by the indexer (documents.ts), flagged.
+ */
+const flattened = {
+  type: "flattened",
+  ignore_above: FLATTENED_IGNORE_ABOVE,
+  depth_limit: FLATTENED_DEPTH_LIMIT,
+} as const;
 
 /**
  * ECS field mappings shared by every Lifeline index. `dynamic: false` keeps unknown fields in _source without
@@ -21,7 +32,7 @@ export const ECS_MAPPINGS = {
   properties: {
     "@timestamp": { type: "date" },
     message: { type: "text" },
-    labels: { type: "flattened" },
+    labels: flattened,
     tags: keyword,
     event: {
       properties: {
@@ -103,12 +114,14 @@ export const ECS_MAPPINGS = {
         attempt: { type: "long" },
         backoff_ms: { type: "long" },
         /** What a message that did not verify claimed to be (never a real command's fields). */
-        claimed: { type: "flattened" },
+        claimed: flattened,
         format: keyword,
         original_timestamp: keyword,
-        fields: { type: "flattened" },
-        resource: { type: "flattened" },
-        attributes: { type: "flattened" },
+        /** What the indexer changed so that the document could be stored (documents.ts DegradeFlag). */
+        flags: keyword,
+        fields: flattened,
+        resource: flattened,
+        attributes: flattened,
       },
     },
   },
@@ -149,15 +162,17 @@ export async function setupIndices(
   },
   logger: Logger,
 ): Promise<IndexLayout> {
+  // Shared by every namespace: mappings only. Settings that may differ (replicas) are each namespace's own, in its
+  // index templates: one indexer's start must not change another namespace's new indices.
   await client.cluster.putComponentTemplate({
     name: "lifeline-ecs-mappings",
-    template: { mappings: ECS_MAPPINGS as never, settings: { number_of_replicas: options.replicas } },
+    template: { mappings: ECS_MAPPINGS as never },
     _meta: { managed_by: "lifeline" },
   });
   const tryDataStreams = options.mode !== "indices";
   if (tryDataStreams) {
     try {
-      await putTemplates(client, layout(options.namespace, true), options.retention);
+      await putTemplates(client, layout(options.namespace, true), options.retention, options.replicas);
       return layout(options.namespace, true);
     } catch (error) {
       if (options.mode === "data-streams") throw error;
@@ -167,11 +182,16 @@ export async function setupIndices(
       );
     }
   }
-  await putTemplates(client, layout(options.namespace, false), options.retention);
+  await putTemplates(client, layout(options.namespace, false), options.retention, options.replicas);
   return layout(options.namespace, false);
 }
 
-async function putTemplates(client: Client, target: IndexLayout, retention: string): Promise<void> {
+async function putTemplates(
+  client: Client,
+  target: IndexLayout,
+  retention: string,
+  replicas: number,
+): Promise<void> {
   const kinds: StreamKind[] = ["logs", "lifecycle", "spans"];
   for (const kind of kinds) {
     const index = target.targets[kind];
@@ -181,9 +201,11 @@ async function putTemplates(client: Client, target: IndexLayout, retention: stri
       // Above the official image's built-in logs-*-* and traces-*-* templates (priority 100 and 150).
       priority: 500,
       composed_of: ["lifeline-ecs-mappings"],
-      ...(target.dataStreams
-        ? { data_stream: {}, template: { lifecycle: { data_retention: retention } } }
-        : {}),
+      ...(target.dataStreams ? { data_stream: {} } : {}),
+      template: {
+        settings: { number_of_replicas: replicas },
+        ...(target.dataStreams ? { lifecycle: { data_retention: retention } } : {}),
+      },
       _meta: { managed_by: "lifeline", kind },
     });
   }

@@ -46,6 +46,40 @@ interface DeadLetter {
   reason: string;
   type: string;
   status?: number;
+  /** Elasticsearch's causes, outermost first (each `caused_by` of the item's error, as it said them). */
+  causedBy?: ElasticCause;
+}
+
+/** An Elasticsearch error's cause: its type, reason and own cause, as the bulk item's error carries them. */
+export interface ElasticCause {
+  type: string;
+  reason?: string;
+  caused_by?: ElasticCause;
+}
+
+/** At most this many causes are kept (Elasticsearch's chains are short; a loop must not be followed forever). */
+const MAX_CAUSES = 8;
+
+/** The item error's `caused_by` chain, with only type and reason at each level. */
+export function causeChain(error: unknown, depth = 0): ElasticCause | undefined {
+  const cause = (error as { caused_by?: { type?: unknown; reason?: unknown } } | undefined)?.caused_by;
+  if (!cause || typeof cause !== "object" || depth >= MAX_CAUSES) return undefined;
+  const inner = causeChain(cause, depth + 1);
+  return {
+    type: typeof cause.type === "string" ? cause.type : "unknown",
+    ...(typeof cause.reason === "string" ? { reason: cause.reason } : {}),
+    ...(inner ? { caused_by: inner } : {}),
+  };
+}
+
+/**
+ * The dead-letter metric's reason: the error's type and its innermost cause's type ("document_parsing_exception
+ * <- illegal_argument_exception"). Types are Elasticsearch's exception names: a bounded set, unlike reasons.
+ */
+export function reasonLabel(type: string, causedBy?: ElasticCause): string {
+  let innermost = causedBy;
+  while (innermost?.caused_by) innermost = innermost.caused_by;
+  return innermost ? `${type} <- ${innermost.type}` : type;
 }
 
 const RETRYABLE_ITEM_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -206,7 +240,8 @@ export class Indexer implements Component {
         else {
           const text = value.toString("utf8", start, end);
           try {
-            const { id, document } = toDocument(kind, text, origin, now);
+            const { id, document, flags } = toDocument(kind, text, origin, now);
+            if (flags) for (const flag of flags) this.metrics.degraded.inc({ flag });
             add({
               kind,
               key,
@@ -366,6 +401,7 @@ export class Indexer implements Component {
         retry.push(item);
       } else {
         const cause = result?.error as { type?: string; reason?: string } | undefined;
+        const causedBy = causeChain(cause);
         dead.push({
           origin: item.origin,
           key: item.key,
@@ -373,6 +409,7 @@ export class Indexer implements Component {
           reason: cause?.reason ?? `status ${status}`,
           type: cause?.type ?? "bulk_item_error",
           status,
+          ...(causedBy ? { causedBy } : {}),
         });
       }
     });
@@ -391,7 +428,12 @@ export class Indexer implements Component {
       key: entry.key,
       value: JSON.stringify({
         "@timestamp": new Date().toISOString(),
-        error: { type: entry.type, reason: entry.reason, ...(entry.status ? { status: entry.status } : {}) },
+        error: {
+          type: entry.type,
+          reason: entry.reason,
+          ...(entry.status ? { status: entry.status } : {}),
+          ...(entry.causedBy ? { caused_by: entry.causedBy } : {}),
+        },
         kafka: entry.origin,
         original: entry.original,
       }),
@@ -399,11 +441,9 @@ export class Indexer implements Component {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.producer?.send({ topic: this.deadLetterTopic, acks: -1, messages });
-        for (const entry of dead) this.metrics.deadLettered.inc({ reason: entry.type });
-        this.logger.warn(
-          { records: dead.length, reasons: [...new Set(dead.map((d) => d.type))] },
-          "records dead-lettered",
-        );
+        const reasons = dead.map((entry) => reasonLabel(entry.type, entry.causedBy));
+        for (const reason of reasons) this.metrics.deadLettered.inc({ reason });
+        this.logger.warn({ records: dead.length, reasons: [...new Set(reasons)] }, "records dead-lettered");
         return;
       } catch (error) {
         if (abandoned()) throw error;

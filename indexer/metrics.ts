@@ -24,8 +24,14 @@ export function createIndexerMetrics() {
     }),
     deadLettered: new Counter({
       name: "lifeline_indexer_dead_lettered_total",
-      help: "Records sent to the dead-letter topic",
+      help: "Records sent to the dead-letter topic, by error type and innermost cause type",
       labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    degraded: new Counter({
+      name: "lifeline_indexer_documents_degraded_total",
+      help: "Documents stored with a field left unindexed or folded into text so that Elasticsearch takes them (lifeline.flags)",
+      labelNames: ["flag"] as const,
       registers: [registry],
     }),
     bulkSeconds: new Histogram({

@@ -159,6 +159,10 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
       expect((byType.document_parsing_exception?.error as { reason: string } | undefined)?.reason).toContain(
         "log.offset",
       );
+      // Elasticsearch's cause, not only its outer "failed to parse field".
+      expect(
+        (byType.document_parsing_exception?.error as { caused_by?: unknown } | undefined)?.caused_by,
+      ).toEqual({ type: "illegal_argument_exception", reason: 'For input string: "not-a-number"' });
       expect(byType.document_parsing_exception?.kafka).toMatchObject({
         topic: `${t.prefix}.logs`,
         partition: expect.any(Number),
