@@ -43,6 +43,12 @@ export const collectorConfigSchema = z.strictObject({
     })
     .prefault({}),
   compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
+  /**
+   * How documents travel in Kafka records. `packed`: consecutive documents of one source in one record, separated
+   * by newlines (NDJSON, header `lifeline-records: <n>`): fewer, larger records, the fastest. `single`: one
+   * document per record, what Logstash's json codec, Kafka Connect, ksqlDB and kcat scripts expect.
+   */
+  recordFormat: z.enum(["packed", "single"]).default("packed"),
   /** Prometheus /metrics and /health. */
   http: z
     .strictObject({

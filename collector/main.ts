@@ -61,7 +61,7 @@ export async function runCollector(argv: string[]): Promise<number> {
     lingerMs: 5,
     inflightBytes: config.limits.inflightBytes,
     compression: config.compression,
-    packBytes: DEFAULT_PACK_BYTES,
+    packBytes: config.recordFormat === "single" ? 0 : DEFAULT_PACK_BYTES,
     deadLetterTopic: `${config.topicPrefix}.dead-letter`,
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });

@@ -151,6 +151,12 @@ export const shipperConfigSchema = z.strictObject({
   /** zstd: faster and smaller than gzip (Kafka 2.1+ brokers and consumers). */
   compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
   /**
+   * How documents travel in Kafka records. `packed`: consecutive documents of one source in one record, separated
+   * by newlines (NDJSON, header `lifeline-records: <n>`): fewer, larger records, the fastest. `single`: one
+   * document per record, what Logstash's json codec, Kafka Connect, ksqlDB and kcat scripts expect.
+   */
+  recordFormat: z.enum(["packed", "single"]).default("packed"),
+  /**
    * A file read to its end and acknowledged that has not grown for this long is closed (its handle released, its
    * checkpoint kept) and opened again when it grows. 0: files stay open until they are renamed away or deleted.
    */

@@ -120,7 +120,8 @@ export class Shipper implements Component {
       lingerMs: options.config.limits.lingerMs,
       inflightBytes: options.config.limits.inflightBytes,
       compression: options.config.compression,
-      packBytes: options.config.limits.packBytes,
+      // recordFormat single: one document per record, whatever limits.packBytes says.
+      packBytes: options.config.recordFormat === "single" ? 0 : options.config.limits.packBytes,
       lanes: options.config.limits.producers,
       deadLetterTopic: `${prefix}.dead-letter`,
       metrics: {
