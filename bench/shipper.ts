@@ -3,7 +3,7 @@
  * same local Kafka: kcat (librdkafka, one message per line: the raw ceiling) and rsyslog imfile + omkafka
  * (a C shipper). Each system writes to a fresh topic; "done" is when the topic holds every line.
  *   npm run bench:shipper            (BENCH_LINES=1000000 by default; BENCH_SCENARIOS="1 file;..." runs some, and
- *                                     writes no results file)
+ *                                     writes no results file; BENCH_RECORD_FORMAT=single for one line per record)
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
@@ -30,6 +30,8 @@ import { localServicesSettings } from "../local-services/settings.ts";
 import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.ts";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
+/** The shipper's recordFormat (BENCH_RECORD_FORMAT=single: one document per Kafka record). */
+const RECORD_FORMAT = process.env.BENCH_RECORD_FORMAT === "single" ? "single" : "packed";
 const root = "/tmp/lifeline-bench-shipper";
 
 /** A line; a live one ends with the time it was written (`w=<epoch ms>`), for the written → in Kafka latency. */
@@ -365,6 +367,7 @@ async function main() {
         topicPrefix: prefix,
         inputs: [{ name: "bench", paths: [join(dir, "*.log")], service: { name: "bench" } }],
         http: { port },
+        recordFormat: RECORD_FORMAT,
       }),
     );
     // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
@@ -388,6 +391,7 @@ async function main() {
           ...(launcher.compiled ? ["compiled"] : []),
           ...launcher.nodeArgs,
           ...Object.entries(launcher.env ?? {}).map(([name, value]) => `${name}=${value}`),
+          ...(RECORD_FORMAT === "single" ? ["recordFormat single"] : []),
         ].join(", ")})`,
         lifeline,
       ),

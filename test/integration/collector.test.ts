@@ -34,8 +34,8 @@ function workspace(name: string) {
   return {
     ...ws,
     namespace,
-    spans: `traces-lifeline-${namespace}`,
-    logs: `logs-lifeline.logs-${namespace}`,
+    spans: `lifeline-traces-${namespace}`,
+    logs: `lifeline-logs-${namespace}`,
   };
 }
 
@@ -83,7 +83,7 @@ describe("collector: OTLP/HTTP from the official exporters into Kafka and Elasti
         topicPrefix: ws.prefix,
         groupId: uniqueName("collector-indexer"),
         namespace: ws.namespace,
-        indices: { replicas: 0 },
+        indices: { replicas: 0, mode: "indices" },
         ...(kafka ? { kafka } : {}),
       }),
     );

@@ -16,16 +16,25 @@ import {
 import { connections, testElastic, testKafka, uniqueName } from "../helpers/services.ts";
 import { shipperWorkspace, TopicReader } from "../helpers/shipper.ts";
 
-function setup(name: string, extra: Record<string, unknown> = {}) {
+/**
+ * Plain indices unless asked otherwise: this Elasticsearch cannot delete a data stream, so every test run would
+ * leave its streams behind (the poison test keeps the data-stream path covered, with 5 documents).
+ */
+function setup(
+  name: string,
+  extra: Record<string, unknown> = {},
+  mode: "indices" | "data-streams" = "indices",
+) {
   const ws = shipperWorkspace(name);
   const namespace = uniqueName(name).replaceAll("-", "_");
   const groupId = uniqueName(`indexer-${name}`);
   const config = join(ws.dir, "indexer.yaml");
   writeFileSync(
     config,
-    stringify({ topicPrefix: ws.prefix, groupId, namespace, indices: { replicas: 0 }, ...extra }),
+    stringify({ topicPrefix: ws.prefix, groupId, namespace, indices: { replicas: 0, mode }, ...extra }),
   );
-  return { ...ws, namespace, groupId, config, logs: `logs-lifeline.logs-${namespace}` };
+  const logs = mode === "indices" ? `lifeline-logs-${namespace}` : `logs-lifeline.logs-${namespace}`;
+  return { ...ws, namespace, groupId, config, logs };
 }
 
 describe("indexer: Kafka → Elasticsearch, counted", () => {
@@ -111,7 +120,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
   });
 
   it("a mapping conflict and a non-JSON record go to the dead-letter topic with reasons; the rest is indexed", async () => {
-    const t = setup("poison");
+    const t = setup("poison", {}, "data-streams");
     await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.dead-letter`]);
     const good = (i: number) =>
       JSON.stringify({
@@ -192,7 +201,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
   });
 
   it("spans and logs of one trace are found by one trace.id query; plain indices where data streams are off", async () => {
-    const t = setup("trace", { indices: { mode: "indices", replicas: 0 } });
+    const t = setup("trace");
     await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.spans`]);
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     await produceLogRecords(kafka, `${t.prefix}.logs`, 100, {

@@ -62,7 +62,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
         topicPrefix: ws.prefix,
         groupId: uniqueName("e2e-indexer"),
         namespace,
-        indices: { replicas: 0 },
+        indices: { replicas: 0, mode: "indices" },
       }),
     );
 
@@ -81,8 +81,8 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
     );
     const traceId = parseTraceparent(start.traceparent)?.traceId as string;
 
-    const lifecycle = `logs-lifeline.lifecycle-${namespace}`;
-    const logs = `logs-lifeline.logs-${namespace}`;
+    const lifecycle = `lifeline-lifecycle-${namespace}`;
+    const logs = `lifeline-logs-${namespace}`;
     // The lifecycle stream also holds the agent's own events (started, heartbeats): count this trace's.
     const ofTrace = { term: { "trace.id": traceId } };
     await waitForCount(elastic, lifecycle, 4, 120_000, ofTrace);
@@ -102,7 +102,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
       .map((hit) => (hit.source.event as { action: string }).action);
     expect(steps).toEqual(["command.received", "start.spawned", "start.healthy", "command.completed"]);
     const lines = hits
-      .filter((hit) => hit.index.includes(".logs-"))
+      .filter((hit) => hit.index === logs)
       .map((hit) => hit.source.message as string);
     expect(lines).toEqual([
       expect.stringMatching(new RegExp(`^listening on ${port} traceparent=00-${traceId}-`)),

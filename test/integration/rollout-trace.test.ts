@@ -79,7 +79,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
         topicPrefix: ws.prefix,
         groupId: uniqueName("trace-indexer"),
         namespace,
-        indices: { replicas: 0 },
+        indices: { replicas: 0, mode: "indices" },
       }),
     );
     const agent = startLifeline(["agent", "--config", agentConfig], "agent started", tracing);
@@ -133,7 +133,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     const traceId = restart.traceId;
 
     // Spans: the controller's 3, the agent's command span and its 3 phases.
-    const spansIndex = `traces-lifeline-${namespace}`;
+    const spansIndex = `lifeline-traces-${namespace}`;
     const inTrace = { term: { "trace.id": traceId } };
     const deadline = Date.now() + 60_000;
     let spans: SpanDocument[] = [];
@@ -166,7 +166,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     expect(spans.every((span) => span.event.outcome === "success")).toBe(true);
 
     // The lifecycle events of the rollout, the controller's and the agent's, carry the same trace id.
-    const lifecycle = `logs-lifeline.lifecycle-${namespace}`;
+    const lifecycle = `lifeline-lifecycle-${namespace}`;
     await waitForCount(elastic, lifecycle, 1);
     let actions: string[] = [];
     const eventsDeadline = Date.now() + 60_000;
@@ -198,7 +198,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     );
     // The restarted service got the agent span's context: its log line joins the same trace.
     const agentSpanId = spans.find((span) => span.span.name === agentSpan)?.span.id;
-    const logs = `logs-lifeline.logs-${namespace}`;
+    const logs = `lifeline-logs-${namespace}`;
     const lineDeadline = Date.now() + 60_000;
     let lines: string[] = [];
     while (Date.now() < lineDeadline && lines.length === 0) {
@@ -247,7 +247,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
       trace: { id: string };
       lifeline: { evidence?: string; step_status?: string };
     }>({
-      index: `logs-lifeline.lifecycle-${namespace}`,
+      index: `lifeline-lifecycle-${namespace}`,
       query: {
         bool: {
           filter: [

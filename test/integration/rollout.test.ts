@@ -120,7 +120,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
           topicPrefix: prefix,
           groupId: uniqueName("rollout-indexer"),
           namespace,
-          indices: { replicas: 0 },
+          indices: { replicas: 0, mode: "indices" },
         }),
       );
       const indexer = startLifeline(["indexer", "--config", indexerConfig], "indexer started");
