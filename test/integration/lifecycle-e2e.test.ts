@@ -101,9 +101,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
       .filter((hit) => hit.index.includes("lifecycle"))
       .map((hit) => (hit.source.event as { action: string }).action);
     expect(steps).toEqual(["command.received", "start.spawned", "start.healthy", "command.completed"]);
-    const lines = hits
-      .filter((hit) => hit.index === logs)
-      .map((hit) => hit.source.message as string);
+    const lines = hits.filter((hit) => hit.index === logs).map((hit) => hit.source.message as string);
     expect(lines).toEqual([
       expect.stringMatching(new RegExp(`^listening on ${port} traceparent=00-${traceId}-`)),
     ]);
