@@ -3,7 +3,8 @@
  * indexer's own code from the same records, into a data stream under the same templates) sent as pre-built bulk
  * bodies straight to Elasticsearch. Then end-to-end
  * latency: a line appended to a file until it is searchable, through the real shipper, Kafka and indexer.
- *   npm run bench:indexer            (BENCH_DOCS=200000, BENCH_ROUNDS=3 by default)
+ *   npm run bench:indexer            (BENCH_DOCS=200000, BENCH_ROUNDS=3 by default; BENCH_NODE_ARGS: the
+ *                                    indexer's Node flags)
  */
 import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +33,8 @@ import { type BenchRow, printTable, writeResults } from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Node flags for the indexer under test (BENCH_NODE_ARGS="--max-semi-space-size=2"), shown in its row. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const root = "/tmp/lifeline-bench-indexer";
 const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
 
@@ -225,7 +228,18 @@ async function measureIndexer(
   const start = performance.now();
   const indexer = spawn(
     "/usr/bin/time",
-    ["-f", "%U %S %M", "-o", timeFile, process.execPath, lifelineBin, "indexer", "--config", config],
+    [
+      "-f",
+      "%U %S %M",
+      "-o",
+      timeFile,
+      process.execPath,
+      ...NODE_ARGS,
+      lifelineBin,
+      "indexer",
+      "--config",
+      config,
+    ],
     { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
   );
   // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
@@ -253,7 +267,7 @@ async function measureIndexer(
     readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
   return {
     scenario: `${DOCS} docs, round ${round + 1}`,
-    system: "lifeline indexer (from Kafka)",
+    system: `lifeline indexer (from Kafka${NODE_ARGS.length > 0 ? `, ${NODE_ARGS.join(" ")}` : ""})`,
     "docs/s": Math.round(DOCS / seconds),
     seconds,
     "startup s": startupSeconds,
