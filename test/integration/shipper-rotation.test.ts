@@ -149,13 +149,27 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
       writer.close();
 
       const total = writer.next;
-      await reader.waitFor((r) => r.length >= total);
+      // This test once lost 2,808 of 70,000 lines in CI (issue 19): a failure carries the shipper's own account.
+      await reader
+        .waitFor((r) => r.length >= total)
+        .catch((error: Error) => {
+          const warnings = (shipper?.output() ?? "")
+            .split("\n")
+            .filter((line) => /"level":(40|50)/.test(line));
+          throw new Error(`${error.message}\nshipper warnings:\n${warnings.slice(-40).join("\n")}`);
+        });
       // Stopped, then the topic read to its end: a copy read from its start would show as tens of thousands more.
       const output = shipper.output();
       expect(await shipper.stop()).toBe(0);
       shipper = undefined;
       expectExactlyOnceInOrder(await reader.readToEnd(), total);
-      expect(output.split(COPY_SEEN).length - 1).toBe(4);
+      expect(
+        output.split(COPY_SEEN).length - 1,
+        output
+          .split("\n")
+          .filter((l) => /copy|truncat/.test(l))
+          .join("\n"),
+      ).toBe(4);
     } finally {
       await reader.stop();
     }
