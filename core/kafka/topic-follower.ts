@@ -37,6 +37,7 @@ export class TopicFollower {
   private running = false;
   private loop: Promise<void> | undefined;
   private checkedAt = 0;
+  private turn = 0;
   /** Records handed to onMessage. */
   read = 0;
   /** Resolves when an `untilEnd` read reached every end or stop() was called; rejects if the handler threw. */
@@ -87,7 +88,10 @@ export class TopicFollower {
       if (this.options.untilEnd && offset >= (this.ends.get(partition) ?? 0n)) continue;
       list.push({ partition, offset: offset.toString() });
     }
-    return list;
+    // A fetch's byte limit is filled in the order the partitions are asked for: each poll begins one further on,
+    // so a busy partition cannot keep the others waiting poll after poll.
+    const turn = this.turn++ % Math.max(1, list.length);
+    return [...list.slice(turn), ...list.slice(0, turn)];
   }
 
   private async run(): Promise<void> {
