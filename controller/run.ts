@@ -917,9 +917,6 @@ export class RolloutRunner {
     });
     this.follower = follower;
     await follower.start();
-    follower.done.catch((error: Error) =>
-      this.logger.error({ err: error }, "stopped following the lifecycle topic: outcomes are no longer read"),
-    );
   }
 
   private async event(

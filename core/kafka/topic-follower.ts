@@ -20,7 +20,11 @@ export interface TopicFollowerOptions {
    * Otherwise follow until stop().
    */
   untilEnd?: boolean;
-  /** Called in offset order within a partition. A handler that throws stops the follower (`done` rejects). */
+  /**
+   * Called in offset order within a partition. A handler that throws is called again with the same record after a
+   * backoff (one log line per streak), like a consumer group's redelivery: nothing is skipped, nothing after it in
+   * its partition is handed on first.
+   */
   onMessage(message: InboundMessage, partition: number): void | Promise<void>;
   logger?: Pick<Logger, "warn" | "info">;
   /** How long one fetch waits for a first record (default 1 s): the latency of stop(), not of records. */
@@ -40,18 +44,16 @@ export class TopicFollower {
   private turn = 0;
   /** Records handed to onMessage. */
   read = 0;
-  /** Resolves when an `untilEnd` read reached every end or stop() was called; rejects if the handler threw. */
+  /** Resolves when an `untilEnd` read reached every end, or when stop() was called. */
   readonly done: Promise<void>;
-  private settle!: { resolve: () => void; reject: (error: Error) => void };
+  private settle!: { resolve: () => void };
 
   constructor(kafka: KafkaPort, options: TopicFollowerOptions) {
     this.reader = kafka.partitionReader();
     this.options = options;
-    this.done = new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
+    this.done = new Promise<void>((resolve) => {
+      this.settle = { resolve };
     });
-    // Callers that only stop() need not await `done`; its rejection is reported by the loop's log line too.
-    this.done.catch(() => {});
   }
 
   /** Takes every partition's position; a record written after this resolves is read. */
@@ -120,11 +122,6 @@ export class TopicFollower {
         if (failures > 0) logger?.info({ topic, failures }, "reading again");
         failures = 0;
       } catch (error) {
-        if (error instanceof HandlerError) {
-          this.running = false;
-          this.settle.reject(error.cause as Error);
-          return;
-        }
         if (error instanceof OffsetOutOfRangeError) {
           // Deleted by retention before it was read: say so, and go on from what is left.
           const earliest = BigInt(
@@ -141,7 +138,9 @@ export class TopicFollower {
         if (failures === 1)
           logger?.warn(
             { topic, err: (error as Error).message },
-            "cannot read from Kafka: retrying until it answers (is the broker up?)",
+            error instanceof HandlerError
+              ? "a record could not be handled: trying it again"
+              : "cannot read from Kafka: retrying until it answers (is the broker up?)",
           );
         await new Promise((resolve) =>
           setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(failures, 5))),
