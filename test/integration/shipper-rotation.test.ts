@@ -163,13 +163,15 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
       expect(await shipper.stop()).toBe(0);
       shipper = undefined;
       expectExactlyOnceInOrder(await reader.readToEnd(), total);
+      // Each of the four copytruncates was noticed. (How many copies are logged as recognised depends on timing:
+      // a copy that holds nothing unread, found after the truncation, may not be seen by the glob before the stop;
+      // CI of ce7aadf and 3d15b4c: 3 of 4, every line once.)
+      const copyLines = output.split("\n").filter((l) => /copy|truncat/.test(l));
       expect(
-        output.split(COPY_SEEN).length - 1,
-        output
-          .split("\n")
-          .filter((l) => /copy|truncat/.test(l))
-          .join("\n"),
+        copyLines.filter((l) => l.includes("file truncated (copytruncate?)")).length,
+        copyLines.join("\n"),
       ).toBe(4);
+      expect(output.split(COPY_SEEN).length - 1, copyLines.join("\n")).toBeGreaterThanOrEqual(3);
     } finally {
       await reader.stop();
     }
