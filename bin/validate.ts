@@ -1,23 +1,10 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { ConfigError } from "../core/errors.ts";
 
-export const validateHelp = `Usage: lifeline validate <file>... [--kind KIND]
-
-Checks config files the way the component that reads them will: YAML syntax, every key known (a misspelt one
-names the key you probably meant), types and ranges, keys that parse (Ed25519 public keys), a plan's dependencies
-(unknown names, cycles). Prints what each file holds; exit 0 when all are valid, 2 otherwise.
-
-Options:
-  --kind KIND   agent | shipper | indexer | collector | plan | fleet  [from the file's name, else its keys]
-
-The environment overrides apply as at run time (LIFELINE_HOST_NAME, LIFELINE_KAFKA_BROKERS, ...).
-`;
-
-const KINDS = ["agent", "shipper", "indexer", "collector", "plan", "fleet"] as const;
-type Kind = (typeof KINDS)[number];
+export const KINDS = ["agent", "shipper", "indexer", "collector", "plan", "fleet"] as const;
+export type Kind = (typeof KINDS)[number];
 
 /** Which component a file is for: its name (agent.yaml, rollout.example.yaml ...) or, failing that, its keys. */
 export function guessKind(file: string, document: unknown): Kind | undefined {
@@ -73,32 +60,16 @@ async function check(file: string, kind: Kind): Promise<string> {
   }
 }
 
-export async function runValidate(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      kind: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(validateHelp);
-    return values.help ? 0 : 2;
-  }
-  if (values.kind && !KINDS.includes(values.kind as Kind)) {
-    process.stderr.write(`lifeline validate: --kind must be one of ${KINDS.join(", ")}\n`);
-    return 2;
-  }
+export async function runValidate(files: string[], values: { kind?: Kind }): Promise<number> {
   let failed = 0;
-  for (const file of positionals) {
+  for (const file of files) {
     let document: unknown;
     try {
       document = parse(readFileSync(file, "utf8"));
     } catch {
       // Unreadable or not YAML: the loader below says which, precisely.
     }
-    const kind = (values.kind as Kind | undefined) ?? guessKind(file, document);
+    const kind = values.kind ?? guessKind(file, document);
     if (!kind) {
       process.stderr.write(`${file}: cannot tell which component it configures; name it with --kind\n`);
       failed++;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { resolveKafka } from "../core/connections.ts";
+import { UsageError } from "../core/errors.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -20,63 +20,18 @@ import {
 } from "./rollouts.ts";
 import { describeSummary, type RolloutResult, RolloutRunner, type StepProgress } from "./run.ts";
 
-export const rolloutHelp = `Usage: lifeline rollout --plan FILE [--fleet FILE] --dry-run [--json]
-       lifeline rollout --plan FILE [--fleet FILE] --key FILE --key-id ID [--json]
-       lifeline rollout approve|abort|pause|continue <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME]
-                [--reason TEXT]
-       lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]
-       lifeline rollout list [--since-hours 24] [--json]
-       lifeline rollout status <rollout-id> [--json]
-
-Plans a batch stop/start/restart across the fleet as a graph: a service's waves run in order, and its first wave
-begins once the services it comes after are done (start and restart: its dependencies; stop: its dependants);
-independent services run side by side within waves.maxInFlight (per service) and waves.maxInFlightTotal.
---dry-run prints the graph, its critical path and every wave (hosts, services, deadlines) and changes nothing.
-
-Options:
-  --plan FILE    the rollout plan (YAML; see controller/rollout.example.yaml)
-  --fleet FILE   hosts: [{ name, groups, labels, services }] (YAML); without it the fleet is the agents whose
-                 heartbeat reached <prefix>.lifecycle within the presence window
-  --presence-window-ms N   how recent a heartbeat must be for its host to count as live (default 60000);
-                 targeted hosts without one are reported as undeliverable before anything starts
-  --dry-run      print the plan, run nothing
-  --key FILE     the controller's Ed25519 private key (lifeline agent keygen), to sign the commands
-  --key-id ID    the id the agents trust it under
-  --json         the plan (or the result) as JSON
-
-Without --dry-run the rollout runs: signed commands per wave, outcomes followed on <prefix>.lifecycle, a halt
-past the failure budget, then the rollback policy; exit 0 only when every step succeeded.
-With \`waves.pause: approval\` it waits before each later wave for a decision signed by one of the plan's
-approvers (approve or abort); unsigned or untrusted decisions are recorded as rejected and ignored.
-resume rebuilds a rollout's state from <prefix>.lifecycle after a controller crash and continues it: settled
-steps are kept; a command recorded as sent is published again as the same signed message (same id: an agent
-that has it runs nothing twice) and its outcome awaited. Step statuses:
-success, failed, timed_out, unknown, undeliverable, cancelled (each also recorded as one step.completed event);
-escalated stops are successes counted apart. Rollout: success, failed, incomplete, halted, cancelled (aborted).
-A plan that matches no host is an error (exit 2) unless it sets allowEmpty: true.
-list and status read the controllers' events on <prefix>.lifecycle: each rollout's status is its
-rollout.completed (success, failed, halted, incomplete, cancelled) or "open" with its last event and when; the topic
-cannot tell a running controller from one that died (resume continues it). status lists every planned step with
-its recorded status (or "sent" / "not sent") and evidence.
-abort is honoured at any point of a running rollout (in-flight steps finish, nothing new is sent), signed by an
-approver or by the controller's own key; so is pause (in-flight steps finish, nothing new is sent until continue).
-onFailure: pause in the plan pauses instead of halting past the failure budget (each later failure pauses again).
-approve|abort|pause|continue wait for the controller's answer and exit 1 when it refuses or no controller runs
-that rollout. (continue ends a pause; resume takes over a rollout whose controller died.)
-`;
-
-export async function runRollout(argv: string[]): Promise<number> {
-  const [first, ...rest] = argv;
-  if (first === "approve" || first === "abort" || first === "pause" || first === "continue")
-    return decide(first, rest);
-  if (first === "resume") return resume(rest);
-  if (first === "list" || first === "status") return show(first, rest);
-  return runPlan(argv);
+interface Signing {
+  key?: string | undefined;
+  keyId?: string | undefined;
 }
 
 /** Controller events of rollouts on the lifecycle topic since `sinceMs`. */
-async function readControllerEvents(sinceMs: number, only?: string): Promise<ControllerEvent[]> {
-  const { kafka, topicPrefix } = controllerKafka();
+async function readControllerEvents(
+  topicPrefix: string,
+  sinceMs: number,
+  only?: string,
+): Promise<ControllerEvent[]> {
+  const { kafka } = controllerKafka();
   const topic = `${topicPrefix}.lifecycle`;
   await ensureTopics(kafka, [topic]);
   const events: ControllerEvent[] = [];
@@ -93,35 +48,32 @@ async function readControllerEvents(sinceMs: number, only?: string): Promise<Con
   return events;
 }
 
-/** `lifeline rollout list` and `lifeline rollout status <id>`: what the controllers recorded, nothing more. */
-async function show(what: "list" | "status", argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      "since-hours": { type: "string", default: "24" },
-      json: { type: "boolean", default: false },
-    },
-  });
-  if (what === "list") {
-    const hours = Number(values["since-hours"]);
-    if (!(hours > 0)) {
-      process.stderr.write("Usage: lifeline rollout list [--since-hours N] [--json]\n");
-      return 2;
-    }
-    const rows = rolloutsFrom(await readControllerEvents(Date.now() - hours * 3_600_000));
-    process.stdout.write(
-      values.json ? `${JSON.stringify({ rollouts: rows }, null, 2)}\n` : describeRollouts(rows),
-    );
-    return 0;
-  }
-  const rolloutId = positionals[0];
-  if (!rolloutId) {
-    process.stderr.write("Usage: lifeline rollout status <rollout-id> [--json]\n");
-    return 2;
-  }
+/** `lifeline rollout list`: what the controllers recorded, nothing more. */
+export async function list(values: {
+  sinceHours: number;
+  json: boolean;
+  topicPrefix: string;
+}): Promise<number> {
+  const rows = rolloutsFrom(
+    await readControllerEvents(values.topicPrefix, Date.now() - values.sinceHours * 3_600_000),
+  );
+  process.stdout.write(
+    values.json ? `${JSON.stringify({ rollouts: rows }, null, 2)}\n` : describeRollouts(rows),
+  );
+  return 0;
+}
+
+/** `lifeline rollout status <id>`: every planned step with its recorded status and evidence. */
+export async function status(
+  rolloutId: string,
+  values: { json: boolean; topicPrefix: string },
+): Promise<number> {
   // From a minute before the time the id carries (or the whole topic for an id without one).
-  const events = await readControllerEvents((startOf(rolloutId) ?? 0) - 60_000, rolloutId);
+  const events = await readControllerEvents(
+    values.topicPrefix,
+    (startOf(rolloutId) ?? 0) - 60_000,
+    rolloutId,
+  );
   const row = rolloutsFrom(events)[0];
   const planned = events.find((e) => e.event?.action === "rollout.planned");
   const built = planned ? plannedSteps(planned, events) : undefined;
@@ -138,9 +90,9 @@ async function show(what: "list" | "status", argv: string[]): Promise<number> {
   return 0;
 }
 
-function signerFrom(values: { key?: string | undefined; "key-id"?: string | undefined }) {
-  return values.key && values["key-id"]
-    ? { keyId: values["key-id"], privateKeyPem: readFileSync(values.key, "utf8") }
+function signerFrom(values: Signing) {
+  return values.key && values.keyId
+    ? { keyId: values.keyId, privateKeyPem: readFileSync(values.key, "utf8") }
     : undefined;
 }
 
@@ -150,31 +102,19 @@ function controllerKafka() {
     level: process.env.LIFELINE_LOG_LEVEL ?? "warn",
   });
   const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-controller" }, logger);
-  return { logger, kafka, topicPrefix: process.env.LIFELINE_TOPIC_PREFIX ?? "lifeline" };
+  return { logger, kafka };
 }
 
 /** `lifeline rollout approve|abort|pause|continue <id>`: a signed decision on the lifecycle topic. */
-async function decide(decision: Approval["decision"], argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      wave: { type: "string" },
-      key: { type: "string" },
-      "key-id": { type: "string" },
-      by: { type: "string" },
-      reason: { type: "string" },
-    },
-  });
+export async function decide(
+  decision: Approval["decision"],
+  rolloutId: string,
+  values: Signing & { wave?: number; by?: string; reason?: string; topicPrefix: string },
+): Promise<number> {
   const signer = signerFrom(values);
-  const rolloutId = positionals[0];
-  if (!rolloutId || !signer) {
-    process.stderr.write(
-      `Usage: lifeline rollout ${decision} <rollout-id> --key FILE --key-id ID [--wave N] [--by NAME] [--reason TEXT]\n`,
-    );
-    return 2;
-  }
-  const { kafka, topicPrefix } = controllerKafka();
+  if (!signer) throw new UsageError("--key <file> and --key-id <id> are needed to sign the decision");
+  const { topicPrefix } = values;
+  const { kafka } = controllerKafka();
   const topic = `${topicPrefix}.lifecycle`;
   await ensureTopics(kafka, [topic]);
   // A decision means something only to a rollout that exists and has not ended.
@@ -203,7 +143,7 @@ async function decide(decision: Approval["decision"], argv: string[]): Promise<n
         {
           rolloutId,
           decision,
-          ...(values.wave !== undefined ? { wave: Number(values.wave) } : {}),
+          ...(values.wave !== undefined ? { wave: values.wave } : {}),
           ...(values.by ? { by: values.by } : {}),
           ...(values.reason ? { reason: values.reason } : {}),
         },
@@ -212,7 +152,7 @@ async function decide(decision: Approval["decision"], argv: string[]): Promise<n
     },
     timeoutMs,
   );
-  const what = `${decision} for ${rolloutId}${values.wave ? ` wave ${values.wave}` : ""}, signed by ${signer.keyId}`;
+  const what = `${decision} for ${rolloutId}${values.wave !== undefined ? ` wave ${values.wave}` : ""}, signed by ${signer.keyId}`;
   if (answer.answer === "taken") {
     process.stdout.write(`${what}: taken by the controller (${answer.reason ?? decision})\n`);
     return 0;
@@ -229,23 +169,14 @@ async function decide(decision: Approval["decision"], argv: string[]): Promise<n
 }
 
 /** `lifeline rollout resume <id>`: the state from the topic, then on without re-sending what already ran. */
-async function resume(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      key: { type: "string" },
-      "key-id": { type: "string" },
-      json: { type: "boolean", default: false },
-    },
-  });
+export async function resume(
+  rolloutId: string,
+  values: Signing & { json: boolean; topicPrefix: string },
+): Promise<number> {
   const signer = signerFrom(values);
-  const rolloutId = positionals[0];
-  if (!rolloutId || !signer) {
-    process.stderr.write("Usage: lifeline rollout resume <rollout-id> --key FILE --key-id ID [--json]\n");
-    return 2;
-  }
-  const { logger, kafka, topicPrefix } = controllerKafka();
+  if (!signer) throw new UsageError("--key <file> and --key-id <id> are needed to sign the commands");
+  const { topicPrefix } = values;
+  const { logger, kafka } = controllerKafka();
   const topic = `${topicPrefix}.lifecycle`;
   const history = await readRolloutHistory(kafka, topic, rolloutId);
   if (history.completed) {
@@ -334,27 +265,20 @@ function printResult(result: RolloutResult, json: boolean): void {
   }
 }
 
-async function runPlan(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      plan: { type: "string" },
-      fleet: { type: "string" },
-      "dry-run": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      key: { type: "string" },
-      "key-id": { type: "string" },
-      "presence-window-ms": { type: "string", default: "60000" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help || !values.plan) {
-    process.stdout.write(rolloutHelp);
-    return values.help ? 0 : 2;
-  }
+export async function runPlan(
+  values: Signing & {
+    plan?: string;
+    fleet?: string;
+    presenceWindowMs: number;
+    dryRun: boolean;
+    json: boolean;
+    topicPrefix: string;
+  },
+): Promise<number> {
+  if (!values.plan) throw new UsageError("--plan <file> is needed (lifeline rollout --help)");
   const plan = loadPlan(values.plan);
   const declared = values.fleet ? loadFleet(values.fleet).hosts : undefined;
-  if (values["dry-run"] && declared) {
+  if (values.dryRun && declared) {
     const built = buildPlan(plan, declared);
     const empty = emptyPlanError(plan, built, declared.length, "the fleet file");
     if (empty) {
@@ -365,16 +289,14 @@ async function runPlan(argv: string[]): Promise<number> {
     return 0;
   }
   const signer = signerFrom(values);
-  if (!values["dry-run"] && !signer) {
-    process.stderr.write(
-      "lifeline rollout: --key and --key-id are needed to sign the commands (or use --dry-run)\n",
-    );
-    return 2;
+  if (!values.dryRun && !signer) {
+    throw new UsageError("--key <file> and --key-id <id> are needed to sign the commands (or use --dry-run)");
   }
-  const { logger, kafka, topicPrefix } = controllerKafka();
+  const { topicPrefix } = values;
+  const { logger, kafka } = controllerKafka();
   await ensureTopics(kafka, [`${topicPrefix}.control`, `${topicPrefix}.lifecycle`]);
   // Presence: the agents whose heartbeat reached the lifecycle topic within the window.
-  const windowMs = Number(values["presence-window-ms"]);
+  const windowMs = values.presenceWindowMs;
   const live = await readPresence(kafka, `${topicPrefix}.lifecycle`, { windowMs });
   const fleet = declared ?? [...live.values()];
   const built = buildPlan(plan, fleet);
@@ -394,7 +316,7 @@ async function runPlan(argv: string[]): Promise<number> {
       .filter((host) => !live.has(host))
       .map((host) => [host, silence] as const),
   );
-  if (values["dry-run"]) {
+  if (values.dryRun) {
     process.stdout.write(values.json ? `${JSON.stringify(built, null, 2)}\n` : describePlan(plan, built));
     if (undeliverable.size > 0)
       process.stdout.write(`  undeliverable (${silence}): ${[...undeliverable.keys()].join(", ")}\n`);

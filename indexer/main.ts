@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
@@ -12,35 +11,11 @@ import { setupIndices } from "./index-setup.ts";
 import { Indexer } from "./indexer.ts";
 import { createIndexerMetrics } from "./metrics.ts";
 
-export const indexerHelp = `Usage: lifeline indexer [--config FILE] [setup]
-
-Consumes <prefix>.logs, <prefix>.lifecycle and <prefix>.spans with one consumer group and writes ECS documents
-to Elasticsearch (data streams logs-lifeline.logs-<ns>, logs-lifeline.lifecycle-<ns>, traces-lifeline-<ns>).
-Records Elasticsearch refuses go to <prefix>.dead-letter with the reason. Run more instances to scale.
-
-  setup           create or update the index templates and exit (also done at every start)
-
-Options:
-  --config FILE   indexer YAML config, all keys optional (indexer/indexer.example.yaml)
-  --validate      check the config and exit
-
-Environment: LIFELINE_KAFKA_*, LIFELINE_ES_* (see \`lifeline services --help\`), LIFELINE_LOG_LEVEL.
-`;
-
-export async function runIndexer(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string" },
-      validate: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(indexerHelp);
-    return 0;
-  }
+export async function runIndexer(values: {
+  config?: string | undefined;
+  validate: boolean;
+  setup: boolean;
+}): Promise<number> {
   const config = loadIndexerConfig(values.config);
   if (values.validate) {
     process.stdout.write(`${values.config ?? "(defaults)"}: valid indexer config\n`);
@@ -48,7 +23,7 @@ export async function runIndexer(argv: string[]): Promise<number> {
   }
   const logger = createLogger("indexer");
   const { elastic, elasticSettings, layout } = await prepareIndices(config, logger);
-  if (positionals[0] === "setup") {
+  if (values.setup) {
     process.stdout.write(
       `index templates ready: ${Object.values(layout.targets).join(", ")}${layout.dataStreams ? " (data streams)" : " (plain indices)"}\n`,
     );

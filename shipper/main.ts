@@ -1,7 +1,5 @@
-import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
-import { runInstall } from "../core/install.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -12,33 +10,7 @@ import { loadShipperConfig } from "./config.ts";
 import { createShipperMetrics } from "./metrics.ts";
 import { Shipper } from "./shipper.ts";
 
-export const shipperHelp = `Usage: lifeline shipper --config FILE
-       lifeline shipper install --config FILE [--out DIR] [--platform linux|windows] [--install] (--help for more)
-
-Tails the files the config's inputs name into Kafka (topics <prefix>.logs and <prefix>.lifecycle).
-Offsets are saved only after Kafka acknowledged the lines; SIGTERM/SIGINT flushes and saves them.
-
-Options:
-  --config FILE   shipper YAML config, every key explained in shipper/shipper.example.yaml
-  --validate      check the config and exit
-
-Environment: LIFELINE_KAFKA_* (see \`lifeline services --help\`), LIFELINE_HOST_NAME, LIFELINE_LOG_LEVEL.
-`;
-
-export async function runShipper(argv: string[]): Promise<number> {
-  if (argv[0] === "install") return runInstall("shipper", argv.slice(1), (file) => loadShipperConfig(file));
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      validate: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help || !values.config) {
-    process.stdout.write(shipperHelp);
-    return values.help ? 0 : 2;
-  }
+export async function runShipper(values: { config: string; validate: boolean }): Promise<number> {
   const config = loadShipperConfig(values.config);
   if (values.validate) {
     process.stdout.write(`${values.config}: valid shipper config (${config.inputs.length} inputs)\n`);

@@ -4,6 +4,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { resolveElastic } from "../../core/connections.ts";
+import { createElastic } from "../../core/elastic/client.ts";
 import { DEFAULT_OBJECTS_FILE } from "../../dashboards/main.ts";
 import { runLifeline } from "../helpers/cli.ts";
 
@@ -14,8 +16,45 @@ describe("lifeline dashboards", () => {
     for (const server of servers) server.close();
   });
 
-  it("check: every object, field and rule holds against the real Elasticsearch", async () => {
+  it("check: every object, field and rule holds against the real Elasticsearch, and leaves nothing behind", async () => {
+    const elastic = createElastic(resolveElastic());
+    // Every index and data stream the data views and rules read, and anything named like the check's own.
+    const production = [
+      "logs-lifeline.*",
+      "traces-lifeline-*",
+      "lifeline-lifecycle-*",
+      "lifeline-logs-*",
+      "lifeline-traces-*",
+    ];
+    const names = async (patterns: string[]) =>
+      new Set(
+        Object.keys(
+          await elastic.indices.get({
+            index: patterns,
+            expand_wildcards: "all",
+            allow_no_indices: true,
+            ignore_unavailable: true,
+          }),
+        ),
+      );
+    const before = await names(production);
     const result = await runLifeline(["dashboards", "check"]);
+    const written = [...(await names(production))].filter(
+      (name) => !before.has(name) && name.includes("check"),
+    );
+    // (Other tests may create production-pattern indices meanwhile: only names saying "check" are the check's.)
+    expect(written, "the check wrote into the pattern the data views and alert rules read").toEqual([]);
+    expect([...(await names(["lifeline-check-*"]))], "the check's own indices are deleted").toEqual([]);
+    const templates = await elastic.indices
+      .getIndexTemplate({ name: "lifeline-check-*" })
+      .catch(() => ({ index_templates: [] }));
+    expect(
+      templates.index_templates.map((t) => t.name),
+      "the check's template is deleted",
+    ).toEqual([]);
+    expect(result.stderr).toMatch(/seeded \d+ documents into lifeline-check-[a-z0-9]+-failing-\*/);
+    expect(result.stderr).toMatch(/deleted the check's indices lifeline-check-[a-z0-9]+-\* and its template/);
+    await elastic.close();
     expect(result.stdout).not.toContain("FAIL");
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/19 saved objects, 7 rules/);

@@ -75,10 +75,10 @@ describe("lifeline agent keygen / sign / install", () => {
     expect(xml).toContain('"%BASE%\\app\\bin\\lifeline.js" agent --config "%BASE%\\agent.yaml"');
   });
 
-  it("install without --config prints its usage and exits 2; --install is refused for Windows", async () => {
+  it("install without --config says so and exits 2; --install is refused for Windows", async () => {
     const bare = await runLifeline(["agent", "install"]);
     expect(bare.code).toBe(2);
-    expect(bare.stdout).toContain("--install      Linux, as root");
+    expect(bare.stderr).toContain("required option '--config <file>' not specified");
     const windows = await runLifeline([
       "agent",
       "install",

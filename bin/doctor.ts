@@ -1,0 +1,3 @@
+export async function runDoctor(): Promise<number> {
+  return 1;
+}
