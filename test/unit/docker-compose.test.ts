@@ -79,9 +79,17 @@ describe("docker-compose.yml", () => {
     const agent = loadAgentConfig(agentFile, {});
     expect(agent.services.map((s) => s.name)).toEqual(["ledger", "api", "worker"]);
     const dockerfile = readFileSync(fileURLToPath(new URL("../../Dockerfile", import.meta.url)), "utf8");
-    expect(dockerfile).toMatch(/^COPY demo \.\/demo$/m);
+    // The image installs the packed package globally (node:24's prefix /usr/local); the build copies the demo
+    // services into dist/demo/services.
+    expect(dockerfile).toMatch(/^RUN npm install -g .*\/tmp\/lifeline\.tgz/m);
+    expect(readFileSync(fileURLToPath(new URL("../../bin/build.ts", import.meta.url)), "utf8")).toContain(
+      "cpSync(`${root}demo/services`, `${dist}/demo/services`",
+    );
     for (const service of agent.services)
-      expect(service.command).toEqual(["node", "/app/demo/services/demo-service.mjs"]);
+      expect(service.command).toEqual([
+        "node",
+        "/usr/local/lib/node_modules/lifeline/dist/demo/services/demo-service.mjs",
+      ]);
     const shipper = loadShipperConfig(join(deploy, "shipper.yaml"), {});
     expect(shipper.inputs.flatMap((i) => i.paths)).toEqual([
       "/var/lib/lifeline/agent/journal.ndjson",
