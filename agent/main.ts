@@ -6,10 +6,11 @@ import { resolveKafka } from "../core/connections.ts";
 import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
 import { UsageError } from "../core/errors.ts";
 import { createKafka } from "../core/kafka/client.ts";
-import { ensureTopics } from "../core/kafka/topics.ts";
+import { kafkaGate } from "../core/kafka/gate.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
+import { gatedHealth, settingSource } from "../core/startup.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
 
@@ -20,14 +21,18 @@ export async function runAgent(values: { config: string; validate: boolean }): P
     return 0;
   }
   const logger = createLogger("agent");
-  const kafka = createKafka(
-    {
-      ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
-      clientId: `lifeline-agent-${config.host.name}`,
-    },
+  const kafkaSettings = {
+    ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
+    clientId: `lifeline-agent-${config.host.name}`,
+  };
+  const kafka = createKafka(kafkaSettings, logger);
+  const gate = kafkaGate({
+    kafka,
+    settings: kafkaSettings,
+    topics: [`${config.topicPrefix}.control`],
+    setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
     logger,
-  );
-  await ensureTopics(kafka, [`${config.topicPrefix}.control`]);
+  });
   // /health and /metrics only when asked for: without them the agent does not load prom-client or node:http's server.
   const metrics = config.http ? (await import("./metrics.ts")).createAgentMetrics() : undefined;
   const agent = new Agent({ config, kafka, logger, ...(metrics ? { metrics } : {}) });
@@ -35,12 +40,12 @@ export async function runAgent(values: { config: string; validate: boolean }): P
     config.http && metrics
       ? new (await import("../core/observability/http.ts")).ObservabilityServer({
           registry: metrics.registry,
-          health: () => agent.health(),
+          health: gatedHealth([gate], () => agent.health()),
           ...config.http,
           logger,
         })
       : undefined;
-  const supervisor = new Supervisor(observability ? [observability, agent] : [agent], logger);
+  const supervisor = new Supervisor(observability ? [observability, gate, agent] : [gate, agent], logger);
   const stopTracing = await startTracing("agent", { hostName: config.host.name, logger });
   await runUntilSignal(supervisor, logger, {
     stopDeadlineMs: 60_000,

@@ -1,11 +1,12 @@
 import { resolveKafka } from "../core/connections.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import { kafkaGate } from "../core/kafka/gate.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
-import { ensureTopics } from "../core/kafka/topics.ts";
 import { type Component, runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
+import { gatedHealth, settingSource } from "../core/startup.ts";
 import { loadCollectorConfig } from "./config.ts";
 import { createCollectorMetrics } from "./metrics.ts";
 import { OtlpReceiver } from "./receiver.ts";
@@ -17,13 +18,11 @@ export async function runCollector(values: { config?: string; validate: boolean 
     return 0;
   }
   const logger = createLogger("collector");
-  const kafka = createKafka(
-    {
-      ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
-      clientId: "lifeline-collector",
-    },
-    logger,
-  );
+  const kafkaSettings = {
+    ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
+    clientId: "lifeline-collector",
+  };
+  const kafka = createKafka(kafkaSettings, logger);
   const metrics = createCollectorMetrics();
   const producer = new BatchProducer({
     kafka,
@@ -37,17 +36,21 @@ export async function runCollector(values: { config?: string; validate: boolean 
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });
   const receiver = new OtlpReceiver({ config, producer, logger, metrics });
-  await ensureTopics(
+  // The receiver listens only once Kafka answers: until then an exporter's connection is refused and it retries.
+  const gate = kafkaGate({
     kafka,
-    ["spans", "logs", "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
-  );
+    settings: kafkaSettings,
+    topics: ["spans", "logs", "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
+    setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
+    logger,
+  });
   const observability = new ObservabilityServer({
     registry: metrics.registry,
-    health: () => receiver.health(),
+    health: gatedHealth([gate], () => receiver.health()),
     ...config.http,
     logger,
   });
-  const components: Component[] = [observability, producer, receiver];
+  const components: Component[] = [observability, gate, producer, receiver];
   await runUntilSignal(new Supervisor(components, logger), logger, {
     stopDeadlineMs: config.limits.ackTimeoutMs + 5_000,
     onStarted: () =>

@@ -2,23 +2,26 @@ import type { Logger } from "./logger.ts";
 
 /**
  * The contract of every long-running part of Lifeline.
- * - start() resolves once the component is ready to do its work.
+ * - start() resolves once the component is ready to do its work. One that may wait long (for a server) ends its
+ *   wait when `abort` fires: the process was asked to stop meanwhile.
  * - stop() stops intake, drains what is in flight downstream, releases resources; it must be safe to call
  *   twice, and before start(). The signal aborts when the caller's deadline is up: drain faster, then give up.
  */
 export interface Component {
   readonly name: string;
-  start(): Promise<void>;
+  start(abort?: AbortSignal): Promise<void>;
   stop(deadline: AbortSignal): Promise<void>;
 }
 
 /**
  * Starts components in order (sinks before sources) and stops them in reverse, so nothing is read that
- * cannot be written. A component that fails to start stops those already started.
+ * cannot be written. A component that fails to start stops those already started; stop() during the start ends
+ * it (the component starting is told through its abort signal, and stopped if it started anyway).
  */
 export class Supervisor {
   private readonly started: Component[] = [];
   private stopping: Promise<void> | undefined;
+  private readonly abortStart = new AbortController();
 
   private readonly components: readonly Component[];
   private readonly logger: Logger;
@@ -29,14 +32,22 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
+    const aborted = this.abortStart.signal;
     for (const component of this.components) {
+      if (aborted.aborted) return;
       const began = performance.now();
       try {
-        await component.start();
+        await component.start(aborted);
       } catch (error) {
+        if (aborted.aborted) return;
         this.logger.error({ component: component.name, err: error }, "component failed to start");
         await this.stop(AbortSignal.timeout(10_000));
         throw error;
+      }
+      if (aborted.aborted) {
+        // Started while the others were being stopped: stop it too.
+        await component.stop(AbortSignal.timeout(10_000)).catch(() => {});
+        return;
       }
       this.started.push(component);
       this.logger.info(
@@ -47,6 +58,7 @@ export class Supervisor {
   }
 
   stop(deadline: AbortSignal): Promise<void> {
+    this.abortStart.abort();
     this.stopping ??= this.stopInReverse(deadline);
     return this.stopping;
   }
@@ -76,12 +88,18 @@ export async function runUntilSignal(
   logger: Logger,
   options: { stopDeadlineMs: number; onStarted?: () => void },
 ): Promise<void> {
-  await supervisor.start();
-  options.onStarted?.();
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Listening before the start: a stop while a component waits for its server ends the wait (exit 0), it is not
+  // Node's default death by signal.
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
-  logger.info({ signal }, "stopping");
+  const starting = supervisor.start().then(() => "started" as const);
+  const first = await Promise.race([starting, signal]);
+  if (first === "started") {
+    options.onStarted?.();
+    logger.info({ signal: await signal }, "stopping");
+  } else logger.info({ signal: first }, "stopping before the start finished");
   await supervisor.stop(AbortSignal.timeout(options.stopDeadlineMs));
+  if (first !== "started") await starting;
 }

@@ -98,7 +98,8 @@ export class Indexer implements Component {
   private readonly elasticSettings: ElasticSettings;
   private readonly logger: Logger;
   private readonly metrics: IndexerMetrics;
-  private readonly layout: IndexLayout;
+  private readonly layoutOf: () => IndexLayout;
+  private layout: IndexLayout | undefined;
   private readonly topics: Record<string, StreamKind>;
   private readonly deadLetterTopic: string;
   private consumer: Consumer | undefined;
@@ -115,7 +116,8 @@ export class Indexer implements Component {
     elasticSettings: ElasticSettings;
     logger: Logger;
     metrics: IndexerMetrics;
-    layout: IndexLayout;
+    /** Where documents go: what setupIndices found, known once Elasticsearch answered (read at start). */
+    layout: () => IndexLayout;
   }) {
     this.config = options.config;
     this.kafka = options.kafka;
@@ -123,7 +125,7 @@ export class Indexer implements Component {
     this.elasticSettings = options.elasticSettings;
     this.logger = options.logger;
     this.metrics = options.metrics;
-    this.layout = options.layout;
+    this.layoutOf = options.layout;
     const prefix = options.config.topicPrefix;
     this.topics = {
       [`${prefix}.logs`]: "logs",
@@ -146,6 +148,7 @@ export class Indexer implements Component {
   }
 
   async start(): Promise<void> {
+    this.layout = this.layoutOf();
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
     this.consumer = this.kafka.consumer({
@@ -214,8 +217,9 @@ export class Indexer implements Component {
     if (!kind || batch.messages.length === 0) return;
     const dead: DeadLetter[] = [];
     const now = new Date();
-    const head = actionHead(this.layout.targets[kind]);
-    const raws = rawBatch(this.layout.targets[kind], now);
+    const layout = this.layout ?? this.layoutOf();
+    const head = actionHead(layout.targets[kind]);
+    const raws = rawBatch(layout.targets[kind], now);
     const abandoned = () => this.stopping || !isRunning() || isStale();
     // Each bulk request leaves as soon as its documents are made, while the rest of the batch is parsed:
     // Elasticsearch does not wait for a whole batch's parsing.

@@ -1,11 +1,12 @@
 import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
-import { ensureTopics } from "../core/kafka/topics.ts";
+import { kafkaGate } from "../core/kafka/gate.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { ObservabilityServer } from "../core/observability/http.ts";
 import { startTracing } from "../core/observability/tracing.ts";
+import { gatedHealth, settingSource } from "../core/startup.ts";
 import { loadShipperConfig } from "./config.ts";
 import { createShipperMetrics } from "./metrics.ts";
 import { Shipper } from "./shipper.ts";
@@ -32,12 +33,18 @@ export async function runShipper(values: { config: string; validate: boolean }):
   const kafka = createKafka({ ...kafkaSettings, clientId: `lifeline-shipper-${config.host.name}` }, logger);
   const metrics = createShipperMetrics();
   const shipper = new Shipper({ config, kafka, logger, metrics });
-  await ensureTopics(kafka, shipper.topics);
-  const components = [shipper];
+  const gate = kafkaGate({
+    kafka,
+    settings: kafkaSettings,
+    topics: shipper.topics,
+    setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
+    logger,
+  });
+  const components = [gate, shipper];
   const observability = config.http
     ? new ObservabilityServer({
         registry: metrics.registry,
-        health: () => shipper.health(),
+        health: gatedHealth([gate], () => shipper.health()),
         ...config.http,
         logger,
       })

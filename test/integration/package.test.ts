@@ -87,5 +87,6 @@ describe("the npm package", () => {
     expect(existsSync(join(home, "node_modules", "kafkajs", "src", "lifeline", "partitionReader.js"))).toBe(
       true,
     );
+    rmSync(work, { recursive: true, force: true });
   });
 });

@@ -83,7 +83,7 @@ describe("docker-compose.yml", () => {
     // services into dist/demo/services.
     expect(dockerfile).toMatch(/^RUN npm install -g .*\/tmp\/lifeline\.tgz/m);
     expect(readFileSync(fileURLToPath(new URL("../../bin/build.ts", import.meta.url)), "utf8")).toContain(
-      "cpSync(`${root}demo/services`, `${dist}/demo/services`",
+      "demo/services`, `$" + "{dist}/demo/services`",
     );
     for (const service of agent.services)
       expect(service.command).toEqual([
