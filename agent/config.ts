@@ -3,8 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
-import { connectionEnvOverrides } from "../core/connections.ts";
-import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
 
 /** A key whose signatures the agent accepts: inline PEM, or a PEM file (a mounted secret, `agent keygen` output). */
 const trustedKeySchema = z
@@ -231,7 +230,7 @@ export type AgentConfig = z.output<typeof agentConfigSchema>;
 export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return loadConfigFile(file, agentConfigSchema, {
     env,
-    overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
+    overrides: { ...kafkaEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
   });
 }
 

@@ -1,15 +1,12 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, Gauge } from "prom-client";
+import { componentRegistry } from "../core/observability/metrics.ts";
 
 /**
  * The agent's Prometheus metrics, with the process's own (CPU, RSS, event-loop lag). Loaded only when the
  * agent's `http` endpoint is configured: an agent without it does not load prom-client at all.
  */
 export function createAgentMetrics() {
-  const registry = new Registry();
-  // The event-loop lag histogram samples on a timer: prom-client's 10 ms default wakes an idle agent 100 times a
-  // second (bench:agent measured 0.6 % of a core with it against 0.37 % without the endpoint); 500 ms still shows
-  // a stalled loop.
-  collectDefaultMetrics({ register: registry, prefix: "lifeline_agent_", eventLoopMonitoringPrecision: 500 });
+  const registry = componentRegistry("agent");
   const restartsTotal = new Counter({
     name: "lifeline_agent_service_restarts_total",
     help: "Restarts the agent's supervision started (not commands)",

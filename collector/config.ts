@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { loadConfigFile, parseConfig } from "../core/config.ts";
-import { connectionEnvOverrides } from "../core/connections.ts";
-import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
 
 const MiB = 1 << 20;
 
@@ -61,7 +60,7 @@ export const collectorConfigSchema = z.strictObject({
 export type CollectorConfig = z.output<typeof collectorConfigSchema>;
 
 const overrides = {
-  ...connectionEnvOverrides,
+  ...kafkaEnvOverrides,
   LIFELINE_TOPIC_PREFIX: { path: "topicPrefix" },
   LIFELINE_COLLECTOR_HOST: { path: "listen.host" },
   LIFELINE_COLLECTOR_PORT: { path: "listen.port", parse: Number },

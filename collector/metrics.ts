@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { componentRegistry } from "../core/observability/metrics.ts";
 
 export function createCollectorMetrics() {
-  const registry = new Registry();
+  const registry = componentRegistry("collector");
   return {
     registry,
     requests: new Counter({

@@ -366,7 +366,14 @@ class Demo {
     const discover =
       "http://localhost:5601/app/discover#/?_g=(time:(from:now-1h,to:now))" +
       `&_a=(dataSource:(dataViewId:lifeline-lifecycle,type:dataView),query:(language:kuery,query:'${encodeURIComponent(query)}'))`;
-    this.say("\n      The same in Kibana (docker compose up -d, then http://localhost:5601):");
+    // Kibana shows only what its own Elasticsearch holds: the compose file's, not the local servers'.
+    const elastic = resolveElastic().url;
+    const composeElastic = elastic === "http://localhost:9200" || elastic === "http://127.0.0.1:9200";
+    this.say(
+      composeElastic
+        ? "\n      The same in Kibana (docker compose's, which reads the Elasticsearch this demo wrote to: http://localhost:5601):"
+        : `\n      This demo wrote to ${elastic}; docker compose's Kibana reads its own Elasticsearch. To see it there, run the\n      demo against the compose servers: LIFELINE_ES_URL=http://localhost:9200 LIFELINE_ES_USERNAME=elastic\n      LIFELINE_ES_PASSWORD=$ELASTIC_PASSWORD LIFELINE_KAFKA_BROKERS=localhost:9094 LIFELINE_KAFKA_SASL_MECHANISM=plain\n      LIFELINE_KAFKA_USERNAME=lifeline LIFELINE_KAFKA_PASSWORD=$KAFKA_PASSWORD lifeline demo. Then, in Kibana:`,
+    );
     this.say(`        KQL in Discover, data view "Lifeline lifecycle events":  ${query}`);
     this.say(`        ${discover}`);
     this.say(

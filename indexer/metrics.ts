@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { componentRegistry } from "../core/observability/metrics.ts";
 
 export function createIndexerMetrics() {
-  const registry = new Registry();
+  const registry = componentRegistry("indexer");
   return {
     registry,
     indexed: new Counter({
@@ -41,7 +42,7 @@ export function createIndexerMetrics() {
       registers: [registry],
     }),
     lag: new Gauge({
-      name: "lifeline_indexer_consumer_lag",
+      name: "lifeline_indexer_consumer_lag_records",
       help: "Records behind the partition's end",
       labelNames: ["topic", "partition"] as const,
       registers: [registry],

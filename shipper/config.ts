@@ -1,9 +1,8 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
-import { connectionEnvOverrides } from "../core/connections.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
-import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { TIMESTAMP_FORMATS } from "./parse/timestamp.ts";
 import { ENCODINGS } from "./tail/file-tailer.ts";
@@ -192,6 +191,6 @@ function validTimeZone(zone: string): boolean {
 export function loadShipperConfig(file: string, env: NodeJS.ProcessEnv = process.env): ShipperConfig {
   return loadConfigFile(file, shipperConfigSchema, {
     env,
-    overrides: { ...connectionEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
+    overrides: { ...kafkaEnvOverrides, LIFELINE_HOST_NAME: { path: "host.name" } },
   });
 }

@@ -1,7 +1,8 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge } from "prom-client";
+import { componentRegistry } from "../core/observability/metrics.ts";
 
 export function createShipperMetrics() {
-  const registry = new Registry();
+  const registry = componentRegistry("shipper");
   const labelNames = ["input"] as const;
   return {
     registry,
@@ -107,7 +108,7 @@ export function createShipperMetrics() {
       registers: [registry],
     }),
     bytesBehind: new Gauge({
-      name: "lifeline_shipper_bytes_behind",
+      name: "lifeline_shipper_behind_bytes",
       help: "Bytes between the acknowledged offset and the end of each file",
       labelNames: ["input", "path"] as const,
       registers: [registry],

@@ -28,6 +28,7 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
       const TIMESTAMP = { earliest: -2, latest: -1 } as const;
       return {
         partitions: (topic) => reader.partitions(topic),
+        authorizedOperations: async (topics) => (await reader.authorizedOperations(topics)) ?? undefined,
         async offset(topic, partition, at) {
           if (typeof at === "string") return reader.offset(topic, partition, TIMESTAMP[at]);
           const found = await reader.offset(topic, partition, at.timestampMs);

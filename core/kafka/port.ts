@@ -192,7 +192,28 @@ export interface PartitionReader {
     maxWaitMs: number;
     maxBytes?: number;
   }): Promise<Array<{ partition: number; messages: InboundMessage[]; highWatermark: string }>>;
+  /**
+   * What the broker lets this client do to each topic (its authorized operations: READ, WRITE, DESCRIBE ...) and
+   * whether each exists, asked without creating a missing topic and without writing anything. undefined when the
+   * broker cannot say (older than Metadata v8).
+   */
+  authorizedOperations(topics: string[]): Promise<TopicAuthorizations | undefined>;
   close(): Promise<void>;
+}
+
+export interface TopicAuthorizations {
+  clusterId: string;
+  /** The cluster's authorized operations (CREATE lets a component create its missing topics); null: not said. */
+  cluster: string[] | null;
+  topics: Array<{
+    topic: string;
+    /** The broker's error for this topic: UNKNOWN_TOPIC_OR_PARTITION, TOPIC_AUTHORIZATION_FAILED ...; null when none. */
+    error: string | null;
+    partitions: number;
+    /** Partitions without a leader (nothing can be written to or read from them now). */
+    leaderless: number;
+    operations: string[] | null;
+  }>;
 }
 
 export interface KafkaPort {

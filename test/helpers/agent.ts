@@ -38,8 +38,15 @@ export interface LifecycleEvent {
 }
 
 export function readJournal(path: string): LifecycleEvent[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    // Not written yet, or renamed by a rotation this instant (seen in a loaded run): nothing to read now.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  return text
     .split("\n")
     .filter(Boolean)
     .map((line) => JSON.parse(line) as LifecycleEvent);

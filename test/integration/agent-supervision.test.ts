@@ -149,7 +149,10 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     expect(metrics).toMatch(
       /lifeline_agent_lifecycle_events_total\{action="service.exited",outcome="failure"\} 4/,
     );
-    expect(metrics).toMatch(/lifeline_agent_process_resident_memory_bytes \d+/);
+    expect(metrics).toMatch(/process_resident_memory_bytes \d+/);
+    expect(metrics).toMatch(
+      /^lifeline_build_info\{component="agent",version="\d+\.\d+\.\d+",node_version="24\.[\d.]+"\} 1$/m,
+    );
     events = readJournal(ws.journal);
     const loopAt = events.indexOf(loop);
     expect(events.slice(loopAt).some((e) => e.event.action === "start.spawned")).toBe(false);

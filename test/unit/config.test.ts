@@ -79,3 +79,27 @@ describe("config loading", () => {
     expect(error.message).toContain("LIFELINE_KAFKA_TLS");
   });
 });
+
+describe("one environment for every component (docker compose gives each the same LIFELINE_* variables)", () => {
+  it("components without Elasticsearch load their configs with LIFELINE_ES_* set, and take LIFELINE_KAFKA_*", async () => {
+    const env = {
+      LIFELINE_KAFKA_BROKERS: "kafka:9092",
+      LIFELINE_ES_URL: "http://elasticsearch:9200",
+      LIFELINE_ES_USERNAME: "elastic",
+      LIFELINE_ES_PASSWORD: "x",
+    };
+    const example = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+    const { loadCollectorConfig } = await import("../../collector/config.ts");
+    const { loadShipperConfig } = await import("../../shipper/config.ts");
+    const { loadIndexerConfig } = await import("../../indexer/config.ts");
+    expect(loadCollectorConfig(example("collector/collector.example.yaml"), env).kafka?.brokers).toEqual([
+      "kafka:9092",
+    ]);
+    expect(loadShipperConfig(example("shipper/shipper.example.yaml"), env).kafka?.brokers).toEqual([
+      "kafka:9092",
+    ]);
+    expect(loadIndexerConfig(example("indexer/indexer.example.yaml"), env).elasticsearch?.url).toBe(
+      "http://elasticsearch:9200",
+    );
+  });
+});
