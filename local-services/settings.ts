@@ -4,7 +4,7 @@ import { localServicesDir } from "../core/connections.ts";
 import { ConfigError } from "../core/errors.ts";
 
 /**
- * Versions chosen on purpose (see README, "Local Kafka and Elasticsearch"):
+ * Versions chosen on purpose (see docs/operations.md, "Local Kafka and Elasticsearch"):
  * - Kafka 4.4.0: newest 4.x; kafkajs 2.2.4 negotiates API versions that KIP-896 kept (checked by the
  *   integration tests: idempotent produce, consumer groups, headers, SASL PLAIN/SCRAM).
  * - Elasticsearch 9.5.4: newest 9.x integration-test zip served by Maven Central; @elastic/elasticsearch 9.x.

@@ -39,7 +39,7 @@ if (unavailable) process.stderr.write(`[windows] skipped: ${unavailable}\n`);
 /**
  * The agent's Windows service driver against a real Service Control Manager: Wine 10's, in the bed, driving Go
  * services built with golang.org/x/sys/windows/svc, through the Win32 API (koffi) under Node 24's node.exe.
- * What this proves and what only a real Windows Server would: README, "The Windows test bed".
+ * What this proves and what only a real Windows Server would: docs/windows.md, "The Windows test bed".
  */
 describe.skipIf(unavailable !== undefined)("Windows services through the SCM's API, in the Wine bed", () => {
   let bed: WineBed;
@@ -362,7 +362,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     // Wine delivers CTRL_C to the caller's process group only (its server reads group 0 as "mine", where Windows
     // reads it as "every process of this console"), and the helper of a new agent is in another group than the
     // service its predecessor started: in the bed, that stop is escalated. What the bed proves here is that the
-    // new process finds the job by name, ends it, and verifies it empty (README, "The Windows test bed").
+    // new process finds the job by name, ends it, and verifies it empty (docs/windows.md, "The Windows test bed").
     expect(adopted[1]).toMatchObject({
       outcome: "success",
       result: {
