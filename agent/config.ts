@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
-import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 
 /** A key whose signatures the agent accepts: inline PEM, or a PEM file (a mounted secret, `agent keygen` output). */
 const trustedKeySchema = z
@@ -207,7 +207,7 @@ export const agentConfigSchema = z
     http: z
       .strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65535) })
       .optional(),
-    kafka: kafkaSettingsSchema.optional(),
+    kafka: kafkaConnectionSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.services.map((s) => s.name));

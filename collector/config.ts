@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { loadConfigFile, parseConfig } from "../core/config.ts";
-import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 
 const MiB = 1 << 20;
 
@@ -55,7 +55,7 @@ export const collectorConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(9464),
     })
     .prefault({}),
-  kafka: kafkaSettingsSchema.optional(),
+  kafka: kafkaConnectionSchema.optional(),
 });
 export type CollectorConfig = z.output<typeof collectorConfigSchema>;
 

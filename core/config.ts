@@ -88,7 +88,7 @@ export function applyEnvOverrides(
   source: string,
 ): void {
   for (const [name, override] of Object.entries(overrides)) {
-    const value = env[name];
+    const value = envValue(env, name, source);
     if (value === undefined || value === "") continue;
     let parsed: unknown;
     try {
@@ -100,6 +100,25 @@ export function applyEnvOverrides(
       );
     }
     setPath(target, override.path, parsed);
+  }
+}
+
+/**
+ * A variable's value, or the contents of the file its `_FILE` twin names (Docker and Kubernetes secrets:
+ * LIFELINE_KAFKA_PASSWORD_FILE=/run/secrets/kafka), without its final newline. The variable itself wins.
+ */
+function envValue(env: NodeJS.ProcessEnv, name: string, source: string): string | undefined {
+  const value = env[name];
+  if (value !== undefined && value !== "") return value;
+  const file = env[`${name}_FILE`];
+  if (!file) return value;
+  try {
+    return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  } catch (error) {
+    throw new ConfigError(
+      "config.bad_env",
+      `${source}: environment variable ${name}_FILE: cannot read ${file}: ${(error as Error).message}`,
+    );
   }
 }
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
-import { kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaConnectionSchema } from "../core/kafka/client.ts";
 
 export const indexerConfigSchema = z.strictObject({
   /** One group for all indexer instances: run more to scale; partitions are the unit. */
@@ -47,7 +47,7 @@ export const indexerConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(9465),
     })
     .optional(),
-  kafka: kafkaSettingsSchema.optional(),
+  kafka: kafkaConnectionSchema.optional(),
   elasticsearch: elasticSettingsSchema.optional(),
 });
 export type IndexerConfig = z.output<typeof indexerConfigSchema>;

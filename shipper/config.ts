@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { loadConfigFile } from "../core/config.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
-import { kafkaEnvOverrides, kafkaSettingsSchema } from "../core/kafka/client.ts";
+import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { TIMESTAMP_FORMATS } from "./parse/timestamp.ts";
 import { ENCODINGS } from "./tail/file-tailer.ts";
@@ -173,7 +173,7 @@ export const shipperConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(9466),
     })
     .optional(),
-  kafka: kafkaSettingsSchema.optional(),
+  kafka: kafkaConnectionSchema.optional(),
   elasticsearch: elasticSettingsSchema.optional(),
 });
 export type ShipperConfig = z.output<typeof shipperConfigSchema>;

@@ -35,6 +35,9 @@ export const kafkaSettingsSchema = z.strictObject({
 });
 export type KafkaSettings = z.output<typeof kafkaSettingsSchema>;
 
+/** A config file's `kafka:` section: the settings without the client id, which each component sets itself. */
+export const kafkaConnectionSchema = kafkaSettingsSchema.omit({ clientId: true });
+
 /** The environment variables every component honours for Kafka (config path under `kafka.`). */
 export const kafkaEnvOverrides = {
   LIFELINE_KAFKA_BROKERS: { path: "kafka.brokers", parse: parseList },

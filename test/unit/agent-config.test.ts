@@ -8,9 +8,10 @@ describe("agent config", () => {
       fileURLToPath(new URL("../../agent/agent.example.yaml", import.meta.url)),
       {},
     );
-    expect(config.services.map((s) => s.name)).toEqual(["api", "worker", "billing"]);
+    expect(config.services.map((s) => s.name)).toEqual(["api", "worker", "cache", "billing"]);
     expect(config.services[1]?.minUptimeMs).toBe(2000);
-    expect(config.services[2]).toMatchObject({
+    expect(config.services[2]).toMatchObject({ driver: "systemd", unit: "cache.service" });
+    expect(config.services[3]).toMatchObject({
       driver: "windows-service",
       serviceName: "BillingService",
       stopDependents: false,

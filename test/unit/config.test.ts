@@ -103,3 +103,42 @@ describe("one environment for every component (docker compose gives each the sam
     );
   });
 });
+
+describe("a secret from a file: NAME_FILE", () => {
+  it("reads the value from the file the _FILE variable names; the variable itself wins; an unreadable file is named", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "lifeline-secret-"));
+    writeFileSync(join(dir, "password"), "from-file\n");
+    const example = fileURLToPath(new URL("../../collector/collector.example.yaml", import.meta.url));
+    const { loadCollectorConfig } = await import("../../collector/config.ts");
+    const env = {
+      LIFELINE_KAFKA_BROKERS: "k:9092",
+      LIFELINE_KAFKA_SASL_MECHANISM: "plain",
+      LIFELINE_KAFKA_USERNAME: "u",
+      LIFELINE_KAFKA_PASSWORD_FILE: join(dir, "password"),
+    };
+    expect(loadCollectorConfig(example, env).kafka?.sasl?.password).toBe("from-file");
+    expect(
+      loadCollectorConfig(example, { ...env, LIFELINE_KAFKA_PASSWORD: "direct" }).kafka?.sasl?.password,
+    ).toBe("direct");
+    const error = errorOf(() =>
+      loadCollectorConfig(example, { ...env, LIFELINE_KAFKA_PASSWORD_FILE: join(dir, "missing") }),
+    );
+    expect(error.message).toContain(`LIFELINE_KAFKA_PASSWORD_FILE: cannot read ${join(dir, "missing")}`);
+  });
+
+  it("a config's kafka section has no clientId: each component names itself, a key it would ignore is refused", async () => {
+    const { loadShipperConfig } = await import("../../shipper/config.ts");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const file = join(mkdtempSync(join(tmpdir(), "lifeline-clientid-")), "shipper.yaml");
+    writeFileSync(
+      file,
+      "checkpointDir: /tmp/x\ninputs: [{ name: a, paths: [/tmp/a.log] }]\nkafka: { brokers: [k:9092], clientId: mine }\n",
+    );
+    expect(errorOf(() => loadShipperConfig(file, {})).message).toContain("kafka.clientId: unknown key");
+  });
+});
