@@ -37,12 +37,26 @@ export const QUERIES = {
   controllerEvents: "host.name:controller",
 };
 
+/** Kibana's duration field format, reading nanoseconds, written for people. */
+export const DURATION_FORMAT = {
+  "event.duration": {
+    id: "duration",
+    params: { inputFormat: "nanoseconds", outputFormat: "humanizePrecise", outputPrecision: 2 },
+  },
+};
+
 function dataView(key: DataViewKey): SavedObject {
   const view = DATA_VIEWS[key];
   return {
     id: view.id,
     type: "index-pattern",
-    attributes: { title: view.title, name: view.name, timeFieldName: "@timestamp" },
+    attributes: {
+      title: view.title,
+      name: view.name,
+      timeFieldName: "@timestamp",
+      // event.duration is in nanoseconds (ECS): shown as "2.05 seconds", not 2047000000.
+      ...(key === "logs" ? {} : { fieldFormatMap: JSON.stringify(DURATION_FORMAT) }),
+    },
     references: [],
   };
 }

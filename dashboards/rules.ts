@@ -121,6 +121,31 @@ export function alertingRules(): RuleDefinition[] {
         "Lifeline: {{context.hits.length}} stop(s) failed or ended unknown in the last 5 minutes: {{#context.hits}}{{_source.host.name}}/{{_source.service.name}} ({{_source.event.reason}}, trace {{_source.trace.id}}) {{/context.hits}}",
     }),
     rule({
+      id: "lifeline-start-failed",
+      name: "Lifeline: a start failed or ended unknown",
+      summary: "a start or restart command completed with outcome failure or unknown",
+      query: {
+        bool: {
+          filter: [
+            term("event.action", "command.completed"),
+            terms("lifeline.action", ["start", "restart"]),
+            terms("event.outcome", ["failure", "unknown"]),
+          ],
+        },
+      },
+      message:
+        "Lifeline: {{context.hits.length}} start(s) failed or ended unknown in the last 5 minutes: {{#context.hits}}{{_source.host.name}}/{{_source.service.name}} ({{_source.event.reason}}, trace {{_source.trace.id}}) {{/context.hits}}",
+    }),
+    rule({
+      id: "lifeline-command-rejected",
+      name: "Lifeline: an agent refused a command",
+      summary:
+        "an agent refused a message on the control topic (bad signature, unknown key, expired, undeclared service or action, malformed)",
+      query: { bool: { filter: [term("event.action", "command.rejected")] } },
+      message:
+        "Lifeline: command refused: {{#context.hits}}{{_source.host.name}}: {{_source.event.reason}} {{/context.hits}}",
+    }),
+    rule({
       id: "lifeline-stop-escalated",
       name: "Lifeline: a stop exceeded its grace period",
       summary: "a service did not exit within its grace period and was killed (stop.escalated)",

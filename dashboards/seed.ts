@@ -208,6 +208,22 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     ...heartbeats("web-3", 10, 175, 140),
     logLine(95, "web-3", "worker", bad),
     span(120, "lifeline-controller", "rollout shop-stop", bad, "failure"),
+    // A start that failed its health probe, and a message no trusted key signed.
+    event(85, "web-2", "start.probe_failed", "failure", {
+      service: "cache",
+      reason: "health probe failed 40 times in a row",
+      trace: bad,
+      rollout: "shop-stop-bad",
+      commandAction: "start",
+    }),
+    event(85, "web-2", "command.completed", "failure", {
+      service: "cache",
+      reason: "not healthy after start: health probe failed 40 times in a row",
+      trace: bad,
+      rollout: "shop-stop-bad",
+      commandAction: "start",
+    }),
+    event(60, "web-1", "command.rejected", "failure", { reason: "bad_signature" }),
     // web-1's cache died at 3 a.m. style: killed, unhealthy, restarted until a crash loop.
     event(80, "web-1", "service.unhealthy", "failure", {
       service: "cache",

@@ -57,9 +57,15 @@ describe("lifeline dashboards", () => {
     await elastic.close();
     expect(result.stdout).not.toContain("FAIL");
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/19 saved objects, 7 rules/);
+    expect(result.stdout).toMatch(/19 saved objects, 9 rules/);
     expect(result.stdout).toMatch(
       /rule lifeline-stop-failed: failing → 2 matching → alert; healthy → 0 matching → no alert/,
+    );
+    expect(result.stdout).toMatch(
+      /rule lifeline-start-failed: failing → 2 matching → alert; healthy → 0 matching → no alert/,
+    );
+    expect(result.stdout).toMatch(
+      /rule lifeline-command-rejected: failing → 1 matching → alert; healthy → 0 matching → no alert/,
     );
     expect(result.stdout).toMatch(
       /rule lifeline-agent-silent: failing → .*alerts for web-3; healthy → .*no alert/,
