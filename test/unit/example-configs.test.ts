@@ -23,7 +23,7 @@ interface Def {
 }
 
 /** Every key of every object a schema accepts, as dotted paths ("services[].health.http.url"). */
-export function schemaKeys(schema: z.ZodType, prefix = "", seen = new Set<unknown>()): string[] {
+function schemaKeys(schema: z.ZodType, prefix = "", seen = new Set<unknown>()): string[] {
   if (seen.has(schema)) return [];
   seen.add(schema);
   const def = (schema as unknown as { _zod: { def: Def } })._zod.def;
