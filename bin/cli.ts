@@ -206,7 +206,7 @@ ${KAFKA_ENV}`,
 
   program
     .command("collector")
-    .description("receive OTLP/HTTP traces and logs into Kafka")
+    .description("receive OTLP traces and logs (gRPC on 4317, HTTP on 4318) into Kafka")
     .option(
       "--config <file>",
       "collector YAML config (collector/collector.example.yaml); without it the defaults: listen 127.0.0.1:4318, /metrics and /health on 127.0.0.1:9464",
@@ -215,12 +215,15 @@ ${KAFKA_ENV}`,
     .addHelpText(
       "after",
       `
-Receives OTLP/HTTP (POST /v1/traces, /v1/logs; protobuf or JSON; gzip) and writes spans to <prefix>.spans
-(keyed by trace id) and log records to <prefix>.logs. A request is answered 200 only once Kafka acknowledged
-it; while Kafka cannot take data the answer is 503 or 429 with Retry-After.
+Receives OTLP/gRPC (TraceService, LogsService; gzip) and OTLP/HTTP (POST /v1/traces, /v1/logs; protobuf or
+JSON; gzip) and writes spans to <prefix>.spans (keyed by trace id) and log records to <prefix>.logs. A request
+is answered OK only once Kafka acknowledged it; while Kafka cannot take data the answer is UNAVAILABLE or
+RESOURCE_EXHAUSTED with RetryInfo (gRPC), 503 or 429 with Retry-After (HTTP). tls: and auth: (a bearer token)
+in the config secure both.
 
 ${KAFKA_ENV}
-Also LIFELINE_TOPIC_PREFIX, LIFELINE_COLLECTOR_HOST (0.0.0.0 in a container), LIFELINE_COLLECTOR_PORT.`,
+Also LIFELINE_TOPIC_PREFIX, LIFELINE_COLLECTOR_HOST (0.0.0.0 in a container), LIFELINE_COLLECTOR_PORT,
+LIFELINE_COLLECTOR_GRPC_HOST, LIFELINE_COLLECTOR_GRPC_PORT, LIFELINE_COLLECTOR_BEARER_TOKEN(_FILE).`,
     )
     .action(act(async () => (await import("../collector/main.ts")).runCollector));
 

@@ -17,6 +17,21 @@ export const collectorConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(4318),
     })
     .prefault({}),
+  /** The OTLP/gRPC listener (TraceService, LogsService); 4317 is the port OTLP gRPC clients default to. */
+  grpc: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(4317),
+    })
+    .prefault({}),
+  /** TLS for both receivers (PEM files); without it they speak plaintext. */
+  tls: z.strictObject({ certFile: z.string(), keyFile: z.string() }).optional(),
+  /**
+   * Clients must send `Authorization: Bearer <token>` (HTTP header or gRPC metadata); without it anyone who
+   * reaches the port may send. Better from the environment: LIFELINE_COLLECTOR_BEARER_TOKEN(_FILE).
+   */
+  auth: z.strictObject({ bearerToken: z.string().min(16) }).optional(),
   limits: z
     .strictObject({
       /** Body as sent (compressed or not); larger → 413. */
@@ -64,6 +79,9 @@ const overrides = {
   LIFELINE_TOPIC_PREFIX: { path: "topicPrefix" },
   LIFELINE_COLLECTOR_HOST: { path: "listen.host" },
   LIFELINE_COLLECTOR_PORT: { path: "listen.port", parse: Number },
+  LIFELINE_COLLECTOR_GRPC_HOST: { path: "grpc.host" },
+  LIFELINE_COLLECTOR_GRPC_PORT: { path: "grpc.port", parse: Number },
+  LIFELINE_COLLECTOR_BEARER_TOKEN: { path: "auth.bearerToken" },
 };
 
 /** Without a file, the defaults (and the environment) make a working collector. */

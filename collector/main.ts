@@ -5,10 +5,12 @@ import { kafkaGate } from "../core/kafka/gate.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
 import { type Component, runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
-import { ObservabilityServer } from "../core/observability/http.ts";
+import { type HealthReport, ObservabilityServer } from "../core/observability/http.ts";
 import { gatedHealth, settingSource } from "../core/startup.ts";
 import { loadCollectorConfig } from "./config.ts";
+import { OtlpGrpcReceiver } from "./grpc-receiver.ts";
 import { createCollectorMetrics } from "./metrics.ts";
+import { OtlpPipeline } from "./pipeline.ts";
 import { OtlpReceiver } from "./receiver.ts";
 
 export async function runCollector(values: { config?: string; validate: boolean }): Promise<number> {
@@ -35,7 +37,11 @@ export async function runCollector(values: { config?: string; validate: boolean 
     deadLetterTopic: `${config.topicPrefix}.dead-letter`,
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });
-  const receiver = new OtlpReceiver({ config, producer, logger, metrics });
+  const pipeline = new OtlpPipeline({ config, producer, metrics });
+  const receiver = new OtlpReceiver({ config, pipeline, logger, metrics });
+  const receivers = config.grpc.enabled
+    ? [receiver, new OtlpGrpcReceiver({ config, pipeline, logger, metrics })]
+    : [receiver];
   // The receiver listens only once Kafka answers: until then an exporter's connection is refused and it retries.
   const gate = kafkaGate({
     kafka,
@@ -46,15 +52,39 @@ export async function runCollector(values: { config?: string; validate: boolean 
   });
   const observability = new ObservabilityServer({
     registry: metrics.registry,
-    health: gatedHealth([gate], () => receiver.health()),
+    health: gatedHealth([gate], () => collectorHealth(pipeline, receivers)),
     ...config.http,
     logger,
   });
-  const components: Component[] = [observability, gate, producer, receiver];
+  const components: Component[] = [observability, gate, producer, ...receivers];
   await runUntilSignal(new Supervisor(components, logger), logger, {
     stopDeadlineMs: config.limits.ackTimeoutMs + 5_000,
     onStarted: () =>
-      logger.info({ port: receiver.port, topicPrefix: config.topicPrefix }, "collector started"),
+      logger.info(
+        {
+          port: receiver.port,
+          topicPrefix: config.topicPrefix,
+          grpcPort: receivers.find((r) => r instanceof OtlpGrpcReceiver)?.port,
+        },
+        "collector started",
+      ),
   });
   return 0;
+}
+
+/** Healthy while every receiver listens and Kafka takes records. */
+function collectorHealth(
+  pipeline: OtlpPipeline,
+  receivers: Array<{ name: string; listening: boolean }>,
+): HealthReport {
+  const kafka = pipeline.kafkaState;
+  const listening = receivers.every((receiver) => receiver.listening);
+  return {
+    healthy: listening && kafka.healthy,
+    details: {
+      listening: Object.fromEntries(receivers.map((receiver) => [receiver.name, receiver.listening])),
+      kafka: kafka.healthy ? "ok" : (kafka.lastError ?? "failing"),
+      inflightBytes: kafka.inflightBytes,
+    },
+  };
 }

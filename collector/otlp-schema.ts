@@ -146,10 +146,18 @@ const descriptor = {
         ExportLogsPartialSuccess: {
           fields: { rejectedLogRecords: { type: "int64", id: 1 }, errorMessage: { type: "string", id: 2 } },
         },
-        // google.rpc.Status, the body of an OTLP/HTTP error response.
+        // google.rpc.Status, the body of an OTLP/HTTP error response (and gRPC's grpc-status-details-bin).
         RpcStatus: {
-          fields: { code: { type: "int32", id: 1 }, message: { type: "string", id: 2 } },
+          fields: {
+            code: { type: "int32", id: 1 },
+            message: { type: "string", id: 2 },
+            details: { rule: "repeated", type: "ProtobufAny", id: 3 },
+          },
         },
+        // google.protobuf.Any, google.rpc.RetryInfo, google.protobuf.Duration: how long a client should wait.
+        ProtobufAny: { fields: { typeUrl: { type: "string", id: 1 }, value: { type: "bytes", id: 2 } } },
+        RetryInfo: { fields: { retryDelay: { type: "ProtobufDuration", id: 1 } } },
+        ProtobufDuration: { fields: { seconds: { type: "int64", id: 1 }, nanos: { type: "int32", id: 2 } } },
       },
     },
   },
@@ -164,4 +172,5 @@ export const otlpTypes = {
   traceResponse: type("ExportTraceServiceResponse"),
   logsResponse: type("ExportLogsServiceResponse"),
   status: type("RpcStatus"),
+  retryInfo: type("RetryInfo"),
 };

@@ -200,9 +200,31 @@ export function encodeSuccess(signal: Signal, encoding: Encoding, conversion: Co
 }
 
 /** The OTLP/HTTP error body: a google.rpc.Status. */
-export function encodeStatus(encoding: Encoding, code: number, message: string): Buffer | string {
+export function encodeStatus(
+  encoding: Encoding,
+  code: number,
+  message: string,
+  retryAfterSeconds?: number,
+): Buffer | string {
   if (encoding === "json") return JSON.stringify({ code, message });
-  return Buffer.from(otlpTypes.status.encode(otlpTypes.status.fromObject({ code, message })).finish());
+  // A google.rpc.RetryInfo among the details tells a gRPC client how long to wait (the OTLP specification's
+  // throttling answer; Go's exporter honours it).
+  const details =
+    retryAfterSeconds === undefined
+      ? []
+      : [
+          {
+            typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
+            value: otlpTypes.retryInfo
+              .encode(
+                otlpTypes.retryInfo.fromObject({ retryDelay: { seconds: retryAfterSeconds, nanos: 0 } }),
+              )
+              .finish(),
+          },
+        ];
+  return Buffer.from(
+    otlpTypes.status.encode(otlpTypes.status.fromObject({ code, message, details })).finish(),
+  );
 }
 
 function serviceFields(resource: Loose): Loose {

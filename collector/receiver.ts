@@ -1,24 +1,17 @@
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import { PermanentError } from "../core/errors.ts";
-import type { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
-import type { HealthReport } from "../core/observability/http.ts";
+import { bearerCheck } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import type { CollectorMetrics } from "./metrics.ts";
-import {
-  type Conversion,
-  convertLogs,
-  convertTraces,
-  decodeRequest,
-  type Encoding,
-  encodeStatus,
-  encodeSuccess,
-  type Signal,
-} from "./otlp.ts";
+import { type Encoding, encodeStatus, encodeSuccess, type Signal } from "./otlp.ts";
+import { type OtlpPipeline, Refusal, RPC } from "./pipeline.ts";
 
 const gunzipAsync = promisify(gunzip);
 const ROUTES: Record<string, Signal> = { "/v1/traces": "traces", "/v1/logs": "logs" };
@@ -27,22 +20,6 @@ const CONTENT_TYPES: Record<string, Encoding> = {
   "application/protobuf": "protobuf",
   "application/json": "json",
 };
-// google.rpc.Code values for the Status body.
-const RPC = { invalidArgument: 3, resourceExhausted: 8, unavailable: 14 };
-
-/** An answer other than 200: the HTTP status, a Status message, and Retry-After for the retryable ones. */
-class Refusal extends Error {
-  readonly status: number;
-  readonly rpcCode: number;
-  readonly retryAfterSeconds: number | undefined;
-  constructor(status: number, rpcCode: number, message: string, retryAfterSeconds?: number) {
-    super(message);
-    this.status = status;
-    this.rpcCode = rpcCode;
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
-
 /**
  * The OTLP/HTTP receiver. A request is answered 200 only after Kafka acknowledged every record it produced;
  * while Kafka cannot take data the answer is 503 (or 429 when the in-flight budget is spent), with Retry-After,
@@ -54,29 +31,35 @@ export class OtlpReceiver implements Component {
   private server: Server | undefined;
   private readonly active = new Set<Promise<void>>();
   private readonly config: CollectorConfig;
-  private readonly producer: BatchProducer;
+  private readonly pipeline: OtlpPipeline;
   private readonly logger: Logger;
   private readonly metrics: CollectorMetrics;
+  private readonly authorized: (authorization: string | undefined) => boolean;
   port = 0;
 
   constructor(options: {
     config: CollectorConfig;
-    producer: BatchProducer;
+    pipeline: OtlpPipeline;
     logger: Logger;
     metrics: CollectorMetrics;
   }) {
     this.config = options.config;
-    this.producer = options.producer;
+    this.pipeline = options.pipeline;
     this.logger = options.logger;
     this.metrics = options.metrics;
+    this.authorized = bearerCheck(options.config.auth?.bearerToken);
   }
 
   async start(): Promise<void> {
-    const server = createServer((request, response) => {
+    const listener = (request: IncomingMessage, response: ServerResponse) => {
       const handled = this.handle(request, response);
       this.active.add(handled);
       void handled.finally(() => this.active.delete(handled));
-    });
+    };
+    const { tls } = this.config;
+    const server: Server = tls
+      ? createTlsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, listener)
+      : createServer(listener);
     server.requestTimeout = this.config.limits.ackTimeoutMs + 30_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -102,15 +85,8 @@ export class OtlpReceiver implements Component {
     await closed;
   }
 
-  health(): HealthReport {
-    return {
-      healthy: this.server !== undefined && this.producer.healthy,
-      details: {
-        listening: this.server !== undefined,
-        kafka: this.producer.healthy ? "ok" : (this.producer.lastError ?? "failing"),
-        inflightBytes: this.producer.inflightBytes,
-      },
-    };
+  get listening(): boolean {
+    return this.server !== undefined;
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -131,6 +107,10 @@ export class OtlpReceiver implements Component {
         response.setHeader("allow", "POST");
         throw new Refusal(405, RPC.invalidArgument, `${request.method} is not allowed; OTLP/HTTP uses POST`);
       }
+      if (!this.authorized(request.headers.authorization)) {
+        response.setHeader("www-authenticate", "Bearer");
+        throw new Refusal(401, RPC.unauthenticated, "missing or wrong bearer token (Authorization header)");
+      }
       if (!CONTENT_TYPES[mediaType]) {
         throw new Refusal(
           415,
@@ -139,11 +119,7 @@ export class OtlpReceiver implements Component {
         );
       }
       const body = await this.readBody(request);
-      const decoded = decodeRequest(signal, encoding, body);
-      const conversion = signal === "traces" ? convertTraces(decoded) : convertLogs(decoded);
-      if (conversion.rejected > 0) this.metrics.itemsRejected.inc({ signal }, conversion.rejected);
-      await this.produce(signal, conversion);
-      this.metrics.itemsAccepted.inc({ signal }, conversion.records.length);
+      const conversion = await this.pipeline.export(signal, encoding, body);
       response
         .writeHead(200, { "content-type": CONTENT_TYPE_OF[encoding] })
         .end(encodeSuccess(signal, encoding, conversion));
@@ -162,7 +138,7 @@ export class OtlpReceiver implements Component {
       if (!request.complete) response.setHeader("connection", "close");
       response
         .writeHead(refusal.status, { "content-type": CONTENT_TYPE_OF[encoding] })
-        .end(encodeStatus(encoding, refusal.rpcCode, refusal.message));
+        .end(encodeStatus(encoding, refusal.rpcCode, refusal.message, refusal.retryAfterSeconds));
     } finally {
       this.metrics.requests.inc({ signal: signal ?? "none", status });
       this.metrics.requestSeconds.observe({ signal: signal ?? "none" }, (performance.now() - began) / 1000);
@@ -208,58 +184,6 @@ export class OtlpReceiver implements Component {
         RPC.invalidArgument,
         `request body is not valid gzip: ${(error as Error).message}`,
       );
-    }
-  }
-
-  /** Resolves once Kafka acknowledged every record; refuses (retryable) when Kafka cannot take them. */
-  private async produce(signal: Signal, conversion: Conversion): Promise<void> {
-    const records = conversion.records;
-    if (records.length === 0) return;
-    if (!this.producer.healthy) {
-      throw new Refusal(
-        503,
-        RPC.unavailable,
-        `Kafka is unavailable (${this.producer.lastError ?? "failing"}); retry later`,
-        5,
-      );
-    }
-    const bytes = records.reduce((sum, record) => sum + record.value.length, 0);
-    if (this.producer.inflightBytes + bytes > this.config.limits.inflightBytes) {
-      throw new Refusal(429, RPC.resourceExhausted, "too much data waiting for Kafka; retry later", 1);
-    }
-    const topic = `${this.config.topicPrefix}.${signal === "traces" ? "spans" : "logs"}`;
-    let waiting = records.length;
-    let timer: NodeJS.Timeout | undefined;
-    const acknowledged = new Promise<void>((resolve, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Refusal(
-              503,
-              RPC.unavailable,
-              `Kafka did not acknowledge within ${this.config.limits.ackTimeoutMs} ms; retry later`,
-              5,
-            ),
-          ),
-        this.config.limits.ackTimeoutMs,
-      );
-      for (const record of records) {
-        this.producer.enqueue({
-          topic,
-          key: record.key,
-          value: record.value,
-          onAck: () => {
-            if (--waiting === 0) resolve();
-          },
-        });
-      }
-    });
-    this.metrics.inflightBytes.set(this.producer.inflightBytes);
-    try {
-      await acknowledged;
-    } finally {
-      clearTimeout(timer);
-      this.metrics.inflightBytes.set(this.producer.inflightBytes);
     }
   }
 }

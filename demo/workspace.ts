@@ -67,6 +67,7 @@ export async function writeDemoWorkspace(dir: string, runId: string): Promise<De
   const collectorConfig = write(join(dir, "collector.yaml"), "lifeline collector --config collector.yaml", {
     topicPrefix,
     listen: { host: "127.0.0.1", port: collectorPort },
+    grpc: { port: 0 },
     http: { port: 0 },
   });
   const indexerConfig = write(join(dir, "indexer.yaml"), "lifeline indexer --config indexer.yaml", {

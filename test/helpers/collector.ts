@@ -13,7 +13,7 @@ export async function startCollector(
   config: Record<string, unknown>,
 ): Promise<CollectorUnderTest> {
   const file = join(dir, "collector.yaml");
-  writeFileSync(file, stringify({ listen: { port: 0 }, http: { port: 0 }, ...config }));
+  writeFileSync(file, stringify({ listen: { port: 0 }, http: { port: 0 }, grpc: { port: 0 }, ...config }));
   const collector = startLifeline(["collector", "--config", file], "collector started");
   await collector.started;
   const port = /"port":(\d+),"topicPrefix"[^\n]*"msg":"collector started"/.exec(collector.output())?.[1];

@@ -141,7 +141,12 @@ describe("a server down at start", () => {
     const config = join(dir, "collector.yaml");
     writeFileSync(
       config,
-      stringify({ listen: { port: 0 }, http: { port: 0 }, topicPrefix: uniqueName("test-down") }),
+      stringify({
+        listen: { port: 0 },
+        http: { port: 0 },
+        grpc: { port: 0 },
+        topicPrefix: uniqueName("test-down"),
+      }),
     );
     const collector = startLifeline(
       ["collector", "--config", config],
