@@ -206,7 +206,7 @@ ${KAFKA_ENV}`,
 
   program
     .command("collector")
-    .description("receive OTLP traces and logs (gRPC on 4317, HTTP on 4318) into Kafka")
+    .description("receive OTLP traces, logs and metrics (gRPC on 4317, HTTP on 4318) into Kafka")
     .option(
       "--config <file>",
       "collector YAML config (collector/collector.example.yaml); without it the defaults: listen 127.0.0.1:4318, /metrics and /health on 127.0.0.1:9464",
@@ -215,8 +215,9 @@ ${KAFKA_ENV}`,
     .addHelpText(
       "after",
       `
-Receives OTLP/gRPC (TraceService, LogsService; gzip) and OTLP/HTTP (POST /v1/traces, /v1/logs; protobuf or
-JSON; gzip) and writes spans to <prefix>.spans (keyed by trace id) and log records to <prefix>.logs. A request
+Receives OTLP/gRPC (TraceService, LogsService, MetricsService; gzip) and OTLP/HTTP (POST /v1/traces, /v1/logs,
+/v1/metrics; protobuf or JSON; gzip) and writes spans to <prefix>.spans (keyed by trace id), log records to
+<prefix>.logs and metric data points to <prefix>.metrics. A request
 is answered OK only once Kafka acknowledged it; while Kafka cannot take data the answer is UNAVAILABLE or
 RESOURCE_EXHAUSTED with RetryInfo (gRPC), 503 or 429 with Retry-After (HTTP). tls: and auth: (a bearer token)
 in the config secure both.
@@ -236,8 +237,9 @@ LIFELINE_COLLECTOR_GRPC_HOST, LIFELINE_COLLECTOR_GRPC_PORT, LIFELINE_COLLECTOR_B
     .addHelpText(
       "after",
       `
-Consumes <prefix>.logs, <prefix>.lifecycle and <prefix>.spans with one consumer group and writes ECS documents
-to Elasticsearch (data streams logs-lifeline.logs-<ns>, logs-lifeline.lifecycle-<ns>, traces-lifeline-<ns>).
+Consumes <prefix>.logs, .lifecycle, .spans and .metrics with one consumer group and writes ECS documents to
+Elasticsearch (data streams logs-lifeline.logs-<ns>, logs-lifeline.lifecycle-<ns>, traces-lifeline-<ns>,
+metrics-lifeline-<ns>).
 Records Elasticsearch refuses go to <prefix>.dead-letter with the reason. Run more instances to scale.
 
 ${KAFKA_ENV}

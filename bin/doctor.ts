@@ -152,7 +152,7 @@ async function load(file: string, component: Component): Promise<Loaded> {
         summary: `collector on ${config.listen.host}:${config.listen.port}`,
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
-        topics: ["spans", "logs", "dead-letter"].map((kind) => ({
+        topics: ["spans", "logs", "metrics", "dead-letter"].map((kind) => ({
           topic: `${config.topicPrefix}.${kind}`,
           access: "write",
         })),
@@ -170,7 +170,7 @@ async function load(file: string, component: Component): Promise<Loaded> {
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
         topics: [
-          ...["logs", "lifecycle", "spans"].map((kind) => ({
+          ...["logs", "lifecycle", "spans", "metrics"].map((kind) => ({
             topic: `${config.topicPrefix}.${kind}`,
             access: "read" as const,
           })),
@@ -183,7 +183,7 @@ async function load(file: string, component: Component): Promise<Loaded> {
           }),
           setting: source(config.elasticsearch !== undefined, "elasticsearch"),
           targets,
-          templates: (["logs", "lifecycle", "spans"] as const).map(
+          templates: (["logs", "lifecycle", "spans", "metrics"] as const).map(
             (kind) => `lifeline-${kind}-${where.targets[kind]}`,
           ),
         },
@@ -369,7 +369,7 @@ export async function runDoctor(
         ...(await checkElastic({
           settings: resolveElastic(),
           setting: settingSource("elasticsearch", { inConfig: false }),
-          targets: [`logs-lifeline.*`, `traces-lifeline-*`],
+          targets: [`logs-lifeline.*`, `traces-lifeline-*`, `metrics-lifeline-*`],
           templates: [],
         })),
       );

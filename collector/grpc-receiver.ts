@@ -20,6 +20,7 @@ import { type OtlpPipeline, Refusal, RPC } from "./pipeline.ts";
 const SERVICES: Record<Signal, string> = {
   traces: "opentelemetry.proto.collector.trace.v1.TraceService",
   logs: "opentelemetry.proto.collector.logs.v1.LogsService",
+  metrics: "opentelemetry.proto.collector.metrics.v1.MetricsService",
 };
 
 /**
@@ -80,7 +81,7 @@ export class OtlpGrpcReceiver implements Component {
     const server = new Server({
       "grpc.max_receive_message_length": this.config.limits.maxRequestBytes,
     });
-    for (const signal of ["traces", "logs"] as const) {
+    for (const signal of ["traces", "logs", "metrics"] as const) {
       server.addService(exportService(signal), {
         Export: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
           void this.handle(signal, call, callback),

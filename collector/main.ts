@@ -10,7 +10,7 @@ import { gatedHealth, settingSource } from "../core/startup.ts";
 import { loadCollectorConfig } from "./config.ts";
 import { OtlpGrpcReceiver } from "./grpc-receiver.ts";
 import { createCollectorMetrics } from "./metrics.ts";
-import { OtlpPipeline } from "./pipeline.ts";
+import { OtlpPipeline, TOPIC_OF } from "./pipeline.ts";
 import { OtlpReceiver } from "./receiver.ts";
 
 export async function runCollector(values: { config?: string; validate: boolean }): Promise<number> {
@@ -46,7 +46,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
   const gate = kafkaGate({
     kafka,
     settings: kafkaSettings,
-    topics: ["spans", "logs", "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
+    topics: [...Object.values(TOPIC_OF), "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
     setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
     logger,
   });

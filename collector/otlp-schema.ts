@@ -134,6 +134,130 @@ const descriptor = {
             eventName: { type: "string", id: 12 },
           },
         },
+        ExportMetricsServiceRequest: {
+          fields: { resourceMetrics: { rule: "repeated", type: "ResourceMetrics", id: 1 } },
+        },
+        ResourceMetrics: {
+          fields: {
+            resource: { type: "Resource", id: 1 },
+            scopeMetrics: { rule: "repeated", type: "ScopeMetrics", id: 2 },
+            schemaUrl: { type: "string", id: 3 },
+          },
+        },
+        ScopeMetrics: {
+          fields: {
+            scope: { type: "InstrumentationScope", id: 1 },
+            metrics: { rule: "repeated", type: "Metric", id: 2 },
+            schemaUrl: { type: "string", id: 3 },
+          },
+        },
+        Metric: {
+          oneofs: { data: { oneof: ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] } },
+          fields: {
+            name: { type: "string", id: 1 },
+            description: { type: "string", id: 2 },
+            unit: { type: "string", id: 3 },
+            gauge: { type: "Gauge", id: 5 },
+            sum: { type: "Sum", id: 7 },
+            histogram: { type: "Histogram", id: 9 },
+            exponentialHistogram: { type: "ExponentialHistogram", id: 10 },
+            summary: { type: "Summary", id: 11 },
+          },
+        },
+        Gauge: { fields: { dataPoints: { rule: "repeated", type: "NumberDataPoint", id: 1 } } },
+        Sum: {
+          fields: {
+            dataPoints: { rule: "repeated", type: "NumberDataPoint", id: 1 },
+            aggregationTemporality: { type: "int32", id: 2 },
+            isMonotonic: { type: "bool", id: 3 },
+          },
+        },
+        Histogram: {
+          fields: {
+            dataPoints: { rule: "repeated", type: "HistogramDataPoint", id: 1 },
+            aggregationTemporality: { type: "int32", id: 2 },
+          },
+        },
+        ExponentialHistogram: {
+          fields: {
+            dataPoints: { rule: "repeated", type: "ExponentialHistogramDataPoint", id: 1 },
+            aggregationTemporality: { type: "int32", id: 2 },
+          },
+        },
+        Summary: { fields: { dataPoints: { rule: "repeated", type: "SummaryDataPoint", id: 1 } } },
+        NumberDataPoint: {
+          oneofs: { value: { oneof: ["asDouble", "asInt"] } },
+          fields: {
+            attributes: { rule: "repeated", type: "KeyValue", id: 7 },
+            startTimeUnixNano: { type: "fixed64", id: 2 },
+            timeUnixNano: { type: "fixed64", id: 3 },
+            asDouble: { type: "double", id: 4 },
+            asInt: { type: "sfixed64", id: 6 },
+            exemplars: { rule: "repeated", type: "Exemplar", id: 5 },
+            flags: { type: "uint32", id: 8 },
+          },
+        },
+        HistogramDataPoint: {
+          fields: {
+            attributes: { rule: "repeated", type: "KeyValue", id: 9 },
+            startTimeUnixNano: { type: "fixed64", id: 2 },
+            timeUnixNano: { type: "fixed64", id: 3 },
+            count: { type: "fixed64", id: 4 },
+            sum: { type: "double", id: 5 },
+            bucketCounts: { rule: "repeated", type: "fixed64", id: 6 },
+            explicitBounds: { rule: "repeated", type: "double", id: 7 },
+            exemplars: { rule: "repeated", type: "Exemplar", id: 8 },
+            flags: { type: "uint32", id: 10 },
+            min: { type: "double", id: 11 },
+            max: { type: "double", id: 12 },
+          },
+        },
+        ExponentialHistogramDataPoint: {
+          fields: {
+            attributes: { rule: "repeated", type: "KeyValue", id: 1 },
+            startTimeUnixNano: { type: "fixed64", id: 2 },
+            timeUnixNano: { type: "fixed64", id: 3 },
+            count: { type: "fixed64", id: 4 },
+            sum: { type: "double", id: 5 },
+            scale: { type: "sint32", id: 6 },
+            zeroCount: { type: "fixed64", id: 7 },
+            flags: { type: "uint32", id: 10 },
+            exemplars: { rule: "repeated", type: "Exemplar", id: 11 },
+            min: { type: "double", id: 12 },
+            max: { type: "double", id: 13 },
+          },
+        },
+        SummaryDataPoint: {
+          fields: {
+            attributes: { rule: "repeated", type: "KeyValue", id: 7 },
+            startTimeUnixNano: { type: "fixed64", id: 2 },
+            timeUnixNano: { type: "fixed64", id: 3 },
+            count: { type: "fixed64", id: 4 },
+            sum: { type: "double", id: 5 },
+            quantileValues: { rule: "repeated", type: "ValueAtQuantile", id: 6 },
+            flags: { type: "uint32", id: 8 },
+          },
+        },
+        ValueAtQuantile: {
+          fields: { quantile: { type: "double", id: 1 }, value: { type: "double", id: 2 } },
+        },
+        Exemplar: {
+          oneofs: { value: { oneof: ["asDouble", "asInt"] } },
+          fields: {
+            filteredAttributes: { rule: "repeated", type: "KeyValue", id: 7 },
+            timeUnixNano: { type: "fixed64", id: 2 },
+            asDouble: { type: "double", id: 3 },
+            asInt: { type: "sfixed64", id: 6 },
+            spanId: { type: "bytes", id: 4 },
+            traceId: { type: "bytes", id: 5 },
+          },
+        },
+        ExportMetricsServiceResponse: {
+          fields: { partialSuccess: { type: "ExportMetricsPartialSuccess", id: 1 } },
+        },
+        ExportMetricsPartialSuccess: {
+          fields: { rejectedDataPoints: { type: "int64", id: 1 }, errorMessage: { type: "string", id: 2 } },
+        },
         ExportTraceServiceResponse: {
           fields: { partialSuccess: { type: "ExportTracePartialSuccess", id: 1 } },
         },
@@ -170,6 +294,8 @@ export const otlpTypes = {
   traceRequest: type("ExportTraceServiceRequest"),
   logsRequest: type("ExportLogsServiceRequest"),
   traceResponse: type("ExportTraceServiceResponse"),
+  metricsRequest: type("ExportMetricsServiceRequest"),
+  metricsResponse: type("ExportMetricsServiceResponse"),
   logsResponse: type("ExportLogsServiceResponse"),
   status: type("RpcStatus"),
   retryInfo: type("RetryInfo"),

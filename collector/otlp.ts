@@ -3,7 +3,7 @@ import { deterministicId } from "../core/events.ts";
 import { isValidSpanId, isValidTraceId } from "../core/trace-context.ts";
 import { otlpTypes } from "./otlp-schema.ts";
 
-export type Signal = "traces" | "logs";
+export type Signal = "traces" | "logs" | "metrics";
 export type Encoding = "protobuf" | "json";
 
 /** One record for Kafka: the JSON document the indexer reads, and its key. */
@@ -37,7 +37,7 @@ export function decodeRequest(signal: Signal, encoding: Encoding, body: Buffer):
     if (!isObject(parsed)) throw new PermanentError("otlp.bad_json", "request body is not a JSON object");
     return parsed;
   }
-  const type = signal === "traces" ? otlpTypes.traceRequest : otlpTypes.logsRequest;
+  const type = REQUEST_TYPES[signal];
   try {
     return type.toObject(type.decode(body), { longs: String, enums: Number }) as Loose;
   } catch (error) {
@@ -46,6 +46,27 @@ export function decodeRequest(signal: Signal, encoding: Encoding, body: Buffer):
       `request body is not an OTLP protobuf message: ${(error as Error).message}`,
     );
   }
+}
+
+const REQUEST_TYPES = {
+  traces: otlpTypes.traceRequest,
+  logs: otlpTypes.logsRequest,
+  metrics: otlpTypes.metricsRequest,
+};
+const RESPONSE_TYPES = {
+  traces: otlpTypes.traceResponse,
+  logs: otlpTypes.logsResponse,
+  metrics: otlpTypes.metricsResponse,
+};
+const REJECTED_FIELD = { traces: "rejectedSpans", logs: "rejectedLogRecords", metrics: "rejectedDataPoints" };
+
+/** The converter of each signal. */
+export function convert(signal: Signal, request: Loose): Conversion {
+  return signal === "traces"
+    ? convertTraces(request)
+    : signal === "logs"
+      ? convertLogs(request)
+      : convertMetrics(request);
 }
 
 const SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
@@ -183,19 +204,153 @@ export function convertLogs(request: Loose): Conversion {
   return { records, rejected, ...(rejectedReason ? { rejectedReason } : {}) };
 }
 
+const TEMPORALITY = ["unspecified", "delta", "cumulative"];
+const METRIC_TYPES = ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] as const;
+
+/**
+ * OTLP metrics → one document per data point: the metric (name, unit, type, temporality), the value (gauge, sum)
+ * or the distribution (histogram: count, sum, min, max and the explicit buckets; exponential histogram and
+ * summary: count, sum, min, max, quantiles), the point's attributes, and its exemplars with their trace and span
+ * ids: `trace.id` holds every exemplar's trace id, so a trace's search finds the metric points it is an exemplar
+ * of. Keyed by service and metric name (a series stays in one partition). A point without a time is rejected.
+ */
+export function convertMetrics(request: Loose): Conversion {
+  const records: ConvertedRecord[] = [];
+  let rejected = 0;
+  let rejectedReason: string | undefined;
+  for (const resourceMetrics of list(request.resourceMetrics)) {
+    const resource = attributes((resourceMetrics.resource as Loose | undefined)?.attributes);
+    const service = serviceFields(resource);
+    const serviceName = String((service.service as Loose | undefined)?.name ?? "unknown");
+    for (const scopeMetrics of list(resourceMetrics.scopeMetrics)) {
+      const scope = scopeOf(scopeMetrics.scope);
+      for (const metric of list(scopeMetrics.metrics)) {
+        const name = String(metric.name ?? "");
+        const type = METRIC_TYPES.find((t) => isObject(metric[t]));
+        if (!name || !type) {
+          rejected++;
+          rejectedReason ??= `metric "${name}" has no name or no data`;
+          continue;
+        }
+        const data = metric[type] as Loose;
+        const temporality =
+          TEMPORALITY[
+            enumNumber(data.aggregationTemporality, [
+              "AGGREGATION_TEMPORALITY_UNSPECIFIED",
+              "AGGREGATION_TEMPORALITY_DELTA",
+              "AGGREGATION_TEMPORALITY_CUMULATIVE",
+            ])
+          ];
+        for (const point of list(data.dataPoints)) {
+          const time = nanos(point.timeUnixNano);
+          if (time === undefined || time === "0") {
+            rejected++;
+            rejectedReason ??= `a data point of metric "${name}" has no time`;
+            continue;
+          }
+          const start = nanos(point.startTimeUnixNano);
+          const pointAttributes = attributes(point.attributes);
+          const exemplars = list(point.exemplars).map(exemplar);
+          const traceIds = [
+            ...new Set(exemplars.map((e) => e.trace_id).filter((id): id is string => Boolean(id))),
+          ];
+          const document: Loose = {
+            "@timestamp": isoFromNanos(time),
+            event: {
+              id: deterministicId(
+                "otlp-metric",
+                JSON.stringify(resource),
+                name,
+                JSON.stringify(pointAttributes),
+                time,
+              ),
+              kind: "metric",
+              dataset: "lifeline.metrics",
+            },
+            ...service,
+            metric: {
+              name,
+              ...(metric.unit ? { unit: String(metric.unit) } : {}),
+              ...(metric.description ? { description: String(metric.description) } : {}),
+              type: type === "exponentialHistogram" ? "exponential_histogram" : type,
+              ...(temporality && temporality !== "unspecified" && type !== "gauge" ? { temporality } : {}),
+              ...(type === "sum" ? { monotonic: Boolean(data.isMonotonic) } : {}),
+              ...(start && start !== "0" ? { start: isoFromNanos(start) } : {}),
+              ...pointValues(type, point),
+            },
+            ...(traceIds.length > 0 ? { trace: { id: traceIds.length === 1 ? traceIds[0] : traceIds } } : {}),
+            lifeline: {
+              resource,
+              attributes: pointAttributes,
+              scope,
+              ...(exemplars.length > 0 ? { exemplars } : {}),
+            },
+          };
+          records.push({ key: `${serviceName}/${name}`, value: JSON.stringify(document) });
+        }
+      }
+    }
+  }
+  return { records, rejected, ...(rejectedReason ? { rejectedReason } : {}) };
+}
+
+function pointValues(type: (typeof METRIC_TYPES)[number], point: Loose): Loose {
+  const number = (value: unknown) => (value === undefined || value === null ? undefined : Number(value));
+  const defined = (fields: Loose) =>
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  if (type === "gauge" || type === "sum") return defined({ value: number(point.asDouble ?? point.asInt) });
+  const distribution = defined({
+    count: number(point.count),
+    sum: number(point.sum),
+    min: number(point.min),
+    max: number(point.max),
+  });
+  if (type === "histogram") {
+    const bounds = (Array.isArray(point.explicitBounds) ? point.explicitBounds : []).map(Number);
+    const counts = (Array.isArray(point.bucketCounts) ? point.bucketCounts : []).map(Number);
+    return counts.length > 0 ? { ...distribution, buckets: { bounds, counts } } : distribution;
+  }
+  if (type === "summary") {
+    const quantiles = list(point.quantileValues).map((q) => ({
+      quantile: Number(q.quantile ?? 0),
+      value: Number(q.value ?? 0),
+    }));
+    return quantiles.length > 0 ? { ...distribution, quantiles } : distribution;
+  }
+  return distribution;
+}
+
+function exemplar(value: Loose): {
+  trace_id?: string;
+  span_id?: string;
+  value?: number;
+  "@timestamp"?: string;
+} {
+  const traceId = hexId(value.traceId);
+  const spanId = hexId(value.spanId);
+  const time = nanos(value.timeUnixNano);
+  const amount = value.asDouble ?? value.asInt;
+  return {
+    ...(traceId && isValidTraceId(traceId) ? { trace_id: traceId } : {}),
+    ...(spanId && isValidSpanId(spanId) ? { span_id: spanId } : {}),
+    ...(amount !== undefined ? { value: Number(amount) } : {}),
+    ...(time && time !== "0" ? { "@timestamp": isoFromNanos(time) } : {}),
+  };
+}
+
 /** The OTLP/HTTP success body, with partial success when some items were rejected. */
 export function encodeSuccess(signal: Signal, encoding: Encoding, conversion: Conversion): Buffer | string {
   const partial =
     conversion.rejected > 0
       ? {
           partialSuccess: {
-            [signal === "traces" ? "rejectedSpans" : "rejectedLogRecords"]: conversion.rejected,
+            [REJECTED_FIELD[signal]]: conversion.rejected,
             errorMessage: conversion.rejectedReason ?? "",
           },
         }
       : {};
   if (encoding === "json") return JSON.stringify(partial);
-  const type = signal === "traces" ? otlpTypes.traceResponse : otlpTypes.logsResponse;
+  const type = RESPONSE_TYPES[signal];
   return Buffer.from(type.encode(type.fromObject(partial)).finish());
 }
 

@@ -14,7 +14,11 @@ import { type Encoding, encodeStatus, encodeSuccess, type Signal } from "./otlp.
 import { type OtlpPipeline, Refusal, RPC } from "./pipeline.ts";
 
 const gunzipAsync = promisify(gunzip);
-const ROUTES: Record<string, Signal> = { "/v1/traces": "traces", "/v1/logs": "logs" };
+const ROUTES: Record<string, Signal> = {
+  "/v1/traces": "traces",
+  "/v1/logs": "logs",
+  "/v1/metrics": "metrics",
+};
 const CONTENT_TYPES: Record<string, Encoding> = {
   "application/x-protobuf": "protobuf",
   "application/protobuf": "protobuf",
@@ -101,7 +105,7 @@ export class OtlpReceiver implements Component {
         throw new Refusal(
           404,
           RPC.invalidArgument,
-          `no OTLP endpoint at ${path}; use /v1/traces or /v1/logs`,
+          `no OTLP endpoint at ${path}; use /v1/traces, /v1/logs or /v1/metrics`,
         );
       if (request.method !== "POST") {
         response.setHeader("allow", "POST");

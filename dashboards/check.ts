@@ -296,6 +296,7 @@ async function checkIn(
         logs: `${run}-${scenario}-logs`,
         lifecycle: `${run}-${scenario}-lifecycle`,
         spans: `${run}-${scenario}-traces`,
+        metrics: `${run}-${scenario}-metrics`,
       },
     };
     layouts[scenario] = layout;

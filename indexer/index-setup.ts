@@ -2,7 +2,8 @@ import type { Client } from "@elastic/elasticsearch";
 import type { Logger } from "../core/logger.ts";
 import { FLATTENED_DEPTH_LIMIT, FLATTENED_IGNORE_ABOVE } from "./documents.ts";
 
-export type StreamKind = "logs" | "lifecycle" | "spans";
+export type StreamKind = "logs" | "lifecycle" | "spans" | "metrics";
+export const STREAM_KINDS: readonly StreamKind[] = ["logs", "lifecycle", "spans", "metrics"];
 
 export interface IndexLayout {
   dataStreams: boolean;
@@ -77,6 +78,29 @@ export const ECS_MAPPINGS = {
       },
     },
     parent: { properties: { id: keyword } },
+    /**
+     * An OTLP metric data point (collector/otlp.ts convertMetrics). Histograms keep their explicit buckets as
+     * parallel arrays (bounds, counts) with count, sum, min and max: Elasticsearch's histogram field type is an
+     * x-pack feature not every cluster has.
+     */
+    metric: {
+      properties: {
+        name: keyword,
+        unit: keyword,
+        description: { type: "keyword", ignore_above: 1024 },
+        type: keyword,
+        temporality: keyword,
+        monotonic: { type: "boolean" },
+        value: { type: "double" },
+        count: { type: "long" },
+        sum: { type: "double" },
+        min: { type: "double" },
+        max: { type: "double" },
+        start: { type: "date" },
+        buckets: { properties: { bounds: { type: "double" }, counts: { type: "long" } } },
+        quantiles: { properties: { quantile: { type: "double" }, value: { type: "double" } } },
+      },
+    },
     transaction: { properties: { id: keyword } },
     error: {
       properties: {
@@ -135,6 +159,7 @@ export function layout(namespace: string, dataStreams: boolean): IndexLayout {
           logs: `logs-lifeline.logs-${namespace}`,
           lifecycle: `logs-lifeline.lifecycle-${namespace}`,
           spans: `traces-lifeline-${namespace}`,
+          metrics: `metrics-lifeline-${namespace}`,
         },
       }
     : {
@@ -143,6 +168,7 @@ export function layout(namespace: string, dataStreams: boolean): IndexLayout {
           logs: `lifeline-logs-${namespace}`,
           lifecycle: `lifeline-lifecycle-${namespace}`,
           spans: `lifeline-traces-${namespace}`,
+          metrics: `lifeline-metrics-${namespace}`,
         },
       };
 }
@@ -192,7 +218,7 @@ async function putTemplates(
   retention: string,
   replicas: number,
 ): Promise<void> {
-  const kinds: StreamKind[] = ["logs", "lifecycle", "spans"];
+  const kinds = STREAM_KINDS;
   for (const kind of kinds) {
     const index = target.targets[kind];
     await client.indices.putIndexTemplate({

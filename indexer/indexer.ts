@@ -131,6 +131,7 @@ export class Indexer implements Component {
       [`${prefix}.logs`]: "logs",
       [`${prefix}.lifecycle`]: "lifecycle",
       [`${prefix}.spans`]: "spans",
+      [`${prefix}.metrics`]: "metrics",
     };
     this.deadLetterTopic = `${prefix}.dead-letter`;
     this.bulkSlots = new Semaphore(options.config.bulk.concurrency);

@@ -213,7 +213,7 @@ describe("collector: OTLP/HTTP from the official exporters into Kafka and Elasti
       400,
       /not valid gzip/,
     );
-    await expectRefusal(await post("/v1/metrics", "{}", json), 404, /no OTLP endpoint/);
+    await expectRefusal(await post("/v1/profiles", "{}", json), 404, /no OTLP endpoint/);
     const get = await fetch(`${collector.url}/v1/traces`);
     expect(get.status).toBe(405);
     expect(get.headers.get("allow")).toBe("POST");

@@ -44,7 +44,7 @@ describe("lifeline doctor", () => {
     const file = indexerConfig(prefix);
     await ensureTopics(
       testKafka(),
-      ["logs", "lifecycle", "spans", "dead-letter"].map((kind) => `${prefix}.${kind}`),
+      ["logs", "lifecycle", "spans", "metrics", "dead-letter"].map((kind) => `${prefix}.${kind}`),
     );
     const setup = await runLifeline(["indexer", "setup", "--config", file]);
     expect(setup.code, setup.stderr).toBe(0);
