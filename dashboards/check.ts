@@ -55,6 +55,7 @@ const KIND_OF_VIEW: Record<string, StreamKind> = {
   [DATA_VIEWS.lifecycle.id]: "lifecycle",
   [DATA_VIEWS.logs.id]: "logs",
   [DATA_VIEWS.traces.id]: "spans",
+  [DATA_VIEWS.metrics.id]: "metrics",
 };
 
 /** The templates do not change while a check runs: walked once. */
@@ -404,6 +405,9 @@ function aggregationsOf(layer: LensLayer): Record<string, unknown> {
         break;
       case "max":
         metrics[id] = { max: { field } };
+        break;
+      case "sum":
+        metrics[id] = { sum: { field } };
         break;
       case "percentile":
         metrics[id] = { percentiles: { field, percents: [Number(column.params?.percentile ?? 95)] } };

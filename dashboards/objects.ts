@@ -20,6 +20,11 @@ export const DATA_VIEWS = {
   },
   logs: { id: "lifeline-logs", title: "logs-lifeline.logs-*,lifeline-logs-*", name: "Lifeline service logs" },
   traces: { id: "lifeline-traces", title: "traces-lifeline-*,lifeline-traces-*", name: "Lifeline traces" },
+  metrics: {
+    id: "lifeline-metrics",
+    title: "metrics-lifeline-*,lifeline-metrics-*",
+    name: "Lifeline service metrics (OTLP)",
+  },
 } as const;
 type DataViewKey = keyof typeof DATA_VIEWS;
 
@@ -31,6 +36,11 @@ export const QUERIES = {
     'event.action:"command.completed" AND lifeline.action:(stop OR restart) AND event.outcome:(failure OR unknown)',
   failedOrUnknown: 'event.action:"command.completed" AND event.outcome:(failure OR unknown)',
   restarts: 'event.action:"command.completed" AND lifeline.action:restart',
+  /** HTTP server request counts as OTel SDKs report them with delta temporality (cumulative sums are not rates). */
+  requests: 'metric.name:"http.server.request.count" AND metric.temporality:delta',
+  serverErrors:
+    'metric.name:"http.server.request.count" AND metric.temporality:delta AND lifeline.attributes.http.response.status_code:[500 TO 599]',
+  restartCommands: 'event.action:"command.completed" AND lifeline.action:(restart OR start OR stop)',
   commandsCompleted: 'event.action:"command.completed"',
   /** Each rollout step's one final outcome (core/outcome.ts): status, escalation, evidence. */
   stepsCompleted: 'event.action:"step.completed"',
@@ -55,7 +65,7 @@ function dataView(key: DataViewKey): SavedObject {
       name: view.name,
       timeFieldName: "@timestamp",
       // event.duration is in nanoseconds (ECS): shown as "2.05 seconds", not 2047000000.
-      ...(key === "logs" ? {} : { fieldFormatMap: JSON.stringify(DURATION_FORMAT) }),
+      ...(key === "logs" || key === "metrics" ? {} : { fieldFormatMap: JSON.stringify(DURATION_FORMAT) }),
     },
     references: [],
   };
@@ -98,7 +108,15 @@ function search(options: {
 /** A Lens column: what check needs (operation, field) plus what Kibana needs to draw it. */
 export interface LensColumn {
   label: string;
-  operationType: "date_histogram" | "terms" | "count" | "max" | "percentile" | "range" | "unique_count";
+  operationType:
+    | "date_histogram"
+    | "terms"
+    | "count"
+    | "max"
+    | "sum"
+    | "percentile"
+    | "range"
+    | "unique_count";
   sourceField: string;
   params?: Record<string, unknown>;
 }
@@ -108,6 +126,7 @@ const DATA_TYPE: Record<LensColumn["operationType"], string> = {
   terms: "string",
   count: "number",
   max: "number",
+  sum: "number",
   percentile: "number",
   range: "number",
   unique_count: "number",
@@ -511,6 +530,59 @@ export function savedObjects(): SavedObject[] {
     ],
     controls: controls("lifecycle"),
   });
+  const requestRate = lens({
+    id: "lifeline-request-rate",
+    title: "Requests per service (OTLP metrics)",
+    view: "metrics",
+    kind: "line",
+    query: QUERIES.requests,
+    columns: {
+      time,
+      requests: { label: "Requests", operationType: "sum", sourceField: "metric.value" },
+      service: terms("service.name", "Service", 10),
+    },
+    x: "time",
+    y: ["requests"],
+    breakdown: "service",
+  });
+  const errorRate = lens({
+    id: "lifeline-server-errors",
+    title: "Server errors (5xx) per service (OTLP metrics)",
+    view: "metrics",
+    kind: "line",
+    query: QUERIES.serverErrors,
+    columns: {
+      time,
+      errors: { label: "5xx responses", operationType: "sum", sourceField: "metric.value" },
+      service: terms("service.name", "Service", 10),
+    },
+    x: "time",
+    y: ["errors"],
+    breakdown: "service",
+  });
+  const stopsAndStarts = lens({
+    id: "lifeline-stops-and-starts",
+    title: "Stops, starts and restarts per service (lifecycle events)",
+    view: "lifecycle",
+    kind: "bar_stacked",
+    query: QUERIES.restartCommands,
+    columns: { time, count: { ...count, label: "Commands" }, service: terms("service.name", "Service", 10) },
+    x: "time",
+    y: ["count"],
+    breakdown: "service",
+  });
+  const serviceHealth = dashboard({
+    id: "lifeline-service-health",
+    title: "Lifeline: service health around restarts",
+    description:
+      "A service's request rate and 5xx rate (from its OTLP metrics) above its stops and starts (from the lifecycle events), on one time axis: pick the service in the control.",
+    panels: [
+      { object: requestRate, w: 48, h: 10 },
+      { object: errorRate, w: 48, h: 10 },
+      { object: stopsAndStarts, w: 48, h: 10 },
+    ],
+    controls: [{ field: "service.name", title: "Service", view: "metrics" }],
+  });
   const rollout = dashboard({
     id: "lifeline-rollout",
     title: "Lifeline: rollout",
@@ -528,6 +600,7 @@ export function savedObjects(): SavedObject[] {
     dataView("lifecycle"),
     dataView("logs"),
     dataView("traces"),
+    dataView("metrics"),
     failedStops,
     escalatedStops,
     logsAroundRestart,
@@ -544,6 +617,10 @@ export function savedObjects(): SavedObject[] {
     links,
     shutdownTimeline,
     rollout,
+    requestRate,
+    errorRate,
+    stopsAndStarts,
+    serviceHealth,
   ];
 }
 

@@ -160,6 +160,25 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     },
   ];
 
+  /** A delta request count of one minute, as the collector writes an OTLP metric point. */
+  const requests = (secondsAgo: number, service: string, code: number, value: number): Seed => [
+    "metrics",
+    {
+      "@timestamp": at(secondsAgo),
+      event: { id: `seed-${hex(8)}`, kind: "metric", dataset: "lifeline.metrics" },
+      service: { name: service },
+      host: { name: "web-1" },
+      metric: {
+        name: "http.server.request.count",
+        unit: "{request}",
+        type: "sum",
+        temporality: "delta",
+        monotonic: true,
+        value,
+      },
+      lifeline: { attributes: { "http.route": "/orders", "http.response.status_code": code } },
+    },
+  ];
   const good = hex(16);
   const healthy: Seed[] = [
     ...controller(120, "shop-restart-ok", good, [
@@ -179,6 +198,8 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     ...heartbeats("web-2", 10, 175, 0),
     logLine(105, "web-1", "api", good),
     span(120, "lifeline-controller", "rollout shop-restart", good, "success"),
+    requests(120, "api", 200, 600),
+    requests(60, "api", 200, 580),
   ];
   const bad = hex(16);
   const incident = hex(16);
@@ -208,6 +229,10 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
     ...heartbeats("web-3", 10, 175, 140),
     logLine(95, "web-3", "worker", bad),
     span(120, "lifeline-controller", "rollout shop-stop", bad, "failure"),
+    // The api's requests fell and its 5xx rose while web-1's stop failed.
+    requests(120, "api", 200, 610),
+    requests(110, "api", 200, 240),
+    requests(110, "api", 503, 75),
     // A start that failed its health probe, and a message no trusted key signed.
     event(85, "web-2", "start.probe_failed", "failure", {
       service: "cache",

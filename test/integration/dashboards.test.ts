@@ -57,10 +57,13 @@ describe("lifeline dashboards", () => {
     await elastic.close();
     expect(result.stdout).not.toContain("FAIL");
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/19 saved objects, 9 rules/);
+    expect(result.stdout).toMatch(/24 saved objects, 9 rules/);
     expect(result.stdout).toMatch(
       /rule lifeline-stop-failed: failing → 2 matching → alert; healthy → 0 matching → no alert/,
     );
+    // The service-health panels read the collector's metric points (a 5xx range over a flattened attribute).
+    expect(result.stdout).toMatch(/ok {3}lens lifeline-request-rate: 5 hits/);
+    expect(result.stdout).toMatch(/ok {3}lens lifeline-server-errors: 1 hits/);
     expect(result.stdout).toMatch(
       /rule lifeline-start-failed: failing → 2 matching → alert; healthy → 0 matching → no alert/,
     );

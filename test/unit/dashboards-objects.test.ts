@@ -16,6 +16,7 @@ describe("dashboards as code", () => {
     expect(objects.filter((o) => o.type === "dashboard").map((o) => o.id)).toEqual([
       "lifeline-shutdown-timeline",
       "lifeline-rollout",
+      "lifeline-service-health",
     ]);
     expect(checkRuleFields(alertingRules())).toEqual([]);
   });
