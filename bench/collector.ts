@@ -1,5 +1,6 @@
 /**
- * Collector: spans/s taken over OTLP/HTTP protobuf into Kafka (every request answered only after Kafka's ack),
+ * Collector: spans/s taken over OTLP/HTTP protobuf and over OTLP/gRPC into Kafka (every request answered only after
+ * Kafka's ack; one collector per transport),
  * with the collector's CPU and peak RSS; in the same run, two baselines: a bare HTTP sink that reads each body
  * and answers 200 (the ceiling of the client and HTTP path) and kafkajs producing the already converted span
  * documents straight to Kafka (the ceiling of the Kafka path).
@@ -9,6 +10,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { context, trace } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -87,6 +89,33 @@ async function post(url: string, bodies: Buffer[]): Promise<number> {
   return (performance.now() - began) / 1000;
 }
 
+/** Exports every body over gRPC (TraceService/Export), CONCURRENCY calls at a time; every one must be OK. */
+async function exportGrpc(address: string, bodies: Buffer[]): Promise<number> {
+  const client = new Client(address, credentials.createInsecure(), {
+    "grpc.max_send_message_length": 64 << 20,
+  });
+  const call = (body: Buffer) =>
+    new Promise<void>((resolve, reject) =>
+      client.makeUnaryRequest(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        (bytes: Buffer) => bytes,
+        (bytes: Buffer) => bytes,
+        body,
+        new Metadata(),
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
+  const began = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < bodies.length; i = next++) await call(bodies[i] as Buffer);
+    }),
+  );
+  client.close();
+  return (performance.now() - began) / 1000;
+}
+
 /** A bare HTTP server in its own process that reads each body and answers 200. */
 async function startSink(): Promise<{ url: string; pid: number; stop: () => void }> {
   const child = spawn(
@@ -160,9 +189,29 @@ async function main() {
   );
   const stored = await topicRecordCount(kafka, `${prefix}.spans`);
   await collector.stop();
+
+  process.stderr.write("lifeline collector over gRPC...\n");
+  const grpcPrefix = uniqueName("bench-collector-grpc");
+  const grpcCollector = await startCollector(mkdtempSync(join(tmpdir(), "bench-collector-grpc-")), {
+    topicPrefix: grpcPrefix,
+    ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+  });
+  const grpcPort = /"grpcPort":(\d+)[^\n]*"msg":"collector started"/.exec(grpcCollector.output())?.[1];
+  const grpcPid = grpcCollector.process.pid as number;
+  const grpcCpu0 = cpuSeconds(grpcPid);
+  rows.push(
+    row(
+      "lifeline collector over gRPC (acked by Kafka)",
+      await exportGrpc(`127.0.0.1:${grpcPort}`, bodies),
+      grpcPid,
+      grpcCpu0,
+    ),
+  );
+  const storedGrpc = await topicRecordCount(kafka, `${grpcPrefix}.spans`);
+  await grpcCollector.stop();
   printTable(rows);
   console.error(
-    `results: ${writeResults("collector", rows, { spans, requests: bodies.length, concurrency: CONCURRENCY, kafkaMessages: stored })}`,
+    `results: ${writeResults("collector", rows, { spans, requests: bodies.length, concurrency: CONCURRENCY, kafkaMessages: stored, kafkaMessagesGrpc: storedGrpc })}`,
   );
 }
 
