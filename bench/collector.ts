@@ -4,7 +4,7 @@
  * with the collector's CPU and peak RSS; in the same run, two baselines: a bare HTTP sink that reads each body
  * and answers 200 (the ceiling of the client and HTTP path) and kafkajs producing the already converted span
  * documents straight to Kafka (the ceiling of the Kafka path).
- *   npm run bench:collector        (BENCH_SPANS=200000, BENCH_CONCURRENCY=4)
+ *   npm run bench:collector        (BENCH_SPANS=200000, BENCH_CONCURRENCY=4; BENCH_NODE_ARGS: the collectors' Node flags)
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -31,7 +31,8 @@ import { type BenchRow, cpuSeconds, peakRssMiB, printTable, topicRecordCount, wr
 
 const SPANS = Number(process.env.BENCH_SPANS ?? 200_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
-const PER_REQUEST = 512; // the SDK's BatchSpanProcessor default export size
+const PER_REQUEST = 512;
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean); // the SDK's BatchSpanProcessor default export size
 
 /** Request bodies as the SDK's OTLP/HTTP protobuf exporter sends them: 512 spans each, 3 per trace. */
 function requestBodies(): Buffer[] {
@@ -178,10 +179,14 @@ async function main() {
   process.stderr.write("lifeline collector...\n");
   const prefix = uniqueName("bench-collector");
   const dir = mkdtempSync(join(tmpdir(), "bench-collector-"));
-  const collector = await startCollector(dir, {
-    topicPrefix: prefix,
-    ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
-  });
+  const collector = await startCollector(
+    dir,
+    {
+      topicPrefix: prefix,
+      ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+    },
+    NODE_ARGS,
+  );
   const pid = collector.process.pid as number;
   const cpu0 = cpuSeconds(pid);
   rows.push(
@@ -192,10 +197,14 @@ async function main() {
 
   process.stderr.write("lifeline collector over gRPC...\n");
   const grpcPrefix = uniqueName("bench-collector-grpc");
-  const grpcCollector = await startCollector(mkdtempSync(join(tmpdir(), "bench-collector-grpc-")), {
-    topicPrefix: grpcPrefix,
-    ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
-  });
+  const grpcCollector = await startCollector(
+    mkdtempSync(join(tmpdir(), "bench-collector-grpc-")),
+    {
+      topicPrefix: grpcPrefix,
+      ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+    },
+    NODE_ARGS,
+  );
   const grpcPort = /"grpcPort":(\d+)[^\n]*"msg":"collector started"/.exec(grpcCollector.output())?.[1];
   const grpcPid = grpcCollector.process.pid as number;
   const grpcCpu0 = cpuSeconds(grpcPid);

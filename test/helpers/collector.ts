@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { type ProcessUnderTest, startLifeline } from "./cli.ts";
+import { lifelineBin, type ProcessUnderTest, startLifeline } from "./cli.ts";
 
 export interface CollectorUnderTest extends ProcessUnderTest {
   url: string;
@@ -11,10 +11,15 @@ export interface CollectorUnderTest extends ProcessUnderTest {
 export async function startCollector(
   dir: string,
   config: Record<string, unknown>,
+  /** Node flags for the collector (bench:collector's BENCH_NODE_ARGS, e.g. --cpu-prof). */
+  nodeArgs: string[] = [],
 ): Promise<CollectorUnderTest> {
   const file = join(dir, "collector.yaml");
   writeFileSync(file, stringify({ listen: { port: 0 }, http: { port: 0 }, grpc: { port: 0 }, ...config }));
-  const collector = startLifeline(["collector", "--config", file], "collector started");
+  const collector = startLifeline(["collector", "--config", file], "collector started", process.env, {
+    nodeArgs,
+    entry: lifelineBin,
+  });
   await collector.started;
   const port = /"port":(\d+),"topicPrefix"[^\n]*"msg":"collector started"/.exec(collector.output())?.[1];
   if (!port) throw new Error(`collector did not say its port:\n${collector.output()}`);
