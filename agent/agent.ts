@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
 import type { Command } from "../core/commands.ts";
-import { deterministicId, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
+import { deterministicId, EVENT_PROVIDERS, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
@@ -925,6 +925,7 @@ export class Agent implements Component {
         // Orders events of the same millisecond (timelines sort by @timestamp, then this).
         sequence: this.sequence++,
         kind: "event",
+        provider: EVENT_PROVIDERS.agent,
         category: ["process"],
         dataset: "lifeline.lifecycle",
         action,

@@ -1,3 +1,4 @@
+import { isControllerEvent } from "../core/events.ts";
 import type { PlannedStep, RolloutPlan } from "./plan.ts";
 import { joinPlan, type PlanPart } from "./plan-record.ts";
 
@@ -5,7 +6,7 @@ import { joinPlan, type PlanPart } from "./plan-record.ts";
 export interface ControllerEvent {
   "@timestamp"?: string;
   host?: { name?: string };
-  event?: { action?: string; outcome?: string; reason?: string };
+  event?: { action?: string; outcome?: string; reason?: string; provider?: string };
   trace?: { id?: string };
   lifeline?: {
     rollout_id?: string;
@@ -53,7 +54,7 @@ export interface RolloutRow {
 }
 
 const isRolloutEvent = (e: ControllerEvent) =>
-  e.host?.name === "controller" && typeof e.lifeline?.rollout_id === "string";
+  isControllerEvent(e) && typeof e.lifeline?.rollout_id === "string";
 
 /**
  * Rollouts from their controllers' events, newest first: only what was recorded. A rollout whose

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from "n
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
-import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { deterministicId, EVENT_PROVIDERS, SCHEMA_VERSION } from "../core/events.ts";
 import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
 import type { KafkaPort as Kafka, KafkaProducer as Producer } from "../core/kafka/port.ts";
@@ -942,6 +942,7 @@ export class RolloutRunner {
         id: deterministicId(this.rolloutId, action, now.getTime(), randomUUID()),
         sequence: this.sequence++,
         kind: "event",
+        provider: EVENT_PROVIDERS.controller,
         action,
         outcome,
         ...(fields.reason ? { reason: fields.reason } : {}),

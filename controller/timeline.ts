@@ -1,4 +1,5 @@
 import type { Client } from "@elastic/elasticsearch";
+import { isControllerEvent } from "../core/events.ts";
 
 /** One lifecycle event as the timeline shows it. */
 export interface TimelineEntry {
@@ -18,6 +19,8 @@ export interface TimelineEntry {
   /** The stop needed escalation (a step or a command that still succeeded). */
   escalated?: boolean;
   evidence?: string;
+  /** Written by the controller (event.provider), not by an agent. */
+  controller?: boolean;
 }
 
 export interface Timeline {
@@ -30,7 +33,7 @@ interface EventSource {
   "@timestamp": string;
   host?: { name?: string };
   service?: { name?: string };
-  event?: { action?: string; outcome?: string; duration?: number; reason?: string };
+  event?: { action?: string; outcome?: string; duration?: number; reason?: string; provider?: string };
   trace?: { id?: string };
   lifeline?: {
     command_id?: string;
@@ -92,6 +95,7 @@ export async function readTimeline(
       ...(event.lifeline?.step_status ? { stepStatus: event.lifeline.step_status } : {}),
       ...(event.lifeline?.escalated ? { escalated: true } : {}),
       ...(event.lifeline?.evidence ? { evidence: event.lifeline.evidence } : {}),
+      ...(isControllerEvent(event) ? { controller: true } : {}),
     };
   });
   const rolloutId = selector.rollout ?? entries.find((e) => e.rolloutId)?.rolloutId;
@@ -117,9 +121,7 @@ export function countSteps(entries: TimelineEntry[]): TimelineCounts {
   const counts: TimelineCounts = { steps: 0, success: 0, failed: 0, unknown: 0, cancelled: 0, escalated: 0 };
   const finals = entries.filter((e) => e.action === "step.completed");
   const source =
-    finals.length > 0
-      ? finals
-      : entries.filter((e) => e.host !== "controller" && e.action === "command.completed");
+    finals.length > 0 ? finals : entries.filter((e) => !e.controller && e.action === "command.completed");
   for (const entry of source) {
     counts.steps++;
     if (entry.stepStatus === "cancelled") counts.cancelled++;
@@ -209,7 +211,7 @@ export function timelineHtml(timeline: Timeline): string {
   });
   const commands = new Map<string, TimelineEntry[]>();
   for (const entry of entries) {
-    if (!entry.commandId || !entry.service || entry.host === "controller") continue;
+    if (!entry.commandId || !entry.service || entry.controller) continue;
     commands.set(entry.commandId, [...(commands.get(entry.commandId) ?? []), entry]);
   }
   for (const [commandId, events] of commands) {

@@ -51,12 +51,31 @@ export const logRecordSchema = z.looseObject({
 });
 export type LogRecord = z.infer<typeof logRecordSchema>;
 
+/**
+ * Who wrote a lifecycle event (ECS event.provider): an agent or a controller. Dashboards, rules and the CLI
+ * tell controller events by this, not by a host name a real host could have.
+ */
+export const EVENT_PROVIDERS = { agent: "lifeline-agent", controller: "lifeline-controller" } as const;
+
+/**
+ * A controller's event: its provider says so; an event written before providers existed (schema 1 without
+ * event.provider) by its host name "controller", as those controllers wrote it.
+ */
+export function isControllerEvent(event: {
+  event?: { provider?: string };
+  host?: { name?: string };
+}): boolean {
+  const provider = event.event?.provider;
+  return provider ? provider === EVENT_PROVIDERS.controller : event.host?.name === "controller";
+}
+
 /** One step of a stop/start, or a controller decision, or a heartbeat. */
 export const lifecycleEventSchema = z.looseObject({
   ...common,
   event: z.looseObject({
     id: z.string().min(1),
     kind: z.literal("event"),
+    provider: z.enum([EVENT_PROVIDERS.agent, EVENT_PROVIDERS.controller]).optional(),
     /** Namespaced step, e.g. "stop.signal_sent", "command.rejected", "rollout.halted". */
     action: z.string().regex(/^[a-z_]+\.[a-z_]+$/, "must look like area.step, e.g. stop.signal_sent"),
     outcome: eventOutcome,

@@ -44,7 +44,7 @@ export const QUERIES = {
   commandsCompleted: 'event.action:"command.completed"',
   /** Each rollout step's one final outcome (core/outcome.ts): status, escalation, evidence. */
   stepsCompleted: 'event.action:"step.completed"',
-  controllerEvents: "host.name:controller",
+  controllerEvents: 'event.provider:"lifeline-controller"',
 };
 
 /** Kibana's duration field format, reading nanoseconds, written for people. */

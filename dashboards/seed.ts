@@ -39,6 +39,7 @@ export function seedScenarios(now: number): Record<"healthy" | "failing", Seed[]
       event: {
         id: `seed-${hex(8)}`,
         kind: "event",
+        provider: host === "controller" ? "lifeline-controller" : "lifeline-agent",
         action,
         outcome,
         ...(extra.duration !== undefined ? { duration: extra.duration } : {}),

@@ -39,6 +39,7 @@ export const ECS_MAPPINGS = {
       properties: {
         id: keyword,
         kind: keyword,
+        provider: keyword,
         category: keyword,
         type: keyword,
         action: keyword,

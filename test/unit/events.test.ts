@@ -58,3 +58,29 @@ describe("event schemas", () => {
     expect(deterministicId("host", "file", 10)).toBe("oyAAsbygr4y6qsqMndBJ6xqnUx1");
   });
 });
+
+describe("who wrote a lifecycle event", () => {
+  it("a controller's event says so in event.provider; an agent's event from a host named controller is not one", async () => {
+    const { isControllerEvent, lifecycleEventSchema } = await import("../../core/events.ts");
+    expect(
+      isControllerEvent({ event: { provider: "lifeline-controller" }, host: { name: "controller" } }),
+    ).toBe(true);
+    expect(isControllerEvent({ event: { provider: "lifeline-agent" }, host: { name: "controller" } })).toBe(
+      false,
+    );
+    // Events written before providers existed: the controller's host name is all there is.
+    expect(isControllerEvent({ event: {}, host: { name: "controller" } })).toBe(true);
+    expect(isControllerEvent({ event: {}, host: { name: "web-1" } })).toBe(false);
+    const base = {
+      "@timestamp": "2026-12-06T07:00:00.000Z",
+      host: { name: "controller" },
+      lifeline: { schema_version: 1 },
+    };
+    const event = (provider: string) => ({
+      ...base,
+      event: { id: "e1", kind: "event", action: "rollout.planned", outcome: "success", provider },
+    });
+    expect(lifecycleEventSchema.safeParse(event("lifeline-controller")).success).toBe(true);
+    expect(lifecycleEventSchema.safeParse(event("someone-else")).success).toBe(false);
+  });
+});
