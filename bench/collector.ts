@@ -32,7 +32,11 @@ import { type BenchRow, cpuSeconds, peakRssMiB, printTable, topicRecordCount, wr
 const SPANS = Number(process.env.BENCH_SPANS ?? 200_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const PER_REQUEST = 512;
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean); // the SDK's BatchSpanProcessor default export size
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+/** The collectors' limits.inflightBytes (BENCH_INFLIGHT_BYTES; the config's default otherwise). */
+const LIMITS = process.env.BENCH_INFLIGHT_BYTES
+  ? { limits: { inflightBytes: Number(process.env.BENCH_INFLIGHT_BYTES) } }
+  : {}; // the SDK's BatchSpanProcessor default export size
 
 /** Request bodies as the SDK's OTLP/HTTP protobuf exporter sends them: 512 spans each, 3 per trace. */
 function requestBodies(): Buffer[] {
@@ -184,6 +188,7 @@ async function main() {
     {
       topicPrefix: prefix,
       ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+      ...LIMITS,
     },
     NODE_ARGS,
   );
@@ -202,6 +207,7 @@ async function main() {
     {
       topicPrefix: grpcPrefix,
       ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+      ...LIMITS,
     },
     NODE_ARGS,
   );

@@ -1,6 +1,6 @@
 /**
- * Rewrites the results tables in bench/README.md from bench/results/*.json, and the shipper's table in the main
- * README from bench/results/shipper.json: npm run bench:report
+ * Rewrites the results tables in bench/README.md from bench/results/*.json, and the shipper's summary table above
+ * them from bench/results/shipper.json: npm run bench:report
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -53,7 +53,7 @@ function replaceBetween(file: string, marker: string, content: string): void {
 replaceBetween(`${dir}README.md`, "results", sections.join("\n\n"));
 console.log(`bench/README.md: ${sections.length} result tables`);
 
-/** The main README's shipper table: the columns a reader compares, the systems by short name. */
+/** The shipper's summary table: the columns a reader compares, the systems by short name. */
 const shipper = JSON.parse(readFileSync(`${dir}results/shipper.json`, "utf8")) as {
   date: string;
   cores: number;
@@ -72,7 +72,7 @@ const steady = (row: BenchRow) =>
     ? ""
     : `${number(row["steady CPU %"], 1)} / ${number(row["steady cpu s/M lines"], 1)}`;
 replaceBetween(
-  fileURLToPath(new URL("../README.md", import.meta.url)),
+  `${dir}README.md`,
   "shipper-bench",
   [
     `bench/results/shipper.json, ${shipper.date.slice(0, 10)}, ${shipper.cores} cores, every row from one run:`,
@@ -85,4 +85,4 @@ replaceBetween(
     ),
   ].join("\n"),
 );
-console.log("README.md: the shipper's table");
+console.log("bench/README.md: the shipper's summary table");
