@@ -8,6 +8,7 @@ import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
 import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../core/outcome.ts";
+import { topicNames } from "../core/topics.ts";
 import { parseTraceparent } from "../core/trace-context.ts";
 import { CommandLog, type CommandRecord } from "./command-log.ts";
 import type { AgentConfig, HookConfig, ServiceConfig } from "./config.ts";
@@ -160,7 +161,7 @@ export class Agent implements Component {
     // means one fetch from the resolved position completed, so a command sent right after is seen.
     this.feed = new ControlFeed({
       reader: this.kafka.partitionReader(),
-      topic: `${this.config.topicPrefix}.control`,
+      topic: topicNames(this.config.topicPrefix).control,
       host: this.config.host.name,
       stateDir: this.config.stateDir,
       logger: this.logger,

@@ -11,6 +11,7 @@ import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
 import { gatedHealth, settingSource } from "../core/startup.ts";
+import { topicNames } from "../core/topics.ts";
 import { Agent } from "./agent.ts";
 import { loadAgentConfig } from "./config.ts";
 
@@ -29,7 +30,7 @@ export async function runAgent(values: { config: string; validate: boolean }): P
   const gate = kafkaGate({
     kafka,
     settings: kafkaSettings,
-    topics: [`${config.topicPrefix}.control`],
+    topics: [topicNames(config.topicPrefix).control],
     setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
     logger,
   });
@@ -119,7 +120,7 @@ export async function signCli(values: SignOptions): Promise<number> {
   const signed = signCommand(command, values.keyId, readFileSync(values.key, "utf8"));
   process.stdout.write(`${JSON.stringify(signed)}\n`);
   if (!values.publish) return 0;
-  const topic = `${values.topicPrefix}.control`;
+  const topic = topicNames(values.topicPrefix).control;
   const kafka = createKafka({ ...resolveKafka(), clientId: "lifeline-agent-sign" });
   const partitions = await controlPartitionCount(kafka, topic).catch((error: Error) => {
     process.stderr.write(`cannot publish: ${error.message}\n`);

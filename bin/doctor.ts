@@ -14,6 +14,7 @@ import { describeError, UsageError } from "../core/errors.ts";
 import { createKafka, describeKafka, type KafkaSettings } from "../core/kafka/client.ts";
 import type { TopicAuthorizations } from "../core/kafka/port.ts";
 import { settingSource } from "../core/startup.ts";
+import { topicNames } from "../core/topics.ts";
 import { guessKind } from "./validate.ts";
 
 export type Status = "ok" | "WARN" | "FAIL" | "?";
@@ -129,19 +130,20 @@ async function load(file: string, component: Component): Promise<Loaded> {
         summary: `agent for ${config.host.name}: ${config.services.length} services`,
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
-        topics: [{ topic: `${config.topicPrefix}.control`, access: "read" }],
+        topics: [{ topic: topicNames(config.topicPrefix).control, access: "read" }],
       };
     }
     case "shipper": {
       const config = (await import("../shipper/config.ts")).loadShipperConfig(file);
-      const topics = [...new Set(config.inputs.map((input) => `${config.topicPrefix}.${input.kind}`))];
+      const names = topicNames(config.topicPrefix);
+      const topics = [...new Set(config.inputs.map((input) => names[input.kind]))];
       return {
         component,
         file,
         summary: `shipper for ${config.host.name}: ${config.inputs.length} inputs`,
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
-        topics: [...topics, `${config.topicPrefix}.dead-letter`].map((topic) => ({ topic, access: "write" })),
+        topics: [...topics, names.deadLetter].map((topic) => ({ topic, access: "write" })),
       };
     }
     case "collector": {
@@ -152,8 +154,8 @@ async function load(file: string, component: Component): Promise<Loaded> {
         summary: `collector on ${config.listen.host}:${config.listen.port}`,
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
-        topics: ["spans", "logs", "metrics", "dead-letter"].map((kind) => ({
-          topic: `${config.topicPrefix}.${kind}`,
+        topics: (["spans", "logs", "metrics", "deadLetter"] as const).map((kind) => ({
+          topic: topicNames(config.topicPrefix)[kind],
           access: "write",
         })),
       };
@@ -170,11 +172,11 @@ async function load(file: string, component: Component): Promise<Loaded> {
         kafka: resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),
         kafkaSetting: source(config.kafka !== undefined, "kafka"),
         topics: [
-          ...["logs", "lifecycle", "spans", "metrics"].map((kind) => ({
-            topic: `${config.topicPrefix}.${kind}`,
+          ...(["logs", "lifecycle", "spans", "metrics"] as const).map((kind) => ({
+            topic: topicNames(config.topicPrefix)[kind],
             access: "read" as const,
           })),
-          { topic: `${config.topicPrefix}.dead-letter`, access: "write" },
+          { topic: topicNames(config.topicPrefix).deadLetter, access: "write" },
         ],
         group: config.groupId,
         elastic: {

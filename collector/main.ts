@@ -8,6 +8,7 @@ import { type Component, runUntilSignal, Supervisor } from "../core/lifecycle.ts
 import { createLogger } from "../core/logger.ts";
 import { type HealthReport, ObservabilityServer } from "../core/observability/http.ts";
 import { gatedHealth, settingSource } from "../core/startup.ts";
+import { topicNames } from "../core/topics.ts";
 import { loadCollectorConfig } from "./config.ts";
 import { OtlpGrpcReceiver } from "./grpc-receiver.ts";
 import { createCollectorMetrics } from "./metrics.ts";
@@ -35,6 +36,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
   };
   const kafka = createKafka(kafkaSettings, logger);
   const metrics = createCollectorMetrics();
+  const topics = topicNames(config.topicPrefix);
   const producer = new BatchProducer({
     kafka,
     logger: logger.child({ component: "kafka-producer" }),
@@ -43,7 +45,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
     inflightBytes: config.limits.inflightBytes,
     compression: config.compression,
     packBytes: config.recordFormat === "single" ? 0 : DEFAULT_PACK_BYTES,
-    deadLetterTopic: `${config.topicPrefix}.dead-letter`,
+    deadLetterTopic: topics.deadLetter,
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });
   const pipeline = new OtlpPipeline({ config, producer, metrics });
@@ -55,7 +57,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
   const gate = kafkaGate({
     kafka,
     settings: kafkaSettings,
-    topics: [...Object.values(TOPIC_OF), "dead-letter"].map((kind) => `${config.topicPrefix}.${kind}`),
+    topics: [...Object.values(TOPIC_OF).map((kind) => topics[kind]), topics.deadLetter],
     setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
     logger,
   });

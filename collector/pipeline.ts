@@ -1,12 +1,13 @@
 import { PermanentError } from "../core/errors.ts";
 import type { BatchProducer } from "../core/kafka/batch-producer.ts";
+import { type Topics, topicNames } from "../core/topics.ts";
 import type { CollectorConfig } from "./config.ts";
 import type { CollectorMetrics } from "./metrics.ts";
 import { type Conversion, convert, decodeRequest, type Encoding, type Signal } from "./otlp.ts";
 
 // google.rpc.Code values for the Status body.
 /** Where each signal's records go: <prefix>.spans, .logs, .metrics. */
-export const TOPIC_OF: Record<Signal, string> = { traces: "spans", logs: "logs", metrics: "metrics" };
+export const TOPIC_OF: Record<Signal, keyof Topics> = { traces: "spans", logs: "logs", metrics: "metrics" };
 
 export const RPC = { invalidArgument: 3, resourceExhausted: 8, unavailable: 14, unauthenticated: 16 };
 
@@ -83,7 +84,7 @@ export class OtlpPipeline {
     if (this.producer.inflightBytes + bytes > this.config.limits.inflightBytes) {
       throw new Refusal(429, RPC.resourceExhausted, "too much data waiting for Kafka; retry later", 1);
     }
-    const topic = `${this.config.topicPrefix}.${TOPIC_OF[signal]}`;
+    const topic = topicNames(this.config.topicPrefix)[TOPIC_OF[signal]];
     let waiting = records.length;
     let timer: NodeJS.Timeout | undefined;
     const acknowledged = new Promise<void>((resolve, reject) => {

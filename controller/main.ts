@@ -6,6 +6,7 @@ import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
 import { startTracing } from "../core/observability/tracing.ts";
+import { topicNames } from "../core/topics.ts";
 import { type Approval, followDecision, publishApproval } from "./approval.ts";
 import { readRolloutHistory, startOf } from "./history.ts";
 import { buildPlan, describePlan, emptyPlanError, loadFleet, loadPlan } from "./plan.ts";
@@ -32,7 +33,7 @@ async function readControllerEvents(
   only?: string,
 ): Promise<ControllerEvent[]> {
   const { kafka } = controllerKafka();
-  const topic = `${topicPrefix}.lifecycle`;
+  const topic = topicNames(topicPrefix).lifecycle;
   await ensureTopics(kafka, [topic]);
   const events: ControllerEvent[] = [];
   await readSince(kafka, topic, Math.max(0, sinceMs), (text) => {
@@ -115,7 +116,7 @@ export async function decide(
   if (!signer) throw new UsageError("--key <file> and --key-id <id> are needed to sign the decision");
   const { topicPrefix } = values;
   const { kafka } = controllerKafka();
-  const topic = `${topicPrefix}.lifecycle`;
+  const topic = topicNames(topicPrefix).lifecycle;
   await ensureTopics(kafka, [topic]);
   // A decision means something only to a rollout that exists and has not ended.
   let history: Awaited<ReturnType<typeof readRolloutHistory>>;
@@ -177,7 +178,7 @@ export async function resume(
   if (!signer) throw new UsageError("--key <file> and --key-id <id> are needed to sign the commands");
   const { topicPrefix } = values;
   const { logger, kafka } = controllerKafka();
-  const topic = `${topicPrefix}.lifecycle`;
+  const topic = topicNames(topicPrefix).lifecycle;
   const history = await readRolloutHistory(kafka, topic, rolloutId);
   if (history.completed) {
     process.stderr.write(`rollout ${rolloutId} already completed: ${history.completed}\n`);
@@ -294,10 +295,11 @@ export async function runPlan(
   }
   const { topicPrefix } = values;
   const { logger, kafka } = controllerKafka();
-  await ensureTopics(kafka, [`${topicPrefix}.control`, `${topicPrefix}.lifecycle`]);
+  const topics = topicNames(topicPrefix);
+  await ensureTopics(kafka, [topics.control, topics.lifecycle]);
   // Presence: the agents whose heartbeat reached the lifecycle topic within the window.
   const windowMs = values.presenceWindowMs;
-  const live = await readPresence(kafka, `${topicPrefix}.lifecycle`, { windowMs });
+  const live = await readPresence(kafka, topics.lifecycle, { windowMs });
   const fleet = declared ?? [...live.values()];
   const built = buildPlan(plan, fleet);
   const empty = emptyPlanError(

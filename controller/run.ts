@@ -16,6 +16,7 @@ import {
   STEP_OUTCOMES,
   type StepStatus,
 } from "../core/outcome.ts";
+import { topicNames } from "../core/topics.ts";
 import type { TraceContext } from "../core/trace-context.ts";
 import { type Approval, rejectApproval } from "./approval.ts";
 import type { Plan, PlannedStep, RolloutPlan } from "./plan.ts";
@@ -237,8 +238,9 @@ export class RolloutRunner {
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
     // Concurrent steps' events and commands share requests; each step still awaits its own acknowledgement.
-    this.lifecycle = new CoalescingSender(this.producer, `${this.topicPrefix}.lifecycle`);
-    this.control = new CoalescingSender(this.producer, `${this.topicPrefix}.control`);
+    const topics = topicNames(this.topicPrefix);
+    this.lifecycle = new CoalescingSender(this.producer, topics.lifecycle);
+    this.control = new CoalescingSender(this.producer, topics.control);
     await this.watchControlPartitions();
     if (resume?.aborted)
       this.abortedBy = {
@@ -725,7 +727,7 @@ export class RolloutRunner {
    * minute before, so commands sent meanwhile are not missed).
    */
   private async watchControlPartitions(): Promise<void> {
-    const topic = `${this.topicPrefix}.control`;
+    const topic = topicNames(this.topicPrefix).control;
     const read = async () => {
       this.controlPartitions = await controlPartitionCount(this.kafka, topic);
     };
@@ -883,7 +885,7 @@ export class RolloutRunner {
    */
   private async follow(): Promise<void> {
     const follower = new TopicFollower(this.kafka, {
-      topic: `${this.topicPrefix}.lifecycle`,
+      topic: topicNames(this.topicPrefix).lifecycle,
       from: "end",
       logger: this.logger,
       onMessage: async (message) => {

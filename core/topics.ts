@@ -9,6 +9,8 @@ export interface Topics {
   lifecycle: string;
   /** OTLP spans from the collector, keyed by trace id. */
   spans: string;
+  /** OTLP metric data points from the collector, keyed by service and metric. */
+  metrics: string;
   /** Signed commands from the controller to the agents. */
   control: string;
   /** Records the indexer could not write, with the reason. */
@@ -20,6 +22,7 @@ export function topicNames(prefix = process.env.LIFELINE_TOPIC_PREFIX ?? "lifeli
     logs: `${prefix}.logs`,
     lifecycle: `${prefix}.lifecycle`,
     spans: `${prefix}.spans`,
+    metrics: `${prefix}.metrics`,
     control: `${prefix}.control`,
     deadLetter: `${prefix}.dead-letter`,
   };

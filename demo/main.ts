@@ -9,6 +9,7 @@ import { formatTimeline, readTimeline, type Timeline, timelineHtml } from "../co
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
+import { topicNames } from "../core/topics.ts";
 import { servicesDown, servicesUp } from "../local-services/manager.ts";
 import { isAlive } from "../local-services/process.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
@@ -213,7 +214,7 @@ class Demo {
 
   private async waitForHeartbeats(ws: DemoWorkspace): Promise<void> {
     const wanted = ws.hosts.map((h) => h.host);
-    await waitForPresence(createKafka(resolveKafka()), `${ws.topicPrefix}.lifecycle`, wanted);
+    await waitForPresence(createKafka(resolveKafka()), topicNames(ws.topicPrefix).lifecycle, wanted);
     this.say(`      heartbeats on ${ws.topicPrefix}.lifecycle from ${wanted.join(", ")}: the fleet is live`);
   }
 

@@ -15,6 +15,7 @@ import type { Logger } from "../core/logger.ts";
 import { traced } from "../core/observability/tracing.ts";
 import { backoffDelay } from "../core/retry.ts";
 import { Semaphore } from "../core/semaphore.ts";
+import { topicNames } from "../core/topics.ts";
 import { bulkBody, rawBytes } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
 import {
@@ -127,13 +128,14 @@ export class Indexer implements Component {
     this.metrics = options.metrics;
     this.layoutOf = options.layout;
     const prefix = options.config.topicPrefix;
+    const topics = topicNames(prefix);
     this.topics = {
-      [`${prefix}.logs`]: "logs",
-      [`${prefix}.lifecycle`]: "lifecycle",
-      [`${prefix}.spans`]: "spans",
-      [`${prefix}.metrics`]: "metrics",
+      [topics.logs]: "logs",
+      [topics.lifecycle]: "lifecycle",
+      [topics.spans]: "spans",
+      [topics.metrics]: "metrics",
     };
-    this.deadLetterTopic = `${prefix}.dead-letter`;
+    this.deadLetterTopic = topics.deadLetter;
     this.bulkSlots = new Semaphore(options.config.bulk.concurrency);
   }
 

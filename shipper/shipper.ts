@@ -7,6 +7,7 @@ import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { Semaphore } from "../core/semaphore.ts";
+import { topicNames } from "../core/topics.ts";
 import { formatTraceparent } from "../core/trace-context.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
 import type { InputConfig, ShipperConfig } from "./config.ts";
@@ -123,7 +124,7 @@ export class Shipper implements Component {
       // recordFormat single: one document per record, whatever limits.packBytes says.
       packBytes: options.config.recordFormat === "single" ? 0 : options.config.limits.packBytes,
       lanes: options.config.limits.producers,
-      deadLetterTopic: `${prefix}.dead-letter`,
+      deadLetterTopic: topicNames(prefix).deadLetter,
       metrics: {
         sent: (records, bytes) => {
           this.metrics.recordsAcked.inc(records);
@@ -140,7 +141,7 @@ export class Shipper implements Component {
       multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
       timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
       keep: lineFilter(config.includeLines, config.excludeLines),
-      topic: `${prefix}.${config.kind === "lifecycle" ? "lifecycle" : "logs"}`,
+      topic: topicNames(prefix)[config.kind === "lifecycle" ? "lifecycle" : "logs"],
     }));
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
@@ -202,7 +203,10 @@ export class Shipper implements Component {
   }
 
   get topics(): string[] {
-    return [...new Set(this.inputs.map((input) => input.topic)), `${this.config.topicPrefix}.dead-letter`];
+    return [
+      ...new Set(this.inputs.map((input) => input.topic)),
+      topicNames(this.config.topicPrefix).deadLetter,
+    ];
   }
 
   health() {

@@ -14,7 +14,7 @@ import {
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { otlpTypes } from "../../collector/otlp-schema.ts";
-import { type CollectorUnderTest, startCollector } from "../helpers/collector.ts";
+import { grpcAddress, startCollector } from "../helpers/collector.ts";
 import { type ProcessUnderTest, startLifeline, waitForCount } from "../helpers/indexer.ts";
 import { testElastic, uniqueName } from "../helpers/services.ts";
 
@@ -23,12 +23,6 @@ function workspace(name: string) {
   const prefix = uniqueName(`test-${name}`);
   const namespace = prefix.replaceAll("-", "_");
   return { dir, prefix, namespace, metrics: `lifeline-metrics-${namespace}` };
-}
-
-function grpcAddress(collector: CollectorUnderTest): string {
-  const port = /"grpcPort":(\d+)[^\n]*"msg":"collector started"/.exec(collector.output())?.[1];
-  if (!port) throw new Error(`collector did not say its gRPC port:\n${collector.output()}`);
-  return `127.0.0.1:${port}`;
 }
 
 /** A service's request metrics, made by the real SDK and exported once by the given official exporter. */

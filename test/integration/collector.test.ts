@@ -9,18 +9,11 @@ import { OTLPTraceExporter as OTLPTraceExporterProto } from "@opentelemetry/expo
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-  type SpanExporter,
-} from "@opentelemetry/sdk-trace-base";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { otlpTypes } from "../../collector/otlp-schema.ts";
-import { type CollectorUnderTest, healthUrl, startCollector } from "../helpers/collector.ts";
+import { type CollectorUnderTest, healthUrl, sendTraces, startCollector } from "../helpers/collector.ts";
 import { type ProcessUnderTest, startLifeline, waitForCount } from "../helpers/indexer.ts";
 import { privateKafka } from "../helpers/private-kafka.ts";
 import { testElastic, uniqueName } from "../helpers/services.ts";
@@ -37,33 +30,6 @@ function workspace(name: string) {
     spans: `lifeline-traces-${namespace}`,
     logs: `lifeline-logs-${namespace}`,
   };
-}
-
-/** Traces of a root and two children each, made by the real SDK and sent by the given official exporter. */
-async function sendTraces(exporter: SpanExporter, service: string, traces: number): Promise<ReadableSpan[]> {
-  const memory = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ "service.name": service, "host.name": "web-1" }),
-    spanProcessors: [
-      new BatchSpanProcessor(exporter, { maxExportBatchSize: 100, maxQueueSize: 10_000 }),
-      new SimpleSpanProcessor(memory),
-    ],
-  });
-  const tracer = provider.getTracer("collector-test");
-  for (let i = 0; i < traces; i++) {
-    const root = tracer.startSpan(`GET /orders/${i}`, {
-      kind: 1,
-      attributes: { "http.route": "/orders/:id" },
-    });
-    const inRoot = trace.setSpan(context.active(), root);
-    for (const name of ["db.query", "cache.get"]) tracer.startSpan(name, {}, inRoot).end();
-    if (i % 10 === 0) root.setStatus({ code: 2, message: "upstream timeout" });
-    root.end();
-  }
-  await provider.forceFlush();
-  const finished = memory.getFinishedSpans();
-  await provider.shutdown();
-  return finished;
 }
 
 describe("collector: OTLP/HTTP from the official exporters into Kafka and Elasticsearch", () => {
