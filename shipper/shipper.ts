@@ -541,7 +541,11 @@ export class Shipper implements Component {
     if (held) {
       this.metrics.copiesHeld.inc({ input: input.config.name });
       this.logger.info(
-        { path, copyOf: held.kind === "live" ? held.original.tailer.path : "a file truncated in place" },
+        {
+          path,
+          inode: info.ino,
+          copyOf: held.kind === "live" ? held.original.tailer.path : "a file truncated in place",
+        },
         "a copy of a file already read: its lines are not read twice",
       );
       this.reviewHeld(file, info.size);
@@ -758,7 +762,7 @@ export class Shipper implements Component {
         copy.detachedAt = Date.now();
         copy.tailer.state = "draining";
         this.logger.info(
-          { path, copyOf: tailer.path, from: readUpTo, to: info.size },
+          { path, inode: info.ino, copyOf: tailer.path, from: readUpTo, to: info.size },
           "a copy of a file already read: its lines are not read twice",
         );
         await this.saveCheckpoint(true);

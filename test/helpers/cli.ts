@@ -34,8 +34,8 @@ export interface ProcessUnderTest {
   started: Promise<void>;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-  /** Resolves once the output holds `text` `times` times (awaited on the output, no polling). */
-  waitForOutput(text: string, times?: number, timeoutMs?: number): Promise<void>;
+  /** Resolves once the output holds `text` (or a match of it) `times` times (awaited on the output, no polling). */
+  waitForOutput(text: string | RegExp, times?: number, timeoutMs?: number): Promise<void>;
 }
 
 /** Runs a real `lifeline <command>` child process (the TypeScript entry unless `launcher` says otherwise); `started` resolves when it logs `readyMessage`. */
@@ -83,10 +83,14 @@ export function startLifeline(
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
-    waitForOutput(text: string, times = 1, timeoutMs = 60_000) {
+    waitForOutput(text: string | RegExp, times = 1, timeoutMs = 60_000) {
+      const count = () =>
+        typeof text === "string"
+          ? output.split(text).length - 1
+          : [...output.matchAll(new RegExp(text.source, `${text.flags.replace("g", "")}g`))].length;
       return new Promise<void>((resolve, reject) => {
         const check = () => {
-          if (output.split(text).length - 1 < times) return;
+          if (count() < times) return;
           finish();
           resolve();
         };
@@ -94,7 +98,7 @@ export function startLifeline(
           finish();
           reject(
             new Error(
-              `lifeline ${args[0]} did not print ${JSON.stringify(text)} ${times} times:\n${output.slice(-3000)}`,
+              `lifeline ${args[0]} did not print ${String(text)} ${times} times:\n${output.slice(-3000)}`,
             ),
           );
         }, timeoutMs);

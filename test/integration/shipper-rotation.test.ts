@@ -4,6 +4,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
@@ -134,13 +135,15 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
         for (let n = round - 1; n >= 1; n--) {
           if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
         }
-        const copiesSeen = shipper.output().split(COPY_SEEN).length - 1;
         copyFileSync(path, `${path}.1`);
         truncateSync(path, 0);
         if (round === 3) {
           // compress without delaycompress: the copy becomes .gz (excluded) and is deleted, once the shipper has
-          // seen it (a copy deleted before any reader saw it is gone for every tailer: see the next test).
-          await shipper.waitForOutput(COPY_SEEN, copiesSeen + 1);
+          // seen it (a copy deleted before any reader saw it is gone for every tailer). Awaited by its inode: the
+          // previous round's copy, which holds nothing unread, may be recognised only now (CI of 9220896 took
+          // that line for this copy's, deleted it unseen, and the shipper rightly reported 2,808 lines missed).
+          const { ino } = statSync(`${path}.1`);
+          await shipper.waitForOutput(new RegExp(`"inode":${ino},[^\n]*${COPY_SEEN}`));
           writeFileSync(`${path}.1.gz`, gzipSync(readFileSync(`${path}.1`)));
           rmSync(`${path}.1`);
         }
@@ -155,8 +158,10 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
         .catch((error: Error) => {
           const warnings = (shipper?.output() ?? "")
             .split("\n")
-            .filter((line) => /"level":(40|50)/.test(line));
-          throw new Error(`${error.message}\nshipper warnings:\n${warnings.slice(-40).join("\n")}`);
+            .filter((line) => /"level":(40|50)/.test(line) || /copy|truncat|renamed/.test(line));
+          throw new Error(
+            `${error.message}\nshipper's account of copies and truncations:\n${warnings.slice(-60).join("\n")}`,
+          );
         });
       // Stopped, then the topic read to its end: a copy read from its start would show as tens of thousands more.
       const output = shipper.output();
