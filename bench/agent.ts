@@ -14,6 +14,7 @@ import { leanAgentLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaProducer as Producer } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
+import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import {
@@ -125,7 +126,7 @@ async function measureAgent(
   ]);
   const agent = startLifeline(["agent", "--config", config], "agent started", process.env, launcher);
   await agent.started;
-  const topic = `${ws.prefix}.control`;
+  const topic = topicNames(ws.prefix).control;
   const latencies: number[] = [];
   const send = async (action: "start" | "stop") => {
     const command = makeCommand(ws, action, "api");
@@ -201,7 +202,7 @@ async function measureSupervising(
   await agent.started;
   const commands = ports.map((_, i) => makeCommand(ws, "start", `svc-${i}`));
   await producer.send({
-    topic: `${ws.prefix}.control`,
+    topic: topicNames(ws.prefix).control,
     acks: -1,
     messages: commands.map((c) => ({ key: c.service, value: JSON.stringify(signed(ws, c)) })),
   });

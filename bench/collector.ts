@@ -23,6 +23,7 @@ import { convertTraces, decodeRequest } from "../collector/otlp.ts";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
+import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { startCollector } from "../test/helpers/collector.ts";
@@ -197,7 +198,7 @@ async function main() {
   rows.push(
     row("lifeline collector (acked by Kafka)", await post(`${collector.url}/v1/traces`, bodies), pid, cpu0),
   );
-  const stored = await topicRecordCount(kafka, `${prefix}.spans`);
+  const stored = await topicRecordCount(kafka, topicNames(prefix).spans);
   await collector.stop();
 
   process.stderr.write("lifeline collector over gRPC...\n");
@@ -222,7 +223,7 @@ async function main() {
       grpcCpu0,
     ),
   );
-  const storedGrpc = await topicRecordCount(kafka, `${grpcPrefix}.spans`);
+  const storedGrpc = await topicRecordCount(kafka, topicNames(grpcPrefix).spans);
   await grpcCollector.stop();
   printTable(rows);
   console.error(

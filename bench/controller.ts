@@ -19,6 +19,7 @@ import { generateSigningKeys } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
+import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { lifelineBin } from "../test/helpers/cli.ts";
@@ -171,7 +172,7 @@ async function whereWasIt(prefix: string, steps: Array<{ commandId: string; host
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-controller-trace" });
   const reader = kafka.partitionReader();
   try {
-    for (const topic of [`${prefix}.control`, `${prefix}.lifecycle`]) {
+    for (const topic of [topicNames(prefix).control, topicNames(prefix).lifecycle]) {
       const found = new Map<string, string[]>();
       const partitions = await reader.partitions(topic);
       for (let partition = 0; partition < partitions; partition++) {
@@ -231,7 +232,7 @@ async function baseline(prefix: string, hosts: number, label: string): Promise<B
     Array.from({ length: hosts }, (_, i) => {
       const host = `host-${String(i).padStart(5, "0")}`;
       return producer.send({
-        topic: `${prefix}.control`,
+        topic: topicNames(prefix).control,
         acks: -1,
         messages: [
           {
@@ -269,8 +270,8 @@ async function main() {
   for (const [hosts, mode, label] of scenarios) {
     const prefix = uniqueName("bench-controller");
     const partitions = controlPartitionsFor(hosts);
-    await ensureTopics(kafka, [`${prefix}.lifecycle`, `${prefix}.replies`]);
-    await ensureTopics(kafka, [`${prefix}.control`], partitions);
+    await ensureTopics(kafka, [topicNames(prefix).lifecycle, `${prefix}.replies`]);
+    await ensureTopics(kafka, [topicNames(prefix).control], partitions);
     process.stderr.write(
       `${label}: starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
     );
@@ -287,7 +288,11 @@ async function main() {
     });
     if (hosts > BASELINE_MAX) continue;
     const rawPrefix = uniqueName("bench-controller-raw");
-    await ensureTopics(kafka, [`${rawPrefix}.control`, `${rawPrefix}.lifecycle`, `${rawPrefix}.replies`]);
+    await ensureTopics(kafka, [
+      topicNames(rawPrefix).control,
+      topicNames(rawPrefix).lifecycle,
+      `${rawPrefix}.replies`,
+    ]);
     const raw = await startFleet(rawPrefix, hosts, mode === "per-host" ? "raw-per-host" : "raw");
     process.stderr.write(`${label}: kafkajs baseline...\n`);
     rows.push(await baseline(rawPrefix, hosts, label));

@@ -18,6 +18,7 @@ import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { createLogger } from "../core/logger.ts";
+import { topicNames } from "../core/topics.ts";
 import { toDocument } from "../indexer/documents.ts";
 import { setupIndices } from "../indexer/index-setup.ts";
 import { servicesUp } from "../local-services/manager.ts";
@@ -52,12 +53,12 @@ async function main() {
   // The same documents for both: produced to Kafka (as the shipper packs them) and kept as bulk bodies.
   const prefix = `bench-${run}`;
   await ensureTopics(kafka, [
-    `${prefix}.logs`,
-    `${prefix}.lifecycle`,
-    `${prefix}.spans`,
-    `${prefix}.dead-letter`,
+    topicNames(prefix).logs,
+    topicNames(prefix).lifecycle,
+    topicNames(prefix).spans,
+    topicNames(prefix).deadLetter,
   ]);
-  await produceLogRecords(kafka, `${prefix}.logs`, DOCS);
+  await produceLogRecords(kafka, topicNames(prefix).logs, DOCS);
 
   // Alternating rounds (ceiling, then indexer, each into fresh data streams): on two shared cores one pair of
   // figures varies by a third from run to run; each round's indexer is compared with its own ceiling.
@@ -182,7 +183,7 @@ async function measureCeiling(elastic: Client, prefix: string, run: string, roun
   let body = "";
   for (let i = 0; i < DOCS; i++) {
     const { id, document } = toDocument("logs", logRecordText(i, 10), {
-      topic: `${prefix}.logs`,
+      topic: topicNames(prefix).logs,
       partition: 0,
       offset: String(i),
       index: 0,
@@ -254,7 +255,7 @@ async function measureIndexer(
   });
   indexer.stdout?.resume();
   const startedAt = performance.now();
-  await waitForGroupCaughtUp(kafka, `bench-${run}-${round}`, `${prefix}.logs`, 600_000, 20);
+  await waitForGroupCaughtUp(kafka, `bench-${run}-${round}`, topicNames(prefix).logs, 600_000, 20);
   const target = `logs-lifeline.logs-${namespace}`;
   await elastic.indices.refresh({ index: target });
   const seconds = (performance.now() - startedAt) / 1000;

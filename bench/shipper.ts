@@ -25,6 +25,7 @@ import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { readSince } from "../core/kafka/read-since.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
+import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.ts";
@@ -348,10 +349,10 @@ async function main() {
 
     // Lifeline shipper.
     const prefix = `bench-${run}-${key}`;
-    const topic = `${prefix}.logs`;
+    const topic = topicNames(prefix).logs;
     await ensureTopics(
       kafka,
-      [topic, `${prefix}.lifecycle`, `${prefix}.dead-letter`],
+      [topic, topicNames(prefix).lifecycle, topicNames(prefix).deadLetter],
       undefined,
       undefined,
       APPEND_TIME,

@@ -17,6 +17,7 @@ import { resolveKafka } from "../core/connections.ts";
 import { controlPartition, controlPartitionCount } from "../core/control-plane.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaConsumer as Consumer, KafkaPort as Kafka, PartitionReader } from "../core/kafka/port.ts";
+import { topicNames } from "../core/topics.ts";
 
 const prefix = process.env.SIM_PREFIX as string;
 const hosts = Array.from(
@@ -36,7 +37,7 @@ if (!raw) {
   const at = new Date().toISOString();
   for (let i = 0; i < hosts.length; i += 1_000) {
     await producer.send({
-      topic: `${prefix}.lifecycle`,
+      topic: topicNames(prefix).lifecycle,
       messages: hosts.slice(i, i + 1_000).map((host) => ({
         key: host,
         value: JSON.stringify({
@@ -95,7 +96,7 @@ async function answer(messages: Array<{ value: Buffer | null }>, onlyFor?: strin
 async function consume(groupId: string, onlyFor?: string): Promise<Consumer> {
   const consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
   await consumer.connect();
-  await consumer.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
+  await consumer.subscribe({ topic: topicNames(prefix).control, fromBeginning: false });
   const fetched = consumer.firstFetch();
   await consumer.run({ eachBatch: async ({ batch }) => answer(batch.messages, onlyFor) });
   await fetched;
@@ -114,7 +115,7 @@ async function readPartition(
   readers: number,
   onlyFor?: string,
 ): Promise<void> {
-  const topic = `${prefix}.control`;
+  const topic = topicNames(prefix).control;
   // A topic just made may not have every leader in place yet: retry as an agent's feed does.
   const retrying = async <T>(step: () => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt += 1) {
@@ -142,7 +143,7 @@ async function readPartition(
   );
 }
 
-const control = `${prefix}.control`;
+const control = topicNames(prefix).control;
 const partitions = await controlPartitionCount(kafka, control);
 const consumers: Consumer[] = [];
 const readers: PartitionReader[] = [];

@@ -215,7 +215,9 @@ class Demo {
   private async waitForHeartbeats(ws: DemoWorkspace): Promise<void> {
     const wanted = ws.hosts.map((h) => h.host);
     await waitForPresence(createKafka(resolveKafka()), topicNames(ws.topicPrefix).lifecycle, wanted);
-    this.say(`      heartbeats on ${ws.topicPrefix}.lifecycle from ${wanted.join(", ")}: the fleet is live`);
+    this.say(
+      `      heartbeats on ${topicNames(ws.topicPrefix).lifecycle} from ${wanted.join(", ")}: the fleet is live`,
+    );
   }
 
   private rollout(

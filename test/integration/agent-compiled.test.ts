@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { leanAgentLauncher } from "../../core/entry.ts";
+import { topicNames } from "../../core/topics.ts";
 import { parseTraceparent } from "../../core/trace-context.ts";
 import {
   agentWorkspace,
@@ -105,7 +106,7 @@ describe("the agent as installed: compiled JavaScript in V8's lite mode", { time
     running.push(agent);
     await agent.started;
     const kafka = testKafka();
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     for (const action of ["start", "stop"] as const) {
       const command = makeCommand(ws, action, "api");
       await publish(kafka, topic, signed(ws, command));

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { controlPartition } from "../../core/control-plane.ts";
+import { topicNames } from "../../core/topics.ts";
 import {
   agentWorkspace,
   fixture,
@@ -42,7 +43,7 @@ describe("agent: reads only its host's partition of the control topic, with no c
     const admin = kafka.admin();
     await admin.connect();
     await admin.createTopics({
-      topics: [{ topic: `${base.prefix}.control`, numPartitions: 6, replicationFactor: 1 }],
+      topics: [{ topic: topicNames(base.prefix).control, numPartitions: 6, replicationFactor: 1 }],
       waitForLeaders: true,
     });
     // Two host names whose commands go to different partitions.
@@ -82,7 +83,7 @@ describe("agent: reads only its host's partition of the control topic, with no c
     for (const { ws } of workspaces) {
       const position = JSON.parse(readFileSync(join(ws.stateDir, "control-position.json"), "utf8"));
       expect(position).toMatchObject({
-        topic: `${base.prefix}.control`,
+        topic: topicNames(base.prefix).control,
         partitions: 6,
         partition: controlPartition(ws.host, 6),
       });
@@ -91,7 +92,12 @@ describe("agent: reads only its host's partition of the control topic, with no c
     // Twenty commands for B, one for A.
     const forB = Array.from({ length: 20 }, () => makeCommand(b.ws, "status", "api"));
     const forA = makeCommand(a.ws, "status", "api");
-    await publish(kafka, `${base.prefix}.control`, ...forB.map((c) => signed(b.ws, c)), signed(a.ws, forA));
+    await publish(
+      kafka,
+      topicNames(base.prefix).control,
+      ...forB.map((c) => signed(b.ws, c)),
+      signed(a.ws, forA),
+    );
     await waitForJournal(a.ws.journal, (e) => completed(e, forA.id).length === 1);
     await waitForJournal(b.ws.journal, (e) => forB.every((c) => completed(e, c.id).length === 1));
     // A read its one command and nothing of B's; B read its twenty.
@@ -132,7 +138,7 @@ describe("agent: reads only its host's partition of the control topic, with no c
     await agentA.stop("SIGTERM");
     running.splice(running.indexOf(agentA), 1);
     const whileDown = makeCommand(a.ws, "status", "api");
-    await publish(kafka, `${base.prefix}.control`, signed(a.ws, whileDown));
+    await publish(kafka, topicNames(base.prefix).control, signed(a.ws, whileDown));
     await launch(a.config).started;
     const events = await waitForJournal(a.ws.journal, (e) => completed(e, whileDown.id).length === 1);
     expect(completed(events, forA.id)).toHaveLength(1);

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { topicNames } from "../../core/topics.ts";
 import {
   agentWorkspace,
   fixture,
@@ -86,7 +87,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
       { heartbeatIntervalMs: 1_500, http: { port: httpPort } },
     );
     await launch(config).started;
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     const start = makeCommand(ws, "start", "api");
     await publish(kafka, topic, signed(ws, start));
     await waitForJournal(ws.journal, completed(start.id));
@@ -188,7 +189,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     ]);
     await launch(config).started;
     const start = makeCommand(ws, "start", "api");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, start));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, start));
     await waitForJournal(ws.journal, completed(start.id));
     const hung = pidOf(ws.stateDir, "api");
     // Still running, answering nothing: the process is stopped (SIGSTOP), not dead.
@@ -243,7 +244,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
       { heartbeatIntervalMs: 2_000 },
     );
     await launch(config).started;
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     const start = makeCommand(ws, "start", "api");
     await publish(kafka, topic, signed(ws, start));
     await waitForJournal(ws.journal, completed(start.id));
@@ -291,7 +292,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
       },
     ]);
     await launch(config).started;
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     const startApi = makeCommand(ws, "start", "api");
     await publish(kafka, topic, signed(ws, startApi));
     await waitForJournal(ws.journal, (e) => of(e, "start.dependency_waiting", "api").length >= 2);
@@ -348,7 +349,7 @@ describe("agent supervision: exits, liveness, restarts with backoff, crash loops
     );
     const agent = launch(config);
     await agent.started;
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     const first = makeCommand(ws, "status", "api", { expiresAt: new Date(Date.now() + 3_000).toISOString() });
     await publish(kafka, topic, signed(ws, first));
     await waitForJournal(ws.journal, completed(first.id));

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { groupAlive } from "../../agent/drivers/process.ts";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
+import { topicNames } from "../../core/topics.ts";
 import { parseTraceparent } from "../../core/trace-context.ts";
 import {
   agentWorkspace,
@@ -63,7 +64,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
       },
     ]);
     await launch(config).started;
-    const topic = `${ws.prefix}.control`;
+    const topic = topicNames(ws.prefix).control;
     const start = makeCommand(ws, "start", "api");
     await publish(kafka, topic, signed(ws, start));
     let events = await waitForJournal(ws.journal, completed(start.id));
@@ -132,7 +133,13 @@ describe("agent: signed commands on real processes, every step in the journal", 
     const start = makeCommand(ws, "start", "api");
     const stop = makeCommand(ws, "stop", "api");
     const failing = makeCommand(ws, "start", "api2");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop), signed(ws, failing));
+    await publish(
+      kafka,
+      topicNames(ws.prefix).control,
+      signed(ws, start),
+      signed(ws, stop),
+      signed(ws, failing),
+    );
     const events = await waitForJournal(ws.journal, (e) => completed(stop.id)(e) && completed(failing.id)(e));
     hookServer.close();
     expect(actions(forCommand(events, stop.id))).toEqual([
@@ -154,7 +161,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
       /post-start hook failed: .*exited with 4/,
     );
     const cleanup = makeCommand(ws, "stop", "api2");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, cleanup));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, cleanup));
     await waitForJournal(ws.journal, completed(cleanup.id));
   });
 
@@ -174,7 +181,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await launch(config).started;
     const start = makeCommand(ws, "start", "stubborn");
     const stop = makeCommand(ws, "stop", "stubborn", { parameters: { gracePeriodMs: 600 } });
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, start), signed(ws, stop));
     const events = await waitForJournal(ws.journal, completed(stop.id));
     expect(actions(forCommand(events, stop.id))).toEqual([
       "command.received:success",
@@ -191,7 +198,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     // A restart right after an escalation: the killed process's late exit is not taken for the new one's.
     const restart = makeCommand(ws, "restart", "stubborn", { parameters: { gracePeriodMs: 300 } });
     const again = makeCommand(ws, "start", "stubborn");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, again), signed(ws, restart));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, again), signed(ws, restart));
     const after = await waitForJournal(ws.journal, completed(restart.id));
     expect(forCommand(after, restart.id).pop()).toMatchObject({
       event: { outcome: "success", reason: "restarted: started" },
@@ -213,14 +220,14 @@ describe("agent: signed commands on real processes, every step in the journal", 
     ]);
     await launch(config).started;
     const start = makeCommand(ws, "start", "forker");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, start));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, start));
     const events = await waitForJournal(ws.journal, completed(start.id));
     const leader = forCommand(events, start.id).find((e) => e.event.action === "start.spawned")?.process
       ?.pid as number;
     const children = JSON.parse(readFileSync(pidsFile, "utf8")) as number[];
     expect(children.every(isAlive)).toBe(true);
     const stop = makeCommand(ws, "stop", "forker");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, stop));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, stop));
     const after = await waitForJournal(ws.journal, completed(stop.id));
     expect(forCommand(after, stop.id).pop()?.event.outcome).toBe("success");
     expect(children.filter(isAlive)).toEqual([]);
@@ -246,7 +253,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await launch(config).started;
     const slow = makeCommand(ws, "start", "slow");
     const crash = makeCommand(ws, "start", "crasher");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, slow), signed(ws, crash));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, slow), signed(ws, crash));
     const events = await waitForJournal(ws.journal, (e) => completed(slow.id)(e) && completed(crash.id)(e));
     const healthy = forCommand(events, slow.id).find((e) => e.event.action === "start.healthy");
     expect(healthy?.event.duration).toBeGreaterThanOrEqual(1_400e6);
@@ -278,7 +285,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await launch(config).started;
     const crash = makeCommand(ws, "start", "crasher");
     const start = makeCommand(ws, "start", "api");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, crash), signed(ws, start));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, crash), signed(ws, start));
     const events = await waitForJournal(ws.journal, (e) => completed(crash.id)(e) && completed(start.id)(e));
     expect(actions(forCommand(events, crash.id))).toEqual([
       "command.received:success",
@@ -305,7 +312,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     expect(healthy.lifeline.evidence).toMatch(/^pid \d+ alive \d+ ms after start \(minUptimeMs 500\)$/);
     expect(healthy.event.duration).toBeGreaterThanOrEqual(500e6);
     const stop = makeCommand(ws, "stop", "api");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, stop));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, stop));
     await waitForJournal(ws.journal, completed(stop.id));
   });
 
@@ -322,11 +329,11 @@ describe("agent: signed commands on real processes, every step in the journal", 
     const config = writeAgentConfig(ws, [service("clean", cleanPort, 0), service("crashy", crashPort, 3)]);
     await launch(config).started;
     const starts = [makeCommand(ws, "start", "clean"), makeCommand(ws, "start", "crashy")];
-    await publish(kafka, `${ws.prefix}.control`, ...starts.map((c) => signed(ws, c)));
+    await publish(kafka, topicNames(ws.prefix).control, ...starts.map((c) => signed(ws, c)));
     await waitForJournal(ws.journal, (e) => starts.every((c) => completed(c.id)(e)));
     const clean = makeCommand(ws, "stop", "clean");
     const crashy = makeCommand(ws, "stop", "crashy");
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, clean), signed(ws, crashy));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, clean), signed(ws, crashy));
     const events = (await waitForJournal(
       ws.journal,
       (e) => completed(clean.id)(e) && completed(crashy.id)(e),
@@ -379,7 +386,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     tampered.command.service = "db";
     await publish(
       kafka,
-      `${ws.prefix}.control`,
+      topicNames(ws.prefix).control,
       signed(ws, status),
       signed(ws, status),
       forged,
@@ -453,7 +460,7 @@ describe("agent: signed commands on real processes, every step in the journal", 
     await first.started;
     const start = makeCommand(ws, "start", "draining");
     const stop = makeCommand(ws, "stop", "draining", { rolloutId: "maintenance-42" });
-    await publish(kafka, `${ws.prefix}.control`, signed(ws, start), signed(ws, stop));
+    await publish(kafka, topicNames(ws.prefix).control, signed(ws, start), signed(ws, stop));
     await waitForJournal(ws.journal, (e) =>
       forCommand(e, stop.id).some((x) => x.event.action === "stop.signal_sent"),
     );

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { ensureTopics } from "../../core/kafka/topics.ts";
+import { topicNames } from "../../core/topics.ts";
 import { freePort } from "../helpers/agent.ts";
 import { runLifeline } from "../helpers/cli.ts";
 import { connections, testKafka, uniqueName } from "../helpers/services.ts";
@@ -53,8 +54,12 @@ describe("lifeline doctor", () => {
     expect(report.failed).toBe(0);
     expect(report.warnings).toBe(0);
     const text = lines(report).join("\n");
-    expect(text).toContain(`ok kafka topic ${prefix}.logs: 6 partitions with leaders; READ allowed`);
-    expect(text).toContain(`ok kafka topic ${prefix}.dead-letter: 6 partitions with leaders; WRITE allowed`);
+    expect(text).toContain(
+      `ok kafka topic ${topicNames(prefix).logs}: 6 partitions with leaders; READ allowed`,
+    );
+    expect(text).toContain(
+      `ok kafka topic ${topicNames(prefix).deadLetter}: 6 partitions with leaders; WRITE allowed`,
+    );
     expect(text).toMatch(/ok elasticsearch .* answers: version 9\./);
     expect(text).toMatch(/ok elasticsearch user \S+ may monitor, manage_index_templates/);
     expect(text).toContain(
@@ -79,7 +84,7 @@ describe("lifeline doctor", () => {
     const { code, report } = await doctor(file);
     expect(code).toBe(0);
     expect(lines(report)).toContain(
-      `WARN kafka topic ${prefix}.logs: does not exist; the shipper creates it at start (this principal may CREATE)`,
+      `WARN kafka topic ${topicNames(prefix).logs}: does not exist; the shipper creates it at start (this principal may CREATE)`,
     );
     const admin = testKafka().admin();
     await admin.connect();

@@ -4,6 +4,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { ensureTopics } from "../../core/kafka/topics.ts";
+import { topicNames } from "../../core/topics.ts";
 import {
   CuttableProxy,
   countDocuments,
@@ -55,19 +56,19 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
 
   it("100,000 records become exactly 100,000 documents; a restart re-reads nothing twice", async () => {
     const t = setup("hundredk");
-    await ensureTopics(kafka, [`${t.prefix}.logs`]);
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 100_000);
+    await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 100_000);
     const indexer = launch(t.config);
     await indexer.started;
     expect(await waitForCount(elastic, t.logs, 100_000)).toBe(100_000);
-    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+    await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
     expect(await countDocuments(elastic, t.logs)).toBe(100_000);
   });
 
   it("SIGKILL mid-batch and restart: still exactly 100,000, none missing", async () => {
     const t = setup("kill9", { bulk: { maxBytes: 256 * 1024 } });
-    await ensureTopics(kafka, [`${t.prefix}.logs`]);
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 100_000);
+    await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 100_000);
     const first = launch(t.config);
     await first.started;
     await waitForCount(elastic, t.logs, 20_000);
@@ -75,7 +76,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     await first.exited;
     const second = launch(t.config);
     await second.started;
-    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+    await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
     expect(await countDocuments(elastic, t.logs)).toBe(100_000);
     const seqs = await elastic.search({
       index: t.logs,
@@ -90,8 +91,8 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     const url = new URL(connections().elasticsearch.url);
     const proxy = new CuttableProxy({ host: url.hostname, port: Number(url.port) });
     const port = await proxy.start();
-    await ensureTopics(kafka, [`${t.prefix}.logs`]);
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 30_000);
+    await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 30_000);
     const env = {
       ...process.env,
       LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
@@ -103,14 +104,14 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     await waitForCount(elastic, t.logs, 30_000);
     await proxy.cut();
     const cutAt = Date.now();
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 30_000, { files: 7 }); // same ids 0..29999 for files 0..6: replays
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 20_000, { files: 3, perMessage: 50 });
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 30_000, { files: 7 }); // same ids 0..29999 for files 0..6: replays
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 20_000, { files: 3, perMessage: 50 });
     // The outage is the scenario's length; the indexer retries against a closed port meanwhile.
     await delay(Math.max(0, 30_000 - (Date.now() - cutAt)));
     expect(indexer.process.exitCode).toBeNull();
     expect(indexer.output()).toContain("retrying documents Elasticsearch did not take");
     await proxy.restore();
-    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`, 120_000);
+    await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs, 120_000);
     const distinct = new Set<string>();
     for (let i = 0; i < 30_000; i++) distinct.add(`${i % 10}/${i}`);
     for (let i = 0; i < 30_000; i++) distinct.add(`${i % 7}/${i}`);
@@ -121,7 +122,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
 
   it("a mapping conflict and a non-JSON record go to the dead-letter topic with reasons; the rest is indexed", async () => {
     const t = setup("poison", {}, "data-streams");
-    await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.dead-letter`]);
+    await ensureTopics(kafka, [topicNames(t.prefix).logs, topicNames(t.prefix).deadLetter]);
     const good = (i: number) =>
       JSON.stringify({
         "@timestamp": "2026-11-27T05:00:00Z",
@@ -132,7 +133,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({
-      topic: `${t.prefix}.logs`,
+      topic: topicNames(t.prefix).logs,
       messages: [
         { key: "a", value: [good(1), good(2)].join("\n") },
         { key: "a", value: "this is { not json" },
@@ -152,11 +153,11 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
       ],
     });
     await producer.disconnect();
-    const dead = await new TopicReader(kafka, `${t.prefix}.dead-letter`).start();
+    const dead = await new TopicReader(kafka, topicNames(t.prefix).deadLetter).start();
     try {
       const indexer = launch(t.config);
       await indexer.started;
-      await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`);
+      await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
       expect(await countDocuments(elastic, t.logs)).toBe(5);
       const letters = await dead.waitFor((r) => r.length >= 2);
       expect(letters).toHaveLength(2);
@@ -173,7 +174,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
         (byType.document_parsing_exception?.error as { caused_by?: unknown } | undefined)?.caused_by,
       ).toEqual({ type: "illegal_argument_exception", reason: 'For input string: "not-a-number"' });
       expect(byType.document_parsing_exception?.kafka).toMatchObject({
-        topic: `${t.prefix}.logs`,
+        topic: topicNames(t.prefix).logs,
         partition: expect.any(Number),
         index: 1,
       });
@@ -185,16 +186,16 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
 
   it("two indexers share the partitions, with a rebalance in the middle: exact count", async () => {
     const t = setup("rebalance", { bulk: { maxBytes: 128 * 1024, concurrency: 2 } });
-    await ensureTopics(kafka, [`${t.prefix}.logs`]);
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 60_000, { files: 12 });
+    await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 60_000, { files: 12 });
     const first = launch(t.config);
     await first.started;
     await waitForCount(elastic, t.logs, 5_000);
     const second = launch(t.config);
     await second.started;
     // Re-deliveries during the rebalance: the same 40,000 records again (same ids), which must not add documents.
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 40_000, { files: 12 });
-    await waitForGroupCaughtUp(kafka, t.groupId, `${t.prefix}.logs`, 180_000);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 40_000, { files: 12 });
+    await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs, 180_000);
     expect(await countDocuments(elastic, t.logs)).toBe(60_000);
     expect(first.process.exitCode).toBeNull();
     expect(second.process.exitCode).toBeNull();
@@ -202,15 +203,15 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
 
   it("spans and logs of one trace are found by one trace.id query; plain indices where data streams are off", async () => {
     const t = setup("trace");
-    await ensureTopics(kafka, [`${t.prefix}.logs`, `${t.prefix}.spans`]);
+    await ensureTopics(kafka, [topicNames(t.prefix).logs, topicNames(t.prefix).spans]);
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
-    await produceLogRecords(kafka, `${t.prefix}.logs`, 100, {
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 100, {
       traceId: (i) => (i % 10 === 0 ? traceId : undefined),
     });
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({
-      topic: `${t.prefix}.spans`,
+      topic: topicNames(t.prefix).spans,
       messages: [
         {
           key: traceId,

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { topicNames } from "../../core/topics.ts";
 import { parseTraceparent } from "../../core/trace-context.ts";
 import {
   agentWorkspace,
@@ -75,7 +76,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
     await Promise.all([shipper.started, indexer.started]);
 
     const start = makeCommand(ws, "start", "api", { rolloutId: "rollout-e2e" });
-    await publish(testKafka(), `${ws.prefix}.control`, signed(ws, start));
+    await publish(testKafka(), topicNames(ws.prefix).control, signed(ws, start));
     await waitForJournal(ws.journal, (events) =>
       events.some((e) => e.lifeline.command_id === start.id && e.event.action === "command.completed"),
     );
@@ -129,7 +130,7 @@ describe("agent → journal → shipper → Kafka → indexer → Elasticsearch"
     expect(withEvidence.hits.hits).toHaveLength(1);
 
     const stop = makeCommand(ws, "stop", "api");
-    await publish(testKafka(), `${ws.prefix}.control`, signed(ws, stop));
+    await publish(testKafka(), topicNames(ws.prefix).control, signed(ws, stop));
     await waitForJournal(ws.journal, (events) =>
       events.some((e) => e.lifeline.command_id === stop.id && e.event.action === "command.completed"),
     );

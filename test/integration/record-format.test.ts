@@ -5,6 +5,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterEach, describe, expect, it } from "vitest";
+import { topicNames } from "../../core/topics.ts";
 import { startCollector } from "../helpers/collector.ts";
 import { kcatConsume } from "../helpers/kcat.ts";
 import { testKafka } from "../helpers/services.ts";
@@ -40,7 +41,7 @@ async function shipAndRead(recordFormat: "packed" | "single" | undefined, runnin
   );
   running.push(shipper);
   await shipper.started;
-  const topic = `${ws.prefix}.logs`;
+  const topic = topicNames(ws.prefix).logs;
   const reader = await new TopicReader(testKafka(), topic).start();
   try {
     await reader.waitFor((r) => r.length >= LINES);
@@ -85,7 +86,7 @@ describe("shipper recordFormat, read by kcat (librdkafka), not by Lifeline", () 
     sent.push(root.spanContext().spanId);
     await provider.forceFlush();
     await provider.shutdown();
-    const topic = `${ws.prefix}.spans`;
+    const topic = topicNames(ws.prefix).spans;
     const reader = await new TopicReader(testKafka(), topic).start();
     try {
       await reader.waitFor((r) => r.length >= sent.length);

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { readSince } from "../../core/kafka/read-since.ts";
+import { topicNames } from "../../core/topics.ts";
 import {
   agentWorkspace,
   fixture,
@@ -88,7 +89,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     running.push(agent, shipper, indexer);
     await Promise.all([agent.started, shipper.started, indexer.started]);
 
-    await waitForPresence(testKafka(), `${ws.prefix}.lifecycle`, [ws.host]);
+    await waitForPresence(testKafka(), topicNames(ws.prefix).lifecycle, [ws.host]);
     const keyFile = join(ws.dir, "controller.key");
     writeFileSync(keyFile, ws.keys.privateKeyPem);
     const fleetFile = join(ws.dir, "fleet.yaml");
@@ -304,7 +305,7 @@ describe("one trace from rollout to process exit", { timeout: 240_000 }, () => {
     ]);
     // One final record per step, the undeliverable one included (once, not twice).
     const finalHosts: string[] = [];
-    await readSince(testKafka(), `${ws.prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+    await readSince(testKafka(), topicNames(ws.prefix).lifecycle, Date.now() - 600_000, (text) => {
       const event = JSON.parse(text);
       if (event.lifeline?.rollout_id === incomplete.rolloutId && event.event?.action === "step.completed")
         finalHosts.push(event.lifeline.step?.host);

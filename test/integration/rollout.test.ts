@@ -9,6 +9,7 @@ import { readRolloutHistory } from "../../controller/history.ts";
 import type { PlannedStep } from "../../controller/plan.ts";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
 import { readSince } from "../../core/kafka/read-since.ts";
+import { topicNames } from "../../core/topics.ts";
 import {
   agentWorkspace,
   fixture,
@@ -129,7 +130,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
     await waitForPresence(
       testKafka(),
-      `${prefix}.lifecycle`,
+      topicNames(prefix).lifecycle,
       tiers.map((t) => hosts[t]?.host as string),
     );
     const keyFile = join(base.dir, "controller.key");
@@ -402,7 +403,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const control = kafka.consumer({ groupId: uniqueName("tamperer") });
     const tampered: string[] = [];
     await control.connect();
-    await control.subscribe({ topic: `${prefix}.control`, fromBeginning: false });
+    await control.subscribe({ topic: topicNames(prefix).control, fromBeginning: false });
     const forger = kafka.producer();
     await forger.connect();
     const following = control.firstFetch();
@@ -413,7 +414,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         copy.command.issuer = "mallory";
         tampered.push(copy.command.id);
         await forger.send({
-          topic: `${prefix}.control`,
+          topic: topicNames(prefix).control,
           messages: [{ key: message.key, value: JSON.stringify(copy) }],
         });
       },
@@ -482,7 +483,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     }
     // On the topic: every command.sent comes before rollout.aborted, and every step has its one final record.
     const events: Array<{ event: { action: string }; lifeline: { rollout_id?: string } }> = [];
-    await readSince(testKafka(), `${prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+    await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
       const event = JSON.parse(text);
       if (event.lifeline?.rollout_id === rolloutId) events.push(event);
     });
@@ -732,7 +733,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({
-      topic: `${prefix}.lifecycle`,
+      topic: topicNames(prefix).lifecycle,
       messages: [
         {
           key: rolloutId,
@@ -831,7 +832,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
 
     // Killed after recording db's start command and before publishing it: the topic holds what that controller
     // wrote, the control topic nothing. Resume sends that very command, once.
-    const { plan, built } = await readRolloutHistory(kafka, `${prefix}.lifecycle`, rolloutId);
+    const { plan, built } = await readRolloutHistory(kafka, topicNames(prefix).lifecycle, rolloutId);
     const crashedId = `shop-start-${Date.now().toString(36)}`;
     const first = built.waves[0]?.steps[0] as PlannedStep;
     const now = Date.now();
@@ -863,7 +864,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     const recorder = kafka.producer();
     await recorder.connect();
     await recorder.send({
-      topic: `${prefix}.lifecycle`,
+      topic: topicNames(prefix).lifecycle,
       acks: -1,
       messages: written.map((e) => ({
         key: crashedId,
@@ -942,7 +943,7 @@ async function rolloutEvents(prefix: string, rolloutId: string) {
     event: { action: string; reason?: string };
     lifeline: { rollout_id?: string; step?: PlannedStep };
   }> = [];
-  await readSince(testKafka(), `${prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+  await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
     const event = JSON.parse(text);
     if (event.lifeline?.rollout_id === rolloutId && event.host?.name === "controller") events.push(event);
   });
@@ -955,7 +956,7 @@ async function stepEvents(prefix: string, rolloutId: string) {
     event: { action: string; reason?: string };
     lifeline: { rollout_id?: string; step_status?: string; step?: PlannedStep };
   }> = [];
-  await readSince(testKafka(), `${prefix}.lifecycle`, Date.now() - 600_000, (text) => {
+  await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
     const event = JSON.parse(text);
     if (event.lifeline?.rollout_id === rolloutId && event.event?.action === "step.completed")
       events.push(event);

@@ -2,6 +2,7 @@ import { appendFileSync, readdirSync, readlinkSync, renameSync, unlinkSync, writ
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { topicNames } from "../../core/topics.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import { testKafka } from "../helpers/services.ts";
 import {
@@ -65,7 +66,7 @@ describe("shipper: faults, counted record by record", () => {
       ...base(ws),
       inputs: [{ name: "app", paths: [join(ws.logs, "*.log")] }],
     });
-    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     try {
       const first = launch(config);
       await first.started;
@@ -106,7 +107,7 @@ describe("shipper: faults, counted record by record", () => {
     await shipper.started;
     const records = await consumeUntil(
       testKafka(),
-      `${ws.prefix}.logs`,
+      topicNames(ws.prefix).logs,
       (r) => r.length >= 1_000 * perFile,
       90_000,
     );
@@ -126,7 +127,7 @@ describe("shipper: faults, counted record by record", () => {
       limits: { inflightBytes: 256 * 1024 },
       inputs: [{ name: "gone", paths: [path] }],
     });
-    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     try {
       const shipper = launch(config);
       await shipper.started;
@@ -170,7 +171,7 @@ describe("shipper: faults, counted record by record", () => {
     });
     const shipper = launch(config);
     await shipper.started;
-    const records = await consumeUntil(testKafka(), `${ws.prefix}.logs`, (r) => r.length >= 7, 60_000);
+    const records = await consumeUntil(testKafka(), topicNames(ws.prefix).logs, (r) => r.length >= 7, 60_000);
     const byFile = (name: string) =>
       records.filter((r) => (r.value.log as { file: { path: string } }).file.path.endsWith(name));
     expect(byFile("huge.log").map((r) => String(r.value.message).length)).toEqual([6, 64 * 1024, 5]);
@@ -202,7 +203,7 @@ describe("shipper: faults, counted record by record", () => {
       path,
       "2026-11-27 ERROR request failed\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n\tat a.B.d(B.ja",
     );
-    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     try {
       // Longer than the timeout, with a half-written line: the record must wait for it.
       await delay(1_000);

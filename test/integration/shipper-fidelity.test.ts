@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { topicNames } from "../../core/topics.ts";
 import { testKafka } from "../helpers/services.ts";
 import {
   type ConsumedRecord,
@@ -56,7 +57,7 @@ describe("shipper: every line as it was written", () => {
     });
     const startedAt = Date.now();
     shipper = startShipper(config);
-    reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     const running = shipper;
     const records = await shipAndStop(shipper, reader, (r) => r.length >= lines.length);
     shipper = undefined;
@@ -106,7 +107,7 @@ describe("shipper: every line as it was written", () => {
       ],
     });
     shipper = startShipper(config);
-    reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     const records = await shipAndStop(shipper, reader, (r) => r.length >= 8);
     shipper = undefined;
     expect(records).toHaveLength(8);
@@ -136,7 +137,7 @@ describe("shipper: every line as it was written", () => {
       http: { port: 0 },
     });
     shipper = startShipper(config);
-    reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     const kept = all.filter((line) => line.includes("seq=") && !line.startsWith("DEBUG"));
     const records = await shipAndStop(shipper, reader, (r) => r.length >= kept.length);
     shipper = undefined;
@@ -167,7 +168,7 @@ describe("shipper: every line as it was written", () => {
     });
     // Debug: the shipper says when it closes an inactive file.
     shipper = startShipper(config, { ...process.env, LIFELINE_LOG_LEVEL: "debug" });
-    reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     await reader.waitFor((r) => r.length >= 6 * 500);
     await shipper.waitForOutput("limits.openFiles files are open");
     // Every file closed while inactive; these lines reopen them.

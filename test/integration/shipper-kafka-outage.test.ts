@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKafka } from "../../core/kafka/client.ts";
+import { topicNames } from "../../core/topics.ts";
 import { privateKafka } from "../helpers/private-kafka.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import {
@@ -52,7 +53,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     expect(await health()).toBe(200);
 
     await writer.write(20_000);
-    const before = await new TopicReader(kafka, `${ws.prefix}.logs`).start();
+    const before = await new TopicReader(kafka, topicNames(ws.prefix).logs).start();
     await before.waitFor((r) => r.length >= 2_000);
     await before.stop();
 
@@ -70,7 +71,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     await writer.write(10_000);
     writer.close();
     const total = writer.next;
-    const after = await new TopicReader(kafka, `${ws.prefix}.logs`).start();
+    const after = await new TopicReader(kafka, topicNames(ws.prefix).logs).start();
     try {
       const records = await after.waitFor(
         (r) => new Set(r.map((x) => (x.value.event as { id: string }).id)).size >= total,

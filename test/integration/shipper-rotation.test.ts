@@ -11,6 +11,7 @@ import {
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
+import { topicNames } from "../../core/topics.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import { testKafka } from "../helpers/services.ts";
 import {
@@ -68,7 +69,7 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
     writer.close();
 
     const total = writer.next;
-    const records = await consumeUntil(testKafka(), `${ws.prefix}.logs`, (r) => r.length >= total);
+    const records = await consumeUntil(testKafka(), topicNames(ws.prefix).logs, (r) => r.length >= total);
     expectExactlyOnceInOrder(records, total);
     // Lines from both files, as the reader saw them: the old file under its new name once it was renamed.
     const paths = new Set(records.map((r) => (r.value.log as { file: { path: string } }).file.path));
@@ -88,7 +89,7 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
     });
     shipper = startShipper(config);
     await shipper.started;
-    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     try {
       for (let round = 0; round < 3; round++) {
         const before = writer.next;
@@ -125,7 +126,7 @@ describe("shipper: rotation during heavy writes, counted line by line", () => {
     });
     shipper = startShipper(config);
     await shipper.started;
-    const reader = await new TopicReader(testKafka(), `${ws.prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     try {
       for (let round = 1; round <= 4; round++) {
         const before = writer.next;

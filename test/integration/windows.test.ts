@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { topicNames } from "../../core/topics.ts";
 import {
   agentWorkspace,
   type LifecycleEvent,
@@ -475,7 +476,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
       throw new Error(`${(error as Error).message}\nwine output:\n${bed.output().slice(-3000)}`);
     });
     const kafka = testKafka();
-    const control = `${ws.prefix}.control`;
+    const control = topicNames(ws.prefix).control;
     const commands = {
       startApi: makeCommand(ws, "start", "api"),
       startWorker: makeCommand(ws, "start", "worker"),
@@ -604,7 +605,7 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     expect(readFileSync(join(bed.dir, "shipper-win", "lifeline-shipper.xml"), "utf8")).toContain(
       '"%BASE%\\app\\bin\\lifeline.js" shipper --config "%BASE%\\shipper.yaml"',
     );
-    const reader = await new TopicReader(testKafka(), `${prefix}.logs`).start();
+    const reader = await new TopicReader(testKafka(), topicNames(prefix).logs).start();
     try {
       bed.spawnNode(
         "shipper-win/app/bin/lifeline.js",
