@@ -1,6 +1,6 @@
 import type { Client } from "@elastic/elasticsearch";
-import { toDocument } from "../indexer/documents.ts";
-import { ECS_MAPPINGS, type StreamKind } from "../indexer/index-setup.ts";
+import { toDocument } from "../core/ecs/document.ts";
+import { ECS_MAPPINGS, type StreamKind } from "../core/ecs/mappings.ts";
 import { DATA_VIEWS, type SavedObject } from "./objects.ts";
 import type { RuleDefinition } from "./rules.ts";
 import { seedScenarios } from "./seed.ts";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { StreamKind } from "../indexer/index-setup.ts";
+import type { StreamKind } from "../core/ecs/mappings.ts";
 
 type Seed = [StreamKind, Record<string, unknown>];
 

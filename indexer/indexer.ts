@@ -1,6 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type Client, errors } from "@elastic/elasticsearch";
 import { SpanKind } from "@opentelemetry/api";
+import { type RecordOrigin, toDocument } from "../core/ecs/document.ts";
+import type { StreamKind } from "../core/ecs/mappings.ts";
 import type { ElasticSettings } from "../core/elastic/client.ts";
 import { translateElasticError } from "../core/elastic/client.ts";
 import { PermanentError } from "../core/errors.ts";
@@ -18,16 +20,8 @@ import { Semaphore } from "../core/semaphore.ts";
 import { topicNames } from "../core/topics.ts";
 import { bulkBody, rawBytes } from "./bulk-body.ts";
 import type { IndexerConfig } from "./config.ts";
-import {
-  actionHead,
-  type RawDocument,
-  type RecordOrigin,
-  rawBatch,
-  rawDocumentText,
-  shipperLogDocument,
-  toDocument,
-} from "./documents.ts";
-import type { IndexLayout, StreamKind } from "./index-setup.ts";
+import { actionHead, type RawDocument, rawBatch, rawDocumentText, shipperLogDocument } from "./documents.ts";
+import type { IndexLayout } from "./index-setup.ts";
 import type { IndexerMetrics } from "./metrics.ts";
 
 interface Pending {

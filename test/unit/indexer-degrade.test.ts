@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FLATTENED_DEPTH_LIMIT, toDocument } from "../../indexer/documents.ts";
+import { toDocument } from "../../core/ecs/document.ts";
+import { FLATTENED_DEPTH_LIMIT } from "../../core/ecs/mappings.ts";
 import { causeChain, reasonLabel } from "../../indexer/indexer.ts";
 
 const origin = { topic: "lifeline.logs", partition: 0, offset: "7", index: 0 };

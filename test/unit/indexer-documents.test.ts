@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { toDocument } from "../../core/ecs/document.ts";
 import { PermanentError } from "../../core/errors.ts";
 import {
   canonicalTime,
@@ -6,7 +7,6 @@ import {
   rawDocumentId,
   rawDocumentText,
   shipperLogDocument,
-  toDocument,
 } from "../../indexer/documents.ts";
 import { LogDocumentTemplate } from "../../shipper/log-document.ts";
 import { extractFields } from "../../shipper/parse/fields.ts";
