@@ -2,12 +2,14 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
 import type { Command } from "../core/commands.ts";
-import { deterministicId, EVENT_PROVIDERS, type EventOutcome, SCHEMA_VERSION } from "../core/events.ts";
+import { deterministicId, EVENT_PROVIDERS, type EventOutcome, lifecycleEvent } from "../core/events.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { type LifelineSpan, type SpanOutcome, startSpan } from "../core/observability/tracing.ts";
 import { describeExit, type ExitObserved, OutcomeError, stopEnding } from "../core/outcome.ts";
+import { poll } from "../core/poll.ts";
+import { retry } from "../core/retry.ts";
 import { topicNames } from "../core/topics.ts";
 import { parseTraceparent } from "../core/trace-context.ts";
 import { CommandLog, type CommandRecord } from "./command-log.ts";
@@ -23,7 +25,6 @@ import { Journal } from "./journal.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { probeOnce, runHook, waitHealthy } from "./probes.ts";
 import { type KeeperEventFields, ServiceKeeper } from "./service-keeper.ts";
-import { restartDelay } from "./supervision.ts";
 import { CommandVerifier } from "./verifier.ts";
 
 /** What the events of a step assert, and on what evidence (core/outcome.ts). */
@@ -639,12 +640,17 @@ export class Agent implements Component {
       // No probe: the service must stay up for minUptimeMs, watched for its exit all along.
       const upSince = Date.now();
       failed = await this.phase(context, `minimum uptime ${service.minUptimeMs} ms`, async () => {
-        for (;;) {
-          const reason = await gaveUp();
-          if (reason) return reason;
-          if (Date.now() - upSince >= service.minUptimeMs) return undefined;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+        const { value } = await poll(
+          async () => {
+            const reason = await gaveUp();
+            return {
+              done: reason !== undefined || Date.now() - upSince >= service.minUptimeMs,
+              value: reason,
+            };
+          },
+          { timeoutMs: Number.POSITIVE_INFINITY, intervalMs: 50 },
+        );
+        return value;
       });
       evidence =
         failed ??
@@ -689,43 +695,48 @@ export class Agent implements Component {
     const dependency = this.config.services.find((s) => s.name === name) as ServiceConfig;
     const driver = this.drivers.get(name) as ServiceDriver;
     const began = Date.now();
-    const backoff = { ...dependency.restart, initialDelayMs: 250, maxDelayMs: 5_000 };
-    await this.phase(context, `wait for ${name}`, async (span) => {
-      for (let attempt = 0; ; attempt++) {
-        const state = await Promise.resolve(driver.state()).catch(() => undefined);
-        const probe = dependency.health;
-        const ready =
-          state?.status === "running" && (probe ? await probeOnce(probe) : true)
-            ? undefined
-            : state?.status !== "running"
-              ? `${name} is ${state?.status ?? "in a state that could not be read"}`
-              : `${name} runs, ${probeName(probe as NonNullable<ServiceConfig["health"]>)} fails`;
-        if (!ready) {
+    await this.phase(context, `wait for ${name}`, (span) =>
+      retry(
+        async (attempt) => {
+          const state = await Promise.resolve(driver.state()).catch(() => undefined);
+          const probe = dependency.health;
+          const ready =
+            state?.status === "running" && (probe ? await probeOnce(probe) : true)
+              ? undefined
+              : state?.status !== "running"
+                ? `${name} is ${state?.status ?? "in a state that could not be read"}`
+                : `${name} runs, ${probeName(probe as NonNullable<ServiceConfig["health"]>)} fails`;
+          if (ready) throw new DependencyNotReady(ready, state?.evidence ?? ready);
           span.setAttributes({ "lifeline.attempts": attempt + 1 });
           this.emit("start.dependency_ready", "success", context, {
             reason: `${name} healthy after ${attempt + 1} checks`,
             duration: (Date.now() - began) * 1e6,
             evidence: probe ? `${probeName(probe)} passed` : (state?.evidence ?? ""),
           });
-          return;
-        }
-        const wait = restartDelay(backoff, attempt);
-        if (Date.now() + wait > deadline) {
-          throw new StepOutcome(
-            "failure",
-            `dependency ${name} not healthy before the start's deadline: ${ready}`,
-            {
-              evidence: state?.evidence ?? ready,
-            },
-          );
-        }
-        this.emit("start.dependency_waiting", "unknown", context, {
-          reason: `${ready}; check ${attempt + 2} in ${wait} ms`,
-          evidence: state?.evidence ?? ready,
-        });
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    });
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          initialDelayMs: 250,
+          maxDelayMs: 5_000,
+          jitter: "equal",
+          shouldRetry: (error) => error instanceof DependencyNotReady,
+          onRetry: (error, attempt, wait) => {
+            const { message, evidence } = error as DependencyNotReady;
+            if (Date.now() + wait > deadline) {
+              throw new StepOutcome(
+                "failure",
+                `dependency ${name} not healthy before the start's deadline: ${message}`,
+                { evidence },
+              );
+            }
+            this.emit("start.dependency_waiting", "unknown", context, {
+              reason: `${message}; check ${attempt + 1} in ${wait} ms`,
+              evidence,
+            });
+          },
+        },
+      ),
+    );
   }
 
   /** Runs a hook as a traced phase and records it on its own event; resolves with why it failed, if it did. */
@@ -916,42 +927,22 @@ export class Agent implements Component {
     const { lifeline: extraLifeline, ...extra } = (fields.extra ?? {}) as {
       lifeline?: Record<string, unknown>;
     };
-    const event = {
-      "@timestamp": now.toISOString(),
+    const event = lifecycleEvent({
+      at: now,
+      id: deterministicId(this.config.host.name, "agent", process.pid, now.getTime(), this.sequence),
+      sequence: this.sequence++,
+      provider: EVENT_PROVIDERS.agent,
+      host: this.config.host.name,
+      service: context.service,
+      category: ["process"],
+      action,
+      outcome,
       message: fields.message ?? `${action}${fields.reason ? `: ${fields.reason}` : ""}`,
-      host: { name: this.config.host.name },
-      ...(context.service ? { service: { name: context.service } } : {}),
-      event: {
-        id: deterministicId(this.config.host.name, "agent", process.pid, now.getTime(), this.sequence),
-        // Orders events of the same millisecond (timelines sort by @timestamp, then this).
-        sequence: this.sequence++,
-        kind: "event",
-        provider: EVENT_PROVIDERS.agent,
-        category: ["process"],
-        dataset: "lifeline.lifecycle",
-        action,
-        outcome,
-        ...(fields.duration !== undefined ? { duration: Math.round(fields.duration) } : {}),
-        ...(fields.reason ? { reason: fields.reason } : {}),
-      },
-      ...(fields.pid !== undefined || exitCode !== undefined || signal !== undefined
-        ? {
-            process: {
-              ...(fields.pid !== undefined ? { pid: fields.pid } : {}),
-              ...(exitCode !== undefined ? { exit_code: exitCode } : {}),
-              ...(signal !== undefined ? { signal } : {}),
-            },
-          }
-        : {}),
-      ...(context.span
-        ? {
-            trace: { id: context.span.traceId },
-            span: { id: context.span.spanId },
-            ...(context.span.parentId ? { parent: { id: context.span.parentId } } : {}),
-          }
-        : {}),
+      duration: fields.duration,
+      reason: fields.reason,
+      process: { pid: fields.pid, exit_code: exitCode, signal },
+      span: context.span,
       lifeline: {
-        schema_version: SCHEMA_VERSION,
         ...(commandId ? { command_id: commandId } : {}),
         ...(rolloutId ? { rollout_id: rolloutId } : {}),
         ...(commandAction ? { action: commandAction } : {}),
@@ -963,14 +954,23 @@ export class Agent implements Component {
         ...(fields.claimed ? { claimed: fields.claimed } : {}),
         ...extraLifeline,
       },
-      ...extra,
-    };
+      extra,
+    });
     this.lifecycle?.append(event);
     this.metrics?.events.inc({ action, outcome });
     this.logger.info(
       { action, outcome, service: context.service, commandId, reason: fields.reason },
       "lifecycle event",
     );
+  }
+}
+
+/** A dependency found not ready yet: what it is, and the state read as evidence. */
+class DependencyNotReady extends Error {
+  readonly evidence: string;
+  constructor(reason: string, evidence: string) {
+    super(reason);
+    this.evidence = evidence;
   }
 }
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { controlPartition } from "../core/control-plane.ts";
 import { type InboundMessage, OffsetOutOfRangeError, type PartitionReader } from "../core/kafka/port.ts";
 import type { Logger } from "../core/logger.ts";
+import { retry } from "../core/retry.ts";
 
 /** Where the agent reads the control topic from, kept beside its command log so a restart goes on from there. */
 interface Position {
@@ -98,39 +99,52 @@ export class ControlFeed {
 
   /** Runs `step` until it succeeds or the feed stops, with backoff and one line per failure. */
   private async retrying(what: string, step: () => Promise<void>): Promise<void> {
-    let delay = 500;
-    while (this.running) {
-      try {
-        await step();
-        return;
-      } catch (error) {
-        if (!this.running) return;
-        if (error instanceof OffsetOutOfRangeError && this.position) {
-          const earliest = await this.options.reader
-            .offset(this.position.topic, this.position.partition, "earliest")
-            .catch(() => undefined);
-          if (earliest !== undefined) {
-            this.options.logger.warn(
-              {
-                topic: this.position.topic,
-                partition: this.position.partition,
-                was: this.position.offset,
-                earliest,
-              },
-              "control topic position no longer exists (retention, or the topic was made again): reading from the partition's first offset; expired commands are rejected, run ones are recognised",
-            );
-            this.save({ ...this.position, offset: earliest });
-            continue;
+    await retry(
+      async () => {
+        while (this.running) {
+          try {
+            return await step();
+          } catch (error) {
+            // A position gone from the partition is moved to its first offset and tried again at once.
+            if (!(this.running && (await this.movedToEarliest(error)))) throw error;
           }
         }
-        this.options.logger.warn(
-          { topic: this.options.topic, partition: this.position?.partition, err: (error as Error).message },
-          `cannot ${what} on the control topic ${this.options.topic} (check kafka.brokers and the topic's leaders); retrying in ${delay} ms`,
-        );
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 30_000);
-      }
-    }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        initialDelayMs: 500,
+        maxDelayMs: 30_000,
+        jitter: "none",
+        shouldRetry: () => this.running,
+        onRetry: (error, _attempt, delay) =>
+          this.options.logger.warn(
+            { topic: this.options.topic, partition: this.position?.partition, err: (error as Error).message },
+            `cannot ${what} on the control topic ${this.options.topic} (check kafka.brokers and the topic's leaders); retrying in ${delay} ms`,
+          ),
+      },
+    ).catch((error: unknown) => {
+      if (this.running) throw error;
+    });
+  }
+
+  /** True when `error` says the saved position no longer exists and it was moved to the partition's first offset. */
+  private async movedToEarliest(error: unknown): Promise<boolean> {
+    if (!(error instanceof OffsetOutOfRangeError && this.position)) return false;
+    const earliest = await this.options.reader
+      .offset(this.position.topic, this.position.partition, "earliest")
+      .catch(() => undefined);
+    if (earliest === undefined) return false;
+    this.options.logger.warn(
+      {
+        topic: this.position.topic,
+        partition: this.position.partition,
+        was: this.position.offset,
+        earliest,
+      },
+      "control topic position no longer exists (retention, or the topic was made again): reading from the partition's first offset; expired commands are rejected, run ones are recognised",
+    );
+    this.save({ ...this.position, offset: earliest });
+    return true;
   }
 
   private async resolvePosition(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ExitObserved } from "../core/outcome.ts";
+import { backoffDelay } from "../core/retry.ts";
 import type { RestartConfig } from "./config.ts";
 
 /**
@@ -47,8 +48,7 @@ export function restartDelay(
   attempt: number,
   random: () => number = Math.random,
 ): number {
-  const cap = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
-  return Math.round(cap / 2 + random() * (cap / 2));
+  return backoffDelay(attempt, { ...policy, jitter: "equal", random });
 }
 
 /** The decision for a kept service found down, and the history after it. */

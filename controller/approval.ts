@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type SignedStatement, signStatement, verifyStatement } from "../core/commands.ts";
-import { deterministicId, SCHEMA_VERSION } from "../core/events.ts";
+import { deterministicId, EVENT_PROVIDERS, lifecycleEvent } from "../core/events.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { TopicFollower } from "../core/kafka/topic-follower.ts";
 
@@ -55,23 +55,22 @@ export async function publishApproval(
       messages: [
         {
           key: approval.rolloutId,
-          value: JSON.stringify({
-            "@timestamp": payload.at,
-            message: `rollout.approval: ${payload.decision} ${approval.rolloutId}${approval.wave !== undefined ? ` wave ${approval.wave}` : ""} by ${payload.by}`,
-            host: { name: hostname() },
-            event: {
+          value: JSON.stringify(
+            lifecycleEvent({
+              at: new Date(payload.at),
               id: deterministicId("approval", randomUUID()),
-              kind: "event",
+              provider: EVENT_PROVIDERS.cli,
+              host: hostname(),
               action: "rollout.approval",
               outcome: "success",
-            },
-            lifeline: {
-              schema_version: SCHEMA_VERSION,
-              rollout_id: approval.rolloutId,
-              ...(approval.wave !== undefined ? { wave: approval.wave } : {}),
-              approval: statement,
-            },
-          }),
+              message: `rollout.approval: ${payload.decision} ${approval.rolloutId}${approval.wave !== undefined ? ` wave ${approval.wave}` : ""} by ${payload.by}`,
+              lifeline: {
+                rollout_id: approval.rolloutId,
+                ...(approval.wave !== undefined ? { wave: approval.wave } : {}),
+                approval: statement,
+              },
+            }),
+          ),
         },
       ],
     });

@@ -1,5 +1,6 @@
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { readSince } from "../core/kafka/read-since.ts";
+import { poll } from "../core/poll.ts";
 import type { FleetHost } from "./plan.ts";
 
 export interface LiveHost extends FleetHost {
@@ -54,12 +55,13 @@ export async function waitForPresence(
   hosts: string[],
   timeoutMs = 60_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const live = await readPresence(kafka, topic, { windowMs: 60_000 }).catch(() => new Map());
-    const missing = hosts.filter((host) => !live.has(host));
-    if (missing.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`no heartbeat on ${topic} from ${missing.join(", ")}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  const { done, value: missing } = await poll(
+    async () => {
+      const live = await readPresence(kafka, topic, { windowMs: 60_000 }).catch(() => new Map());
+      const missing = hosts.filter((host) => !live.has(host));
+      return { done: missing.length === 0, value: missing };
+    },
+    { timeoutMs },
+  );
+  if (!done) throw new Error(`no heartbeat on ${topic} from ${missing.join(", ")}`);
 }

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from "n
 import { SpanKind } from "@opentelemetry/api";
 import { type Command, type SignedCommand, type SignedStatement, signCommand } from "../core/commands.ts";
 import { controlMessages, controlPartitionCount } from "../core/control-plane.ts";
-import { deterministicId, EVENT_PROVIDERS, SCHEMA_VERSION } from "../core/events.ts";
+import { deterministicId, EVENT_PROVIDERS, type EventOutcome, lifecycleEvent } from "../core/events.ts";
 import { CoalescingSender } from "../core/kafka/coalescing-sender.ts";
 import { unpackRecords } from "../core/kafka/packing.ts";
 import type { KafkaPort as Kafka, KafkaProducer as Producer } from "../core/kafka/port.ts";
@@ -16,6 +16,7 @@ import {
   STEP_OUTCOMES,
   type StepStatus,
 } from "../core/outcome.ts";
+import { jittered } from "../core/retry.ts";
 import { topicNames } from "../core/topics.ts";
 import type { TraceContext } from "../core/trace-context.ts";
 import { type Approval, rejectApproval } from "./approval.ts";
@@ -380,7 +381,7 @@ export class RolloutRunner {
         retry: async (key, wave, attempt, delayMs) => {
           const last = latest.get(key) as StepResult;
           // Equal jitter: between half the backoff and all of it, so retries of many hosts do not line up.
-          const ms = Math.round(delayMs / 2 + (Math.random() * delayMs) / 2);
+          const ms = jittered(delayMs, "equal");
           const of = (plan.retries?.attempts ?? 0) + 1;
           await this.event("step.retry_scheduled", "failure", {
             reason: `${last.action} ${last.service} on ${last.host}: attempt ${attempt} of ${of} in ${ms} ms after ${last.status}${last.reason ? ` (${last.reason})` : ""}`,
@@ -923,7 +924,7 @@ export class RolloutRunner {
 
   private async event(
     action: string,
-    outcome: string,
+    outcome: EventOutcome,
     fields: {
       reason?: string;
       span?: LifelineSpan;
@@ -936,31 +937,27 @@ export class RolloutRunner {
   ): Promise<void> {
     const now = new Date();
     const span = fields.span ?? this.rollout;
-    const value = JSON.stringify({
-      "@timestamp": now.toISOString(),
-      message: `${action}: ${fields.reason ?? ""}`,
-      host: { name: "controller" },
-      event: {
+    const value = JSON.stringify(
+      lifecycleEvent({
+        at: now,
         id: deterministicId(this.rolloutId, action, now.getTime(), randomUUID()),
         sequence: this.sequence++,
-        kind: "event",
         provider: EVENT_PROVIDERS.controller,
+        host: "controller",
         action,
         outcome,
-        ...(fields.reason ? { reason: fields.reason } : {}),
-      },
-      trace: { id: span.traceId },
-      span: { id: span.spanId },
-      ...(span.parentId ? { parent: { id: span.parentId } } : {}),
-      lifeline: {
-        schema_version: SCHEMA_VERSION,
-        rollout_id: this.rolloutId,
-        ...(fields.commandId ? { command_id: fields.commandId } : {}),
-        ...(fields.wave !== undefined ? { wave: fields.wave } : {}),
-        ...(fields.step ? { action: fields.step.action, step: fields.step } : {}),
-        ...fields.extra,
-      },
-    });
+        message: `${action}: ${fields.reason ?? ""}`,
+        reason: fields.reason,
+        span,
+        lifeline: {
+          rollout_id: this.rolloutId,
+          ...(fields.commandId ? { command_id: fields.commandId } : {}),
+          ...(fields.wave !== undefined ? { wave: fields.wave } : {}),
+          ...(fields.step ? { action: fields.step.action, step: fields.step } : {}),
+          ...fields.extra,
+        },
+      }),
+    );
     await this.lifecycle?.send({ key: this.rolloutId, value, headers: { traceparent: span.traceparent } });
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }

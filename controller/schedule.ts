@@ -11,6 +11,7 @@
  * dependency that did not start, nor a dependency stopped under a dependant still running.
  */
 
+import { backoffCap } from "../core/retry.ts";
 import type { PlannedWave } from "./plan.ts";
 
 export type OnFailure = "halt" | "pause" | "rollback";
@@ -330,7 +331,7 @@ export function reduce(config: ScheduleConfig, state: ScheduleState, event: Sche
           key: step.key,
           wave: step.wave,
           attempt: step.attempt,
-          delayMs: Math.min(retries.maxBackoffMs, retries.backoffMs * 2 ** (step.attempt - 2)),
+          delayMs: backoffCap(step.attempt - 2, retries.backoffMs, retries.maxBackoffMs),
         });
         break;
       }

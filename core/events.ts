@@ -55,7 +55,13 @@ export type LogRecord = z.infer<typeof logRecordSchema>;
  * Who wrote a lifecycle event (ECS event.provider): an agent or a controller. Dashboards, rules and the CLI
  * tell controller events by this, not by a host name a real host could have.
  */
-export const EVENT_PROVIDERS = { agent: "lifeline-agent", controller: "lifeline-controller" } as const;
+export const EVENT_PROVIDERS = {
+  agent: "lifeline-agent",
+  controller: "lifeline-controller",
+  /** An operator's decision published by the command line (`lifeline rollout approve|abort`). */
+  cli: "lifeline-cli",
+} as const;
+export type EventProvider = (typeof EVENT_PROVIDERS)[keyof typeof EVENT_PROVIDERS];
 
 /**
  * A controller's event: its provider says so; an event written before providers existed (schema 1 without
@@ -75,7 +81,7 @@ export const lifecycleEventSchema = z.looseObject({
   event: z.looseObject({
     id: z.string().min(1),
     kind: z.literal("event"),
-    provider: z.enum([EVENT_PROVIDERS.agent, EVENT_PROVIDERS.controller]).optional(),
+    provider: z.enum([EVENT_PROVIDERS.agent, EVENT_PROVIDERS.controller, EVENT_PROVIDERS.cli]).optional(),
     /** Namespaced step, e.g. "stop.signal_sent", "command.rejected", "rollout.halted". */
     action: z.string().regex(/^[a-z_]+\.[a-z_]+$/, "must look like area.step, e.g. stop.signal_sent"),
     outcome: eventOutcome,
@@ -88,6 +94,71 @@ export const lifecycleEventSchema = z.looseObject({
     .optional(),
 });
 export type LifecycleEvent = z.infer<typeof lifecycleEventSchema>;
+
+/** What a lifecycle event says; lifecycleEvent() gives it the envelope every writer shares. */
+export interface LifecycleEventFields {
+  id: string;
+  provider: EventProvider;
+  host: string;
+  action: string;
+  outcome: EventOutcome;
+  message: string;
+  at?: Date;
+  /** Orders events of one writer within a millisecond (timelines sort by @timestamp, then this). */
+  sequence?: number;
+  service?: string;
+  category?: string[];
+  /** Nanoseconds. */
+  duration?: number;
+  reason?: string;
+  process?: { pid?: number; exit_code?: number; signal?: string };
+  /** The trace the event belongs to: the command's or the rollout's span. */
+  span?: { traceId: string; spanId: string; parentId?: string | undefined };
+  /** The event's `lifeline` fields besides schema_version. */
+  lifeline?: Record<string, unknown>;
+  /** Further top-level fields (their own `lifeline` object is not allowed: use `lifeline`). */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * The one builder of lifecycle events (agent steps, controller decisions, operators' approvals): the envelope
+ * lifecycleEventSchema describes, with ECS's event.kind, dataset and provider, so each writer says only what
+ * happened. Tests check what the writers send against that schema.
+ */
+export function lifecycleEvent(fields: LifecycleEventFields): Record<string, unknown> {
+  const { span, process } = fields;
+  const processFields = process
+    ? Object.fromEntries(Object.entries(process).filter(([, value]) => value !== undefined))
+    : {};
+  return {
+    "@timestamp": (fields.at ?? new Date()).toISOString(),
+    message: fields.message,
+    host: { name: fields.host },
+    ...(fields.service ? { service: { name: fields.service } } : {}),
+    event: {
+      id: fields.id,
+      ...(fields.sequence !== undefined ? { sequence: fields.sequence } : {}),
+      kind: "event",
+      provider: fields.provider,
+      ...(fields.category ? { category: fields.category } : {}),
+      dataset: "lifeline.lifecycle",
+      action: fields.action,
+      outcome: fields.outcome,
+      ...(fields.duration !== undefined ? { duration: Math.round(fields.duration) } : {}),
+      ...(fields.reason ? { reason: fields.reason } : {}),
+    },
+    ...(Object.keys(processFields).length > 0 ? { process: processFields } : {}),
+    ...(span
+      ? {
+          trace: { id: span.traceId },
+          span: { id: span.spanId },
+          ...(span.parentId ? { parent: { id: span.parentId } } : {}),
+        }
+      : {}),
+    lifeline: { schema_version: SCHEMA_VERSION, ...fields.lifeline },
+    ...fields.extra,
+  };
+}
 
 /**
  * Deterministic event id: the same inputs always give the same id, so a record sent twice

@@ -1,22 +1,37 @@
 import { connect } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
-/** Polls `check` until it returns a value or the time is up. For servers that announce nothing. */
-export async function waitUntil<T>(
-  check: () => Promise<T | undefined>,
+/**
+ * The one polling loop, for things that announce nothing (a server starting, a service's state): calls `attempt`
+ * until it says done or the time is up, `intervalMs` apart, and returns its last answer (done false: timed out).
+ * An error from `attempt` ends the poll; callers that want to keep trying catch it inside.
+ */
+export async function poll<T>(
+  attempt: () => Promise<{ done: boolean; value: T }>,
   options: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
-): Promise<T | undefined> {
+): Promise<{ done: boolean; value: T }> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() >= deadline) return undefined;
+    const answer = await attempt();
+    if (answer.done || Date.now() >= deadline) return answer;
     await delay(
       options.intervalMs ?? 250,
       undefined,
       options.signal ? { signal: options.signal } : undefined,
     );
   }
+}
+
+/** Polls `check` until it returns a value (a failed check counts as none) or the time is up. */
+export async function waitUntil<T>(
+  check: () => Promise<T | undefined>,
+  options: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
+): Promise<T | undefined> {
+  const { value } = await poll(async () => {
+    const value = await check().catch(() => undefined);
+    return { done: value !== undefined, value };
+  }, options);
+  return value;
 }
 
 /** True when something accepts TCP connections on the port (1 s timeout). */

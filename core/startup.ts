@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { RetryableError } from "./errors.ts";
 import type { Component } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import type { HealthReport } from "./observability/http.ts";
+import { retry } from "./retry.ts";
 
 /**
  * A server a long-running component needs before it can start (Kafka, Elasticsearch), waited for in the
@@ -38,29 +38,28 @@ export class ServerGate<T = void> implements Component {
 
   async start(abort?: AbortSignal): Promise<void> {
     const { server, address, setting, logger } = this.options;
-    let delay = this.options.initialMs ?? 1_000;
-    for (;;) {
-      try {
-        this.value = await this.options.probe();
-        this.ready = true;
-        if (this.attempts > 0)
-          logger.info(
-            { server, address, attempts: this.attempts, waitedMs: Date.now() - this.since },
-            `${server} at ${address} answers: starting`,
-          );
-        return;
-      } catch (error) {
-        if (!(error instanceof RetryableError)) throw error;
-        this.attempts++;
-        this.lastError = error.message;
+    this.value = await retry(() => this.options.probe(), {
+      retries: Number.POSITIVE_INFINITY,
+      initialDelayMs: this.options.initialMs ?? 1_000,
+      maxDelayMs: this.options.maxMs ?? 30_000,
+      jitter: "none",
+      shouldRetry: (error) => error instanceof RetryableError,
+      onRetry: (error, attempt, delay) => {
+        this.attempts = attempt;
+        this.lastError = (error as Error).message;
         logger.warn(
-          { server, address, attempt: this.attempts, retryInMs: delay },
-          `${error.message} (set by ${setting}); retrying in ${Math.round(delay / 1000)} s, health 503 until then`,
+          { server, address, attempt, retryInMs: delay },
+          `${this.lastError} (set by ${setting}); retrying in ${Math.round(delay / 1000)} s, health 503 until then`,
         );
-      }
-      await sleep(delay, undefined, abort ? { signal: abort } : {});
-      delay = Math.min(delay * 2, this.options.maxMs ?? 30_000);
-    }
+      },
+      ...(abort ? { signal: abort } : {}),
+    });
+    this.ready = true;
+    if (this.attempts > 0)
+      logger.info(
+        { server, address, attempts: this.attempts, waitedMs: Date.now() - this.since },
+        `${server} at ${address} answers: starting`,
+      );
   }
 
   async stop(): Promise<void> {}

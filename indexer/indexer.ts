@@ -319,7 +319,6 @@ export class Indexer implements Component {
         return true;
       }
       const wait = backoffDelay(attempt, {
-        retries: Infinity,
         initialDelayMs: 200,
         maxDelayMs: this.config.bulk.maxRetryDelayMs,
       });
@@ -449,7 +448,7 @@ export class Indexer implements Component {
       } catch (error) {
         if (abandoned()) throw error;
         this.logger.warn({ err: (error as Error).message }, "dead-letter topic unavailable, retrying");
-        await delay(backoffDelay(attempt, { retries: Infinity, initialDelayMs: 200, maxDelayMs: 5_000 }));
+        await delay(backoffDelay(attempt, { initialDelayMs: 200, maxDelayMs: 5_000 }));
         await heartbeat();
       }
     }

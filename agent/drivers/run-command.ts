@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import type { Observation, Step } from "../../core/outcome.ts";
+import { poll } from "../../core/poll.ts";
 import type { CommandRunner } from "./driver.ts";
 
 /** The real runner: no shell, a timeout, output and exit code returned (a non-zero exit is data, not an error). */
@@ -25,11 +26,13 @@ export async function settle<O extends Observation>(
   timeoutMs: number,
   periodMs = 250,
 ): Promise<{ observation: O; step: Step }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const observation = await read();
-    const step = decide(observation);
-    if (step.kind !== "wait" || Date.now() >= deadline) return { observation, step };
-    await new Promise((resolve) => setTimeout(resolve, periodMs));
-  }
+  const { value } = await poll(
+    async () => {
+      const observation = await read();
+      const step = decide(observation);
+      return { done: step.kind !== "wait", value: { observation, step } };
+    },
+    { timeoutMs, intervalMs: periodMs },
+  );
+  return value;
 }

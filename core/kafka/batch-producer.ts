@@ -462,7 +462,7 @@ export class BatchProducer implements Component {
         lane.consecutiveFailures++;
         this.lastError = (error as Error).message;
         this.metrics?.failed(error);
-        const wait = backoffDelay(attempt, { retries: Infinity, initialDelayMs: 100, maxDelayMs: 5_000 });
+        const wait = backoffDelay(attempt, { initialDelayMs: 100, maxDelayMs: 5_000 });
         this.logger.warn(
           { err: (error as Error).message, attempt, waitMs: wait, messages: batch.length },
           "kafka send failed, retrying",

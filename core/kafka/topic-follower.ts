@@ -9,6 +9,7 @@
  * resume where they stopped after a restart (those keep a position: agent/control-feed.ts, or a group).
  */
 import type { Logger } from "pino";
+import { backoffDelay } from "../retry.ts";
 import { type InboundMessage, type KafkaPort, OffsetOutOfRangeError, type PartitionReader } from "./port.ts";
 
 export interface TopicFollowerOptions {
@@ -143,7 +144,10 @@ export class TopicFollower {
               : "cannot read from Kafka: retrying until it answers (is the broker up?)",
           );
         await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(failures, 5))),
+          setTimeout(
+            resolve,
+            backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 5_000, jitter: "none" }),
+          ),
         );
       }
     }

@@ -12,6 +12,7 @@ export { waitForPresence } from "../../controller/presence.ts";
 
 import { type Command, generateSigningKeys, type SignedCommand, signCommand } from "../../core/commands.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
+import { lifecycleRecord } from "./lifecycle.ts";
 import { uniqueName } from "./services.ts";
 
 export const fixture = (name: string) =>
@@ -49,7 +50,7 @@ export function readJournal(path: string): LifecycleEvent[] {
   return text
     .split("\n")
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as LifecycleEvent);
+    .map((line) => lifecycleRecord<LifecycleEvent>(line));
 }
 
 /** The journal is a file the agent appends to; poll it until `done` holds (the agent announces nothing else). */

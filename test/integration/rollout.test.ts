@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { readRolloutHistory } from "../../controller/history.ts";
 import type { PlannedStep } from "../../controller/plan.ts";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
+import { isControllerEvent } from "../../core/events.ts";
 import { readSince } from "../../core/kafka/read-since.ts";
 import { topicNames } from "../../core/topics.ts";
 import {
@@ -22,6 +23,7 @@ import {
 } from "../helpers/agent.ts";
 import { lifelineBin, runLifeline } from "../helpers/cli.ts";
 import { type ProcessUnderTest, startLifeline } from "../helpers/indexer.ts";
+import { topicLifecycleRecord } from "../helpers/lifecycle.ts";
 import { testKafka, uniqueName } from "../helpers/services.ts";
 
 interface RolloutJson {
@@ -484,7 +486,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     // On the topic: every command.sent comes before rollout.aborted, and every step has its one final record.
     const events: Array<{ event: { action: string }; lifeline: { rollout_id?: string } }> = [];
     await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
-      const event = JSON.parse(text);
+      const event = topicLifecycleRecord<ControllerRecord>(text);
       if (event.lifeline?.rollout_id === rolloutId) events.push(event);
     });
     const order = events.map((e) => e.event.action);
@@ -937,6 +939,13 @@ async function listed(env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   return Object.fromEntries(rollouts.map((r) => [r.rolloutId, r.status]));
 }
 
+/** A lifecycle record as these tests read it (validated against lifecycleEventSchema by lifecycleRecord). */
+type ControllerRecord = {
+  event: { action: string; reason?: string; provider?: string };
+  host?: { name?: string };
+  lifeline: { rollout_id?: string; step_status?: string; step?: PlannedStep };
+};
+
 /** A rollout's controller events on the lifecycle topic, in order. */
 async function rolloutEvents(prefix: string, rolloutId: string) {
   const events: Array<{
@@ -944,8 +953,8 @@ async function rolloutEvents(prefix: string, rolloutId: string) {
     lifeline: { rollout_id?: string; step?: PlannedStep };
   }> = [];
   await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
-    const event = JSON.parse(text);
-    if (event.lifeline?.rollout_id === rolloutId && event.host?.name === "controller") events.push(event);
+    const event = topicLifecycleRecord<ControllerRecord>(text);
+    if (event.lifeline?.rollout_id === rolloutId && isControllerEvent(event)) events.push(event);
   });
   return events;
 }
@@ -957,7 +966,7 @@ async function stepEvents(prefix: string, rolloutId: string) {
     lifeline: { rollout_id?: string; step_status?: string; step?: PlannedStep };
   }> = [];
   await readSince(testKafka(), topicNames(prefix).lifecycle, Date.now() - 600_000, (text) => {
-    const event = JSON.parse(text);
+    const event = topicLifecycleRecord<ControllerRecord>(text);
     if (event.lifeline?.rollout_id === rolloutId && event.event?.action === "step.completed")
       events.push(event);
   });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { deterministicId, lifecycleEventSchema, logRecordSchema, SCHEMA_VERSION } from "../../core/events.ts";
+import {
+  deterministicId,
+  EVENT_PROVIDERS,
+  isControllerEvent,
+  lifecycleEvent,
+  lifecycleEventSchema,
+  logRecordSchema,
+  SCHEMA_VERSION,
+} from "../../core/events.ts";
 
 const stopEvent = {
   "@timestamp": "2026-11-27T05:00:00.000Z",
@@ -82,5 +90,80 @@ describe("who wrote a lifecycle event", () => {
     });
     expect(lifecycleEventSchema.safeParse(event("lifeline-controller")).success).toBe(true);
     expect(lifecycleEventSchema.safeParse(event("someone-else")).success).toBe(false);
+  });
+});
+
+describe("lifecycleEvent: the one builder of lifecycle events", () => {
+  const span = {
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    spanId: "00f067aa0ba902b7",
+    parentId: "00f067aa0ba902b8",
+  };
+
+  it("every writer's event matches the schema readers rely on, with ECS's envelope", () => {
+    const events = [
+      lifecycleEvent({
+        id: "a1",
+        provider: EVENT_PROVIDERS.agent,
+        host: "web-1",
+        service: "api",
+        category: ["process"],
+        action: "stop.signal_sent",
+        outcome: "success",
+        message: "stop.signal_sent",
+        sequence: 3,
+        duration: 1_500_000.4,
+        process: { pid: 42, exit_code: undefined, signal: "SIGTERM" },
+        span,
+        lifeline: { command_id: "c1", evidence: "pid 42 gone" },
+      }),
+      lifecycleEvent({
+        id: "c1",
+        provider: EVENT_PROVIDERS.controller,
+        host: "controller",
+        action: "rollout.halted",
+        outcome: "failure",
+        message: "rollout.halted: budget",
+        reason: "budget",
+        span: { traceId: span.traceId, spanId: span.spanId },
+        lifeline: { rollout_id: "r1", wave: 2 },
+      }),
+      lifecycleEvent({
+        id: "o1",
+        provider: EVENT_PROVIDERS.cli,
+        host: "laptop",
+        action: "rollout.approval",
+        outcome: "success",
+        message: "rollout.approval: approve r1",
+        lifeline: { rollout_id: "r1" },
+      }),
+    ];
+    for (const event of events) expect(lifecycleEventSchema.safeParse(event).error).toBeUndefined();
+    const [agent, controller, cli] = events as Array<Record<string, unknown>>;
+    expect(agent?.event).toMatchObject({ kind: "event", dataset: "lifeline.lifecycle", duration: 1_500_000 });
+    expect(agent?.process).toEqual({ pid: 42, signal: "SIGTERM" });
+    expect(agent?.parent).toEqual({ id: span.parentId });
+    expect(agent?.lifeline).toEqual({
+      schema_version: SCHEMA_VERSION,
+      command_id: "c1",
+      evidence: "pid 42 gone",
+    });
+    expect(controller?.parent).toBeUndefined();
+    expect(isControllerEvent(controller as never)).toBe(true);
+    // An operator's approval is not the controller's event, whatever the operator's machine is called.
+    expect(isControllerEvent({ ...(cli as object), host: { name: "controller" } } as never)).toBe(false);
+    expect(cli?.trace).toBeUndefined();
+  });
+
+  it("an action that is not area.step is refused by the schema, so a writer's slip fails the tests that read it", () => {
+    const event = lifecycleEvent({
+      id: "x",
+      provider: EVENT_PROVIDERS.agent,
+      host: "h",
+      action: "Stopped",
+      outcome: "success",
+      message: "",
+    });
+    expect(lifecycleEventSchema.safeParse(event).success).toBe(false);
   });
 });
