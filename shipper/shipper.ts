@@ -16,6 +16,7 @@ import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { type ExtractedFields, extractFields } from "./parse/fields.ts";
 import { TimestampReader } from "./parse/timestamp.ts";
+import { ReadBudget } from "./read-budget.ts";
 import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
 import {
@@ -100,9 +101,7 @@ export class Shipper implements Component {
   private stopped = false;
   private started = false;
   private readonly events: TailerEvents;
-  private readsInProgress = 0;
-  private readQueue: Array<() => void> = [];
-  private readBuffers: Buffer[] = [];
+  private readonly reads: ReadBudget;
   private readonly opening = new Set<string>();
   private readonly truncations = new RecentTruncations();
   private warnedWaiting = false;
@@ -134,6 +133,7 @@ export class Shipper implements Component {
         deadLettered: (records) => this.metrics.deadLettered.inc(records),
       },
     });
+    this.reads = new ReadBudget(this.producer, READ_CONCURRENCY, READ_CHUNK_BYTES);
     this.checkpoints = new CheckpointStore(options.config.checkpointDir);
     this.inputs = options.config.inputs.map((config) => ({
       config,
@@ -145,8 +145,8 @@ export class Shipper implements Component {
     }));
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
-      acquireRead: () => this.acquireRead(),
-      tryAcquireRead: () => this.tryAcquireRead(),
+      acquireRead: () => this.reads.acquire(),
+      tryAcquireRead: () => this.reads.tryAcquire(),
       truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
       binarySkipped: (tailer) => {
         this.metrics.binarySkipped.inc({ input: tailer.input });
@@ -159,45 +159,6 @@ export class Shipper implements Component {
       bytesRead: (tailer, bytes) => {
         this.metrics.bytesRead.inc({ input: tailer.input }, bytes);
         this.reportRecords(this.fileByTailer.get(tailer));
-      },
-    };
-  }
-
-  /**
-   * Few reads at a time: with a thousand active files, letting every waiting reader through when room opens
-   * would overshoot the in-flight budget by a chunk per file.
-   */
-  private async acquireRead(): Promise<ReadSlot> {
-    // Room is checked again after every wait: a reader that waited for a slot may find the budget used up.
-    for (;;) {
-      await this.producer.waitForRoom();
-      if (this.readsInProgress < READ_CONCURRENCY) break;
-      await new Promise<void>((resolve) => this.readQueue.push(resolve));
-    }
-    return this.takeReadSlot();
-  }
-
-  /**
-   * A slot at once when there is room and nobody waits (the everyday case): no promise per read. Ten thousand
-   * small reads a second (1,000 files tailed) made the waiting path a tenth of all the memory allocated.
-   */
-  private tryAcquireRead(): ReadSlot | undefined {
-    if (!this.producer.hasRoom || this.readsInProgress >= READ_CONCURRENCY || this.readQueue.length > 0) {
-      return undefined;
-    }
-    return this.takeReadSlot();
-  }
-
-  private takeReadSlot(): ReadSlot {
-    this.readsInProgress++;
-    // Reused read buffers: a fresh one per read is memory outside the heap that V8 answers with full GCs.
-    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    return {
-      buffer,
-      release: () => {
-        this.readBuffers.push(buffer);
-        this.readsInProgress--;
-        this.readQueue.shift()?.();
       },
     };
   }
