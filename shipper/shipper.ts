@@ -1,42 +1,25 @@
 import { readSync } from "node:fs";
 import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { deterministicId, lineEventId } from "../core/events.ts";
+import { deterministicId } from "../core/events.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { Semaphore } from "../core/semaphore.ts";
 import { topicNames } from "../core/topics.ts";
-import { formatTraceparent } from "../core/trace-context.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
-import type { InputConfig, ShipperConfig } from "./config.ts";
-import { FolderWatcher, listMatching, type PathMatcher, type WatchEvent } from "./discovery.ts";
+import type { ShipperConfig } from "./config.ts";
+import { FolderWatcher, listMatching, type WatchEvent } from "./discovery.ts";
+import { compileInput, type Input } from "./input.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
-import { type ExtractedFields, extractFields } from "./parse/fields.ts";
-import { TimestampReader } from "./parse/timestamp.ts";
 import { ReadBudget } from "./read-budget.ts";
+import { RecordEncoder } from "./record-encoder.ts";
 import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
-import {
-  type ContentBefore,
-  FileTailer,
-  READ_CHUNK_BYTES,
-  type ReadSlot,
-  type TailerEvents,
-} from "./tail/file-tailer.ts";
-import { compileMultiline, type JoinedRecord, type MultilineRule } from "./tail/multiline.ts";
-
-interface Input {
-  config: InputConfig;
-  matcher: PathMatcher;
-  multiline: MultilineRule | undefined;
-  timestamps: TimestampReader | undefined;
-  /** includeLines / excludeLines, compiled; undefined when the input has none. */
-  keep: ((text: string) => "include" | "exclude" | undefined) | undefined;
-  topic: string;
-}
+import { type ContentBefore, FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
+import type { JoinedRecord } from "./tail/multiline.ts";
 
 interface TrackedFile {
   tailer: FileTailer;
@@ -102,6 +85,7 @@ export class Shipper implements Component {
   private started = false;
   private readonly events: TailerEvents;
   private readonly reads: ReadBudget;
+  private readonly encoder: RecordEncoder;
   private readonly opening = new Set<string>();
   private readonly truncations = new RecentTruncations();
   private warnedWaiting = false;
@@ -135,14 +119,8 @@ export class Shipper implements Component {
     });
     this.reads = new ReadBudget(this.producer, READ_CONCURRENCY, READ_CHUNK_BYTES);
     this.checkpoints = new CheckpointStore(options.config.checkpointDir);
-    this.inputs = options.config.inputs.map((config) => ({
-      config,
-      matcher: { include: config.paths, exclude: config.exclude },
-      multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
-      timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
-      keep: lineFilter(config.includeLines, config.excludeLines),
-      topic: topicNames(prefix)[config.kind === "lifecycle" ? "lifecycle" : "logs"],
-    }));
+    this.inputs = options.config.inputs.map((config) => compileInput(config, prefix));
+    this.encoder = new RecordEncoder(this.producer, this.metrics);
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
       acquireRead: () => this.reads.acquire(),
@@ -308,7 +286,7 @@ export class Shipper implements Component {
             }
             if (known) {
               if (known.tailer.path !== path) {
-                known.tailer.path = path; // renamed, and still matched
+                known.tailer.renamedTo(path); // renamed, and still matched
                 this.filesByPath = undefined;
               }
               known.detachedAt = undefined;
@@ -337,7 +315,7 @@ export class Shipper implements Component {
       if (file.held) this.reviewHeld(file, file.tailer.currentSize(), true);
       if (file.detachedAt === undefined) {
         file.detachedAt = now;
-        file.tailer.state = "draining";
+        file.tailer.detach();
         this.metrics.rotations.inc({ input: file.input.config.name });
         this.logger.info(
           { path: file.tailer.path, read: file.tailer.position },
@@ -611,7 +589,7 @@ export class Shipper implements Component {
         const file = await this.openFile(path, input, info.size, saved);
         if (file) {
           file.detachedAt = Date.now();
-          file.tailer.state = "draining";
+          file.tailer.detach();
           this.logger.info(
             { path, from: saved.offset, size: info.size },
             "found a file rotated while stopped: reading the rest",
@@ -721,7 +699,7 @@ export class Shipper implements Component {
       });
       if (copy) {
         copy.detachedAt = Date.now();
-        copy.tailer.state = "draining";
+        copy.tailer.detach();
         this.logger.info(
           { path, inode: info.ino, copyOf: tailer.path, from: readUpTo, to: info.size },
           "a copy of a file already read: its lines are not read twice",
@@ -757,61 +735,8 @@ export class Shipper implements Component {
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
     const file = this.fileByTailer.get(tailer);
     if (!file) return;
-    const input = file.input;
     file.unreportedRecords++;
-    if (input.keep) {
-      const left = input.keep(
-        record.lines.length === 1 ? (record.lines[0] as string) : record.lines.join("\n"),
-      );
-      if (left) {
-        // Not shipped, and acknowledged in order with the file's records before it: the checkpoint moves past it.
-        this.metrics.linesFiltered.inc({ input: input.config.name, rule: left });
-        this.producer.advance(input.topic, file.kafkaKey, this.acknowledger(file), record.endOffset);
-        return;
-      }
-    }
-    if (record.flags.size > 0) {
-      if (record.flags.has("truncated")) this.metrics.truncatedLines.inc({ input: input.config.name });
-      if (record.flags.has("invalid_utf8")) this.metrics.invalidUtf8.inc({ input: input.config.name });
-    }
-    let fields: ExtractedFields | undefined;
-    if (record.source && record.flags.size === 0 && input.config.kind !== "lifecycle") {
-      fields = lineFields(input, record.lines[0] as string);
-      if (fields.format === "plain") {
-        // Most lines: their document goes from the read buffer into the Kafka pack as bytes.
-        const { source, sourceStart = 0, bytes, startOffset } = record;
-        const { traceId, spanId } = fields;
-        file.template.preparePlain(
-          source,
-          sourceStart,
-          bytes,
-          file.fileId,
-          tailer.path,
-          startOffset,
-          traceId,
-          spanId,
-          fields.timestamp,
-        );
-        this.producer.enqueueWritten(
-          input.topic,
-          file.kafkaKey,
-          spanId ? traceHeader({ id: traceId }, { id: spanId }).headers : undefined,
-          file.template,
-          this.acknowledger(file),
-          record.endOffset,
-        );
-        return;
-      }
-    }
-    const { value, headers } = this.serialise(file, record, fields);
-    this.producer.enqueue({
-      topic: input.topic,
-      key: file.kafkaKey,
-      value,
-      headers,
-      onAck: this.acknowledger(file),
-      position: record.endOffset,
-    });
+    this.encoder.encode(file, record, this.acknowledger(file));
   }
 
   /** Records read are counted per chunk, not per record: a labelled counter update costs more than a record. */
@@ -827,50 +752,9 @@ export class Shipper implements Component {
     const generation = tailer.generation;
     file.acknowledgeGeneration = generation;
     file.acknowledge = (endOffset) => {
-      if (tailer.generation === generation && endOffset > tailer.ackedOffset) {
-        tailer.ackedOffset = endOffset;
-        this.dirty = true;
-      }
+      if (tailer.acknowledge(generation, endOffset)) this.dirty = true;
     };
     return file.acknowledge;
-  }
-
-  private serialise(
-    file: TrackedFile,
-    record: JoinedRecord,
-    extracted: ExtractedFields | undefined,
-  ): { value: string; headers?: Record<string, string> } {
-    const { tailer, input } = file;
-    const text = record.lines.length === 1 ? (record.lines[0] as string) : record.lines.join("\n");
-    const eventId = lineEventId(file.fileId, record.startOffset);
-    let flags = record.flags;
-    if (input.config.kind === "lifecycle") {
-      const event = parseObject(text);
-      if (event) {
-        const eventMeta = (event.event ?? {}) as Record<string, unknown>;
-        event.event = { ...eventMeta, id: eventMeta.id ?? eventId };
-        event.log = {
-          ...((event.log as object) ?? {}),
-          file: { path: tailer.path },
-          offset: record.startOffset,
-        };
-        return { value: JSON.stringify(event), ...traceHeader(event.trace, event.span) };
-      }
-      flags = new Set([...flags, "invalid_json"]);
-    }
-    const fields = extracted ?? lineFields(input, record.lines[0] ?? "");
-    const value = file.template.write({
-      eventId,
-      path: tailer.path,
-      text,
-      lineCount: record.lines.length,
-      startOffset: record.startOffset,
-      flags,
-      fields,
-    });
-    return fields.spanId
-      ? { value, ...traceHeader({ id: fields.traceId }, { id: fields.spanId }) }
-      : { value };
   }
 
   private checkpointOf(key: string, file: TrackedFile): FileCheckpoint {
@@ -908,48 +792,4 @@ export class Shipper implements Component {
     });
     return this.saving;
   }
-}
-
-/** Which rule leaves a record out ("include": it matches none of includeLines; "exclude"), or undefined: kept. */
-function lineFilter(
-  include: string[],
-  exclude: string[],
-): ((text: string) => "include" | "exclude" | undefined) | undefined {
-  if (include.length === 0 && exclude.length === 0) return undefined;
-  const includes = include.map((source) => new RegExp(source));
-  const excludes = exclude.map((source) => new RegExp(source));
-  return (text) => {
-    if (includes.length > 0 && !includes.some((pattern) => pattern.test(text))) return "include";
-    if (excludes.some((pattern) => pattern.test(text))) return "exclude";
-    return undefined;
-  };
-}
-
-/** The fields a log line names; a plain-text line's leading timestamp too (shipper/parse/timestamp.ts). */
-function lineFields(input: Input, line: string): ExtractedFields {
-  const fields = extractFields(line, input.config.parser);
-  if (fields.format === "plain" && input.timestamps) {
-    const text = input.timestamps.readText(line, Date.now());
-    if (text !== undefined) fields.timestamp = text;
-  }
-  return fields;
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The W3C traceparent header, when the record names both its trace and its span (nothing is invented). */
-function traceHeader(trace: unknown, span: unknown): { headers?: Record<string, string> } {
-  const traceId = (trace as { id?: string } | undefined)?.id;
-  const spanId = (span as { id?: string } | undefined)?.id;
-  if (!traceId || !spanId) return {};
-  return { headers: { traceparent: formatTraceparent({ traceId, spanId, flags: 1 }) } };
 }

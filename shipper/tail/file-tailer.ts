@@ -65,18 +65,15 @@ interface Chunk {
 export class FileTailer {
   readonly identity: FileIdentity;
   readonly input: string;
-  path: string;
-  state: TailerState = "active";
-  /** Next byte to read. */
-  position: number;
-  /** Everything below this offset is acknowledged by Kafka (or needed no record): the checkpoint. */
-  ackedOffset: number;
-  /** Bumped on truncation, so acknowledgements of records from before it are ignored. */
-  generation = 0;
-  size = 0;
-  mtimeMs = 0;
-  lastGrowthAt = Date.now();
-  skipped = false;
+  #path: string;
+  #state: TailerState = "active";
+  #position: number;
+  #ackedOffset: number;
+  #generation = 0;
+  #size = 0;
+  #mtimeMs = 0;
+  #lastGrowthAt = Date.now();
+  #skipped = false;
 
   private readonly handle: FileHandle;
   private readonly maxLineBytes: number;
@@ -119,16 +116,80 @@ export class FileTailer {
     this.singleByte =
       this.encoding === "latin1" || this.encoding === "windows-1252" ? this.encoding : undefined;
     this.handle = options.handle;
-    this.path = options.path;
+    this.#path = options.path;
     this.input = options.input;
     this.identity = options.identity;
-    this.position = options.offset;
-    this.ackedOffset = options.offset;
+    this.#position = options.offset;
+    this.#ackedOffset = options.offset;
     this.partialStart = options.offset;
     // A UTF-16 line is cut on a whole code unit (even when UTF-16 is only found by its byte order mark).
     this.maxLineBytes = options.maxLineBytes - (options.maxLineBytes % 2);
     this.events = options.events;
     this.joiner = new MultilineJoiner(options.multiline, (record) => this.events.record(this, record));
+  }
+
+  /** The path it was opened at, or renamed to while still matched (renamedTo). */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** active: read as it grows; draining: renamed away or deleted, read to its end; closed. */
+  get state(): TailerState {
+    return this.#state;
+  }
+
+  /** Next byte to read. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /** Everything below this offset is acknowledged by Kafka (or needed no record): the checkpoint. */
+  get ackedOffset(): number {
+    return this.#ackedOffset;
+  }
+
+  /** Bumped on truncation, so acknowledgements of records from before it are ignored (acknowledge). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Size and modification time at the last read. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get mtimeMs(): number {
+    return this.#mtimeMs;
+  }
+
+  /** When the last read found new bytes. */
+  get lastGrowthAt(): number {
+    return this.#lastGrowthAt;
+  }
+
+  /** Skipped as binary: never read. */
+  get skipped(): boolean {
+    return this.#skipped;
+  }
+
+  /** The file is still matched, under a new name. */
+  renamedTo(path: string): void {
+    this.#path = path;
+  }
+
+  /** The path no longer leads to this file (renamed away, deleted): it is read to its end through its handle. */
+  detach(): void {
+    if (this.#state === "active") this.#state = "draining";
+  }
+
+  /**
+   * Kafka acknowledged everything up to `endOffset` of the content of `generation`: the checkpoint may move there.
+   * False when it did not move (an older generation's record, or an offset already passed).
+   */
+  acknowledge(generation: number, endOffset: number): boolean {
+    if (generation !== this.#generation || endOffset <= this.#ackedOffset) return false;
+    this.#ackedOffset = endOffset;
+    return true;
   }
 
   /** The open handle's descriptor (a copy is compared with its original through it). */
@@ -151,17 +212,17 @@ export class FileTailer {
    * everything before `offset` counts as shipped.
    */
   skipTo(offset: number): void {
-    if (this.position !== this.ackedOffset || this.pumping || this.partialBytes > 0) {
-      throw new Error(`skipTo on a file already being read: ${this.path}`);
+    if (this.#position !== this.#ackedOffset || this.pumping || this.partialBytes > 0) {
+      throw new Error(`skipTo on a file already being read: ${this.#path}`);
     }
-    this.position = offset;
-    this.ackedOffset = offset;
+    this.#position = offset;
+    this.#ackedOffset = offset;
     this.partialStart = offset;
   }
 
   /** Reads whatever is new; concurrent calls coalesce into one more pass. */
   pump(): Promise<void> {
-    if (this.state === "closed") return Promise.resolve();
+    if (this.#state === "closed") return Promise.resolve();
     if (this.pumping) {
       this.again = true;
       return this.pumping;
@@ -171,7 +232,7 @@ export class FileTailer {
         do {
           this.again = false;
           await this.readToEnd();
-        } while (this.again && !this.stopping && this.state !== "closed");
+        } while (this.again && !this.stopping && this.#state !== "closed");
       } finally {
         this.pumping = undefined;
       }
@@ -191,7 +252,7 @@ export class FileTailer {
 
   /** Ends the file: a trailing line without newline is complete now, the pending record too. */
   finish(): void {
-    if (this.partialBytes > 0) this.emitPartialAsLine(this.position);
+    if (this.partialBytes > 0) this.emitPartialAsLine(this.#position);
     this.joiner.flush();
   }
 
@@ -203,33 +264,33 @@ export class FileTailer {
   async close(): Promise<void> {
     this.stopping = true;
     await this.pumping;
-    if (this.state === "closed") return;
-    this.state = "closed";
+    if (this.#state === "closed") return;
+    this.#state = "closed";
     await this.handle.close().catch(() => {});
   }
 
   private async readToEnd(): Promise<void> {
     for (;;) {
       const stat = fstatSync(this.handle.fd);
-      const modified = stat.mtimeMs !== this.mtimeMs;
-      this.size = stat.size;
-      this.mtimeMs = stat.mtimeMs;
-      if (stat.size < this.position) {
+      const modified = stat.mtimeMs !== this.#mtimeMs;
+      this.#size = stat.size;
+      this.#mtimeMs = stat.mtimeMs;
+      if (stat.size < this.#position) {
         this.restartAfterTruncation(stat.size);
         continue;
       }
-      if (this.stopping || this.skipped) return;
+      if (this.stopping || this.#skipped) return;
       if (!this.sniffed && !this.sniffByteOrderMark(stat.size)) return;
       // Same size but written since the last look: truncated and refilled to exactly our offset, maybe.
-      if (stat.size === this.position && !(modified && this.position > 0 && this.contentReplaced())) return;
-      if (stat.size === this.position) {
+      if (stat.size === this.#position && !(modified && this.#position > 0 && this.contentReplaced())) return;
+      if (stat.size === this.#position) {
         this.restartAfterTruncation(stat.size);
         continue;
       }
       if (this.identity.fingerprintBytes < FINGERPRINT_BYTES && stat.size > this.identity.fingerprintBytes) {
         // Truncated and written again past our offset between two looks (copytruncate under heavy writes)? Asked
         // before the fingerprint grows over the new bytes; otherwise the check after each read answers it.
-        if (this.position > 0 && this.contentReplaced()) {
+        if (this.#position > 0 && this.contentReplaced()) {
           this.restartAfterTruncation(stat.size);
           continue;
         }
@@ -242,7 +303,7 @@ export class FileTailer {
       // The next chunk's buffer is asked for while this one is consumed, so a wait for room overlaps the work.
       // A chunk read at once is used at once: a small read then runs to its end without a turn of the event loop.
       let next: Chunk | Promise<Chunk> | undefined =
-        this.position < stat.size ? this.readChunk(this.position, stat.size) : undefined;
+        this.#position < stat.size ? this.readChunk(this.#position, stat.size) : undefined;
       try {
         while (next) {
           const chunk = next instanceof Promise ? await next : next;
@@ -259,16 +320,16 @@ export class FileTailer {
             // UTF-16 text is full of zero bytes: only 8-bit inputs are sniffed for binary content.
             if (
               !this.utf16 &&
-              this.position === this.textStart &&
+              this.#position === this.textStart &&
               data.subarray(0, BINARY_SNIFF_BYTES).includes(0)
             ) {
-              this.skipped = true;
-              this.position = stat.size;
-              this.ackedOffset = stat.size;
+              this.#skipped = true;
+              this.#position = stat.size;
+              this.#ackedOffset = stat.size;
               this.events.binarySkipped(this);
               return;
             }
-            const end = this.position + data.length;
+            const end = this.#position + data.length;
             if (end < stat.size) {
               next = this.readChunk(end, stat.size);
               // Awaited after the slices below; until then a failed read must not count as unhandled.
@@ -284,7 +345,7 @@ export class FileTailer {
                 const cut = data.lastIndexOf(10, from + CONSUME_SLICE_BYTES);
                 if (cut < from) break;
                 this.consume(data.subarray(from, cut + 1));
-                this.position += cut + 1 - from;
+                this.#position += cut + 1 - from;
                 from = cut + 1;
                 await new Promise<void>((resolve) => setImmediate(resolve));
               }
@@ -292,8 +353,8 @@ export class FileTailer {
             } finally {
               this.midChunk = false;
             }
-            this.position = end;
-            this.lastGrowthAt = Date.now();
+            this.#position = end;
+            this.#lastGrowthAt = Date.now();
             this.events.bytesRead(this, data.length);
           } finally {
             chunk.release();
@@ -310,7 +371,7 @@ export class FileTailer {
       }
       // Read to the size seen: done. What was written since comes with its own watch event (`pump` runs again)
       // or the next reconcile pass; looking again here cost a stat per change event, at a thousand busy files.
-      if (this.position >= stat.size) return;
+      if (this.#position >= stat.size) return;
     }
   }
 
@@ -344,9 +405,9 @@ export class FileTailer {
       mark = 2;
     }
     this.textStart = mark;
-    if (mark > 0 && this.position === 0 && this.ackedOffset === 0) {
-      this.position = mark;
-      this.ackedOffset = mark;
+    if (mark > 0 && this.#position === 0 && this.#ackedOffset === 0) {
+      this.#position = mark;
+      this.#ackedOffset = mark;
       this.partialStart = mark;
     }
     return true;
@@ -390,20 +451,20 @@ export class FileTailer {
 
   private restartAfterTruncation(newSize: number): void {
     // A half-read line of the old content is not a line: whoever reads the copy reads it whole from its start.
-    const previous = this.partialBytes > 0 ? this.partialStart : this.position;
+    const previous = this.partialBytes > 0 ? this.partialStart : this.#position;
     const before: ContentBefore = {
       fingerprint: this.identity.fingerprint,
       fingerprintBytes: this.identity.fingerprintBytes,
       prefix: this.prefix?.length === this.identity.fingerprintBytes ? this.prefix : undefined,
-      size: this.size,
+      size: this.#size,
     };
     this.resetPartial(0);
     this.joiner.flush();
-    this.generation++;
-    this.position = 0;
-    this.ackedOffset = 0;
+    this.#generation++;
+    this.#position = 0;
+    this.#ackedOffset = 0;
     this.partialStart = 0;
-    this.size = newSize;
+    this.#size = newSize;
     this.identity.fingerprint = hashPrefix(Buffer.alloc(0));
     this.identity.fingerprintBytes = 0;
     this.prefix = undefined;
@@ -429,9 +490,9 @@ export class FileTailer {
         this.appendPartial(chunk.subarray(start));
         return;
       }
-      const end = this.position + newline + 1;
+      const end = this.#position + newline + 1;
       if (this.partialBytes === 0) {
-        this.emitLine(chunk.subarray(start, newline), this.position + start, end, false, now);
+        this.emitLine(chunk.subarray(start, newline), this.#position + start, end, false, now);
       } else {
         this.appendPartial(chunk.subarray(start, newline));
         const line = this.partial.length === 1 ? (this.partial[0] as Buffer) : Buffer.concat(this.partial);
@@ -441,7 +502,7 @@ export class FileTailer {
         this.emitLine(line, lineStart, end, truncated, now);
       }
       start = newline + 1;
-      this.partialStart = this.position + start;
+      this.partialStart = this.#position + start;
     }
   }
 
@@ -463,21 +524,21 @@ export class FileTailer {
     while (byteStart <= last) {
       const textEnd = text.indexOf("\n", textStart);
       const byteEnd = ascii ? from + textEnd : chunk.indexOf(10, byteStart);
-      const end = this.position + byteEnd + 1;
+      const end = this.#position + byteEnd + 1;
       const carriageReturn = textEnd > textStart && text.charCodeAt(textEnd - 1) === 13 ? 1 : 0;
       const bytes = byteEnd - byteStart - carriageReturn;
       if (bytes > this.maxLineBytes) {
-        this.emitLine(chunk.subarray(byteStart, byteEnd), this.position + byteStart, end, false, now);
+        this.emitLine(chunk.subarray(byteStart, byteEnd), this.#position + byteStart, end, false, now);
       } else if (bytes === 0) {
         this.joiner.pushBlank(end, now);
       } else {
         const line = text.slice(textStart, textEnd - carriageReturn);
-        this.joiner.push(line, bytes, this.position + byteStart, end, NO_FLAGS, now, chunk, byteStart);
+        this.joiner.push(line, bytes, this.#position + byteStart, end, NO_FLAGS, now, chunk, byteStart);
       }
       byteStart = byteEnd + 1;
       textStart = textEnd + 1;
     }
-    this.partialStart = this.position + byteStart;
+    this.partialStart = this.#position + byteStart;
     return byteStart;
   }
 
@@ -488,7 +549,7 @@ export class FileTailer {
    */
   private consumeUtf16(chunk: Buffer): void {
     const held = this.partialBytes > 0;
-    const base = held ? this.partialStart : this.position;
+    const base = held ? this.partialStart : this.#position;
     const data = held ? Buffer.concat([...this.partial, chunk]) : chunk;
     const now = Date.now();
     // A newline is the code unit 000A: its 0A byte first (LE) or second (BE).
