@@ -1,4 +1,3 @@
-import { readSync } from "node:fs";
 import { type FileHandle, open, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { deterministicId } from "../core/events.ts";
@@ -9,43 +8,19 @@ import type { Logger } from "../core/logger.ts";
 import { Semaphore } from "../core/semaphore.ts";
 import { topicNames } from "../core/topics.ts";
 import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
+import { CheckpointTracker } from "./checkpoint-tracker.ts";
 import type { ShipperConfig } from "./config.ts";
+import { CopyTracker } from "./copy-tracker.ts";
 import { FolderWatcher, listMatching, type WatchEvent } from "./discovery.ts";
+import { FileRegistry, type TrackedFile } from "./file-registry.ts";
 import { compileInput, type Input } from "./input.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { ReadBudget } from "./read-budget.ts";
 import { RecordEncoder } from "./record-encoder.ts";
-import { compareCopy, copyStart, isFullCopyOf, RecentTruncations, type Truncation } from "./tail/copies.ts";
 import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
-import { type ContentBefore, FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
+import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import type { JoinedRecord } from "./tail/multiline.ts";
-
-interface TrackedFile {
-  tailer: FileTailer;
-  input: Input;
-  /** Stable per file (and per truncation), persisted: the basis of deterministic event ids. */
-  fileId: string;
-  /** When the path stopped pointing at this file (renamed away or deleted): read to the end, then close. */
-  detachedAt: number | undefined;
-  /** Kafka key: one file's records stay in one partition, in order. */
-  kafkaKey: string;
-  template: LogDocumentTemplate;
-  /** Moves the checkpoint watermark up to an acknowledged record's end; one per file and truncation generation. */
-  acknowledge: ((endOffset: number) => void) | undefined;
-  acknowledgeGeneration: number;
-  unreportedRecords: number;
-  /** A copy of another file's content (copytruncate's), not read until it is known where its own lines begin. */
-  held: Held | undefined;
-}
-
-/**
- * Why a file is held: a copy of a file truncated a moment ago (starts where the original was read to, once it stops
- * growing), or a copy of a live file (its lines are the original's, until the original is truncated or they differ).
- */
-type Held =
-  | { kind: "truncated"; truncation: Truncation; lastSize: number | undefined }
-  | { kind: "live"; original: TrackedFile; compared: number; lineEnd: number };
 
 const TICK_MS = 100;
 const GAUGE_INTERVAL_MS = 1_000;
@@ -63,14 +38,9 @@ export class Shipper implements Component {
   private readonly logger: Logger;
   private readonly metrics: ShipperMetrics;
   private readonly producer: BatchProducer;
-  private readonly checkpoints: CheckpointStore;
+  private readonly checkpoints: CheckpointTracker;
   private readonly inputs: Input[];
-  private readonly files = new Map<string, TrackedFile>();
-  /** The same files by their tailer: looked up for every record, cheaper than building the identity key. */
-  private readonly fileByTailer = new Map<FileTailer, TrackedFile>();
-  /** Change events name a path: looked up here, not by a scan of every file (ten thousand events a second). */
-  private filesByPath: Map<string, TrackedFile[]> | undefined;
-  private saved = new Map<string, FileCheckpoint>();
+  private readonly files = new FileRegistry();
   private watcher: FolderWatcher | undefined;
   /** Files a change event named since the last turn: each is read once however many writes it saw. */
   private readonly changed = new Set<TrackedFile>();
@@ -79,15 +49,13 @@ export class Shipper implements Component {
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private reconcileSoon: NodeJS.Timeout | undefined;
-  private saving: Promise<void> = Promise.resolve();
-  private dirty = false;
   private stopped = false;
   private started = false;
   private readonly events: TailerEvents;
   private readonly reads: ReadBudget;
   private readonly encoder: RecordEncoder;
   private readonly opening = new Set<string>();
-  private readonly truncations = new RecentTruncations();
+  private readonly copies: CopyTracker;
   private warnedWaiting = false;
   /** Files being opened by the reconcile pass right now (they take a slot of limits.openFiles). */
   private pendingOpens = 0;
@@ -118,25 +86,43 @@ export class Shipper implements Component {
       },
     });
     this.reads = new ReadBudget(this.producer, READ_CONCURRENCY, READ_CHUNK_BYTES);
-    this.checkpoints = new CheckpointStore(options.config.checkpointDir);
+    this.checkpoints = new CheckpointTracker(
+      new CheckpointStore(options.config.checkpointDir),
+      this.files,
+      this.logger,
+    );
     this.inputs = options.config.inputs.map((config) => compileInput(config, prefix));
     this.encoder = new RecordEncoder(this.producer, this.metrics);
+    this.copies = new CopyTracker(
+      {
+        files: this.files,
+        openDetached: (path, input, size, checkpoint) => this.openDetached(path, input, size, checkpoint),
+        changed: () => this.checkpoints.changed(),
+        saveNow: () => this.checkpoints.save(true),
+        pump: (file) => this.pump(file),
+      },
+      this.metrics,
+      this.logger,
+    );
     this.events = {
       record: (tailer, record) => this.onRecord(tailer, record),
       acquireRead: () => this.reads.acquire(),
       tryAcquireRead: () => this.reads.tryAcquire(),
-      truncated: (tailer, previous, before) => this.onTruncated(tailer, previous, before),
+      truncated: (tailer, previous, before) => {
+        const file = this.files.ofTailer(tailer);
+        if (file) this.copies.truncated(file, previous, before);
+      },
       binarySkipped: (tailer) => {
         this.metrics.binarySkipped.inc({ input: tailer.input });
         this.logger.warn(
           { path: tailer.path },
           "binary file skipped (NUL bytes in its first 8 KiB; UTF-16 text without a byte order mark needs `encoding: utf-16le` or `utf-16be` on its input)",
         );
-        this.dirty = true;
+        this.checkpoints.changed();
       },
       bytesRead: (tailer, bytes) => {
         this.metrics.bytesRead.inc({ input: tailer.input }, bytes);
-        this.reportRecords(this.fileByTailer.get(tailer));
+        this.reportRecords(this.files.ofTailer(tailer));
       },
     };
   }
@@ -160,7 +146,7 @@ export class Shipper implements Component {
   }
 
   async start(): Promise<void> {
-    this.saved = await this.checkpoints.load();
+    await this.checkpoints.load();
     await this.producer.start();
     await this.reconcile();
     const patterns = this.inputs.flatMap((input) => input.config.paths);
@@ -176,7 +162,7 @@ export class Shipper implements Component {
     this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
     this.timers.push(setInterval(() => this.refreshBytesBehind(), GAUGE_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.saveCheckpoint(), this.config.checkpointIntervalMs));
+    this.timers.push(setInterval(() => void this.checkpoints.save(), this.config.checkpointIntervalMs));
     this.started = true;
     this.logger.info({ files: this.files.size, inputs: this.inputs.length }, "shipper started");
   }
@@ -196,14 +182,14 @@ export class Shipper implements Component {
     await Promise.all([...this.files.values()].map(async ({ tailer }) => tailer.close()));
     for (const { tailer } of this.files.values()) tailer.flushRecords();
     await this.producer.stop(deadline);
-    await this.saveCheckpoint(true);
+    await this.checkpoints.save(true);
     this.logger.info({ files: this.files.size }, "shipper stopped, checkpoint saved");
   }
 
   private onWatchEvent({ kind, path }: WatchEvent): void {
     if (this.stopped) return;
     if (kind === "change" && path !== undefined) {
-      const files = this.filesAt(path);
+      const files = this.files.at(path);
       // A file closed while inactive (or waiting for a slot) that grows: opened by the next pass, soon.
       if (files.length > 0) {
         for (const file of files) this.changed.add(file);
@@ -221,19 +207,6 @@ export class Shipper implements Component {
       this.reconcileSoon = undefined;
       void this.reconcile();
     }, 20);
-  }
-
-  /** The files known at a path (a renamed file's old path may be a new file's too); the index is rebuilt lazily. */
-  private filesAt(path: string): TrackedFile[] {
-    if (!this.filesByPath) {
-      this.filesByPath = new Map();
-      for (const file of this.files.values()) {
-        const list = this.filesByPath.get(file.tailer.path);
-        if (list) list.push(file);
-        else this.filesByPath.set(file.tailer.path, [file]);
-      }
-    }
-    return this.filesByPath.get(path) ?? [];
   }
 
   private reconcile(): Promise<void> {
@@ -275,8 +248,8 @@ export class Shipper implements Component {
             seen.set(key, path);
             const known = this.files.get(key);
             if (!known) {
-              // Closed while inactive, and not grown since: stays closed (its checkpoint is in `saved`).
-              const closed = this.saved.get(key);
+              // Closed while inactive, and not grown since: stays closed (its checkpoint is parked).
+              const closed = this.checkpoints.parked(key);
               if (closed && this.started && closed.size === info.size && closed.mtimeMs === info.mtimeMs)
                 return;
               if (this.files.size + this.pendingOpens >= this.config.limits.openFiles) {
@@ -285,12 +258,9 @@ export class Shipper implements Component {
               }
             }
             if (known) {
-              if (known.tailer.path !== path) {
-                known.tailer.renamedTo(path); // renamed, and still matched
-                this.filesByPath = undefined;
-              }
+              this.files.rename(known, path);
               known.detachedAt = undefined;
-              if (known.held) this.reviewHeld(known, info.size);
+              if (known.held) this.copies.review(known, info.size);
               return;
             }
             // Counted before the first await: paths open concurrently, and each must see the others' slots.
@@ -306,13 +276,13 @@ export class Shipper implements Component {
       );
       if (this.stopped) return;
     }
-    if (this.saved.size > 0) opened.push(...(await this.recoverRotatedWhileStopped(seen)));
+    if (this.checkpoints.anyParked) opened.push(...(await this.recoverRotatedWhileStopped(seen)));
     const now = Date.now();
     for (const [key, file] of this.files) {
       if (seen.has(key)) continue;
       // A held copy deleted (compressed, say) is still read through its handle: where its own lines begin is
       // decided from what it holds, as soon as its original can tell.
-      if (file.held) this.reviewHeld(file, file.tailer.currentSize(), true);
+      if (file.held) this.copies.review(file, file.tailer.currentSize(), true);
       if (file.detachedAt === undefined) {
         file.detachedAt = now;
         file.tailer.detach();
@@ -326,16 +296,14 @@ export class Shipper implements Component {
         await file.tailer.close();
         if (file.tailer.ackedOffset >= file.tailer.position) {
           this.files.delete(key);
-          this.fileByTailer.delete(file.tailer);
-          this.filesByPath = undefined;
-          this.dirty = true;
+          this.checkpoints.changed();
         }
       }
     }
     this.closeInactive(now);
     if (opened.length > 0) {
       // The new files' ids must be on disk before any of their records is sent.
-      await this.saveCheckpoint(true);
+      await this.checkpoints.save(true);
     }
     this.metrics.filesWaiting.set(waiting);
     if (waiting > 0 && !this.warnedWaiting) {
@@ -350,8 +318,8 @@ export class Shipper implements Component {
   }
 
   /**
-   * Files read to their end, acknowledged and quiet for closeInactiveMs are closed; their checkpoint is kept in
-   * `saved`, and the reconcile pass opens them again (same offset and file id) once their size or time changes.
+   * Files read to their end, acknowledged and quiet for closeInactiveMs are closed; their checkpoint is parked, and
+   * the reconcile pass opens them again (same offset and file id) once their size or time changes.
    */
   private closeInactive(now: number): void {
     const after = this.config.closeInactiveMs;
@@ -362,11 +330,9 @@ export class Shipper implements Component {
         continue;
       if (now - tailer.lastGrowthAt < after || tailer.ackedOffset < tailer.position) continue;
       if (tailer.position < tailer.size) continue;
-      this.saved.set(key, this.checkpointOf(key, file));
+      this.checkpoints.park(key, file);
       this.files.delete(key);
-      this.fileByTailer.delete(tailer);
-      this.filesByPath = undefined;
-      this.dirty = true;
+      this.checkpoints.changed();
       void tailer.close();
       this.metrics.filesClosedInactive.inc({ input: file.input.config.name });
       this.logger.debug({ path: tailer.path }, "file inactive: closed until it grows");
@@ -408,6 +374,16 @@ export class Shipper implements Component {
     }
   }
 
+  /** Opens a file no path leads to any more (or a copy): it is read to its end, then closed. */
+  private async openDetached(path: string, input: Input, size: number, checkpoint: FileCheckpoint) {
+    const file = await this.openFile(path, input, size, checkpoint);
+    if (file) {
+      file.detachedAt = Date.now();
+      file.tailer.detach();
+    }
+    return file;
+  }
+
   private async track(
     path: string,
     input: Input,
@@ -417,7 +393,7 @@ export class Shipper implements Component {
     key: string,
     fromCheckpoint: FileCheckpoint | undefined,
   ): Promise<TrackedFile> {
-    const saved = fromCheckpoint ?? this.saved.get(key);
+    const saved = fromCheckpoint ?? this.checkpoints.parked(key);
     let offset = input.config.startAt === "end" && !this.started ? sizeHint : 0;
     let fileId: string | undefined;
     const current = fingerprintOf(handle, info.size);
@@ -437,11 +413,11 @@ export class Shipper implements Component {
         this.logger.info({ path }, "inode reused by a new file: reading it from the start");
         offset = 0;
       }
-      this.saved.delete(key);
+      this.checkpoints.forget(key);
     } else if (this.started) {
       offset = 0; // a file that appears while running is read from its start, whatever startAt says
     }
-    const held = saved ? undefined : this.copyHeld(handle.fd, info.size, current);
+    const held = saved ? undefined : this.copies.heldFor(handle.fd, info.size, current, this.started);
     if (held?.kind === "truncated") fileId = held.truncation.fileId;
     if (held?.kind === "live") fileId = held.original.fileId;
     const identity = { dev: info.dev, ino: info.ino, ...current };
@@ -473,102 +449,10 @@ export class Shipper implements Component {
         labels: input.config.fields,
       }),
     };
-    this.files.set(key, file);
-    this.fileByTailer.set(file.tailer, file);
-    this.filesByPath = undefined;
-    this.dirty = true;
-    if (held) {
-      this.metrics.copiesHeld.inc({ input: input.config.name });
-      this.logger.info(
-        {
-          path,
-          inode: info.ino,
-          copyOf: held.kind === "live" ? held.original.tailer.path : "a file truncated in place",
-        },
-        "a copy of a file already read: its lines are not read twice",
-      );
-      this.reviewHeld(file, info.size);
-    }
+    this.files.add(key, file);
+    this.checkpoints.changed();
+    if (held) this.copies.holding(file, info.ino, info.size);
     return file;
-  }
-
-  /**
-   * A held copy's checkpoint: what its original had shipped of it. After a restart it is read from there (lines
-   * the original also reads again keep their event ids: one document each).
-   */
-  private heldFloor(file: TrackedFile): number {
-    const held = file.held as Held;
-    const size = file.tailer.currentSize();
-    return Math.min(
-      size,
-      held.kind === "truncated" ? held.truncation.readUpTo : held.original.tailer.ackedOffset,
-    );
-  }
-
-  /** A new file that holds another's content: a copytruncate copy (see shipper/tail/copies.ts), or undefined. */
-  private copyHeld(
-    fd: number,
-    size: number,
-    current: { fingerprint: string; fingerprintBytes: number },
-  ): Held | undefined {
-    const truncation = this.truncations.find(fd, size, Date.now());
-    if (truncation) return { kind: "truncated", truncation, lastSize: undefined };
-    if (!this.started) return undefined;
-    for (const original of this.files.values()) {
-      if (original.held || original.tailer.state !== "active") continue;
-      if (!isFullCopyOf(current, original.tailer.identity)) continue;
-      const lineEnd = this.firstLinesEnd(fd, current.fingerprintBytes);
-      return { kind: "live", original, compared: current.fingerprintBytes, lineEnd };
-    }
-    return undefined;
-  }
-
-  private firstLinesEnd(fd: number, bytes: number): number {
-    const head = Buffer.allocUnsafe(bytes);
-    const read = readSync(fd, head, 0, bytes, 0);
-    return head.subarray(0, read).lastIndexOf(10) + 1;
-  }
-
-  /**
-   * Decides where a held copy's own lines begin, if that can be known now, and lets it be read from there.
-   * `final`: the copy is gone from its path (its content will not change): decide with what it holds.
-   */
-  private reviewHeld(file: TrackedFile, size: number, final = false): void {
-    const held = file.held;
-    if (!held) return;
-    let start: number | undefined;
-    if (held.kind === "truncated") {
-      start = final
-        ? Math.min(size, held.truncation.readUpTo)
-        : copyStart(held.truncation, size, held.lastSize);
-      held.lastSize = size;
-    } else {
-      const { original } = held;
-      const originalLive =
-        this.fileByTailer.get(original.tailer) === original && original.tailer.state === "active";
-      if (originalLive && original.tailer.contentChanged()) {
-        // The original was truncated and has not noticed yet: its truncation will say where the copy's lines
-        // begin (onTruncated). Deciding now, even for a deleted copy, could skip lines only the copy has.
-        return;
-      }
-      if (final || !originalLive) {
-        // The original is read to its end through its own handle: the copy holds nothing it does not.
-        start = size;
-      } else {
-        const to = Math.min(size, original.tailer.currentSize());
-        const compared = compareCopy(file.tailer.fd, original.tailer.fd, held.compared, to, held.lineEnd);
-        held.compared = compared.equalUpTo;
-        held.lineEnd = compared.lineEnd;
-        // Lines that differ from the original's are the copy's own (not a copy after all, or written to since).
-        if (compared.diverged) start = compared.lineEnd;
-      }
-    }
-    if (start === undefined) return;
-    file.held = undefined;
-    file.tailer.skipTo(start);
-    this.dirty = true;
-    this.logger.info({ path: file.tailer.path, from: start }, "copy released: reading the lines only it has");
-    this.pump(file);
   }
 
   /**
@@ -577,7 +461,7 @@ export class Shipper implements Component {
    */
   private async recoverRotatedWhileStopped(seen: Map<string, string>): Promise<TrackedFile[]> {
     const recovered: TrackedFile[] = [];
-    for (const [key, saved] of [...this.saved]) {
+    for (const [key, saved] of this.checkpoints.allParked()) {
       if (seen.has(key) || this.files.has(key)) continue;
       const input = this.inputs.find((candidate) => candidate.config.name === saved.input);
       const dir = dirname(saved.path);
@@ -586,10 +470,8 @@ export class Shipper implements Component {
         const path = join(dir, name);
         const info = await statFile(path).catch(() => undefined);
         if (!info?.isFile() || identityKey(info) !== key || info.size <= saved.offset || !input) continue;
-        const file = await this.openFile(path, input, info.size, saved);
+        const file = await this.openDetached(path, input, info.size, saved);
         if (file) {
-          file.detachedAt = Date.now();
-          file.tailer.detach();
           this.logger.info(
             { path, from: saved.offset, size: info.size },
             "found a file rotated while stopped: reading the rest",
@@ -598,7 +480,7 @@ export class Shipper implements Component {
         }
         break;
       }
-      this.saved.delete(key);
+      this.checkpoints.forget(key);
     }
     return recovered;
   }
@@ -630,113 +512,11 @@ export class Shipper implements Component {
     }
   }
 
-  private onTruncated(tailer: FileTailer, previous: number, before: ContentBefore): void {
-    const file = this.fileByTailer.get(tailer);
-    if (!file) return;
-    const truncation: Truncation = { before, readUpTo: previous, fileId: file.fileId, at: Date.now() };
-    this.truncations.add(truncation);
-    // Copies of it found before the truncation now know where their own lines begin.
-    let copyKnown = false;
-    for (const copy of this.files.values()) {
-      if (copy.held?.kind === "live" && copy.held.original === file) {
-        copy.held = { kind: "truncated", truncation, lastSize: undefined };
-        this.reviewHeld(copy, copy.tailer.currentSize());
-        copyKnown = true;
-      }
-    }
-    // New content in the same inode: new ids, so its records never collide with the old content's.
-    file.fileId = deterministicId(file.fileId, "truncated", tailer.generation, Date.now());
-    this.dirty = true;
-    this.metrics.truncations.inc({ input: file.input.config.name });
-    this.logger.warn(
-      { path: tailer.path, previous },
-      "file truncated (copytruncate?): reading it from the start",
-    );
-    if (!copyKnown) void this.catchUpFromCopy(file, truncation);
-  }
-
-  /**
-   * copytruncate copies the file, then truncates it: lines written after our last read are only in the copy.
-   * Find the copy (same first bytes, at least as long as what we had read) beside the file and read that tail.
-   */
-  private async catchUpFromCopy(file: TrackedFile, truncation: Truncation): Promise<void> {
-    const { readUpTo } = truncation;
-    const { fingerprint, fingerprintBytes } = truncation.before;
-    const { tailer } = file;
-    const dir = dirname(tailer.path);
-    if (fingerprintBytes === 0) return this.reportMissedCopy(file, truncation);
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const path = join(dir, name);
-      if (path === tailer.path) continue;
-      const info = await statFile(path).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      const tracked = this.files.get(identityKey(info));
-      if (tracked) {
-        // Found by the glob already, and recognised as this copy: it is read from where the original stopped.
-        if (tracked.fileId === truncation.fileId) return;
-        continue;
-      }
-      const handle = await open(path, "r").catch(() => undefined);
-      if (!handle) continue;
-      const prefix = fingerprintOf(handle, info.size, fingerprintBytes);
-      await handle.close();
-      if (prefix.fingerprint !== fingerprint) continue;
-      if (info.size <= readUpTo) break; // a copy taken before the last lines: they are in neither
-      const copy = await this.openFile(path, file.input, info.size, {
-        key: identityKey(info),
-        input: file.input.config.name,
-        path,
-        dev: info.dev,
-        ino: info.ino,
-        fingerprint,
-        fingerprintBytes,
-        offset: readUpTo,
-        size: info.size,
-        mtimeMs: info.mtimeMs,
-        updatedAt: new Date().toISOString(),
-        // The ids the original gave (or would have given) these lines: a line read twice is one document.
-        fileId: truncation.fileId,
-      });
-      if (copy) {
-        copy.detachedAt = Date.now();
-        copy.tailer.detach();
-        this.logger.info(
-          { path, inode: info.ino, copyOf: tailer.path, from: readUpTo, to: info.size },
-          "a copy of a file already read: its lines are not read twice",
-        );
-        await this.saveCheckpoint(true);
-        this.pump(copy);
-      }
-      return;
-    }
-    this.reportMissedCopy(file, truncation);
-  }
-
-  /**
-   * The original was truncated before its last lines were read, and no copy of them is beside it (deleted or
-   * compressed before it was seen, or kept elsewhere): say so, with how much at least, instead of nothing.
-   * A copy the glob finds later is still read (RecentTruncations).
-   */
-  private reportMissedCopy(file: TrackedFile, truncation: Truncation): void {
-    const missed = truncation.before.size - truncation.readUpTo;
-    if (missed <= 0) return;
-    this.metrics.copyBytesMissed.inc({ input: file.input.config.name }, missed);
-    this.logger.warn(
-      {
-        path: file.tailer.path,
-        readUpTo: truncation.readUpTo,
-        sizeSeen: truncation.before.size,
-        bytes: missed,
-      },
-      "file truncated before its last lines were read, and no copy of them was found beside it: at least these bytes are not shipped",
-    );
-  }
-
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
-    const file = this.fileByTailer.get(tailer);
+    const file = this.files.ofTailer(tailer);
     if (!file) return;
     file.unreportedRecords++;
-    this.encoder.encode(file, record, this.acknowledger(file));
+    this.encoder.encode(file, record, this.checkpoints.acknowledger(file));
   }
 
   /** Records read are counted per chunk, not per record: a labelled counter update costs more than a record. */
@@ -744,52 +524,5 @@ export class Shipper implements Component {
     if (!file || file.unreportedRecords === 0) return;
     this.metrics.linesRead.inc({ input: file.input.config.name }, file.unreportedRecords);
     file.unreportedRecords = 0;
-  }
-
-  private acknowledger(file: TrackedFile): (endOffset: number) => void {
-    const { tailer } = file;
-    if (file.acknowledge && file.acknowledgeGeneration === tailer.generation) return file.acknowledge;
-    const generation = tailer.generation;
-    file.acknowledgeGeneration = generation;
-    file.acknowledge = (endOffset) => {
-      if (tailer.acknowledge(generation, endOffset)) this.dirty = true;
-    };
-    return file.acknowledge;
-  }
-
-  private checkpointOf(key: string, file: TrackedFile): FileCheckpoint {
-    const { tailer, input, fileId } = file;
-    return {
-      key,
-      input: input.config.name,
-      path: tailer.path,
-      dev: tailer.identity.dev,
-      ino: tailer.identity.ino,
-      fingerprint: tailer.identity.fingerprint,
-      fingerprintBytes: tailer.identity.fingerprintBytes,
-      offset: file.held ? this.heldFloor(file) : tailer.ackedOffset,
-      size: tailer.size,
-      mtimeMs: tailer.mtimeMs,
-      updatedAt: new Date().toISOString(),
-      fileId,
-    };
-  }
-
-  private saveCheckpoint(force = false): Promise<void> {
-    this.saving = this.saving.then(async () => {
-      if (!this.dirty && !force) return;
-      this.dirty = false;
-      const entries: FileCheckpoint[] = [];
-      for (const [key, file] of this.files) entries.push(this.checkpointOf(key, file));
-      // Checkpoints of files not found yet (first pass still running) are kept as they were.
-      for (const [key, saved] of this.saved) if (!this.files.has(key)) entries.push(saved);
-      try {
-        await this.checkpoints.save(entries);
-      } catch (error) {
-        this.dirty = true;
-        this.logger.error({ err: error }, "checkpoint write failed; will retry");
-      }
-    });
-    return this.saving;
   }
 }
