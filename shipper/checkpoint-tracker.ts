@@ -1,3 +1,4 @@
+import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CheckpointStore, FileCheckpoint } from "./checkpoint-store.ts";
 import { heldFloor } from "./copy-tracker.ts";
@@ -8,23 +9,38 @@ import type { FileRegistry, TrackedFile } from "./file-registry.ts";
  * original shipped of it), plus the parked checkpoints of files not open (not found yet since start, closed while
  * inactive, renamed away while stopped). Acknowledgements move a file's offset; writes are serialised, skipped when
  * nothing changed, and a failed one is tried again.
+ *
+ * A component started before the producer and stopped after it: its last write holds every acknowledgement the
+ * producer's drain brought in.
  */
-export class CheckpointTracker {
+export class CheckpointTracker implements Component {
+  readonly name = "checkpoints";
   private readonly store: CheckpointStore;
   private readonly files: FileRegistry;
   private readonly logger: Logger;
   private readonly parkedFiles = new Map<string, FileCheckpoint>();
   private dirty = false;
   private saving: Promise<void> = Promise.resolve();
+  private readonly intervalMs: number;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(store: CheckpointStore, files: FileRegistry, logger: Logger) {
-    this.store = store;
-    this.files = files;
-    this.logger = logger;
+  constructor(options: { store: CheckpointStore; files: FileRegistry; intervalMs: number; logger: Logger }) {
+    this.store = options.store;
+    this.files = options.files;
+    this.intervalMs = options.intervalMs;
+    this.logger = options.logger;
   }
 
-  async load(): Promise<void> {
+  /** Reads the checkpoint (an unreadable one stops the start: it is never overwritten), then writes every interval. */
+  async start(): Promise<void> {
     for (const [key, checkpoint] of await this.store.load()) this.parkedFiles.set(key, checkpoint);
+    this.timer = setInterval(() => void this.save(), this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.save(true);
+    this.logger.info({ files: this.files.size, file: this.store.file }, "checkpoint saved");
   }
 
   /** Something the checkpoint holds changed: the next interval writes it. */

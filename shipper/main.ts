@@ -9,7 +9,7 @@ import { startTracing } from "../core/observability/tracing.ts";
 import { gatedHealth, settingSource } from "../core/startup.ts";
 import { loadShipperConfig } from "./config.ts";
 import { createShipperMetrics } from "./metrics.ts";
-import { Shipper } from "./shipper.ts";
+import { createShipper } from "./shipper.ts";
 
 export async function runShipper(values: { config: string; validate: boolean }): Promise<number> {
   const config = loadShipperConfig(values.config);
@@ -32,7 +32,7 @@ export async function runShipper(values: { config: string; validate: boolean }):
   const kafkaSettings = resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} });
   const kafka = createKafka({ ...kafkaSettings, clientId: `lifeline-shipper-${config.host.name}` }, logger);
   const metrics = createShipperMetrics();
-  const shipper = new Shipper({ config, kafka, logger, metrics });
+  const { shipper, components: shipping } = createShipper({ config, kafka, logger, metrics });
   const gate = kafkaGate({
     kafka,
     settings: kafkaSettings,
@@ -40,7 +40,7 @@ export async function runShipper(values: { config: string; validate: boolean }):
     setting: settingSource("kafka", { configFile: values.config, inConfig: config.kafka !== undefined }),
     logger,
   });
-  const components = [gate, shipper];
+  const components = [gate, ...shipping];
   const observability = config.http
     ? new ObservabilityServer({
         registry: metrics.registry,

@@ -1,25 +1,23 @@
-import { type FileHandle, open, readdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { deterministicId } from "../core/events.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import { Semaphore } from "../core/semaphore.ts";
 import { topicNames } from "../core/topics.ts";
-import { CheckpointStore, type FileCheckpoint } from "./checkpoint-store.ts";
+import { CheckpointStore } from "./checkpoint-store.ts";
 import { CheckpointTracker } from "./checkpoint-tracker.ts";
 import type { ShipperConfig } from "./config.ts";
 import { CopyTracker } from "./copy-tracker.ts";
 import { FolderWatcher, listMatching, type WatchEvent } from "./discovery.ts";
+import { FileOpener } from "./file-opener.ts";
 import { FileRegistry, type TrackedFile } from "./file-registry.ts";
+import { closableWhileInactive, drained } from "./file-state.ts";
 import { compileInput, type Input } from "./input.ts";
-import { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
 import { ReadBudget } from "./read-budget.ts";
 import { RecordEncoder } from "./record-encoder.ts";
-import { type FileStat, fingerprintOf, identityKey, statFile } from "./tail/file-identity.ts";
-import { FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
+import { identityKey, statFile } from "./tail/file-identity.ts";
+import { type FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import type { JoinedRecord } from "./tail/multiline.ts";
 
 const TICK_MS = 100;
@@ -31,6 +29,10 @@ const READ_CONCURRENCY = 4;
  * Tails every input's files into Kafka. Offsets advance only after Kafka acknowledged a record; the
  * checkpoint is written atomically every second and on stop. Files are the buffer: when Kafka is slow or away,
  * reading pauses at `limits.inflightBytes` and resumes by itself.
+ *
+ * The orchestrator: it finds files (reconcile pass, folder watch), opens them (FileOpener), reads them within the
+ * read budget, hands their records to the encoder, and closes them when drained or inactive. The producer and the
+ * checkpoint tracker are components of their own, started before it and stopped after it (createShipper).
  */
 export class Shipper implements Component {
   readonly name = "shipper";
@@ -40,7 +42,7 @@ export class Shipper implements Component {
   private readonly producer: BatchProducer;
   private readonly checkpoints: CheckpointTracker;
   private readonly inputs: Input[];
-  private readonly files = new FileRegistry();
+  private readonly files: FileRegistry;
   private watcher: FolderWatcher | undefined;
   /** Files a change event named since the last turn: each is read once however many writes it saw. */
   private readonly changed = new Set<TrackedFile>();
@@ -54,49 +56,34 @@ export class Shipper implements Component {
   private readonly events: TailerEvents;
   private readonly reads: ReadBudget;
   private readonly encoder: RecordEncoder;
-  private readonly opening = new Set<string>();
+  private readonly opener: FileOpener;
   private readonly copies: CopyTracker;
   private warnedWaiting = false;
   /** Files being opened by the reconcile pass right now (they take a slot of limits.openFiles). */
   private pendingOpens = 0;
 
-  constructor(options: { config: ShipperConfig; kafka: Kafka; logger: Logger; metrics: ShipperMetrics }) {
+  constructor(options: {
+    config: ShipperConfig;
+    producer: BatchProducer;
+    checkpoints: CheckpointTracker;
+    files: FileRegistry;
+    logger: Logger;
+    metrics: ShipperMetrics;
+  }) {
     this.config = options.config;
     this.logger = options.logger;
     this.metrics = options.metrics;
-    const prefix = options.config.topicPrefix;
-    this.producer = new BatchProducer({
-      kafka: options.kafka,
-      logger: options.logger.child({ component: "kafka-producer" }),
-      batchBytes: options.config.limits.batchBytes,
-      lingerMs: options.config.limits.lingerMs,
-      inflightBytes: options.config.limits.inflightBytes,
-      compression: options.config.compression,
-      // recordFormat single: one document per record, whatever limits.packBytes says.
-      packBytes: options.config.recordFormat === "single" ? 0 : options.config.limits.packBytes,
-      lanes: options.config.limits.producers,
-      deadLetterTopic: topicNames(prefix).deadLetter,
-      metrics: {
-        sent: (records, bytes) => {
-          this.metrics.recordsAcked.inc(records);
-          this.metrics.bytesAcked.inc(bytes);
-        },
-        failed: () => this.metrics.kafkaErrors.inc(),
-        deadLettered: (records) => this.metrics.deadLettered.inc(records),
-      },
-    });
+    this.producer = options.producer;
+    this.checkpoints = options.checkpoints;
+    this.files = options.files;
     this.reads = new ReadBudget(this.producer, READ_CONCURRENCY, READ_CHUNK_BYTES);
-    this.checkpoints = new CheckpointTracker(
-      new CheckpointStore(options.config.checkpointDir),
-      this.files,
-      this.logger,
-    );
-    this.inputs = options.config.inputs.map((config) => compileInput(config, prefix));
+    this.inputs = options.config.inputs.map((config) => compileInput(config, options.config.topicPrefix));
     this.encoder = new RecordEncoder(this.producer, this.metrics);
     this.copies = new CopyTracker(
       {
         files: this.files,
-        openDetached: (path, input, size, checkpoint) => this.openDetached(path, input, size, checkpoint),
+        openDetached: (path, input, size, checkpoint) =>
+          this.opener.openDetached(path, input, size, checkpoint),
         changed: () => this.checkpoints.changed(),
         saveNow: () => this.checkpoints.save(true),
         pump: (file) => this.pump(file),
@@ -125,6 +112,15 @@ export class Shipper implements Component {
         this.reportRecords(this.files.ofTailer(tailer));
       },
     };
+    this.opener = new FileOpener({
+      hostName: options.config.host.name,
+      files: this.files,
+      checkpoints: this.checkpoints,
+      copies: () => this.copies,
+      events: this.events,
+      running: () => this.started,
+      logger: this.logger,
+    });
   }
 
   get topics(): string[] {
@@ -146,8 +142,6 @@ export class Shipper implements Component {
   }
 
   async start(): Promise<void> {
-    await this.checkpoints.load();
-    await this.producer.start();
     await this.reconcile();
     const patterns = this.inputs.flatMap((input) => input.config.paths);
     this.watcher = new FolderWatcher(
@@ -162,12 +156,11 @@ export class Shipper implements Component {
     this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
     this.timers.push(setInterval(() => this.refreshBytesBehind(), GAUGE_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.checkpoints.save(), this.config.checkpointIntervalMs));
     this.started = true;
     this.logger.info({ files: this.files.size, inputs: this.inputs.length }, "shipper started");
   }
 
-  async stop(deadline: AbortSignal): Promise<void> {
+  async stop(): Promise<void> {
     if (this.stopped || !this.started) {
       this.stopped = true;
       return;
@@ -181,9 +174,10 @@ export class Shipper implements Component {
     // Stop reading; records already complete go out, half-written lines are read again next time.
     await Promise.all([...this.files.values()].map(async ({ tailer }) => tailer.close()));
     for (const { tailer } of this.files.values()) tailer.flushRecords();
-    await this.producer.stop(deadline);
-    await this.checkpoints.save(true);
-    this.logger.info({ files: this.files.size }, "shipper stopped, checkpoint saved");
+    this.logger.info(
+      { files: this.files.size },
+      "shipper stopped reading: the producer drains, then the checkpoint is saved",
+    );
   }
 
   private onWatchEvent({ kind, path }: WatchEvent): void {
@@ -266,7 +260,7 @@ export class Shipper implements Component {
             // Counted before the first await: paths open concurrently, and each must see the others' slots.
             this.pendingOpens++;
             try {
-              const file = await this.openFile(path, input, info.size);
+              const file = await this.opener.open(path, input, info.size);
               if (file) opened.push(file);
             } finally {
               this.pendingOpens--;
@@ -276,7 +270,8 @@ export class Shipper implements Component {
       );
       if (this.stopped) return;
     }
-    if (this.checkpoints.anyParked) opened.push(...(await this.recoverRotatedWhileStopped(seen)));
+    if (this.checkpoints.anyParked)
+      opened.push(...(await this.opener.recoverRotatedWhileStopped(seen, this.inputs)));
     const now = Date.now();
     for (const [key, file] of this.files) {
       if (seen.has(key)) continue;
@@ -291,7 +286,7 @@ export class Shipper implements Component {
           { path: file.tailer.path, read: file.tailer.position },
           "file renamed away or deleted: reading it to its end",
         );
-      } else if (this.drained(file, now)) {
+      } else if (drained(file, now, this.config.reconcileIntervalMs)) {
         file.tailer.finish();
         await file.tailer.close();
         if (file.tailer.ackedOffset >= file.tailer.position) {
@@ -322,167 +317,16 @@ export class Shipper implements Component {
    * the reconcile pass opens them again (same offset and file id) once their size or time changes.
    */
   private closeInactive(now: number): void {
-    const after = this.config.closeInactiveMs;
-    if (after <= 0) return;
+    if (this.config.closeInactiveMs <= 0) return;
     for (const [key, file] of this.files) {
+      if (!closableWhileInactive(file, now, this.config.closeInactiveMs)) continue;
       const { tailer } = file;
-      if (tailer.state !== "active" || file.held || file.detachedAt !== undefined || tailer.holdsData)
-        continue;
-      if (now - tailer.lastGrowthAt < after || tailer.ackedOffset < tailer.position) continue;
-      if (tailer.position < tailer.size) continue;
       this.checkpoints.park(key, file);
       this.files.delete(key);
-      this.checkpoints.changed();
       void tailer.close();
       this.metrics.filesClosedInactive.inc({ input: file.input.config.name });
       this.logger.debug({ path: tailer.path }, "file inactive: closed until it grows");
     }
-  }
-
-  /** A detached file is done when read to its end, nothing is pending, and it stopped growing a while ago. */
-  private drained(file: TrackedFile, now: number): boolean {
-    const { tailer } = file;
-    if (file.held) return false; // not read yet: its original decides first
-    const quiet = Math.max(1_000, 2 * this.config.reconcileIntervalMs);
-    return (
-      tailer.position >= tailer.size &&
-      now - tailer.lastGrowthAt >= quiet &&
-      now - (file.detachedAt ?? now) >= quiet
-    );
-  }
-
-  private async openFile(path: string, input: Input, sizeHint: number, fromCheckpoint?: FileCheckpoint) {
-    let handle: Awaited<ReturnType<typeof open>>;
-    try {
-      handle = await open(path, "r");
-    } catch (error) {
-      this.logger.warn({ path, err: (error as Error).message }, "cannot open file; will retry");
-      return undefined;
-    }
-    const info = await statFile(handle);
-    const key = identityKey(info);
-    // Paths open concurrently: two names of one file (a rename during the pass, a hard link) open it once.
-    if (this.files.has(key) || this.opening.has(key)) {
-      await handle.close();
-      return undefined;
-    }
-    this.opening.add(key);
-    try {
-      return await this.track(path, input, sizeHint, handle, info, key, fromCheckpoint);
-    } finally {
-      this.opening.delete(key);
-    }
-  }
-
-  /** Opens a file no path leads to any more (or a copy): it is read to its end, then closed. */
-  private async openDetached(path: string, input: Input, size: number, checkpoint: FileCheckpoint) {
-    const file = await this.openFile(path, input, size, checkpoint);
-    if (file) {
-      file.detachedAt = Date.now();
-      file.tailer.detach();
-    }
-    return file;
-  }
-
-  private async track(
-    path: string,
-    input: Input,
-    sizeHint: number,
-    handle: FileHandle,
-    info: FileStat,
-    key: string,
-    fromCheckpoint: FileCheckpoint | undefined,
-  ): Promise<TrackedFile> {
-    const saved = fromCheckpoint ?? this.checkpoints.parked(key);
-    let offset = input.config.startAt === "end" && !this.started ? sizeHint : 0;
-    let fileId: string | undefined;
-    const current = fingerprintOf(handle, info.size);
-    if (saved) {
-      const sameContent =
-        saved.fingerprintBytes <= info.size &&
-        fingerprintOf(handle, info.size, saved.fingerprintBytes).fingerprint === saved.fingerprint;
-      if (sameContent) {
-        offset = saved.offset <= info.size ? saved.offset : 0;
-        fileId = saved.offset <= info.size ? saved.fileId : undefined;
-        if (saved.offset > info.size)
-          this.logger.warn(
-            { path, saved: saved.offset, size: info.size },
-            "file shorter than its checkpoint: truncated while stopped, reading from the start",
-          );
-      } else {
-        this.logger.info({ path }, "inode reused by a new file: reading it from the start");
-        offset = 0;
-      }
-      this.checkpoints.forget(key);
-    } else if (this.started) {
-      offset = 0; // a file that appears while running is read from its start, whatever startAt says
-    }
-    const held = saved ? undefined : this.copies.heldFor(handle.fd, info.size, current, this.started);
-    if (held?.kind === "truncated") fileId = held.truncation.fileId;
-    if (held?.kind === "live") fileId = held.original.fileId;
-    const identity = { dev: info.dev, ino: info.ino, ...current };
-    const tailer = new FileTailer({
-      handle,
-      path,
-      input: input.config.name,
-      identity,
-      offset,
-      maxLineBytes: input.config.maxLineBytes,
-      multiline: input.multiline,
-      events: this.events,
-      encoding: input.config.encoding,
-    });
-    const file: TrackedFile = {
-      tailer,
-      input,
-      fileId: fileId ?? deterministicId(this.config.host.name, key, current.fingerprint, Date.now()),
-      detachedAt: undefined,
-      kafkaKey: `${this.config.host.name}|${key}`,
-      acknowledge: undefined,
-      acknowledgeGeneration: -1,
-      unreportedRecords: 0,
-      held,
-      template: new LogDocumentTemplate({
-        dataset: input.config.name,
-        hostName: this.config.host.name,
-        service: input.config.service,
-        labels: input.config.fields,
-      }),
-    };
-    this.files.add(key, file);
-    this.checkpoints.changed();
-    if (held) this.copies.holding(file, info.ino, info.size);
-    return file;
-  }
-
-  /**
-   * A file renamed away (and no longer matched) while the shipper was stopped still holds lines that were never
-   * sent. Look for it, by device and inode, next to where it was, and read it to its end.
-   */
-  private async recoverRotatedWhileStopped(seen: Map<string, string>): Promise<TrackedFile[]> {
-    const recovered: TrackedFile[] = [];
-    for (const [key, saved] of this.checkpoints.allParked()) {
-      if (seen.has(key) || this.files.has(key)) continue;
-      const input = this.inputs.find((candidate) => candidate.config.name === saved.input);
-      const dir = dirname(saved.path);
-      const names = input ? await readdir(dir).catch(() => [] as string[]) : [];
-      for (const name of names) {
-        const path = join(dir, name);
-        const info = await statFile(path).catch(() => undefined);
-        if (!info?.isFile() || identityKey(info) !== key || info.size <= saved.offset || !input) continue;
-        const file = await this.openDetached(path, input, info.size, saved);
-        if (file) {
-          this.logger.info(
-            { path, from: saved.offset, size: info.size },
-            "found a file rotated while stopped: reading the rest",
-          );
-          recovered.push(file);
-        }
-        break;
-      }
-      this.checkpoints.forget(key);
-    }
-    return recovered;
   }
 
   /** Reads what is new in a file; a failed read is logged and tried again on its next event or pass. */
@@ -525,4 +369,46 @@ export class Shipper implements Component {
     this.metrics.linesRead.inc({ input: file.input.config.name }, file.unreportedRecords);
     file.unreportedRecords = 0;
   }
+}
+
+/**
+ * The shipper and the components it needs, in start order (the supervisor stops them in reverse): the checkpoint
+ * tracker (read first, written last), the Kafka producer (drains after reading stops), the shipper.
+ */
+export function createShipper(options: {
+  config: ShipperConfig;
+  kafka: Kafka;
+  logger: Logger;
+  metrics: ShipperMetrics;
+}): { shipper: Shipper; components: Component[] } {
+  const { config, logger, metrics } = options;
+  const files = new FileRegistry();
+  const checkpoints = new CheckpointTracker({
+    store: new CheckpointStore(config.checkpointDir),
+    files,
+    intervalMs: config.checkpointIntervalMs,
+    logger,
+  });
+  const producer = new BatchProducer({
+    kafka: options.kafka,
+    logger: logger.child({ component: "kafka-producer" }),
+    batchBytes: config.limits.batchBytes,
+    lingerMs: config.limits.lingerMs,
+    inflightBytes: config.limits.inflightBytes,
+    compression: config.compression,
+    // recordFormat single: one document per record, whatever limits.packBytes says.
+    packBytes: config.recordFormat === "single" ? 0 : config.limits.packBytes,
+    lanes: config.limits.producers,
+    deadLetterTopic: topicNames(config.topicPrefix).deadLetter,
+    metrics: {
+      sent: (records, bytes) => {
+        metrics.recordsAcked.inc(records);
+        metrics.bytesAcked.inc(bytes);
+      },
+      failed: () => metrics.kafkaErrors.inc(),
+      deadLettered: (records) => metrics.deadLettered.inc(records),
+    },
+  });
+  const shipper = new Shipper({ config, producer, checkpoints, files, logger, metrics });
+  return { shipper, components: [checkpoints, producer, shipper] };
 }
