@@ -10,12 +10,9 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { Component } from "../core/lifecycle.ts";
-import type { Logger } from "../core/logger.ts";
-import { bearerCheck } from "./auth.ts";
-import type { CollectorConfig } from "./config.ts";
-import type { CollectorMetrics } from "./metrics.ts";
 import { encodeStatus, encodeSuccess, type Signal } from "./otlp.ts";
-import { type OtlpPipeline, Refusal, RPC } from "./pipeline.ts";
+import { Refusal, RPC } from "./pipeline.ts";
+import { OtlpReceiverBase } from "./receiver-base.ts";
 
 const SERVICES: Record<Signal, string> = {
   traces: "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -50,28 +47,9 @@ function exportService(signal: Signal): ServiceDefinition {
  * UNAUTHENTICATED without the configured bearer token. Message size is limited by grpc-js (RESOURCE_EXHAUSTED
  * beyond limits.maxRequestBytes); gzip-compressed messages are accepted.
  */
-export class OtlpGrpcReceiver implements Component {
+export class OtlpGrpcReceiver extends OtlpReceiverBase implements Component {
   readonly name = "otlp-grpc-receiver";
   private server: Server | undefined;
-  private readonly config: CollectorConfig;
-  private readonly pipeline: OtlpPipeline;
-  private readonly logger: Logger;
-  private readonly metrics: CollectorMetrics;
-  private readonly authorized: (authorization: string | undefined) => boolean;
-  port = 0;
-
-  constructor(options: {
-    config: CollectorConfig;
-    pipeline: OtlpPipeline;
-    logger: Logger;
-    metrics: CollectorMetrics;
-  }) {
-    this.config = options.config;
-    this.pipeline = options.pipeline;
-    this.logger = options.logger;
-    this.metrics = options.metrics;
-    this.authorized = bearerCheck(options.config.auth?.bearerToken);
-  }
 
   get listening(): boolean {
     return this.server !== undefined;

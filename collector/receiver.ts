@@ -6,12 +6,9 @@ import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import { PermanentError } from "../core/errors.ts";
 import type { Component } from "../core/lifecycle.ts";
-import type { Logger } from "../core/logger.ts";
-import { bearerCheck } from "./auth.ts";
-import type { CollectorConfig } from "./config.ts";
-import type { CollectorMetrics } from "./metrics.ts";
 import { type Encoding, encodeStatus, encodeSuccess, type Signal } from "./otlp.ts";
-import { type OtlpPipeline, Refusal, RPC } from "./pipeline.ts";
+import { Refusal, RPC } from "./pipeline.ts";
+import { OtlpReceiverBase } from "./receiver-base.ts";
 
 const gunzipAsync = promisify(gunzip);
 const ROUTES: Record<string, Signal> = {
@@ -30,29 +27,10 @@ const CONTENT_TYPES: Record<string, Encoding> = {
  * so the client keeps the data and retries. A retried request yields the same document ids (derived from trace
  * and span ids), so the index stays exact.
  */
-export class OtlpReceiver implements Component {
+export class OtlpReceiver extends OtlpReceiverBase implements Component {
   readonly name = "otlp-receiver";
   private server: Server | undefined;
   private readonly active = new Set<Promise<void>>();
-  private readonly config: CollectorConfig;
-  private readonly pipeline: OtlpPipeline;
-  private readonly logger: Logger;
-  private readonly metrics: CollectorMetrics;
-  private readonly authorized: (authorization: string | undefined) => boolean;
-  port = 0;
-
-  constructor(options: {
-    config: CollectorConfig;
-    pipeline: OtlpPipeline;
-    logger: Logger;
-    metrics: CollectorMetrics;
-  }) {
-    this.config = options.config;
-    this.pipeline = options.pipeline;
-    this.logger = options.logger;
-    this.metrics = options.metrics;
-    this.authorized = bearerCheck(options.config.auth?.bearerToken);
-  }
 
   async start(): Promise<void> {
     const listener = (request: IncomingMessage, response: ServerResponse) => {

@@ -1,4 +1,5 @@
 import { MAX_CLOCK_SKEW_MS } from "../core/ecs/document.ts";
+import { AFTER_TIMESTAMP, EVENT_ID_KEY, formatTail, LOG_HEAD } from "../core/ecs/log-layout.ts";
 
 /**
  * A shipper document as it came from Kafka, a region of the message's bytes: indexed as it is, with
@@ -35,11 +36,11 @@ export function rawBatch(index: string, now: Date): RawBatch {
   };
 }
 
-const SHIPPER_HEAD = Buffer.from('{"@timestamp":"');
-const AFTER_TIMESTAMP = Buffer.from('","message":');
-const SHIPPER_EVENT = Buffer.from(',"event":{"id":"');
-const PLAIN_TAIL = Buffer.from('"format":"plain"}}');
-const LOGFMT_TAIL = Buffer.from('"format":"logfmt"}}');
+const SHIPPER_HEAD = Buffer.from(LOG_HEAD);
+const MESSAGE_KEY = Buffer.from(AFTER_TIMESTAMP);
+const SHIPPER_EVENT = Buffer.from(EVENT_ID_KEY);
+const PLAIN_TAIL = Buffer.from(formatTail("plain"));
+const LOGFMT_TAIL = Buffer.from(formatTail("logfmt"));
 const TIMESTAMP_AT = SHIPPER_HEAD.length;
 const TIMESTAMP_END = TIMESTAMP_AT + 24;
 
@@ -58,8 +59,8 @@ export function shipperLogDocument(
   end: number,
   batch: RawBatch,
 ): RawDocument | undefined {
-  if (end - start < TIMESTAMP_END + AFTER_TIMESTAMP.length + LOGFMT_TAIL.length) return undefined;
-  if (!bytesAt(buffer, start, SHIPPER_HEAD) || !bytesAt(buffer, start + TIMESTAMP_END, AFTER_TIMESTAMP)) {
+  if (end - start < TIMESTAMP_END + MESSAGE_KEY.length + LOGFMT_TAIL.length) return undefined;
+  if (!bytesAt(buffer, start, SHIPPER_HEAD) || !bytesAt(buffer, start + TIMESTAMP_END, MESSAGE_KEY)) {
     return undefined;
   }
   if (

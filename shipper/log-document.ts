@@ -1,3 +1,4 @@
+import { AFTER_TIMESTAMP, EVENT_ID_KEY, formatTail, LOG_HEAD } from "../core/ecs/log-layout.ts";
 import { SCHEMA_VERSION } from "../core/events.ts";
 import type { RecordWriter } from "../core/kafka/batch-producer.ts";
 import type { ExtractedFields } from "./parse/fields.ts";
@@ -57,7 +58,7 @@ export class LogDocumentTemplate implements RecordWriter {
       eventId: EMPTY,
       afterEventId: EMPTY,
       afterOffset: ownBytes(this.afterOffset),
-      tail: ownBytes(`${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"plain"}}`),
+      tail: ownBytes(`${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},${formatTail("plain")}`),
     };
   }
 
@@ -81,7 +82,7 @@ export class LogDocumentTemplate implements RecordWriter {
     const plain = this.plain;
     if (fileId !== this.plainFileId) {
       this.plainFileId = fileId;
-      plain.eventId = ownBytes(`","event":{"id":"${fileId}`);
+      plain.eventId = ownBytes(`"${EVENT_ID_KEY}${fileId}`);
     }
     if (path !== this.path) this.setPath(path);
     let escapes = 0;
@@ -155,7 +156,7 @@ export class LogDocumentTemplate implements RecordWriter {
     // Timestamps come out of toISOString, event ids are base64url, trace and span ids validated hex: no escaping.
     // @timestamp is the line's own time when it has one, and event.created the time it was read; else the read time.
     const created = fields.timestamp ? `,"created":"${isoNow()}"` : "";
-    let json = `{"@timestamp":"${fields.timestamp ?? isoNow()}","message":${JSON.stringify(message)},"event":{"id":"${line.eventId}"${created}${this.dataset}`;
+    let json = `${LOG_HEAD}${fields.timestamp ?? isoNow()}${AFTER_TIMESTAMP}${JSON.stringify(message)}${EVENT_ID_KEY}${line.eventId}"${created}${this.dataset}`;
     if (!plain) json += `,"original":${JSON.stringify(line.text)}`;
     json += `${this.pathPart}${line.startOffset}`;
     if (fields.level) json += `,"level":${JSON.stringify(fields.level)}`;
@@ -163,7 +164,7 @@ export class LogDocumentTemplate implements RecordWriter {
     json += this.afterOffset;
     if (fields.traceId) json += `,"trace":{"id":"${fields.traceId}"}`;
     if (fields.spanId) json += `,"span":{"id":"${fields.spanId}"}`;
-    return `${json}${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},"format":"${fields.format}"}}`;
+    return `${json}${this.labels},"lifeline":{"schema_version":${SCHEMA_VERSION},${formatTail(fields.format)}`;
   }
 }
 
@@ -187,8 +188,8 @@ function ownBytes(text: string): Buffer {
   bytes.write(text);
   return bytes;
 }
-const PLAIN_HEAD = Buffer.from(`{"@timestamp":"`);
-const PLAIN_MESSAGE = Buffer.from(`","message":"`);
+const PLAIN_HEAD = Buffer.from(LOG_HEAD);
+const PLAIN_MESSAGE = Buffer.from(`${AFTER_TIMESTAMP}"`);
 const PLAIN_CREATED = Buffer.from(`","created":"`);
 const PLAIN_TRACE = Buffer.from(`,"trace":{"id":"`);
 const PLAIN_SPAN = Buffer.from(`,"span":{"id":"`);

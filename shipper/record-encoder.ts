@@ -4,7 +4,7 @@ import { formatTraceparent } from "../core/trace-context.ts";
 import { type Input, lineFields } from "./input.ts";
 import type { LogDocumentTemplate } from "./log-document.ts";
 import type { ShipperMetrics } from "./metrics.ts";
-import type { ExtractedFields } from "./parse/fields.ts";
+import { type ExtractedFields, parseJsonObject } from "./parse/fields.ts";
 import type { JoinedRecord } from "./tail/multiline.ts";
 
 /** What the encoder needs to know of the file a record comes from. */
@@ -102,7 +102,7 @@ function serialise(
   const eventId = lineEventId(file.fileId, record.startOffset);
   let flags = record.flags;
   if (input.config.kind === "lifecycle") {
-    const event = parseObject(text);
+    const event = parseJsonObject(text);
     if (event) {
       const eventMeta = (event.event ?? {}) as Record<string, unknown>;
       event.event = { ...eventMeta, id: eventMeta.id ?? eventId };
@@ -126,17 +126,6 @@ function serialise(
     fields,
   });
   return fields.spanId ? { value, ...traceHeader({ id: fields.traceId }, { id: fields.spanId }) } : { value };
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The W3C traceparent header, when the record names both its trace and its span (nothing is invented). */

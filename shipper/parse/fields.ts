@@ -50,7 +50,8 @@ export function extractFields(line: string, parser: "auto" | "json" | "logfmt" |
   return fields;
 }
 
-function parseJsonObject(line: string): Record<string, unknown> | undefined {
+/** A JSON object's fields, or undefined for anything else (invalid JSON, an array, a scalar). */
+export function parseJsonObject(line: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(line);
     return value && typeof value === "object" && !Array.isArray(value)
