@@ -48,6 +48,10 @@ export class CheckpointTracker implements Component {
     this.dirty = true;
   }
 
+  private readonly markChanged = (): void => {
+    this.dirty = true;
+  };
+
   /** The checkpoint of a file that is not open, if any. */
   parked(key: string): FileCheckpoint | undefined {
     return this.parkedFiles.get(key);
@@ -78,14 +82,7 @@ export class CheckpointTracker implements Component {
    * generation (acknowledgements of records from before a truncation are ignored).
    */
   acknowledger(file: TrackedFile): (endOffset: number) => void {
-    const { tailer } = file;
-    if (file.acknowledge && file.acknowledgeGeneration === tailer.generation) return file.acknowledge;
-    const generation = tailer.generation;
-    file.acknowledgeGeneration = generation;
-    file.acknowledge = (endOffset) => {
-      if (tailer.acknowledge(generation, endOffset)) this.dirty = true;
-    };
-    return file.acknowledge;
+    return file.acknowledger(this.markChanged);
   }
 
   of(key: string, file: TrackedFile): FileCheckpoint {

@@ -115,7 +115,7 @@ export class CopyTracker {
       }
     }
     if (start === undefined) return;
-    file.held = undefined;
+    file.release();
     file.tailer.skipTo(start);
     this.host.changed();
     this.logger.info({ path: file.tailer.path, from: start }, "copy released: reading the lines only it has");
@@ -131,13 +131,13 @@ export class CopyTracker {
     let copyKnown = false;
     for (const copy of this.host.files.values()) {
       if (copy.held?.kind === "live" && copy.held.original === file) {
-        copy.held = { kind: "truncated", truncation, lastSize: undefined };
+        copy.hold({ kind: "truncated", truncation, lastSize: undefined });
         this.review(copy, copy.tailer.currentSize());
         copyKnown = true;
       }
     }
     // New content in the same inode: new ids, so its records never collide with the old content's.
-    file.fileId = deterministicId(file.fileId, "truncated", tailer.generation, Date.now());
+    file.renewFileId(deterministicId(file.fileId, "truncated", tailer.generation, Date.now()));
     this.host.changed();
     this.metrics.truncations.inc({ input: file.input.config.name });
     this.logger.warn(

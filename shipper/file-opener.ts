@@ -5,7 +5,7 @@ import type { Logger } from "../core/logger.ts";
 import type { FileCheckpoint } from "./checkpoint-store.ts";
 import type { CheckpointTracker } from "./checkpoint-tracker.ts";
 import type { CopyTracker } from "./copy-tracker.ts";
-import type { FileRegistry, TrackedFile } from "./file-registry.ts";
+import { type FileRegistry, TrackedFile } from "./file-registry.ts";
 import type { Input } from "./input.ts";
 import { LogDocumentTemplate } from "./log-document.ts";
 import { startPoint } from "./start-point.ts";
@@ -72,8 +72,7 @@ export class FileOpener {
   ): Promise<TrackedFile | undefined> {
     const file = await this.open(path, input, size, checkpoint);
     if (file) {
-      file.detachedAt = Date.now();
-      file.tailer.detach();
+      file.detach(Date.now());
     }
     return file;
   }
@@ -157,15 +156,11 @@ export class FileOpener {
       events: this.options.events,
       encoding: input.config.encoding,
     });
-    const file: TrackedFile = {
+    const file = new TrackedFile({
       tailer,
       input,
       fileId: fileId ?? deterministicId(hostName, key, current.fingerprint, Date.now()),
-      detachedAt: undefined,
       kafkaKey: `${hostName}|${key}`,
-      acknowledge: undefined,
-      acknowledgeGeneration: -1,
-      unreportedRecords: 0,
       held,
       template: new LogDocumentTemplate({
         dataset: input.config.name,
@@ -173,7 +168,7 @@ export class FileOpener {
         service: input.config.service,
         labels: input.config.fields,
       }),
-    };
+    });
     files.add(key, file);
     checkpoints.changed();
     if (held) copies.holding(file, info.ino, info.size);

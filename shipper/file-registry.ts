@@ -3,23 +3,103 @@ import type { LogDocumentTemplate } from "./log-document.ts";
 import type { Truncation } from "./tail/copies.ts";
 import type { FileTailer } from "./tail/file-tailer.ts";
 
-/** A file being read: its tailer, and what the shipper knows of it. */
-export interface TrackedFile {
+/**
+ * A file being read: its tailer, and what the shipper knows of it. Its state changes only through its methods:
+ * detached (its path no longer leads to it), held (a copy not read yet), its file id renewed on truncation.
+ */
+export class TrackedFile {
   readonly tailer: FileTailer;
   readonly input: Input;
-  /** Stable per file (and per truncation), persisted: the basis of deterministic event ids. */
-  fileId: string;
-  /** When the path stopped pointing at this file (renamed away or deleted): read to the end, then close. */
-  detachedAt: number | undefined;
   /** Kafka key: one file's records stay in one partition, in order. */
   readonly kafkaKey: string;
   readonly template: LogDocumentTemplate;
-  /** Moves the checkpoint watermark up to an acknowledged record's end; one per file and truncation generation. */
-  acknowledge: ((endOffset: number) => void) | undefined;
-  acknowledgeGeneration: number;
-  unreportedRecords: number;
-  /** A copy of another file's content (copytruncate's), not read until it is known where its own lines begin. */
-  held: Held | undefined;
+  #fileId: string;
+  #detachedAt: number | undefined;
+  #held: Held | undefined;
+  #unreportedRecords = 0;
+  #acknowledge: ((endOffset: number) => void) | undefined;
+  #acknowledgeGeneration = -1;
+
+  constructor(options: {
+    tailer: FileTailer;
+    input: Input;
+    fileId: string;
+    kafkaKey: string;
+    template: LogDocumentTemplate;
+    held: Held | undefined;
+  }) {
+    this.tailer = options.tailer;
+    this.input = options.input;
+    this.#fileId = options.fileId;
+    this.kafkaKey = options.kafkaKey;
+    this.template = options.template;
+    this.#held = options.held;
+  }
+
+  /** Stable per file (and per truncation), persisted: the basis of deterministic event ids. */
+  get fileId(): string {
+    return this.#fileId;
+  }
+
+  /** New content in the same inode (truncated): new ids, so its records never collide with the old content's. */
+  renewFileId(fileId: string): void {
+    this.#fileId = fileId;
+  }
+
+  /** When the path stopped leading to this file (renamed away or deleted): it is read to its end, then closed. */
+  get detachedAt(): number | undefined {
+    return this.#detachedAt;
+  }
+
+  detach(now: number): void {
+    this.#detachedAt = now;
+    this.tailer.detach();
+  }
+
+  /** Found at a matched path again: not closed for having been detached (its tailer keeps draining). */
+  reattach(): void {
+    this.#detachedAt = undefined;
+  }
+
+  /** Present while the file is a copy held back (the copy tracker's state): not read until that is decided. */
+  get held(): Held | undefined {
+    return this.#held;
+  }
+
+  hold(held: Held): void {
+    this.#held = held;
+  }
+
+  release(): void {
+    this.#held = undefined;
+  }
+
+  /** One more record read; reported to the metrics per chunk (a labelled counter costs more than a record). */
+  countRecord(): void {
+    this.#unreportedRecords++;
+  }
+
+  /** The records read since the last call. */
+  takeRecordCount(): number {
+    const count = this.#unreportedRecords;
+    this.#unreportedRecords = 0;
+    return count;
+  }
+
+  /**
+   * The callback that moves the checkpoint watermark up to an acknowledged record's end, made once per truncation
+   * generation (an acknowledgement of a record from before a truncation is ignored); `moved` is told when it moves.
+   */
+  acknowledger(moved: () => void): (endOffset: number) => void {
+    const { tailer } = this;
+    if (this.#acknowledge && this.#acknowledgeGeneration === tailer.generation) return this.#acknowledge;
+    const generation = tailer.generation;
+    this.#acknowledgeGeneration = generation;
+    this.#acknowledge = (endOffset) => {
+      if (tailer.acknowledge(generation, endOffset)) moved();
+    };
+    return this.#acknowledge;
+  }
 }
 
 /**

@@ -3,9 +3,9 @@
 /** What these decisions look at. */
 export interface FileFacts {
   /** Present while it is held back as a copy: not read until its original says where its own lines begin. */
-  held: object | undefined;
+  readonly held: object | undefined;
   /** When its path stopped leading to it, if it did. */
-  detachedAt: number | undefined;
+  readonly detachedAt: number | undefined;
   tailer: {
     readonly state: "active" | "draining" | "closed";
     /** Next byte to read, and the file's size at the last read. */

@@ -253,7 +253,7 @@ export class Shipper implements Component {
             }
             if (known) {
               this.files.rename(known, path);
-              known.detachedAt = undefined;
+              known.reattach();
               if (known.held) this.copies.review(known, info.size);
               return;
             }
@@ -279,8 +279,7 @@ export class Shipper implements Component {
       // decided from what it holds, as soon as its original can tell.
       if (file.held) this.copies.review(file, file.tailer.currentSize(), true);
       if (file.detachedAt === undefined) {
-        file.detachedAt = now;
-        file.tailer.detach();
+        file.detach(now);
         this.metrics.rotations.inc({ input: file.input.config.name });
         this.logger.info(
           { path: file.tailer.path, read: file.tailer.position },
@@ -359,15 +358,15 @@ export class Shipper implements Component {
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
     const file = this.files.ofTailer(tailer);
     if (!file) return;
-    file.unreportedRecords++;
+    file.countRecord();
     this.encoder.encode(file, record, this.checkpoints.acknowledger(file));
   }
 
   /** Records read are counted per chunk, not per record: a labelled counter update costs more than a record. */
   private reportRecords(file: TrackedFile | undefined): void {
-    if (!file || file.unreportedRecords === 0) return;
-    this.metrics.linesRead.inc({ input: file.input.config.name }, file.unreportedRecords);
-    file.unreportedRecords = 0;
+    const count = file?.takeRecordCount();
+    if (!file || !count) return;
+    this.metrics.linesRead.inc({ input: file.input.config.name }, count);
   }
 }
 
