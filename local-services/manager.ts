@@ -44,45 +44,61 @@ export async function servicesUp(
 
   // Fetch and launch one after the other (two Maven runs sharing a local repository can corrupt each
   // other's downloads), then wait for both: Kafka boots while Elasticsearch is fetched and launched.
-  const began = performance.now();
-  const kafkaStarted = externalKafka ? undefined : await startKafka(settings, secrets.kafka, progress);
-  if (kafkaStarted) {
-    progress(
-      kafkaStarted.reused
-        ? `kafka: reusing the running broker (pid ${kafkaStarted.pid})`
-        : `kafka: launched pid ${kafkaStarted.pid}`,
-    );
-  }
-  const kafka = kafkaStarted
-    ? waitForKafka(settings, START_TIMEOUT_MS).then(async () => ({
-        ...(await kafkaReport(settings)),
-        startMs: kafkaStarted.reused ? undefined : Math.round(performance.now() - began),
-        reused: kafkaStarted.reused,
-      }))
-    : checkExternal("kafka", env, progress);
+  const kafka = externalKafka
+    ? { ready: checkExternal("kafka", env, progress) }
+    : await launch(
+        "kafka",
+        "broker",
+        () => startKafka(settings, secrets.kafka, progress),
+        async () => {
+          await waitForKafka(settings, START_TIMEOUT_MS);
+          return kafkaReport(settings);
+        },
+        progress,
+      );
   // Nobody awaits it until Elasticsearch is launched; keep an early failure from being "unhandled".
-  kafka.catch(() => {});
-  const elasticBegan = performance.now();
-  const elasticStarted = externalElastic
-    ? undefined
-    : await startElastic(settings, secrets.elasticsearch, progress);
-  if (elasticStarted) {
-    progress(
-      elasticStarted.reused
-        ? `elasticsearch: reusing the running node (pid ${elasticStarted.pid})`
-        : `elasticsearch: launched pid ${elasticStarted.pid}`,
-    );
-  }
-  const elastic = elasticStarted
-    ? waitForElastic(settings, secrets.elasticsearch, START_TIMEOUT_MS).then(async () => ({
-        ...(await elasticReport(settings, secrets)),
-        startMs: elasticStarted.reused ? undefined : Math.round(performance.now() - elasticBegan),
-        reused: elasticStarted.reused,
-      }))
-    : checkExternal("elasticsearch", env, progress);
-  const reports = await Promise.all([kafka, elastic]);
+  kafka.ready.catch(() => {});
+  const elastic = externalElastic
+    ? { ready: checkExternal("elasticsearch", env, progress) }
+    : await launch(
+        "elasticsearch",
+        "node",
+        () => startElastic(settings, secrets.elasticsearch, progress),
+        async () => {
+          await waitForElastic(settings, secrets.elasticsearch, START_TIMEOUT_MS);
+          return elasticReport(settings, secrets);
+        },
+        progress,
+      );
+  const reports = await Promise.all([kafka.ready, elastic.ready]);
   await writeConnections(settings, secrets);
   return reports;
+}
+
+/**
+ * Launches a local service (or finds it running), says which, and hands back (not awaited: the next one is
+ * launched meanwhile) its report once it answers, with how long it took to start when this call launched it.
+ */
+async function launch(
+  name: ServiceReport["name"],
+  noun: string,
+  start: () => Promise<{ pid: number; reused: boolean }>,
+  answered: () => Promise<ServiceReport>,
+  progress: Progress,
+): Promise<{ ready: Promise<ServiceReport> }> {
+  const began = performance.now();
+  const started = await start();
+  progress(
+    started.reused
+      ? `${name}: reusing the running ${noun} (pid ${started.pid})`
+      : `${name}: launched pid ${started.pid}`,
+  );
+  const ready = answered().then((report) => ({
+    ...report,
+    startMs: started.reused ? undefined : Math.round(performance.now() - began),
+    reused: started.reused,
+  }));
+  return { ready };
 }
 
 export async function servicesStatus(
