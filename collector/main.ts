@@ -21,11 +21,9 @@ export async function runCollector(values: { config?: string; validate: boolean 
     process.stdout.write(`${values.config ?? "defaults"}: valid collector config\n`);
     return 0;
   }
-  // Old space grows to 1.5 times what survives a full collection, not V8's up to four times. bench:collector,
-  // 200,000 spans in 512-span requests, same run: peak RSS 376 -> 291 MiB over HTTP (373 -> 295 over gRPC), the
-  // same spans/s within the run-to-run spread. A small young generation must be given at start, as a node flag
-  // (NODE_OPTIONS=--max-semi-space-size=2, as docker-compose.yml does): with both, 180 and 171 MiB, about a
-  // tenth more CPU. A --heap-growing-percent given to node wins.
+  // Old space grows to 1.5 times what survives a full collection, not V8's up to four times: less peak memory at
+  // the same throughput (bench/tuning.md). A small young generation must be given at start, as a node flag
+  // (NODE_OPTIONS=--max-semi-space-size=2, as docker-compose.yml does). A --heap-growing-percent given to node wins.
   if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) {
     setFlagsFromString("--heap-growing-percent=50");
   }

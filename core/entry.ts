@@ -20,12 +20,11 @@ export function leanAgentLauncher(): Launcher {
 }
 
 /**
- * How the shipper is best run: a 2 MiB young generation (V8's default grows to tens of MiB; measured on the
- * shipper benchmark: about 100 MiB less peak RSS, the same throughput), two malloc arenas instead of one per
- * thread (10 MiB less at 1,000 files, the same CPU), a fixed threshold of 256 KiB for malloc's own mappings (its
- * default rises to the largest block freed, a Kafka batch, and the freed batches then stayed in its heap, which grew
- * through a long catch-up: 3,000,000 lines from 1,000 files, peak 144 -> 140 MiB; 100 files 123 -> 118 MiB, the
- * same CPU), compiled JavaScript when built. docker-compose.yml sets the same for its shipper.
+ * How the shipper is best run: a 2 MiB young generation (V8's default grows to tens of MiB), two malloc arenas
+ * instead of one per thread, a fixed threshold of 256 KiB for malloc's own mappings (its default rises to the
+ * largest block freed, a Kafka batch, and the freed batches then stay in its heap, which grows through a long
+ * catch-up), compiled JavaScript when built: each less memory at the same CPU (bench/tuning.md).
+ * docker-compose.yml sets the same for its shipper.
  */
 export function shipperLauncher(): Launcher {
   const compiled = compiledEntry();

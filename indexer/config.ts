@@ -34,8 +34,8 @@ export const indexerConfigSchema = z.strictObject({
         .default(5 << 20),
       /**
        * Bulk requests in flight at once, whichever partitions they come from (twice as many partitions are read
-       * and parsed meanwhile). 3 on two cores: measured 75-80 % of the bulk ceiling, against 68 % with 2 and
-       * 68-77 % with 6, where Elasticsearch's own threads compete.
+       * and parsed meanwhile). 3 was the best on two cores, where Elasticsearch's own threads compete with more
+       * (bench/tuning.md).
        */
       concurrency: z.number().int().min(1).max(32).default(3),
       maxRetryDelayMs: z.number().int().positive().default(10_000),

@@ -100,15 +100,15 @@ export const shipperConfigSchema = z.strictObject({
     .strictObject({
       /**
        * Bytes read but not yet acknowledged by Kafka; past this, reading pauses (the files are the buffer). Each
-       * byte in flight costs several in memory (packs, encoded batches). 6 MiB: the throughput of 8 with 1 and 100
-       * files and a few MiB less peak RSS with 1,000; 4 MiB saved 5 more there but cost 100 files 8 % (benchmark).
+       * byte in flight costs several in memory (packs, encoded batches). 6 MiB: the throughput of more, less memory
+       * than more, and not the cost in speed of less (bench/tuning.md).
        */
       inflightBytes: z
         .number()
         .int()
         .positive()
         .default(6 << 20),
-      /** One Kafka request carries up to this much; 2 MiB beat 1 MiB by about a fifth (benchmark). */
+      /** One Kafka request carries up to this much; 2 MiB was faster than 1 (bench/tuning.md). */
       batchBytes: z
         .number()
         .int()
@@ -116,9 +116,9 @@ export const shipperConfigSchema = z.strictObject({
         .default(2 << 20),
       /**
        * A producer with records waits this long for more before it sends (a full batch goes at once). Live tailing
-       * sends small batches, and each costs the event loop more than its lines: 50 files written 40 times a second,
-       * 100 ms took 40 % less CPU than 20 (a written line reaches Kafka within the latency goal either way; see
-       * bench/README.md). Full-speed reading fills batches before the linger ends.
+       * sends small batches, and each costs the event loop more than its lines: 100 ms took far less CPU than 20, and
+       * a written line reaches Kafka within the latency goal either way (bench/tuning.md). Full-speed reading fills
+       * batches before the linger ends.
        */
       lingerMs: z.number().int().nonnegative().default(100),
       /** Lines of one file travel together in Kafka messages of up to this size (0: one line per message). */
@@ -135,7 +135,7 @@ export const shipperConfigSchema = z.strictObject({
       openFiles: z.number().int().positive().default(2_048),
       /**
        * Kafka producers sending side by side, files spread over them (a file's lines stay with one, in order).
-       * Idempotence allows each one request in flight; with many files 3 were 15-25 % faster than 1 (benchmark).
+       * Idempotence allows each one request in flight; with many files 3 were faster than 1 (bench/tuning.md).
        */
       producers: z.number().int().min(1).max(16).default(3),
     })

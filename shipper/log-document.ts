@@ -181,7 +181,7 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * A file's parts, kept as long as the file is read, in memory of their own: from Buffer.from, each would be a slice
- * of Node's shared 64 KiB pool and keep a whole slab alive (1,000 files: 168 slabs, 10.5 MiB after a catch-up).
+ * of Node's shared 64 KiB pool and keep a whole slab alive (bench/tuning.md).
  */
 function ownBytes(text: string): Buffer {
   const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));

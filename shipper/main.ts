@@ -18,15 +18,14 @@ export async function runShipper(values: { config: string; validate: boolean }):
     return 0;
   }
   // Old space grows to 1.5 times what survives a full collection, not V8's up to four times: with a thousand files
-  // written ten times a second the heap grew to 90 MiB with 30 MiB alive. Peak RSS there: about 210 MiB with
-  // V8's default, 131-142 with this; the price is up to a tenth of the speed with 100 files (bench:shipper).
-  // A --heap-growing-percent given to node wins.
+  // written ten times a second the heap grew to three times what was alive. Far less peak memory, for a little speed
+  // with 100 files read at full speed (bench/tuning.md). A --heap-growing-percent given to node wins.
   if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) {
     setFlagsFromString("--heap-growing-percent=50");
   }
   // V8 moves an allocation site to old space once most of its objects outlive a young collection. In some runs a
-  // burst of records caught by one made every later record old, and the lines they point to with them (3,000,000
-  // lines from 1,000 files: 435 MiB promoted instead of about 60, a full collection every 0.3 s instead of 1 s).
+  // burst of records caught by one made every later record old, and the lines they point to with them: several
+  // times the memory promoted, and full collections three times as often (bench/tuning.md).
   setFlagsFromString("--no-allocation-site-pretenuring");
   const logger = createLogger("shipper");
   const kafkaSettings = resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} });

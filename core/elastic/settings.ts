@@ -2,7 +2,7 @@ import { z } from "zod";
 import { parseBoolean } from "../config.ts";
 
 // Apart from the client: components that only read connection settings (the agent) never load
-// @elastic/elasticsearch, about 25 MiB of resident memory.
+// @elastic/elasticsearch and its resident memory (bench/tuning.md).
 
 export const elasticSettingsSchema = z
   .strictObject({

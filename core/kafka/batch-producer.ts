@@ -150,7 +150,7 @@ export class BatchProducer implements Component {
       ...options,
       packBytes: options.packBytes ?? 0,
       // Uncompressed, a partition's share of a batch must stay under the broker's default message.max.bytes
-      // (1 MiB): past it every send is refused, split and sent again (measured: 8x slower at 2 MiB batches).
+      // (1 MiB): past it every send is refused, split and sent again (far slower: bench/tuning.md).
       batchBytes:
         options.compression === "none" ? Math.min(options.batchBytes, 900 << 10) : options.batchBytes,
     };

@@ -9,8 +9,7 @@ import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 export function componentRegistry(component: "agent" | "shipper" | "collector" | "indexer"): Registry {
   const registry = new Registry();
   // The event-loop lag histogram samples on a timer: prom-client's 10 ms default wakes an idle agent 100 times a
-  // second (bench:agent measured 0.6 % of a core with it against 0.37 % without the endpoint); 500 ms still shows
-  // a stalled loop.
+  // second (its cost: bench/tuning.md); 500 ms still shows a stalled loop.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 500 });
   new Gauge({
     name: "lifeline_build_info",

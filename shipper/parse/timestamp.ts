@@ -54,8 +54,8 @@ export class TimestampReader {
   /**
    * The line's leading timestamp as `@timestamp` text (ISO 8601, UTC, milliseconds), or undefined. A timestamp
    * already written that way (`2026-11-27T05:00:01.123Z`, the most common form) is its own text: a slice of the
-   * line, no conversion (converting each line's time back to text was 14 % of the shipper's CPU reading 100 files
-   * at full speed, whose lines' seconds change every line).
+   * line, no conversion (converting each line's time back to text was a large share of the shipper's CPU reading
+   * at full speed: bench/tuning.md).
    */
   readText(line: string, now: number): string | undefined {
     const ms = this.read(line, now);
@@ -201,8 +201,8 @@ let isoPrefix = "";
 
 /**
  * `new Date(ms).toISOString()` for the times `read` returns (years 1000 to 9999), with the text up to the
- * seconds made once per second: lines come in time order, and a Date and its formatting per line was 2.6 % of
- * the shipper's CPU tailing 1,000 files (profile, bench:shipper live).
+ * seconds made once per second: lines come in time order, and a Date and its formatting per line showed in the
+ * shipper's profile (bench/tuning.md).
  */
 export function isoString(ms: number): string {
   const second = Math.floor(ms / 1000);

@@ -337,7 +337,7 @@ export class FileTailer {
             }
             // In slices ending at a newline, with a turn of the event loop between them: Kafka's compression and
             // acknowledgements wait for this thread, and with one request in flight that wait sets the pace
-            // (one busy file: about a tenth faster than whole 256 KiB chunks).
+            // (faster than whole 256 KiB chunks: bench/tuning.md).
             let from = 0;
             this.midChunk = true;
             try {
@@ -416,8 +416,8 @@ export class FileTailer {
   /**
    * Reads `[position, size)` up to a buffer's length, then checks the file still holds the same content.
    * Reads (and stats) are synchronous: from the page cache they take microseconds, less than an asynchronous
-   * read's round trip through the thread pool (1,000 files written ten times a second: 17 % less CPU, 40 % less
-   * system time). A stalled disk stalls every file either way: the thread pool has four threads.
+   * read's round trip through the thread pool (less CPU and system time: bench/tuning.md). A stalled disk stalls
+   * every file either way: the thread pool has four threads.
    */
   private readChunk(position: number, size: number): Chunk | Promise<Chunk> {
     const slot = this.events.tryAcquireRead?.();

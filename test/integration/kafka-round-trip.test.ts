@@ -83,7 +83,7 @@ describe("BatchProducer.advance: a position without a record", () => {
       compression: "none",
       packBytes: 64 * 1024,
       lanes: 1,
-      deadLetterTopic: `${topic}.dead-letter`,
+      deadLetterTopic: `${topic}-dead-letters`, // named after this test's own topic, not a prefix's
     });
     await producer.start();
     try {
