@@ -1,7 +1,6 @@
 import type { Component } from "../core/lifecycle.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CheckpointStore, FileCheckpoint } from "./checkpoint-store.ts";
-import { heldFloor } from "./copy-tracker.ts";
 import type { FileRegistry, TrackedFile } from "./file-registry.ts";
 
 /**
@@ -95,7 +94,7 @@ export class CheckpointTracker implements Component {
       ino: tailer.identity.ino,
       fingerprint: tailer.identity.fingerprint,
       fingerprintBytes: tailer.identity.fingerprintBytes,
-      offset: file.held ? heldFloor(file) : tailer.ackedOffset,
+      offset: file.checkpointOffset(),
       size: tailer.size,
       mtimeMs: tailer.mtimeMs,
       updatedAt: new Date().toISOString(),

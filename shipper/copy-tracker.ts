@@ -223,19 +223,6 @@ export class CopyTracker {
   }
 }
 
-/**
- * A held copy's checkpoint: what its original had shipped of it. After a restart it is read from there (lines
- * the original also reads again keep their event ids: one document each).
- */
-export function heldFloor(file: TrackedFile): number {
-  const held = file.held as Held;
-  const size = file.tailer.currentSize();
-  return Math.min(
-    size,
-    held.kind === "truncated" ? held.truncation.readUpTo : held.original.tailer.ackedOffset,
-  );
-}
-
 function firstLinesEnd(fd: number, bytes: number): number {
   const head = Buffer.allocUnsafe(bytes);
   const read = readSync(fd, head, 0, bytes, 0);

@@ -74,6 +74,18 @@ export class TrackedFile {
     this.#held = undefined;
   }
 
+  /**
+   * What the checkpoint may say of this file: everything acknowledged; for a held copy, what its original had
+   * shipped of it. After a restart a copy is read from there (lines the original also reads again keep their event
+   * ids: one document each).
+   */
+  checkpointOffset(): number {
+    const held = this.#held;
+    if (!held) return this.tailer.ackedOffset;
+    const shipped = held.kind === "truncated" ? held.truncation.readUpTo : held.original.tailer.ackedOffset;
+    return Math.min(this.tailer.currentSize(), shipped);
+  }
+
   /** One more record read; reported to the metrics per chunk (a labelled counter costs more than a record). */
   countRecord(): void {
     this.#unreportedRecords++;
