@@ -1,5 +1,5 @@
-import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
+import { limitHeapGrowth } from "../core/heap.ts";
 import { BatchProducer } from "../core/kafka/batch-producer.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { kafkaGate } from "../core/kafka/gate.ts";
@@ -21,12 +21,9 @@ export async function runCollector(values: { config?: string; validate: boolean 
     process.stdout.write(`${values.config ?? "defaults"}: valid collector config\n`);
     return 0;
   }
-  // Old space grows to 1.5 times what survives a full collection, not V8's up to four times: less peak memory at
-  // the same throughput (bench/tuning.md). A small young generation must be given at start, as a node flag
-  // (NODE_OPTIONS=--max-semi-space-size=2, as docker-compose.yml does). A --heap-growing-percent given to node wins.
-  if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) {
-    setFlagsFromString("--heap-growing-percent=50");
-  }
+  // A small young generation must be given at start, as a node flag (NODE_OPTIONS=--max-semi-space-size=2, as
+  // docker-compose.yml does).
+  limitHeapGrowth();
   const logger = createLogger("collector");
   const kafkaSettings = {
     ...resolveKafka({ fromConfig: config.kafka ? { kafka: config.kafka } : {} }),

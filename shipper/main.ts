@@ -1,5 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { resolveKafka } from "../core/connections.ts";
+import { limitHeapGrowth } from "../core/heap.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { kafkaGate } from "../core/kafka/gate.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -17,12 +18,7 @@ export async function runShipper(values: { config: string; validate: boolean }):
     process.stdout.write(`${values.config}: valid shipper config (${config.inputs.length} inputs)\n`);
     return 0;
   }
-  // Old space grows to 1.5 times what survives a full collection, not V8's up to four times: with a thousand files
-  // written ten times a second the heap grew to three times what was alive. Far less peak memory, for a little speed
-  // with 100 files read at full speed (bench/tuning.md). A --heap-growing-percent given to node wins.
-  if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) {
-    setFlagsFromString("--heap-growing-percent=50");
-  }
+  limitHeapGrowth();
   // V8 moves an allocation site to old space once most of its objects outlive a young collection. In some runs a
   // burst of records caught by one made every later record old, and the lines they point to with them: several
   // times the memory promoted, and full collections three times as often (bench/tuning.md).
