@@ -41,6 +41,25 @@ export const indexerConfigSchema = z.strictObject({
       maxRetryDelayMs: z.number().int().positive().default(10_000),
     })
     .default({ maxBytes: 5 << 20, concurrency: 3, maxRetryDelayMs: 10_000 }),
+  /**
+   * How much one fetch from Kafka asks for, in compressed bytes, per partition and in all. A whole fetch is decoded
+   * at once, and a zstd batch of documents is many times its size decoded: these bound the indexer's memory. Smaller
+   * fetches hold less, and index a little slower on a small machine (bench/tuning.md).
+   */
+  fetch: z
+    .strictObject({
+      partitionBytes: z
+        .number()
+        .int()
+        .min(64 << 10)
+        .default(4 << 20),
+      maxBytes: z
+        .number()
+        .int()
+        .min(64 << 10)
+        .default(32 << 20),
+    })
+    .default({ partitionBytes: 4 << 20, maxBytes: 32 << 20 }),
   http: z
     .strictObject({
       host: z.string().default("127.0.0.1"),

@@ -85,10 +85,6 @@ const RETRYABLE_ITEM_STATUS = new Set([429, 500, 502, 503, 504]);
  * "already there" and counts as written, so re-deliveries never duplicate. While Elasticsearch is unreachable the
  * batch is retried with backoff, heartbeating, so the partition is effectively paused and the group membership kept.
  */
-/** Fetched from Kafka at once, per partition and in all (compressed). */
-const FETCH_PARTITION_BYTES = 512 << 10;
-const FETCH_BYTES = 4 << 20;
-
 export class Indexer implements Component {
   readonly name = "indexer";
   private readonly config: IndexerConfig;
@@ -156,10 +152,8 @@ export class Indexer implements Component {
       groupId: this.config.groupId,
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
-      // Compressed bytes: a zstd batch of documents is about a seventeenth of its size decoded, and a whole fetch is
-      // decoded at once. Small fetches bound what is held decoded and cost no speed (bench/tuning.md).
-      maxBytesPerPartition: FETCH_PARTITION_BYTES,
-      maxBytes: FETCH_BYTES,
+      maxBytesPerPartition: this.config.fetch.partitionBytes,
+      maxBytes: this.config.fetch.maxBytes,
     });
     await this.consumer.connect();
     this.consumer.onGroupJoin((payload) =>

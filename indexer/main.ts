@@ -1,6 +1,5 @@
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic, describeElastic, translateElasticError } from "../core/elastic/client.ts";
-import { limitHeapGrowth } from "../core/heap.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { kafkaGate } from "../core/kafka/gate.ts";
 import { runUntilSignal, Supervisor } from "../core/lifecycle.ts";
@@ -23,7 +22,6 @@ export async function runIndexer(values: {
     process.stdout.write(`${values.config ?? "(defaults)"}: valid indexer config\n`);
     return 0;
   }
-  limitHeapGrowth();
   const logger = createLogger("indexer");
   const elasticSettings = resolveElastic({
     fromConfig: config.elasticsearch ? { elasticsearch: config.elasticsearch } : {},

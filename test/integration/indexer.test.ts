@@ -65,6 +65,17 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     expect(await countDocuments(elastic, t.logs)).toBe(100_000);
   });
 
+  it("small fetches (fetch.partitionBytes 64 KiB): every record still one document, the group caught up", async () => {
+    const t = setup("smallfetch", { fetch: { partitionBytes: 64 * 1024, maxBytes: 128 * 1024 } });
+    await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+    await produceLogRecords(kafka, topicNames(t.prefix).logs, 30_000);
+    const indexer = launch(t.config);
+    await indexer.started;
+    expect(await waitForCount(elastic, t.logs, 30_000)).toBe(30_000);
+    await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
+    expect(await countDocuments(elastic, t.logs)).toBe(30_000);
+  });
+
   it("SIGKILL mid-batch and restart: still exactly 100,000, none missing", async () => {
     const t = setup("kill9", { bulk: { maxBytes: 256 * 1024 } });
     await ensureTopics(kafka, [topicNames(t.prefix).logs]);
