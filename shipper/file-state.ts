@@ -1,3 +1,5 @@
+import type { TailerState } from "./tail/file-tailer.ts";
+
 /** Decisions about a tracked file's life, as pure functions of what is known of it (test/unit/file-state.test.ts). */
 
 /** What these decisions look at. */
@@ -7,7 +9,7 @@ export interface FileFacts {
   /** When its path stopped leading to it, if it did. */
   readonly detachedAt: number | undefined;
   tailer: {
-    readonly state: "active" | "draining" | "closed";
+    readonly state: TailerState;
     /** Next byte to read, and the file's size at the last read. */
     readonly position: number;
     readonly size: number;
