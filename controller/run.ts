@@ -127,6 +127,24 @@ export function describeSummary(s: RolloutSummary): string {
   return `${s.total} steps: ${parts.join(", ")}`;
 }
 
+/**
+ * A rollout's one status. `success` only when every planned step has a verified success: a step missing from the
+ * results (the controller failed before it settled) makes it `incomplete`, never `success`.
+ */
+export function rolloutStatus(ended: {
+  aborted: boolean;
+  halted: boolean;
+  planned: number;
+  steps: StepResult[];
+}): RolloutStatus {
+  if (ended.aborted) return "cancelled";
+  if (ended.halted) return "halted";
+  const { steps } = ended;
+  if (steps.length === ended.planned && steps.every((s) => s.status === "success")) return "success";
+  if (steps.some((s) => s.status === "failed" || s.status === "timed_out")) return "failed";
+  return "incomplete";
+}
+
 /** Statuses that count against the failure budget: nothing verified that the step did what it should. */
 const COUNTS_AGAINST_BUDGET = new Set<StepStatus>(["failed", "timed_out", "unknown"]);
 
@@ -316,14 +334,26 @@ export class RolloutRunner {
       });
       // Events are applied one at a time, each one's decisions carried out in order before the next event.
       let chain = Promise.resolve();
+      /** A decision the controller could not carry out: the rollout ends, and its record never says success. */
+      let failure: string | undefined;
+      const failed = (error: Error) => {
+        this.logger.error({ err: error }, "rollout decision failed");
+        failure ??= `the controller could not carry out a decision: ${error.message}`;
+        finish(state.aborted ? "aborted" : "halted");
+      };
       const dispatch = (event: ScheduleEvent): Promise<void> => {
-        chain = chain
-          .then(() => this.carryOut(reduce(config, state, event), shell))
-          .catch((error: Error) => {
-            this.logger.error({ err: error }, "rollout decision failed");
-            finish(state.aborted ? "aborted" : "halted");
-          });
+        chain = chain.then(() => this.carryOut(reduce(config, state, event), shell)).catch(failed);
         return chain;
+      };
+      /**
+       * Steps' final records on their way to Kafka. The next decision does not wait for one's acknowledgement
+       * (10,000 settled steps would be 10,000 round trips in a row); the sender keeps them in order with the
+       * events after them, and the rollout's own end waits for every one.
+       */
+      const recording = new Set<Promise<void>>();
+      const track = (record: Promise<void>) => {
+        const tracked = record.catch(failed).finally(() => recording.delete(tracked));
+        recording.add(tracked);
       };
       /** Each step's latest attempt: final once the schedule says so (a retryable failure may be tried again). */
       const latest = new Map<string, StepResult>();
@@ -443,10 +473,8 @@ export class RolloutRunner {
           });
           // Its one final record (a resumed rollout's step may have it already).
           if (!(resume?.recorded?.has(key) && resume.results.get(key) === result))
-            await this.recordStep(
-              result,
-              this.stepSpans.get(key) ?? waveSpans.get(wave) ?? this.rollout,
-              wave,
+            track(
+              this.recordStep(result, this.stepSpans.get(key) ?? waveSpans.get(wave) ?? this.rollout, wave),
             );
         },
         soak: (key, ms) => {
@@ -506,22 +534,16 @@ export class RolloutRunner {
       for (const event of this.queued.splice(0)) await dispatch(event);
       const ended = await finished;
       await chain;
+      await Promise.all(recording);
       const steps = built.waves.flatMap((wave) =>
         wave.steps.map((step) => results.get(stepKey(step))).filter((r): r is StepResult => r !== undefined),
       );
       const aborted = ended === "aborted";
       if (aborted) haltReason = state.aborted;
+      if (failure) haltReason ??= failure;
       // An abort means nothing new is sent: no rollback either.
       const rollback = haltReason && !aborted && rollbackWanted ? await this.rollBack(plan, steps) : [];
-      const status: RolloutStatus = aborted
-        ? "cancelled"
-        : haltReason
-          ? "halted"
-          : steps.every((s) => s.status === "success")
-            ? "success"
-            : steps.some((s) => s.status === "failed" || s.status === "timed_out")
-              ? "failed"
-              : "incomplete";
+      const status = rolloutStatus({ aborted, halted: haltReason !== undefined, planned: total, steps });
       const summary = summarize(steps);
       await this.event("rollout.completed", status === "success" ? "success" : "failure", {
         reason: status,

@@ -7,7 +7,7 @@ import {
   rolloutsFrom,
   stepStates,
 } from "../../controller/rollouts.ts";
-import { listHosts, overBudget } from "../../controller/run.ts";
+import { listHosts, overBudget, rolloutStatus, type StepResult } from "../../controller/run.ts";
 
 const built = (name: string, hosts: string[]): RolloutPlan => ({
   name,
@@ -161,5 +161,41 @@ describe("a wave's hosts in its event", () => {
     const line = listHosts(many);
     expect(line).toBe(`${many.slice(0, 10).join(", ")} and 99990 more (100000 hosts)`);
     expect(line.length).toBeLessThan(200);
+  });
+});
+
+describe("rolloutStatus", () => {
+  const step = (host: string, status: StepResult["status"]): StepResult => ({
+    host,
+    service: "api",
+    action: "stop",
+    commandId: `c-${host}`,
+    status,
+  });
+  const ended = { aborted: false, halted: false, planned: 2 };
+
+  it("is success only when every planned step has a verified success", () => {
+    expect(rolloutStatus({ ...ended, steps: [step("a", "success"), step("b", "success")] })).toBe("success");
+  });
+
+  it("is never success when a planned step has no result (the controller failed before it settled)", () => {
+    expect(rolloutStatus({ ...ended, steps: [step("a", "success")] })).toBe("incomplete");
+    expect(rolloutStatus({ ...ended, steps: [] })).toBe("incomplete");
+  });
+
+  it("says failed when a step failed or timed out, incomplete for unknown or undeliverable ones", () => {
+    expect(rolloutStatus({ ...ended, steps: [step("a", "success"), step("b", "timed_out")] })).toBe("failed");
+    expect(rolloutStatus({ ...ended, steps: [step("a", "unknown"), step("b", "success")] })).toBe(
+      "incomplete",
+    );
+    expect(rolloutStatus({ ...ended, steps: [step("a", "undeliverable"), step("b", "success")] })).toBe(
+      "incomplete",
+    );
+  });
+
+  it("puts an abort before a halt, and a halt before what the steps say", () => {
+    const all = [step("a", "success"), step("b", "success")];
+    expect(rolloutStatus({ ...ended, aborted: true, halted: true, steps: all })).toBe("cancelled");
+    expect(rolloutStatus({ ...ended, halted: true, steps: all })).toBe("halted");
   });
 });
