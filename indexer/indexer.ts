@@ -80,6 +80,21 @@ export function reasonLabel(type: string, causedBy?: ElasticCause): string {
 const RETRYABLE_ITEM_STATUS = new Set([429, 500, 502, 503, 504]);
 
 /**
+ * What one bulk item's status says of its document. No item or no status for a document (an answer shorter than
+ * the request, or one this code does not understand) is `unanswered`: neither written nor refused, so it is sent
+ * again, never counted as indexed and never dead-lettered as if Elasticsearch had refused it.
+ */
+export function itemVerdict(
+  status: number | undefined,
+): "indexed" | "duplicate" | "retry" | "dead" | "unanswered" {
+  if (status === undefined || !Number.isInteger(status) || status < 100) return "unanswered";
+  if (status === 200 || status === 201) return "indexed";
+  if (status === 409) return "duplicate";
+  if (RETRYABLE_ITEM_STATUS.has(status)) return "retry";
+  return "dead";
+}
+
+/**
  * Kafka → Elasticsearch. Each partition's batch is written (or dead-lettered) before its offset is committed, so
  * nothing is committed past an unwritten record. Documents are created with their deterministic id: a 409 means
  * "already there" and counts as written, so re-deliveries never duplicate. While Elasticsearch is unreachable the
@@ -390,14 +405,20 @@ export class Indexer implements Component {
     // Counted per request, not per document: a labelled counter's inc costs more than the rest of the loop.
     const indexed = new Map<StreamKind, number>();
     const duplicates = new Map<StreamKind, number>();
-    response.items.forEach((entry, i) => {
-      const item = chunk[i] as Pending;
-      const result = entry.create ?? Object.values(entry)[0];
-      const status = result?.status ?? 0;
-      if (status === 200 || status === 201) indexed.set(item.kind, (indexed.get(item.kind) ?? 0) + 1);
-      else if (status === 409) duplicates.set(item.kind, (duplicates.get(item.kind) ?? 0) + 1);
-      else if (RETRYABLE_ITEM_STATUS.has(status)) {
+    const items = response.items ?? [];
+    let unanswered = 0;
+    chunk.forEach((item, i) => {
+      const entry = items[i];
+      const result = entry ? (entry.create ?? Object.values(entry)[0]) : undefined;
+      const status = result?.status;
+      const verdict = itemVerdict(status);
+      if (verdict === "indexed") indexed.set(item.kind, (indexed.get(item.kind) ?? 0) + 1);
+      else if (verdict === "duplicate") duplicates.set(item.kind, (duplicates.get(item.kind) ?? 0) + 1);
+      else if (verdict === "retry") {
         this.metrics.retries.inc({ status: String(status) });
+        retry.push(item);
+      } else if (verdict === "unanswered") {
+        unanswered++;
         retry.push(item);
       } else {
         const cause = result?.error as { type?: string; reason?: string } | undefined;
@@ -413,6 +434,12 @@ export class Indexer implements Component {
         });
       }
     });
+    if (unanswered > 0) {
+      // Not known written and not known refused: sent again (the same ids: a copy already there answers 409).
+      this.metrics.retries.inc({ status: "unanswered" }, unanswered);
+      this.lastError = `Elasticsearch's bulk answer had no status for ${unanswered} of ${chunk.length} documents (${items.length} items)`;
+      this.logger.warn({ documents: chunk.length, items: items.length, unanswered }, this.lastError);
+    }
     for (const [kind, count] of indexed) this.metrics.indexed.inc({ kind }, count);
     for (const [kind, count] of duplicates) this.metrics.duplicates.inc({ kind }, count);
     return retry;

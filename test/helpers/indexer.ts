@@ -1,3 +1,8 @@
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  request as httpRequest,
+} from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Client, estypes } from "@elastic/elasticsearch";
 import { deterministicId } from "../../core/events.ts";
@@ -155,5 +160,73 @@ export class CuttableProxy {
 
   async restore(): Promise<void> {
     await this.start(this.port);
+  }
+}
+
+/**
+ * An HTTP relay in front of the real Elasticsearch that shortens the `items` of the next `count` bulk answers to
+ * half (what a misbehaving proxy or a truncated answer looks like): Elasticsearch wrote the documents, the answer
+ * does not say so for half of them. Everything else passes as it is.
+ */
+export class ShortBulkAnswers {
+  private server: HttpServer | undefined;
+  private readonly target: URL;
+  /** Bulk answers still to shorten. */
+  remaining: number;
+  /** Items left out of the answers so far. */
+  dropped = 0;
+
+  constructor(target: string, count: number) {
+    this.target = new URL(target);
+    this.remaining = count;
+  }
+
+  async start(): Promise<number> {
+    const server = createHttpServer((incoming, answer) => {
+      const upstream = httpRequest(
+        {
+          host: this.target.hostname,
+          port: this.target.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: { ...incoming.headers, "accept-encoding": "identity" },
+        },
+        (response) => {
+          const shorten = (incoming.url ?? "").includes("_bulk") && this.remaining > 0;
+          if (!shorten) {
+            answer.writeHead(response.statusCode ?? 502, response.headers);
+            response.pipe(answer);
+            return;
+          }
+          const parts: Buffer[] = [];
+          response.on("data", (part: Buffer) => parts.push(part));
+          response.on("end", () => {
+            const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as { items?: unknown[] };
+            if (body.items && body.items.length > 1) {
+              this.remaining--;
+              const kept = Math.ceil(body.items.length / 2);
+              this.dropped += body.items.length - kept;
+              body.items = body.items.slice(0, kept);
+            }
+            const text = JSON.stringify(body);
+            const headers = { ...response.headers, "content-length": String(Buffer.byteLength(text)) };
+            delete headers["content-encoding"];
+            delete headers["transfer-encoding"];
+            answer.writeHead(response.statusCode ?? 502, headers);
+            answer.end(text);
+          });
+        },
+      );
+      upstream.on("error", (error) => answer.destroy(error));
+      incoming.pipe(upstream);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

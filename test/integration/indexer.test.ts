@@ -10,6 +10,7 @@ import {
   countDocuments,
   type ProcessUnderTest,
   produceLogRecords,
+  ShortBulkAnswers,
   startLifeline,
   waitForCount,
   waitForGroupCaughtUp,
@@ -129,6 +130,31 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     for (let i = 0; i < 20_000; i++) distinct.add(`${i % 3}/${i}`);
     expect(await countDocuments(elastic, t.logs)).toBe(distinct.size);
     await proxy.cut();
+  });
+
+  it("bulk answers that leave out half the items: those documents are sent again, never taken as written", async () => {
+    const t = setup("shortanswer", { bulk: { maxBytes: 256 * 1024 } });
+    const proxy = new ShortBulkAnswers(connections().elasticsearch.url, 3);
+    const port = await proxy.start();
+    try {
+      await ensureTopics(kafka, [topicNames(t.prefix).logs]);
+      await produceLogRecords(kafka, topicNames(t.prefix).logs, 20_000);
+      const indexer = launch(t.config, {
+        ...process.env,
+        LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
+        LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
+        LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
+      });
+      await indexer.started;
+      await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
+      expect(proxy.remaining).toBe(0);
+      expect(proxy.dropped).toBeGreaterThan(0);
+      expect(indexer.output()).toContain("bulk answer had no status for");
+      // The left-out documents were written the first time: sent again, they answer 409; none is lost or doubled.
+      expect(await countDocuments(elastic, t.logs)).toBe(20_000);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it("a mapping conflict and a non-JSON record go to the dead-letter topic with reasons; the rest is indexed", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { toDocument } from "../../core/ecs/document.ts";
 import { FLATTENED_DEPTH_LIMIT } from "../../core/ecs/mappings.ts";
-import { causeChain, reasonLabel } from "../../indexer/indexer.ts";
+import { causeChain, itemVerdict, reasonLabel } from "../../indexer/indexer.ts";
 
 const origin = { topic: "lifeline.logs", partition: 0, offset: "7", index: 0 };
 const now = new Date("2026-12-06T06:00:00.000Z");
@@ -112,5 +112,25 @@ describe("indexer: dead letters keep Elasticsearch's causes", () => {
     let depth = 0;
     for (let cause = causeChain(loop); cause; cause = cause.caused_by) depth++;
     expect(depth).toBe(8);
+  });
+});
+
+describe("itemVerdict: what a bulk item's status says of its document", () => {
+  it("counts only 200 and 201 as indexed, 409 as already there", () => {
+    expect(itemVerdict(201)).toBe("indexed");
+    expect(itemVerdict(200)).toBe("indexed");
+    expect(itemVerdict(409)).toBe("duplicate");
+  });
+
+  it("retries what Elasticsearch may take later, dead-letters what it refused", () => {
+    for (const status of [429, 500, 502, 503, 504]) expect(itemVerdict(status)).toBe("retry");
+    expect(itemVerdict(400)).toBe("dead");
+    expect(itemVerdict(404)).toBe("dead");
+  });
+
+  it("never reads a missing or meaningless status as written or refused", () => {
+    expect(itemVerdict(undefined)).toBe("unanswered");
+    expect(itemVerdict(0)).toBe("unanswered");
+    expect(itemVerdict(Number.NaN)).toBe("unanswered");
   });
 });
