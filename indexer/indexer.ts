@@ -95,8 +95,9 @@ export function itemVerdict(
 }
 
 /**
- * Kafka → Elasticsearch. Each partition's batch is written (or dead-lettered) before its offset is committed, so
- * nothing is committed past an unwritten record. Documents are created with their deterministic id: a 409 means
+ * Kafka → Elasticsearch. A partition's offset is committed only once its batch and every earlier one are written
+ * (or dead-lettered), so nothing is committed past an unwritten record; the next batch is fetched and parsed while
+ * the last requests of the one before are in flight. Documents are created with their deterministic id: a 409 means
  * "already there" and counts as written, so re-deliveries never duplicate. While Elasticsearch is unreachable the
  * batch is retried with backoff, heartbeating, so the partition is effectively paused and the group membership kept.
  */
@@ -118,6 +119,18 @@ export class Indexer implements Component {
   private lastBulkOk = true;
   private lastError: string | undefined;
   private readonly bulkSlots: Semaphore;
+  /**
+   * Per partition, the last batch handed on: whether everything up to it is written, and in which group
+   * generation it was read.
+   */
+  private readonly tails = new Map<
+    string,
+    { written: Promise<boolean>; generation: number; failure: () => Error | undefined }
+  >();
+  /** Group joins so far: after one, kafkajs reads each partition again from its committed offset. */
+  private generation = 0;
+  /** Batches still being written after their handler returned: stop() waits for them. */
+  private readonly writing = new Set<Promise<boolean>>();
 
   constructor(options: {
     config: IndexerConfig;
@@ -171,12 +184,13 @@ export class Indexer implements Component {
       maxBytes: this.config.fetch.maxBytes,
     });
     await this.consumer.connect();
-    this.consumer.onGroupJoin((payload) =>
+    this.consumer.onGroupJoin((payload) => {
+      this.generation++;
       this.logger.info(
         { groupId: payload.groupId, memberId: payload.memberId, assignment: payload.memberAssignment },
         "joined the consumer group",
-      ),
-    );
+      );
+    });
     await this.consumer.subscribe({ topics: Object.keys(this.topics), fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
@@ -193,7 +207,13 @@ export class Indexer implements Component {
     const abort = () =>
       this.logger.warn("stop deadline reached while a batch was being written; it will be redelivered");
     deadline.addEventListener("abort", abort, { once: true });
-    // disconnect() waits for the running batches to finish (bounded by the retry loop noticing `stopping`).
+    // No new batches; those being written finish (their retries notice `stopping`) and what was written is
+    // committed while the group membership is still held. Then the group is left.
+    await this.consumer?.stop().catch(() => {});
+    await Promise.race([
+      Promise.all(this.writing),
+      new Promise((resolve) => deadline.addEventListener("abort", resolve, { once: true })),
+    ]);
     await this.consumer?.disconnect().catch(() => {});
     await this.producer?.disconnect().catch(() => {});
     deadline.removeEventListener("abort", abort);
@@ -280,24 +300,72 @@ export class Indexer implements Component {
       }
     }
     if (chunk.length > 0) firstPass.push(handled(this.writeChunk(chunk, dead, heartbeat, abandoned)));
-    const written = await this.retryUntilWritten(
-      Promise.all(firstPass).then((retries) => retries.flat()),
-      dead,
-      heartbeat,
-      abandoned,
-    );
-    if (!written) return; // rebalanced or stopping: the new owner gets this batch again
-    await this.deadLetter(dead, heartbeat, abandoned);
     const last = batch.messages[batch.messages.length - 1]?.offset as string;
-    // Resolve moves the fetch position past the batch; the commit makes that survive a crash or a rebalance.
+    let failure: Error | undefined;
+    // This batch is written (or dead-lettered) in the background; false if abandoned (rebalanced or stopping:
+    // whoever owns the partition next reads it again from the committed offset).
+    const written = (async () => {
+      const ok = await this.retryUntilWritten(
+        Promise.all(firstPass).then((retries) => retries.flat()),
+        dead,
+        heartbeat,
+        abandoned,
+      );
+      if (!ok) return false;
+      await this.deadLetter(dead, heartbeat, abandoned);
+      return true;
+    })().catch((error: Error) => {
+      // A heartbeat refused (the group is rebalancing) or the dead-letter write given up: not written, not
+      // committed; the partition's next handler throws it to kafkajs, which rejoins and reads from the commit.
+      if (!this.stopping) {
+        this.logger.warn(
+          { topic: batch.topic, partition: batch.partition, err: error.message },
+          "batch abandoned",
+        );
+        failure = error;
+      }
+      return false;
+    });
+    const partitionKey = `${batch.topic}|${batch.partition}`;
+    const generation = this.generation;
+    const previous = this.tails.get(partitionKey);
+    // After a group join the partition is read again from its committed offset: a new chain begins there.
+    const earlier = previous?.generation === generation ? previous.written : Promise.resolve(true);
+    // Committed only when this batch and every earlier one of the partition are written: never past an unwritten
+    // record. A commit that fails is not retried: the next batch's commit covers this one.
+    const upToHere = earlier.then(async (earlierWritten) => {
+      const all = (await written) && earlierWritten;
+      // Not after a group join since this batch was read: the partition may be another member's now.
+      if (all && !isStale() && this.generation === generation) {
+        await this.consumer
+          ?.commitOffsets([
+            { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+          ])
+          .then(() =>
+            this.metrics.lag.set(
+              { topic: batch.topic, partition: String(batch.partition) },
+              Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
+            ),
+          )
+          .catch((error: Error) =>
+            this.logger.warn(
+              { topic: batch.topic, partition: batch.partition, err: error.message },
+              "commit failed",
+            ),
+          );
+      }
+      return all;
+    });
+    this.tails.set(partitionKey, { written: upToHere, generation, failure: () => failure });
+    this.writing.add(upToHere);
+    void upToHere.finally(() => this.writing.delete(upToHere));
+    // The fetch position moves on now, so the next batch is fetched and parsed while this one is written (kafkajs
+    // fetches again only once the handlers of the last fetch returned). At most two batches per partition: the
+    // handler returns once the partition's previous batch is written.
     resolveOffset(last);
-    await this.consumer?.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-    ]);
-    this.metrics.lag.set(
-      { topic: batch.topic, partition: String(batch.partition) },
-      Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
-    );
+    await earlier;
+    const failed = previous?.generation === generation ? previous.failure() : undefined;
+    if (failed) throw failed;
   }
 
   /**
@@ -327,12 +395,13 @@ export class Indexer implements Component {
   ): Promise<boolean> {
     let remaining = await firstPass;
     for (let attempt = 0; ; attempt++) {
-      if (abandoned()) return false;
+      // Written is written, even while stopping: committed before the group is left, it is not read again.
       if (remaining.length === 0) {
         this.lastBulkOk = true;
         this.lastError = undefined;
         return true;
       }
+      if (abandoned()) return false;
       const wait = backoffDelay(attempt, {
         initialDelayMs: 200,
         maxDelayMs: this.config.bulk.maxRetryDelayMs,

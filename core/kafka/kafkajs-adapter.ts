@@ -84,6 +84,7 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
       return {
         connect: () => consumer.connect(),
         disconnect: () => consumer.disconnect(),
+        stop: () => consumer.stop(),
         subscribe: (subscription) => consumer.subscribe(subscription),
         run: (handlers) => consumer.run(handlers),
         commitOffsets: (offsets) => consumer.commitOffsets(offsets),

@@ -92,6 +92,8 @@ export interface KafkaConsumer {
    */
   firstFetch(): Promise<void>;
   onGroupJoin(listener: (joined: GroupJoin) => void): () => void;
+  /** Stops fetching, after the batches being handled return; the group membership is kept until disconnect. */
+  stop(): Promise<void>;
   disconnect(): Promise<void>;
 }
 
