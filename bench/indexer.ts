@@ -13,19 +13,15 @@ import { fileURLToPath } from "node:url";
 import type { Client } from "@elastic/elasticsearch";
 import { stringify } from "yaml";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
-import { toDocument } from "../core/ecs/document.ts";
 import { createElastic } from "../core/elastic/client.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
-import { createLogger } from "../core/logger.ts";
 import { topicNames } from "../core/topics.ts";
-import { setupIndices } from "../indexer/index-setup.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import {
   countDocuments,
-  logRecordText,
   produceLogRecords,
   startLifeline,
   waitForGroupCaughtUp,
@@ -38,6 +34,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const root = "/tmp/lifeline-bench-indexer";
 const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
+const ceilingScript = fileURLToPath(new URL("./indexer-ceiling.ts", import.meta.url));
 
 async function main() {
   if (!process.env.LIFELINE_KAFKA_BROKERS) {
@@ -63,15 +60,11 @@ async function main() {
   // Alternating rounds (ceiling, then indexer, each into fresh data streams): on two shared cores one pair of
   // figures varies by a third from run to run; each round's indexer is compared with its own ceiling.
   for (let round = 0; round < ROUNDS; round++) {
-    const ceilingSeconds = await measureCeiling(elastic, prefix, run, round);
+    const ceiling = await measureCeiling(prefix, run, round);
+    const ceilingSeconds = ceiling.seconds as number;
     // Each system runs on a node without the other's fresh index (its merges would run meanwhile).
     await closeIndices(elastic, `bench_ceiling_${run}_${round}`);
-    rows.push({
-      scenario: `${DOCS} docs, round ${round + 1}`,
-      system: "pre-built bulk (ceiling)",
-      "docs/s": Math.round(DOCS / ceilingSeconds),
-      seconds: ceilingSeconds,
-    });
+    rows.push(ceiling);
     rows.push(await measureIndexer(kafka, elastic, prefix, run, round, ceilingSeconds));
     await closeIndices(elastic, `bench_${run}_${round}`);
   }
@@ -170,44 +163,45 @@ async function endToEndLatency(run: string) {
   return { p50: pick(0.5), p99: pick(0.99), lines };
 }
 
-/** Ceiling: the very documents the indexer writes (its own toDocument on the same records), into a data stream
- * under the same templates, as pre-built bulk bodies of ~5 MB, three requests in flight. Returns its seconds. */
-async function measureCeiling(elastic: Client, prefix: string, run: string, round: number): Promise<number> {
-  const ceilingLayout = await setupIndices(
-    elastic,
-    { namespace: `bench_ceiling_${run}_${round}`, retention: "1d", replicas: 0, mode: "auto" },
-    createLogger("bench"),
+/**
+ * The ceiling in a process of its own (bench/indexer-ceiling.ts) under GNU time, measured as the indexer is: its
+ * seconds from the first request, CPU and peak RSS (it holds every pre-built body).
+ */
+async function measureCeiling(prefix: string, run: string, round: number): Promise<BenchRow> {
+  const timeFile = join(root, "ceiling-time.txt");
+  const child = spawn(
+    "/usr/bin/time",
+    [
+      "-f",
+      "%U %S %M",
+      "-o",
+      timeFile,
+      process.execPath,
+      ceilingScript,
+      prefix,
+      run,
+      String(round),
+      String(DOCS),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
   );
-  const ceilingIndex = ceilingLayout.targets.logs;
-  const bodies: string[] = [];
-  let body = "";
-  for (let i = 0; i < DOCS; i++) {
-    const { id, document } = toDocument("logs", logRecordText(i, 10), {
-      topic: topicNames(prefix).logs,
-      partition: 0,
-      offset: String(i),
-      index: 0,
-    });
-    body += `${JSON.stringify({ create: { _index: ceilingIndex, _id: id } })}\n${JSON.stringify(document)}\n`;
-    if (body.length > 5 << 20 || i === DOCS - 1) {
-      bodies.push(body);
-      body = "";
-    }
-  }
-  const began = performance.now();
-  let next = 0;
-  await Promise.all(
-    [0, 1, 2].map(async () => {
-      while (next < bodies.length) {
-        const mine = bodies[next++] as string;
-        const response = await elastic.bulk({ operations: mine.trimEnd().split("\n") as never });
-        if (response.errors) throw new Error("ceiling bulk had errors");
-      }
-    }),
-  );
-  await elastic.indices.refresh({ index: ceilingIndex });
-  const ceilingSeconds = (performance.now() - began) / 1000;
-  return ceilingSeconds;
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`the ceiling exited ${code}: ${output}`);
+  const { seconds } = JSON.parse(output) as { seconds: number };
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  return {
+    scenario: `${DOCS} docs, round ${round + 1}`,
+    system: "pre-built bulk (ceiling)",
+    "docs/s": Math.round(DOCS / seconds),
+    seconds,
+    "cpu s": (user ?? 0) + (system ?? 0),
+    "peak RSS MiB": (rssKb ?? 0) / 1024,
+  };
 }
 
 /** The Lifeline indexer from Kafka, under GNU time for its CPU and memory. */
