@@ -19,6 +19,7 @@ import { backoffDelay } from "../core/retry.ts";
 import { Semaphore } from "../core/semaphore.ts";
 import { topicNames } from "../core/topics.ts";
 import { bulkBody, rawBytes } from "./bulk-body.ts";
+import { CommitChains } from "./commit-chain.ts";
 import type { IndexerConfig } from "./config.ts";
 import { actionHead, type RawDocument, rawBatch, rawDocumentText, shipperLogDocument } from "./documents.ts";
 import type { IndexLayout } from "./index-setup.ts";
@@ -119,14 +120,8 @@ export class Indexer implements Component {
   private lastBulkOk = true;
   private lastError: string | undefined;
   private readonly bulkSlots: Semaphore;
-  /**
-   * Per partition, the last batch handed on: whether everything up to it is written, and in which group
-   * generation it was read.
-   */
-  private readonly tails = new Map<
-    string,
-    { written: Promise<boolean>; generation: number; failure: () => Error | undefined }
-  >();
+  /** Per partition, the batches being written in the order they were read: when each may be committed. */
+  private readonly commits = new CommitChains();
   /** Group joins so far: after one, kafkajs reads each partition again from its committed offset. */
   private generation = 0;
   /** Batches still being written after their handler returned: stop() waits for them. */
@@ -301,7 +296,8 @@ export class Indexer implements Component {
     }
     if (chunk.length > 0) firstPass.push(handled(this.writeChunk(chunk, dead, heartbeat, abandoned)));
     const last = batch.messages[batch.messages.length - 1]?.offset as string;
-    let failure: Error | undefined;
+    // Kept per partition after this handler returns: a holder of its own, so that it keeps no batch alive.
+    const outcome: { failure?: Error } = {};
     // This batch is written (or dead-lettered) in the background; false if abandoned (rebalanced or stopping:
     // whoever owns the partition next reads it again from the committed offset).
     const written = (async () => {
@@ -322,49 +318,47 @@ export class Indexer implements Component {
           { topic: batch.topic, partition: batch.partition, err: error.message },
           "batch abandoned",
         );
-        failure = error;
+        outcome.failure = error;
       }
       return false;
     });
-    const partitionKey = `${batch.topic}|${batch.partition}`;
-    const generation = this.generation;
-    const previous = this.tails.get(partitionKey);
-    // After a group join the partition is read again from its committed offset: a new chain begins there.
-    const earlier = previous?.generation === generation ? previous.written : Promise.resolve(true);
     // Committed only when this batch and every earlier one of the partition are written: never past an unwritten
     // record. A commit that fails is not retried: the next batch's commit covers this one.
-    const upToHere = earlier.then(async (earlierWritten) => {
-      const all = (await written) && earlierWritten;
-      // Not after a group join since this batch was read: the partition may be another member's now.
-      if (all && !isStale() && this.generation === generation) {
-        await this.consumer
-          ?.commitOffsets([
-            { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-          ])
-          .then(() =>
-            this.metrics.lag.set(
-              { topic: batch.topic, partition: String(batch.partition) },
-              Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
-            ),
-          )
-          .catch((error: Error) =>
-            this.logger.warn(
-              { topic: batch.topic, partition: batch.partition, err: error.message },
-              "commit failed",
-            ),
-          );
-      }
-      return all;
-    });
-    this.tails.set(partitionKey, { written: upToHere, generation, failure: () => failure });
-    this.writing.add(upToHere);
-    void upToHere.finally(() => this.writing.delete(upToHere));
+    const commit = () =>
+      isStale()
+        ? Promise.resolve()
+        : (this.consumer
+            ?.commitOffsets([
+              { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+            ])
+            .then(() =>
+              this.metrics.lag.set(
+                { topic: batch.topic, partition: String(batch.partition) },
+                Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
+              ),
+            )
+            .catch((error: Error) =>
+              this.logger.warn(
+                { topic: batch.topic, partition: batch.partition, err: error.message },
+                "commit failed",
+              ),
+            ) ?? Promise.resolve());
+    const chained = this.commits.add(
+      `${batch.topic}|${batch.partition}`,
+      this.generation,
+      written,
+      outcome,
+      commit,
+      () => this.generation,
+    );
+    this.writing.add(chained.upToHere);
+    void chained.upToHere.finally(() => this.writing.delete(chained.upToHere));
     // The fetch position moves on now, so the next batch is fetched and parsed while this one is written (kafkajs
     // fetches again only once the handlers of the last fetch returned). At most two batches per partition: the
     // handler returns once the partition's previous batch is written.
     resolveOffset(last);
-    await earlier;
-    const failed = previous?.generation === generation ? previous.failure() : undefined;
+    await chained.earlier;
+    const failed = chained.earlierFailure();
     if (failed) throw failed;
   }
 

@@ -230,3 +230,72 @@ export class ShortBulkAnswers {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
+
+/**
+ * An HTTP relay in front of the real Elasticsearch that refuses, with 503, every bulk request whose body holds
+ * `marker` while `holding` is true: the documents of that request stay unwritten (the indexer retries them) while
+ * every other request passes to Elasticsearch as it is.
+ */
+export class HeldBulks {
+  private server: HttpServer | undefined;
+  private readonly target: URL;
+  private readonly marker: string;
+  holding = true;
+  /** Requests refused so far. */
+  refused = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(target: string, marker: string) {
+    this.target = new URL(target);
+    this.marker = marker;
+  }
+
+  /** Resolves once a request holding the marker was refused. */
+  firstRefusal(): Promise<void> {
+    return this.refused > 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async start(): Promise<number> {
+    const server = createHttpServer((incoming, answer) => {
+      const parts: Buffer[] = [];
+      incoming.on("data", (part: Buffer) => parts.push(part));
+      incoming.on("end", () => {
+        const body = Buffer.concat(parts);
+        if (this.holding && (incoming.url ?? "").includes("_bulk") && body.includes(this.marker)) {
+          this.refused++;
+          for (const waiter of this.waiters.splice(0)) waiter();
+          const text = JSON.stringify({
+            error: { type: "test_hold", reason: "held by the test" },
+            status: 503,
+          });
+          answer.writeHead(503, { "content-type": "application/json", "x-elastic-product": "Elasticsearch" });
+          answer.end(text);
+          return;
+        }
+        const upstream = httpRequest(
+          {
+            host: this.target.hostname,
+            port: this.target.port,
+            method: incoming.method,
+            path: incoming.url,
+            headers: { ...incoming.headers, "content-length": String(body.length) },
+          },
+          (response) => {
+            answer.writeHead(response.statusCode ?? 502, response.headers);
+            response.pipe(answer);
+          },
+        );
+        upstream.on("error", (error) => answer.destroy(error));
+        upstream.end(body);
+      });
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}

@@ -3,11 +3,13 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { deterministicId } from "../../core/events.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 import { topicNames } from "../../core/topics.ts";
 import {
   CuttableProxy,
   countDocuments,
+  HeldBulks,
   type ProcessUnderTest,
   produceLogRecords,
   ShortBulkAnswers,
@@ -152,6 +154,66 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
       expect(indexer.output()).toContain("bulk answer had no status for");
       // The left-out documents were written the first time: sent again, they answer 409; none is lost or doubled.
       expect(await countDocuments(elastic, t.logs)).toBe(20_000);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it("a later batch written while an earlier one is still refused: nothing committed past the earlier one; SIGKILL then, restart: exact count", async () => {
+    const t = setup("heldbatch", { bulk: { maxBytes: 256 * 1024 } });
+    const topic = topicNames(t.prefix).logs;
+    await ensureTopics(kafka, [topic], 1);
+    // The request carrying the first batch's last document (no id the second batch shares) is refused until the
+    // end of the test.
+    const proxy = new HeldBulks(
+      connections().elasticsearch.url,
+      `"_id":"${deterministicId("test", 9, 4_999)}"`,
+    );
+    const port = await proxy.start();
+    try {
+      await produceLogRecords(kafka, topic, 5_000);
+      const indexer = launch(t.config, {
+        ...process.env,
+        LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
+        LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
+        LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
+      });
+      await indexer.started;
+      await proxy.firstRefusal();
+      // A second batch, produced in one request while the first is held (one request: one batch; the indexer
+      // holds at most two per partition, so a batch after it would wait): ids of its own, one trace id to count
+      // it by.
+      const later = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const producer = kafka.producer();
+      await producer.connect();
+      const messages = Array.from({ length: 30 }, (_, pack) => ({
+        key: "later",
+        value: Array.from({ length: 100 }, (_, n) =>
+          JSON.stringify({
+            "@timestamp": "2026-12-06T10:00:00Z",
+            message: `later ${pack * 100 + n}`,
+            event: { id: `later-${pack * 100 + n}` },
+            trace: { id: later },
+            host: { name: "test-host" },
+          }),
+        ).join("\n"),
+      }));
+      await producer.send({ topic, messages });
+      await producer.disconnect();
+      await waitForCount(elastic, t.logs, 3_000, 60_000, { term: { "trace.id": later } });
+      const admin = kafka.admin();
+      await admin.connect();
+      const [committed] = await admin.fetchOffsets({ groupId: t.groupId, topics: [topic] });
+      await admin.disconnect();
+      // The second batch is written; the first is not: no offset past the first batch's start may be committed.
+      expect(Number(committed?.partitions[0]?.offset ?? "-1")).toBeLessThanOrEqual(0);
+      expect(proxy.refused).toBeGreaterThan(0);
+      indexer.process.kill("SIGKILL");
+      await indexer.exited;
+      const again = launch(t.config);
+      await again.started;
+      await waitForGroupCaughtUp(kafka, t.groupId, topic);
+      expect(await countDocuments(elastic, t.logs)).toBe(8_000);
     } finally {
       await proxy.stop();
     }
