@@ -10,7 +10,7 @@
  *                                    the controller)
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,7 +24,7 @@ import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { lifelineBin } from "../test/helpers/cli.ts";
 import { uniqueName } from "../test/helpers/services.ts";
-import { type BenchRow, printTable, writeResults } from "./lib.ts";
+import { type BenchRow, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 100);
@@ -100,11 +100,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   const began = performance.now();
   const child = spawn(
     "/usr/bin/time",
-    [
-      "-f",
-      "%U %S %M",
-      "-o",
-      timeFile,
+    underTime(timeFile, [
       process.execPath,
       ...NODE_ARGS,
       lifelineBin,
@@ -118,7 +114,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
       "--json",
       "--presence-window-ms",
       "600000",
-    ],
+    ]),
     {
       env: { ...process.env, LIFELINE_TOPIC_PREFIX: prefix, LIFELINE_LOG_LEVEL: "warn" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -150,8 +146,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
     );
     await whereWasIt(prefix, others.slice(0, 5));
   }
-  const [user, system, rssKb] =
-    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  const measured = timeMeasured(timeFile);
   return {
     scenario: label,
     system: "lifeline rollout (CLI: presence, plan, sign, send, follow)",
@@ -159,8 +154,8 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
     succeeded,
     seconds,
     "commands/s": Math.round(hosts / seconds),
-    "cpu s": (user ?? 0) + (system ?? 0),
-    "peak RSS MiB": (rssKb ?? 0) / 1024,
+    "cpu s": measured.cpuSeconds,
+    "peak RSS MiB": measured.peakRssMiB,
   };
 }
 

@@ -7,7 +7,7 @@
  *                                    indexer's Node flags)
  */
 import { spawn } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@elastic/elasticsearch";
@@ -26,7 +26,7 @@ import {
   startLifeline,
   waitForGroupCaughtUp,
 } from "../test/helpers/indexer.ts";
-import { type BenchRow, printTable, writeResults } from "./lib.ts";
+import { type BenchRow, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -171,18 +171,7 @@ async function measureCeiling(prefix: string, run: string, round: number): Promi
   const timeFile = join(root, "ceiling-time.txt");
   const child = spawn(
     "/usr/bin/time",
-    [
-      "-f",
-      "%U %S %M",
-      "-o",
-      timeFile,
-      process.execPath,
-      ceilingScript,
-      prefix,
-      run,
-      String(round),
-      String(DOCS),
-    ],
+    underTime(timeFile, [process.execPath, ceilingScript, prefix, run, String(round), String(DOCS)]),
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let output = "";
@@ -192,15 +181,14 @@ async function measureCeiling(prefix: string, run: string, round: number): Promi
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`the ceiling exited ${code}: ${output}`);
   const { seconds } = JSON.parse(output) as { seconds: number };
-  const [user, system, rssKb] =
-    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  const measured = timeMeasured(timeFile);
   return {
     scenario: `${DOCS} docs, round ${round + 1}`,
     system: "pre-built bulk (ceiling)",
     "docs/s": Math.round(DOCS / seconds),
     seconds,
-    "cpu s": (user ?? 0) + (system ?? 0),
-    "peak RSS MiB": (rssKb ?? 0) / 1024,
+    "cpu s": measured.cpuSeconds,
+    "peak RSS MiB": measured.peakRssMiB,
   };
 }
 
@@ -223,18 +211,7 @@ async function measureIndexer(
   const start = performance.now();
   const indexer = spawn(
     "/usr/bin/time",
-    [
-      "-f",
-      "%U %S %M",
-      "-o",
-      timeFile,
-      process.execPath,
-      ...NODE_ARGS,
-      lifelineBin,
-      "indexer",
-      "--config",
-      config,
-    ],
+    underTime(timeFile, [process.execPath, ...NODE_ARGS, lifelineBin, "indexer", "--config", config]),
     { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
   );
   // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
@@ -258,8 +235,7 @@ async function measureIndexer(
   if (indexed !== DOCS) throw new Error(`${target}: ${indexed} documents, expected ${DOCS}`);
   spawn("pkill", ["-TERM", "-P", String(indexer.pid)]);
   await new Promise((resolve) => indexer.once("exit", resolve));
-  const [user, system, rssKb] =
-    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  const measured = timeMeasured(timeFile);
   return {
     scenario: `${DOCS} docs, round ${round + 1}`,
     system: `lifeline indexer (from Kafka${NODE_ARGS.length > 0 ? `, ${NODE_ARGS.join(" ")}` : ""})`,
@@ -267,8 +243,8 @@ async function measureIndexer(
     seconds,
     "startup s": startupSeconds,
     "% of ceiling": Math.round((ceilingSeconds / seconds) * 100),
-    "cpu s": (user ?? 0) + (system ?? 0),
-    "peak RSS MiB": (rssKb ?? 0) / 1024,
+    "cpu s": measured.cpuSeconds,
+    "peak RSS MiB": measured.peakRssMiB,
   };
 }
 

@@ -3,6 +3,18 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 
+/** GNU time's arguments to run `command` and write its CPU and peak RSS to `timeFile` (read with timeMeasured). */
+export function underTime(timeFile: string, command: string[]): string[] {
+  return ["-f", "%U %S %M", "-o", timeFile, ...command];
+}
+
+/** What GNU time wrote for a process that exited: its CPU seconds (user + system) and peak RSS. */
+export function timeMeasured(timeFile: string): { cpuSeconds: number; peakRssMiB: number } {
+  const [user, system, rssKb] =
+    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
+  return { cpuSeconds: (user ?? 0) + (system ?? 0), peakRssMiB: (rssKb ?? 0) / 1024 };
+}
+
 /** CPU seconds (user + system) a live process used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];

@@ -28,7 +28,7 @@ import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import { type BenchRow, printTable, waitForRecords, writeResults } from "./lib.ts";
+import { type BenchRow, printTable, timeMeasured, underTime, waitForRecords, writeResults } from "./lib.ts";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 /** The shipper's recordFormat (BENCH_RECORD_FORMAT=single: one document per Kafka record). */
@@ -192,7 +192,7 @@ async function measure(
 ): Promise<Measured> {
   const timeFile = join(root, `time-${Date.now()}.txt`);
   const began = performance.now();
-  const child = spawn("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, ...command], {
+  const child = spawn("/usr/bin/time", underTime(timeFile, command), {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env, LIFELINE_LOG_LEVEL: "warn" },
   });
@@ -228,9 +228,8 @@ async function measure(
     spawn("pkill", ["-TERM", "-P", String(child.pid)]);
   }
   await exited;
-  const [user, system, rssKb] =
-    readFileSync(timeFile, "utf8").trim().split("\n").pop()?.split(" ").map(Number) ?? [];
-  return { seconds, cpuSeconds: (user ?? 0) + (system ?? 0), peakRssMiB: (rssKb ?? 0) / 1024 };
+  const measured = timeMeasured(timeFile);
+  return { seconds, ...measured };
 }
 
 /** Polls the shipper's /metrics until Kafka acknowledged `lines` records; seconds since `since`. */

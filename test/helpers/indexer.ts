@@ -164,95 +164,30 @@ export class CuttableProxy {
 }
 
 /**
- * An HTTP relay in front of the real Elasticsearch that shortens the `items` of the next `count` bulk answers to
- * half (what a misbehaving proxy or a truncated answer looks like): Elasticsearch wrote the documents, the answer
- * does not say so for half of them. Everything else passes as it is.
+ * An HTTP relay in front of the real Elasticsearch for fault tests: each request's body is read whole; `refuse`
+ * may answer it instead of Elasticsearch, and `rewrite` may change the text of Elasticsearch's answer.
  */
-export class ShortBulkAnswers {
+abstract class ElasticRelay {
   private server: HttpServer | undefined;
   private readonly target: URL;
-  /** Bulk answers still to shorten. */
-  remaining: number;
-  /** Items left out of the answers so far. */
-  dropped = 0;
 
-  constructor(target: string, count: number) {
+  constructor(target: string) {
     this.target = new URL(target);
-    this.remaining = count;
   }
 
-  async start(): Promise<number> {
-    const server = createHttpServer((incoming, answer) => {
-      const upstream = httpRequest(
-        {
-          host: this.target.hostname,
-          port: this.target.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: { ...incoming.headers, "accept-encoding": "identity" },
-        },
-        (response) => {
-          const shorten = (incoming.url ?? "").includes("_bulk") && this.remaining > 0;
-          if (!shorten) {
-            answer.writeHead(response.statusCode ?? 502, response.headers);
-            response.pipe(answer);
-            return;
-          }
-          const parts: Buffer[] = [];
-          response.on("data", (part: Buffer) => parts.push(part));
-          response.on("end", () => {
-            const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as { items?: unknown[] };
-            if (body.items && body.items.length > 1) {
-              this.remaining--;
-              const kept = Math.ceil(body.items.length / 2);
-              this.dropped += body.items.length - kept;
-              body.items = body.items.slice(0, kept);
-            }
-            const text = JSON.stringify(body);
-            const headers = { ...response.headers, "content-length": String(Buffer.byteLength(text)) };
-            delete headers["content-encoding"];
-            delete headers["transfer-encoding"];
-            answer.writeHead(response.statusCode ?? 502, headers);
-            answer.end(text);
-          });
-        },
-      );
-      upstream.on("error", (error) => answer.destroy(error));
-      incoming.pipe(upstream);
-    });
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return (server.address() as { port: number }).port;
+  /** An answer of the relay's own for this request, or undefined to pass it on. */
+  protected refuse(_url: string, _body: Buffer): { status: number; body: string } | undefined {
+    return undefined;
   }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
-
-/**
- * An HTTP relay in front of the real Elasticsearch that refuses, with 503, every bulk request whose body holds
- * `marker` while `holding` is true: the documents of that request stay unwritten (the indexer retries them) while
- * every other request passes to Elasticsearch as it is.
- */
-export class HeldBulks {
-  private server: HttpServer | undefined;
-  private readonly target: URL;
-  private readonly marker: string;
-  holding = true;
-  /** Requests refused so far. */
-  refused = 0;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(target: string, marker: string) {
-    this.target = new URL(target);
-    this.marker = marker;
+  /** A new text for Elasticsearch's answer to this request, or undefined to pass it on as it is. */
+  protected rewrite(_url: string, _answer: string): string | undefined {
+    return undefined;
   }
 
-  /** Resolves once a request holding the marker was refused. */
-  firstRefusal(): Promise<void> {
-    return this.refused > 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  /** Whether this request's answer goes through rewrite (read whole) or is piped as it comes. */
+  protected rewrites(_url: string): boolean {
+    return false;
   }
 
   async start(): Promise<number> {
@@ -260,16 +195,15 @@ export class HeldBulks {
       const parts: Buffer[] = [];
       incoming.on("data", (part: Buffer) => parts.push(part));
       incoming.on("end", () => {
+        const url = incoming.url ?? "";
         const body = Buffer.concat(parts);
-        if (this.holding && (incoming.url ?? "").includes("_bulk") && body.includes(this.marker)) {
-          this.refused++;
-          for (const waiter of this.waiters.splice(0)) waiter();
-          const text = JSON.stringify({
-            error: { type: "test_hold", reason: "held by the test" },
-            status: 503,
+        const refused = this.refuse(url, body);
+        if (refused) {
+          answer.writeHead(refused.status, {
+            "content-type": "application/json",
+            "x-elastic-product": "Elasticsearch",
           });
-          answer.writeHead(503, { "content-type": "application/json", "x-elastic-product": "Elasticsearch" });
-          answer.end(text);
+          answer.end(refused.body);
           return;
         }
         const upstream = httpRequest(
@@ -277,12 +211,30 @@ export class HeldBulks {
             host: this.target.hostname,
             port: this.target.port,
             method: incoming.method,
-            path: incoming.url,
-            headers: { ...incoming.headers, "content-length": String(body.length) },
+            path: url,
+            headers: {
+              ...incoming.headers,
+              "content-length": String(body.length),
+              "accept-encoding": "identity",
+            },
           },
           (response) => {
-            answer.writeHead(response.statusCode ?? 502, response.headers);
-            response.pipe(answer);
+            if (!this.rewrites(url)) {
+              answer.writeHead(response.statusCode ?? 502, response.headers);
+              response.pipe(answer);
+              return;
+            }
+            const answered: Buffer[] = [];
+            response.on("data", (part: Buffer) => answered.push(part));
+            response.on("end", () => {
+              const original = Buffer.concat(answered).toString("utf8");
+              const text = this.rewrite(url, original) ?? original;
+              const headers = { ...response.headers, "content-length": String(Buffer.byteLength(text)) };
+              delete headers["content-encoding"];
+              delete headers["transfer-encoding"];
+              answer.writeHead(response.statusCode ?? 502, headers);
+              answer.end(text);
+            });
           },
         );
         upstream.on("error", (error) => answer.destroy(error));
@@ -298,4 +250,79 @@ export class HeldBulks {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/**
+ * Shortens the `items` of the next `count` bulk answers to half (what a misbehaving proxy or a truncated answer
+ * looks like): Elasticsearch wrote the documents, the answer does not say so for half of them.
+ */
+export class ShortBulkAnswers extends ElasticRelay {
+  /** Bulk answers still to shorten. */
+  remaining: number;
+  /** Items left out of the answers so far. */
+  dropped = 0;
+
+  constructor(target: string, count: number) {
+    super(target);
+    this.remaining = count;
+  }
+
+  protected override rewrites(url: string): boolean {
+    return url.includes("_bulk") && this.remaining > 0;
+  }
+
+  protected override rewrite(_url: string, answer: string): string | undefined {
+    const body = JSON.parse(answer) as { items?: unknown[] };
+    if (!body.items || body.items.length < 2) return undefined;
+    this.remaining--;
+    const kept = Math.ceil(body.items.length / 2);
+    this.dropped += body.items.length - kept;
+    body.items = body.items.slice(0, kept);
+    return JSON.stringify(body);
+  }
+}
+
+/**
+ * Refuses, with 503, every bulk request whose body holds `marker` while `holding` is true: the documents of that
+ * request stay unwritten (the indexer retries them) while every other request reaches Elasticsearch.
+ */
+export class HeldBulks extends ElasticRelay {
+  private readonly marker: string;
+  holding = true;
+  /** Requests refused so far. */
+  refused = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(target: string, marker: string) {
+    super(target);
+    this.marker = marker;
+  }
+
+  /** Resolves once a request holding the marker was refused. */
+  firstRefusal(): Promise<void> {
+    return this.refused > 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  protected override refuse(url: string, body: Buffer): { status: number; body: string } | undefined {
+    if (!this.holding || !url.includes("_bulk") || !body.includes(this.marker)) return undefined;
+    this.refused++;
+    for (const waiter of this.waiters.splice(0)) waiter();
+    return {
+      status: 503,
+      body: JSON.stringify({ error: { type: "test_hold", reason: "held by the test" }, status: 503 }),
+    };
+  }
+}
+
+/** The environment that points a Lifeline process at Elasticsearch through a relay on `port`. */
+export function throughRelay(
+  port: number,
+  elasticsearch: { username?: string; password?: string },
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
+    LIFELINE_ES_USERNAME: elasticsearch.username ?? "",
+    LIFELINE_ES_PASSWORD: elasticsearch.password ?? "",
+  };
 }

@@ -14,6 +14,7 @@ import {
   produceLogRecords,
   ShortBulkAnswers,
   startLifeline,
+  throughRelay,
   waitForCount,
   waitForGroupCaughtUp,
 } from "../helpers/indexer.ts";
@@ -107,12 +108,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     const port = await proxy.start();
     await ensureTopics(kafka, [topicNames(t.prefix).logs]);
     await produceLogRecords(kafka, topicNames(t.prefix).logs, 30_000);
-    const env = {
-      ...process.env,
-      LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
-      LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
-      LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
-    };
+    const env = throughRelay(port, connections().elasticsearch);
     const indexer = launch(t.config, env);
     await indexer.started;
     await waitForCount(elastic, t.logs, 30_000);
@@ -141,12 +137,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     try {
       await ensureTopics(kafka, [topicNames(t.prefix).logs]);
       await produceLogRecords(kafka, topicNames(t.prefix).logs, 20_000);
-      const indexer = launch(t.config, {
-        ...process.env,
-        LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
-        LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
-        LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
-      });
+      const indexer = launch(t.config, throughRelay(port, connections().elasticsearch));
       await indexer.started;
       await waitForGroupCaughtUp(kafka, t.groupId, topicNames(t.prefix).logs);
       expect(proxy.remaining).toBe(0);
@@ -172,12 +163,7 @@ describe("indexer: Kafka → Elasticsearch, counted", () => {
     const port = await proxy.start();
     try {
       await produceLogRecords(kafka, topic, 5_000);
-      const indexer = launch(t.config, {
-        ...process.env,
-        LIFELINE_ES_URL: `http://127.0.0.1:${port}`,
-        LIFELINE_ES_USERNAME: connections().elasticsearch.username ?? "",
-        LIFELINE_ES_PASSWORD: connections().elasticsearch.password ?? "",
-      });
+      const indexer = launch(t.config, throughRelay(port, connections().elasticsearch));
       await indexer.started;
       await proxy.firstRefusal();
       // A second batch, produced in one request while the first is held (one request: one batch; the indexer
