@@ -691,5 +691,11 @@ export function judgeHealth(
       reason: `health probe failing ${ms} ms after it started`,
       evidence: status.evidence,
     };
-  return { status: "success", evidence: status.evidence };
+  // What the success rests on, and what it could not check: without both pids a restart in between is not seen.
+  const pid =
+    started.pid !== undefined && observed.pid !== undefined
+      ? `same pid ${observed.pid}`
+      : "pid not compared (not known both at start and now)";
+  const probe = observed.healthy === true ? "health probe passing" : "no health probe";
+  return { status: "success", evidence: `${status.evidence}; running, ${pid}, ${probe}` };
 }

@@ -394,7 +394,13 @@ describe("rollout schedule (pure decisions)", () => {
     });
     expect(judgeHealth({ pid: 10 }, seen({ status: "running", pid: 10, healthy: true }), 3_000)).toEqual({
       status: "success",
-      evidence: "ActiveState=active",
+      evidence: "ActiveState=active; running, same pid 10, health probe passing",
+    });
+    // A success that could not compare pids (or had no probe) says so in its evidence.
+    expect(judgeHealth({}, seen({ status: "running", pid: 12 }), 3_000)).toEqual({
+      status: "success",
+      evidence:
+        "ActiveState=active; running, pid not compared (not known both at start and now), no health probe",
     });
     expect(judgeHealth({ pid: 10 }, seen({ status: "stopped" }), 3_000)).toMatchObject({
       status: "failed",
