@@ -324,25 +324,23 @@ export class Indexer implements Component {
     });
     // Committed only when this batch and every earlier one of the partition are written: never past an unwritten
     // record. A commit that fails is not retried: the next batch's commit covers this one.
-    const commit = () =>
-      isStale()
-        ? Promise.resolve()
-        : (this.consumer
-            ?.commitOffsets([
-              { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-            ])
-            .then(() =>
-              this.metrics.lag.set(
-                { topic: batch.topic, partition: String(batch.partition) },
-                Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
-              ),
-            )
-            .catch((error: Error) =>
-              this.logger.warn(
-                { topic: batch.topic, partition: batch.partition, err: error.message },
-                "commit failed",
-              ),
-            ) ?? Promise.resolve());
+    const commit = async () => {
+      if (isStale() || !this.consumer) return;
+      try {
+        await this.consumer.commitOffsets([
+          { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+        ]);
+        this.metrics.lag.set(
+          { topic: batch.topic, partition: String(batch.partition) },
+          Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
+        );
+      } catch (error) {
+        this.logger.warn(
+          { topic: batch.topic, partition: batch.partition, err: (error as Error).message },
+          "commit failed",
+        );
+      }
+    };
     const chained = this.commits.add(
       `${batch.topic}|${batch.partition}`,
       this.generation,
