@@ -3,7 +3,8 @@
  * same local Kafka: kcat (librdkafka, one message per line: the raw ceiling) and rsyslog imfile + omkafka
  * (a C shipper). Each system writes to a fresh topic; "done" is when the topic holds every line.
  *   npm run bench:shipper            (BENCH_LINES=1000000 by default; BENCH_SCENARIOS="1 file;..." runs some, and
- *                                     writes no results file; BENCH_RECORD_FORMAT=single for one line per record)
+ *                                     writes no results file; BENCH_RECORD_FORMAT=single for one line per record;
+ *                                     BENCH_BASELINES=none runs Lifeline alone, to compare two of its builds)
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
@@ -285,10 +286,15 @@ async function main() {
   const kafkaSettings = resolveKafka();
   const broker = kafkaSettings.brokers[0] as string;
   const kafka = createKafka({ ...kafkaSettings, clientId: "bench" });
-  const haveKcat = existsSync("/usr/bin/kcat");
+  // BENCH_BASELINES=none: Lifeline alone (to compare two of its builds in alternating runs).
+  const withBaselines = process.env.BENCH_BASELINES !== "none";
+  const haveKcat = withBaselines && existsSync("/usr/bin/kcat");
   const haveRsyslog =
-    existsSync("/usr/sbin/rsyslogd") && existsSync("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so");
-  if (!haveKcat || !haveRsyslog) console.error("baselines need: apt-get install kcat rsyslog-kafka");
+    withBaselines &&
+    existsSync("/usr/sbin/rsyslogd") &&
+    existsSync("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so");
+  if (withBaselines && (!haveKcat || !haveRsyslog))
+    console.error("baselines need: apt-get install kcat rsyslog-kafka");
   // The shipper as it is meant to run (core/entry.ts): compiled, small young generation.
   execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
     stdio: "inherit",
@@ -326,9 +332,11 @@ async function main() {
   ];
 
   // BENCH_CPU_PROF=<dir>: the shipper writes a V8 CPU profile there per scenario (open in Chrome's DevTools).
-  const profile = process.env.BENCH_CPU_PROF
-    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-    : [];
+  // BENCH_NODE_ARGS: more node options for the shipper (--perf-basic-prof for perf, say).
+  const profile = [
+    ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+    ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+  ];
   const only = process.env.BENCH_SCENARIOS?.split(";").map((name) => name.trim());
   for (const scenario of scenarios) {
     if (only && !only.includes(scenario.name)) continue;
