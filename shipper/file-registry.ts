@@ -16,7 +16,6 @@ export class TrackedFile {
   #fileId: string;
   #detachedAt: number | undefined;
   #held: Held | undefined;
-  #unreportedRecords = 0;
   #acknowledge: ((endOffset: number) => void) | undefined;
   #acknowledgeGeneration = -1;
 
@@ -84,18 +83,6 @@ export class TrackedFile {
     if (!held) return this.tailer.ackedOffset;
     const shipped = held.kind === "truncated" ? held.truncation.readUpTo : held.original.tailer.ackedOffset;
     return Math.min(this.tailer.currentSize(), shipped);
-  }
-
-  /** One more record read; reported to the metrics per chunk (a labelled counter costs more than a record). */
-  countRecord(): void {
-    this.#unreportedRecords++;
-  }
-
-  /** The records read since the last call. */
-  takeRecordCount(): number {
-    const count = this.#unreportedRecords;
-    this.#unreportedRecords = 0;
-    return count;
   }
 
   /**

@@ -17,6 +17,11 @@ export interface Input {
   /** includeLines / excludeLines, compiled; undefined when the input has none. */
   keep: ((text: string) => FilterRule | undefined) | undefined;
   topic: string;
+  /**
+   * Lines and bytes read since the metrics were last told (each tick): a labelled counter's update costs more than
+   * a line, and a thousand files each read ten times a second made ten thousand of them a second.
+   */
+  unreported: { lines: number; bytes: number };
 }
 
 export function compileInput(config: InputConfig, topicPrefix: string): Input {
@@ -27,6 +32,7 @@ export function compileInput(config: InputConfig, topicPrefix: string): Input {
     timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
     keep: lineFilter(config.includeLines, config.excludeLines),
     topic: topicNames(topicPrefix)[config.kind === "lifecycle" ? "lifecycle" : "logs"],
+    unreported: { lines: 0, bytes: 0 },
   };
 }
 

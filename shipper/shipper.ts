@@ -61,6 +61,11 @@ export class Shipper implements Component {
   private warnedWaiting = false;
   /** Files being opened by the reconcile pass right now (they take a slot of limits.openFiles). */
   private pendingOpens = 0;
+  /** Each file's series of the bytes-behind gauge, labelled once (a labelled update hashes its labels each time). */
+  private readonly behindGauges = new WeakMap<
+    TrackedFile,
+    { path: string; set: ReturnType<ShipperMetrics["bytesBehind"]["labels"]> }
+  >();
 
   constructor(options: {
     config: ShipperConfig;
@@ -108,8 +113,8 @@ export class Shipper implements Component {
         this.checkpoints.changed();
       },
       bytesRead: (tailer, bytes) => {
-        this.metrics.bytesRead.inc({ input: tailer.input }, bytes);
-        this.reportRecords(this.files.ofTailer(tailer));
+        const file = this.files.ofTailer(tailer);
+        if (file) file.input.unreported.bytes += bytes;
       },
     };
     this.opener = new FileOpener({
@@ -174,6 +179,7 @@ export class Shipper implements Component {
     // Stop reading; records already complete go out, half-written lines are read again next time.
     await Promise.all([...this.files.values()].map(async ({ tailer }) => tailer.close()));
     for (const { tailer } of this.files.values()) tailer.flushRecords();
+    this.reportRead();
     this.logger.info(
       { files: this.files.size },
       "shipper stopped reading: the producer drains, then the checkpoint is saved",
@@ -338,35 +344,39 @@ export class Shipper implements Component {
 
   private tick(): void {
     const now = Date.now();
-    for (const file of this.files.values()) {
-      file.tailer.tick(now);
-      this.reportRecords(file);
-    }
+    for (const file of this.files.values()) file.tailer.tick(now);
+    this.reportRead();
     this.metrics.inflightBytes.set(this.producer.inflightBytes);
   }
 
   /** Once a second, not every tick: a labelled gauge per file costs more than the tick, at a thousand files. */
   private refreshBytesBehind(): void {
     for (const file of this.files.values()) {
-      this.metrics.bytesBehind.set(
-        { input: file.input.config.name, path: file.tailer.path },
-        Math.max(0, file.tailer.size - file.tailer.ackedOffset),
-      );
+      const { path } = file.tailer;
+      let gauge = this.behindGauges.get(file);
+      if (gauge?.path !== path) {
+        gauge = { path, set: this.metrics.bytesBehind.labels({ input: file.input.config.name, path }) };
+        this.behindGauges.set(file, gauge);
+      }
+      gauge.set.set(Math.max(0, file.tailer.size - file.tailer.ackedOffset));
     }
   }
 
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
     const file = this.files.ofTailer(tailer);
     if (!file) return;
-    file.countRecord();
+    file.input.unreported.lines++;
     this.encoder.encode(file, record, this.checkpoints.acknowledger(file));
   }
 
-  /** Records read are counted per chunk, not per record: a labelled counter update costs more than a record. */
-  private reportRecords(file: TrackedFile | undefined): void {
-    const count = file?.takeRecordCount();
-    if (!file || !count) return;
-    this.metrics.linesRead.inc({ input: file.input.config.name }, count);
+  /** Lines and bytes read since the last report, per input (Input.unreported). */
+  private reportRead(): void {
+    for (const { config, unreported } of this.inputs) {
+      if (unreported.lines > 0) this.metrics.linesRead.inc({ input: config.name }, unreported.lines);
+      if (unreported.bytes > 0) this.metrics.bytesRead.inc({ input: config.name }, unreported.bytes);
+      unreported.lines = 0;
+      unreported.bytes = 0;
+    }
   }
 }
 

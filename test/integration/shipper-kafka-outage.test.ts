@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
@@ -84,6 +85,20 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
       }
       expect([...firstById.values()]).toEqual(Array.from({ length: total }, (_, i) => i));
       expect(await health()).toBe(200);
+      // Read once each, through the outage: the counters (reported each tick) reach the file's lines and bytes.
+      const counted = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const value = (name: string) =>
+          Number(new RegExp(`^${name}\\{input="app"\\} (\\d+)`, "m").exec(text)?.[1]);
+        return {
+          records: value("lifeline_shipper_records_read_total"),
+          bytes: value("lifeline_shipper_bytes_read_total"),
+        };
+      };
+      const fileBytes = statSync(join(ws.logs, "app.log")).size;
+      const countDeadline = Date.now() + 10_000;
+      while ((await counted()).records < total && Date.now() < countDeadline) await delay(100);
+      expect(await counted()).toEqual({ records: total, bytes: fileBytes });
     } finally {
       await after.stop();
     }
