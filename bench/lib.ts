@@ -28,6 +28,16 @@ export function peakRssMiB(pid: number): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
+/**
+ * A process's own resident memory now, in MiB: anonymous pages (heaps, stacks, buffers), without the pages of its
+ * executable and libraries (RssFile), which every process running the same binary shares and the kernel can drop
+ * and read again. Sampled, so a peak between two samples can be missed.
+ */
+export function anonRssMiB(pid: number): number {
+  const match = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
 /** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */
 export async function topicRecordCount(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();

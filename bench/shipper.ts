@@ -7,16 +7,7 @@
  *                                     BENCH_BASELINES=none runs Lifeline alone, to compare two of its builds)
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
@@ -29,7 +20,16 @@ import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import { type BenchRow, printTable, timeMeasured, underTime, waitForRecords, writeResults } from "./lib.ts";
+import {
+  anonRssMiB,
+  type BenchRow,
+  cpuSeconds,
+  printTable,
+  timeMeasured,
+  underTime,
+  waitForRecords,
+  writeResults,
+} from "./lib.ts";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 /** The shipper's recordFormat (BENCH_RECORD_FORMAT=single: one document per Kafka record). */
@@ -66,6 +66,7 @@ function benchRow(scenario: string, lines: number, bytes: number, system: string
     "MB/s": bytes / 1e6 / m.seconds,
     "cpu s/M lines": m.cpuSeconds / (lines / 1e6),
     "peak RSS MiB": m.peakRssMiB,
+    "peak anon MiB": m.peakAnonMiB,
     // What a host pays all the time for the live scenarios (a share of one core over the run).
     "CPU % of a core": (100 * m.cpuSeconds) / m.seconds,
     ...(m.steady
@@ -123,6 +124,8 @@ interface Measured {
   seconds: number;
   cpuSeconds: number;
   peakRssMiB: number;
+  /** The highest anonymous resident memory sampled (bench/lib.ts anonRssMiB): RSS without the executable's pages. */
+  peakAnonMiB: number;
   /** Live scenarios: milliseconds from a line's write to its record's append by Kafka. */
   latency?: { p50: number; p99: number; max: number };
   /** Live scenarios: CPU from WARM_UP_S after the feed began to its end (start-up and the JIT's warm-up left out). */
@@ -135,13 +138,6 @@ interface Measured {
  * long after the live feed does and ends with it, for every system alike.
  */
 const WARM_UP_S = 20;
-
-/** User + system CPU seconds of one process so far (/proc/<pid>/stat, clock ticks of 1/100 s on Linux). */
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()?.split(" ") ?? [];
-  // After "pid (comm) ": state is field 3, utime 14 and stime 15 (1-based) -> 11 and 12 here.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** The process GNU time runs (its only child), once it exists. */
 async function measuredPid(timePid: number): Promise<number> {
@@ -210,15 +206,24 @@ async function measure(
   );
   let seconds: number;
   let cpu: () => number = () => NaN;
+  let peakAnonMiB = 0;
+  let sampler: NodeJS.Timeout | undefined;
   try {
     const pid = await measuredPid(child.pid ?? 0);
-    cpu = () => cpuSecondsOf(pid);
+    cpu = () => cpuSeconds(pid);
+    const sample = () => {
+      try {
+        peakAnonMiB = Math.max(peakAnonMiB, anonRssMiB(pid));
+      } catch {} // exited
+    };
+    sampler = setInterval(sample, 100);
     const failedEarly = exited.then(() => {
       if (exitCode !== 0 || !exitsByItself) throw new Error(`${command[0]} exited with ${exitCode}`);
       return new Promise<never>(() => {});
     });
     seconds = await Promise.race([done(began, cpu), failedEarly]);
   } catch (error) {
+    clearInterval(sampler);
     // time's child first: killing time alone would leave the measured process running into the next one.
     spawnSync("pkill", ["-KILL", "-P", String(child.pid)]);
     child.kill("SIGKILL");
@@ -229,8 +234,9 @@ async function measure(
     spawn("pkill", ["-TERM", "-P", String(child.pid)]);
   }
   await exited;
+  clearInterval(sampler);
   const measured = timeMeasured(timeFile);
-  return { seconds, ...measured };
+  return { seconds, ...measured, peakAnonMiB };
 }
 
 /** Polls the shipper's /metrics until Kafka acknowledged `lines` records; seconds since `since`. */
