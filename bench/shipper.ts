@@ -433,6 +433,8 @@ async function main() {
       rmSync(work, { recursive: true, force: true });
       mkdirSync(work, { recursive: true });
       const conf = join(work, "rsyslog.conf");
+      // resubmitOnFailure: by default omkafka drops a message librdkafka's full queue refuses ("Local: Queue full";
+      // 6 of 1,000,000 lines lost with 100 files on 6 December); a baseline that loses lines is not one.
       writeFileSync(
         conf,
         `global(workDirectory="${work}")
@@ -440,7 +442,7 @@ module(load="imfile" mode="inotify")
 module(load="omkafka")
 template(name="raw" type="string" string="%msg%")
 ruleset(name="tokafka") {
-  action(type="omkafka" broker=["${broker}"] topic="${rsyslogTopic}" template="raw"
+  action(type="omkafka" broker=["${broker}"] topic="${rsyslogTopic}" template="raw" resubmitOnFailure="on"
          confParam=["compression.codec=gzip", "acks=all", "enable.idempotence=true"])
 }
 input(type="imfile" File="${dir}/*.log" Tag="bench" ruleset="tokafka" freshStartTail="off")
