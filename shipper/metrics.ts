@@ -109,10 +109,67 @@ export function createShipperMetrics() {
     }),
     bytesBehind: new Gauge({
       name: "lifeline_shipper_behind_bytes",
-      help: "Bytes between the acknowledged offset and the end of each file",
+      help: "Bytes between the acknowledged offset and the end of the files being read, per path (checked every second)",
       labelNames: ["input", "path"] as const,
       registers: [registry],
     }),
   };
 }
 export type ShipperMetrics = ReturnType<typeof createShipperMetrics>;
+
+/** What the bytes-behind gauge says of one file being read. */
+export interface FileBehind {
+  input: string;
+  path: string;
+  bytes: number;
+}
+
+/**
+ * The bytes-behind gauge, one series per input and path of the files being read now. A series whose file is no
+ * longer read (drained after a deletion, closed while inactive, renamed) goes: left at its last value, it would
+ * say for good that bytes wait that nobody will ship. Each series is labelled once (a labelled update hashes its
+ * labels every time, and this runs for every file every second).
+ */
+export class BehindGauge {
+  private readonly gauge: ShipperMetrics["bytesBehind"];
+  private readonly series = new Map<
+    string,
+    { labels: { input: string; path: string }; set: (value: number) => void; round: number }
+  >();
+  private round = 0;
+
+  constructor(gauge: ShipperMetrics["bytesBehind"]) {
+    this.gauge = gauge;
+  }
+
+  /**
+   * Sets the series of these files, and removes the others. Files under one path (a file renamed away and still
+   * read to its end, and the new file at its old path) share a series: the sum of what each has behind.
+   */
+  refresh(files: Iterable<FileBehind>): void {
+    const round = ++this.round;
+    const sums = new Map<string, { input: string; path: string; bytes: number }>();
+    for (const { input, path, bytes } of files) {
+      const key = `${input}\n${path}`;
+      const sum = sums.get(key);
+      if (sum) sum.bytes += Math.max(0, bytes);
+      else sums.set(key, { input, path, bytes: Math.max(0, bytes) });
+    }
+    for (const [key, { input, path, bytes }] of sums) {
+      let series = this.series.get(key);
+      if (!series) {
+        const labels = { input, path };
+        const child = this.gauge.labels(labels);
+        series = { labels, set: (value) => child.set(value), round };
+        this.series.set(key, series);
+      }
+      series.set(bytes);
+      series.round = round;
+    }
+    for (const [key, series] of this.series) {
+      if (series.round === round) continue;
+      this.gauge.remove(series.labels);
+      this.series.delete(key);
+    }
+  }
+}

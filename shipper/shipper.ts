@@ -13,7 +13,7 @@ import { FileOpener } from "./file-opener.ts";
 import { FileRegistry, type TrackedFile } from "./file-registry.ts";
 import { closableWhileInactive, drained } from "./file-state.ts";
 import { compileInput, type Input } from "./input.ts";
-import type { ShipperMetrics } from "./metrics.ts";
+import { BehindGauge, type ShipperMetrics } from "./metrics.ts";
 import { ReadBudget } from "./read-budget.ts";
 import { RecordEncoder } from "./record-encoder.ts";
 import { identityKey, statFile } from "./tail/file-identity.ts";
@@ -61,11 +61,7 @@ export class Shipper implements Component {
   private warnedWaiting = false;
   /** Files being opened by the reconcile pass right now (they take a slot of limits.openFiles). */
   private pendingOpens = 0;
-  /** Each file's series of the bytes-behind gauge, labelled once (a labelled update hashes its labels each time). */
-  private readonly behindGauges = new WeakMap<
-    TrackedFile,
-    { path: string; set: ReturnType<ShipperMetrics["bytesBehind"]["labels"]> }
-  >();
+  private readonly behind: BehindGauge;
 
   constructor(options: {
     config: ShipperConfig;
@@ -81,6 +77,7 @@ export class Shipper implements Component {
     this.producer = options.producer;
     this.checkpoints = options.checkpoints;
     this.files = options.files;
+    this.behind = new BehindGauge(this.metrics.bytesBehind);
     this.reads = new ReadBudget(this.producer, READ_CONCURRENCY, READ_CHUNK_BYTES);
     this.inputs = options.config.inputs.map((config) => compileInput(config, options.config.topicPrefix));
     this.encoder = new RecordEncoder(this.producer, this.metrics);
@@ -349,17 +346,19 @@ export class Shipper implements Component {
     this.metrics.inflightBytes.set(this.producer.inflightBytes);
   }
 
-  /** Once a second, not every tick: a labelled gauge per file costs more than the tick, at a thousand files. */
+  /**
+   * Once a second, not every tick: a labelled gauge per file costs more than the tick, at a thousand files. The size
+   * is the file's now (a stat through its handle), not the one its last read saw: while Kafka is away reading
+   * pauses, and the bytes piling up are what this gauge is for.
+   */
   private refreshBytesBehind(): void {
-    for (const file of this.files.values()) {
-      const { path } = file.tailer;
-      let gauge = this.behindGauges.get(file);
-      if (gauge?.path !== path) {
-        gauge = { path, set: this.metrics.bytesBehind.labels({ input: file.input.config.name, path }) };
-        this.behindGauges.set(file, gauge);
-      }
-      gauge.set.set(Math.max(0, file.tailer.size - file.tailer.ackedOffset));
-    }
+    this.behind.refresh(
+      Array.from(this.files.values(), ({ input, tailer }) => ({
+        input: input.config.name,
+        path: tailer.path,
+        bytes: sizeNow(tailer) - tailer.ackedOffset,
+      })),
+    );
   }
 
   private onRecord(tailer: FileTailer, record: JoinedRecord): void {
@@ -377,6 +376,16 @@ export class Shipper implements Component {
       unreported.lines = 0;
       unreported.bytes = 0;
     }
+  }
+}
+
+/** A file's size through its open handle; the size its last read saw once it is closed (or cannot be stat'ed). */
+function sizeNow(tailer: FileTailer): number {
+  if (tailer.state === "closed") return tailer.size;
+  try {
+    return tailer.currentSize();
+  } catch {
+    return tailer.size;
   }
 }
 

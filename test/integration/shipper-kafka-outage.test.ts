@@ -58,12 +58,28 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     await before.waitFor((r) => r.length >= 2_000);
     await before.stop();
 
+    const logFile = join(ws.logs, "app.log");
     await broker.stop();
     const downAt = Date.now();
+    const sizeWhenStopped = statSync(logFile).size;
     await writer.write(20_000); // written while Kafka is away: the files are the buffer
     const unhealthyDeadline = Date.now() + 30_000;
     while ((await health()) !== 503 && Date.now() < unhealthyDeadline) await delay(250);
     expect(await health()).toBe(503);
+    // Reading has paused; what is written now piles up, and the bytes-behind gauge must say so (it looks at the file,
+    // not at what the last read saw).
+    await writer.write(5_000);
+    const behindNow = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith("lifeline_shipper_behind_bytes{") && l.includes(logFile));
+      return Number(line?.split(" ").pop());
+    };
+    const piledUp = statSync(logFile).size - sizeWhenStopped;
+    const behindDeadline = Date.now() + 5_000;
+    while (!((await behindNow()) >= piledUp) && Date.now() < behindDeadline) await delay(100);
+    expect(await behindNow()).toBeGreaterThanOrEqual(piledUp);
     // The scenario is "Kafka away for 30 s"; this wait is its length, not a guess at an event.
     await delay(Math.max(0, 30_000 - (Date.now() - downAt)));
     expect(shipper.process.exitCode).toBeNull();
@@ -95,7 +111,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
           bytes: value("lifeline_shipper_bytes_read_total"),
         };
       };
-      const fileBytes = statSync(join(ws.logs, "app.log")).size;
+      const fileBytes = statSync(logFile).size;
       const countDeadline = Date.now() + 10_000;
       while ((await counted()).records < total && Date.now() < countDeadline) await delay(100);
       expect(await counted()).toEqual({ records: total, bytes: fileBytes });
