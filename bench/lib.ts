@@ -22,10 +22,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** One memory field of a live process's /proc/<pid>/status, in MiB (NaN if absent). */
+function statusMiB(pid: number, field: "VmHWM" | "RssAnon"): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
 /** Peak resident memory of a live process, in MiB. */
 export function peakRssMiB(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match ? Number(match[1]) / 1024 : Number.NaN;
+  return statusMiB(pid, "VmHWM");
 }
 
 /**
@@ -34,8 +39,7 @@ export function peakRssMiB(pid: number): number {
  * and read again. Sampled, so a peak between two samples can be missed.
  */
 export function anonRssMiB(pid: number): number {
-  const match = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match ? Number(match[1]) / 1024 : Number.NaN;
+  return statusMiB(pid, "RssAnon");
 }
 
 /** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */

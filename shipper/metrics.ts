@@ -134,7 +134,11 @@ export class BehindGauge {
   private readonly gauge: ShipperMetrics["bytesBehind"];
   private readonly series = new Map<
     string,
-    { labels: { input: string; path: string }; set: (value: number) => void; round: number }
+    {
+      labels: { input: string; path: string };
+      child: ReturnType<ShipperMetrics["bytesBehind"]["labels"]>;
+      round: number;
+    }
   >();
   private round = 0;
 
@@ -159,11 +163,10 @@ export class BehindGauge {
       let series = this.series.get(key);
       if (!series) {
         const labels = { input, path };
-        const child = this.gauge.labels(labels);
-        series = { labels, set: (value) => child.set(value), round };
+        series = { labels, child: this.gauge.labels(labels), round };
         this.series.set(key, series);
       }
-      series.set(bytes);
+      series.child.set(bytes);
       series.round = round;
     }
     for (const [key, series] of this.series) {
