@@ -2,6 +2,7 @@ import { PermanentError } from "../core/errors.ts";
 import { deterministicId } from "../core/events.ts";
 import { isValidSpanId, isValidTraceId } from "../core/trace-context.ts";
 import { otlpTypes } from "./otlp-schema.ts";
+import { decodeTraceRequest } from "./otlp-wire.ts";
 
 export type Signal = "traces" | "logs" | "metrics";
 export type Encoding = "protobuf" | "json";
@@ -39,6 +40,8 @@ export function decodeRequest(signal: Signal, encoding: Encoding, body: Buffer):
   }
   const type = REQUEST_TYPES[signal];
   try {
+    // Traces, the busiest signal, are read from the wire directly into this shape (otlp-wire.ts).
+    if (signal === "traces") return decodeTraceRequest(body);
     return type.toObject(type.decode(body), { longs: String, enums: Number }) as Loose;
   } catch (error) {
     throw new PermanentError(
@@ -72,6 +75,9 @@ export function convert(signal: Signal, request: Loose): Conversion {
 const SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 const STATUS_OUTCOME = ["success", "success", "failure"] as const;
 
+const STATUS_NAMES = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+const KIND_NAMES = SPAN_KINDS.map((k) => `SPAN_KIND_${k.toUpperCase()}`);
+
 /** OTLP spans → span documents (ECS names, Elastic's trace layout), keyed by trace id. */
 export function convertTraces(request: Loose): Conversion {
   const records: ConvertedRecord[] = [];
@@ -79,6 +85,8 @@ export function convertTraces(request: Loose): Conversion {
   let rejectedReason: string | undefined;
   for (const resourceSpans of list(request.resourceSpans)) {
     const resource = attributes((resourceSpans.resource as Loose | undefined)?.attributes);
+    // The same for every span of the resource: made once.
+    const { service, host } = serviceFields(resource);
     for (const scopeSpans of list(resourceSpans.scopeSpans)) {
       const scope = scopeOf(scopeSpans.scope);
       for (const span of list(scopeSpans.spans)) {
@@ -93,19 +101,16 @@ export function convertTraces(request: Loose): Conversion {
         const start = nanos(span.startTimeUnixNano);
         const end = nanos(span.endTimeUnixNano) ?? start;
         const status = (span.status ?? {}) as Loose;
-        const statusCode = enumNumber(status.code, [
-          "STATUS_CODE_UNSET",
-          "STATUS_CODE_OK",
-          "STATUS_CODE_ERROR",
-        ]);
-        const kind =
-          SPAN_KINDS[
-            enumNumber(
-              span.kind,
-              SPAN_KINDS.map((k) => `SPAN_KIND_${k.toUpperCase()}`),
-            )
-          ];
+        const statusCode = enumNumber(status.code, STATUS_NAMES);
+        const kind = SPAN_KINDS[enumNumber(span.kind, KIND_NAMES)];
+        const name = String(span.name ?? "");
         const entry = !parentId || kind === "server" || kind === "consumer";
+        const spanFields: Loose = { id: spanId, name, kind: kind ?? "unspecified" };
+        if (start !== undefined && end !== undefined) {
+          spanFields.start_ns = start;
+          spanFields.end_ns = end;
+        }
+        // Keys in this order: the documents' JSON is the same as before the converter was made faster.
         const document: Loose = {
           "@timestamp": isoFromNanos(start),
           event: {
@@ -116,26 +121,21 @@ export function convertTraces(request: Loose): Conversion {
             outcome: statusCode === 0 ? "unknown" : (STATUS_OUTCOME[statusCode] ?? "unknown"),
           },
           trace: { id: traceId },
-          span: {
-            id: spanId,
-            name: String(span.name ?? ""),
-            kind: kind ?? "unspecified",
-            ...(start !== undefined && end !== undefined ? { start_ns: start, end_ns: end } : {}),
-          },
-          ...(parentId && isValidSpanId(parentId) ? { parent: { id: parentId } } : {}),
-          // Entry spans are "transactions" in Elastic's trace layout (APM UI, Discover's trace view).
-          processor: { event: entry ? "transaction" : "span" },
-          ...(entry ? { transaction: { id: spanId, name: String(span.name ?? "") } } : {}),
-          ...serviceFields(resource),
-          ...(statusCode === 2 && status.message ? { error: { message: String(status.message) } } : {}),
-          lifeline: {
-            resource,
-            attributes: attributes(span.attributes),
-            scope,
-            ...(list(span.events).length > 0 ? { span_events: list(span.events).map(spanEvent) } : {}),
-            ...(list(span.links).length > 0 ? { links: list(span.links).map(link) } : {}),
-          },
+          span: spanFields,
         };
+        if (parentId && isValidSpanId(parentId)) document.parent = { id: parentId };
+        // Entry spans are "transactions" in Elastic's trace layout (APM UI, Discover's trace view).
+        document.processor = { event: entry ? "transaction" : "span" };
+        if (entry) document.transaction = { id: spanId, name };
+        document.service = service;
+        if (host) document.host = host;
+        if (statusCode === 2 && status.message) document.error = { message: String(status.message) };
+        const lifeline: Loose = { resource, attributes: attributes(span.attributes), scope };
+        const events = list(span.events);
+        if (events.length > 0) lifeline.span_events = events.map(spanEvent);
+        const links = list(span.links);
+        if (links.length > 0) lifeline.links = links.map(link);
+        document.lifeline = lifeline;
         records.push({ key: traceId, value: JSON.stringify(document) });
       }
     }
@@ -382,7 +382,7 @@ export function encodeStatus(
   );
 }
 
-function serviceFields(resource: Loose): Loose {
+function serviceFields(resource: Loose): { service: Loose; host?: Loose } {
   const pick = (key: string) => (typeof resource[key] === "string" ? (resource[key] as string) : undefined);
   const name = pick("service.name");
   const version = pick("service.version");
@@ -459,11 +459,24 @@ function nanos(value: unknown): string | undefined {
   return undefined;
 }
 
-function isoFromNanos(value: string | undefined): string | undefined {
+/**
+ * Nanoseconds since the epoch (decimal text) → ISO 8601 in milliseconds, as Date's toISOString writes it;
+ * undefined outside Date's range. The second's text is kept: a request's times are mostly within one second.
+ */
+export function isoFromNanos(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const date = new Date(Number(BigInt(value) / 1_000_000n));
-  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+  const ms = value.length > 6 ? Number(value.slice(0, -6)) : 0;
+  if (!(ms <= 8.64e15)) return undefined;
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
 }
+let isoSecond = Number.NaN;
+let isoPrefix = "";
 
 function enumNumber(value: unknown, names: string[]): number {
   if (typeof value === "number") return value;
