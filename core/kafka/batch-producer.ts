@@ -1,13 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { SpanKind } from "@opentelemetry/api";
-import {
-  type ICustomPartitioner,
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-  type TopicMessages,
-} from "kafkajs";
+import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Component } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import { traced } from "../observability/tracing.ts";
@@ -15,6 +8,7 @@ import { backoffDelay } from "../retry.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { KAFKAJS_COMPRESSION, kafkajsOf } from "./kafkajs-adapter.ts";
 import { RECORDS_HEADER } from "./packing.ts";
+import { murmur2Partitioner } from "./partitioner.ts";
 import type { Compression, KafkaPort } from "./port.ts";
 
 export type { Compression } from "./port.ts";
@@ -352,7 +346,7 @@ export class BatchProducer implements Component {
 
   private newProducer(): Producer {
     return this.kafka.producer({
-      createPartitioner: cachedPartitioner,
+      createPartitioner: murmur2Partitioner,
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -552,28 +546,6 @@ function splitPack(pack: Pack): Pack[] | undefined {
   };
   return [part(pack.buffer.subarray(0, at)), part(pack.buffer.subarray(at + 1, pack.bytes))];
 }
-
-/**
- * kafkajs's default partitioner (murmur2 of the key, as the Java client) with the answer cached per key: a file's
- * records share one key, so the hash runs once per file instead of once per line.
- */
-const cachedPartitioner: ICustomPartitioner = () => {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const cache = new Map<string, number>();
-  return (args) => {
-    if (args.message.partition !== undefined || args.message.key === null || args.message.key === undefined) {
-      return partitioner(args);
-    }
-    const cacheKey = `${args.topic}\u0000${args.partitionMetadata.length}\u0000${String(args.message.key)}`;
-    let partition = cache.get(cacheKey);
-    if (partition === undefined) {
-      partition = partitioner(args);
-      if (cache.size >= 100_000) cache.clear();
-      cache.set(cacheKey, partition);
-    }
-    return partition;
-  };
-};
 
 function sameHeaders(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
   if (a === b) return true;
