@@ -339,7 +339,11 @@ function exemplar(value: Loose): {
 }
 
 /** The OTLP/HTTP success body, with partial success when some items were rejected. */
-export function encodeSuccess(signal: Signal, encoding: Encoding, conversion: Conversion): Buffer | string {
+export function encodeSuccess(
+  signal: Signal,
+  encoding: Encoding,
+  conversion: Pick<Conversion, "rejected" | "rejectedReason">,
+): Buffer | string {
   const partial =
     conversion.rejected > 0
       ? {

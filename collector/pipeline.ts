@@ -3,7 +3,14 @@ import type { BatchProducer } from "../core/kafka/batch-producer.ts";
 import { type Topics, topicNames } from "../core/topics.ts";
 import type { CollectorConfig } from "./config.ts";
 import type { CollectorMetrics } from "./metrics.ts";
-import { type Conversion, convert, decodeRequest, type Encoding, type Signal } from "./otlp.ts";
+import { type ConvertedRecord, convert, decodeRequest, type Encoding, type Signal } from "./otlp.ts";
+
+/** What an accepted export request's answer says: how many items were taken, how many refused and why. */
+export interface ExportResult {
+  accepted: number;
+  rejected: number;
+  rejectedReason?: string;
+}
 
 // google.rpc.Code values for the Status body.
 /** Where each signal's records go: <prefix>.spans, .logs, .metrics. */
@@ -52,26 +59,38 @@ export class OtlpPipeline {
     };
   }
 
-  /** Decodes, converts and produces; resolves with the conversion (for partial success) once Kafka acknowledged. */
-  async export(signal: Signal, encoding: Encoding, body: Buffer): Promise<Conversion> {
-    let conversion: Conversion;
+  /**
+   * Decodes, converts and produces; resolves once Kafka acknowledged every record, with what the answer says
+   * (partial success). The records' text is in the producer's packs once enqueued: nothing here holds it while
+   * Kafka is awaited, so it dies young.
+   */
+  async export(signal: Signal, encoding: Encoding, body: Buffer): Promise<ExportResult> {
+    let acknowledged: Promise<void>;
+    let result: ExportResult;
     try {
-      const decoded = decodeRequest(signal, encoding, body);
-      conversion = convert(signal, decoded);
+      const conversion = convert(signal, decodeRequest(signal, encoding, body));
+      result = {
+        accepted: conversion.records.length,
+        rejected: conversion.rejected,
+        ...(conversion.rejectedReason ? { rejectedReason: conversion.rejectedReason } : {}),
+      };
+      if (result.rejected > 0) this.metrics.itemsRejected.inc({ signal }, result.rejected);
+      acknowledged = this.produce(signal, conversion.records);
     } catch (error) {
       if (error instanceof PermanentError) throw new Refusal(400, RPC.invalidArgument, error.message);
       throw error;
     }
-    if (conversion.rejected > 0) this.metrics.itemsRejected.inc({ signal }, conversion.rejected);
-    await this.produce(signal, conversion);
-    this.metrics.itemsAccepted.inc({ signal }, conversion.records.length);
-    return conversion;
+    await acknowledged;
+    this.metrics.itemsAccepted.inc({ signal }, result.accepted);
+    return result;
   }
 
-  /** Resolves once Kafka acknowledged every record; refuses (retryable) when Kafka cannot take them. */
-  private async produce(signal: Signal, conversion: Conversion): Promise<void> {
-    const records = conversion.records;
-    if (records.length === 0) return;
+  /**
+   * Enqueues every record (or refuses at once, retryable, when Kafka cannot take them) and returns the promise of
+   * their acknowledgement.
+   */
+  private produce(signal: Signal, records: ConvertedRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
     if (!this.producer.healthy) {
       throw new Refusal(
         503,
@@ -80,43 +99,48 @@ export class OtlpPipeline {
         5,
       );
     }
-    const bytes = records.reduce((sum, record) => sum + record.value.length, 0);
+    let bytes = 0;
+    for (const record of records) bytes += record.value.length;
     if (this.producer.inflightBytes + bytes > this.config.limits.inflightBytes) {
       throw new Refusal(429, RPC.resourceExhausted, "too much data waiting for Kafka; retry later", 1);
     }
     const topic = topicNames(this.config.topicPrefix)[TOPIC_OF[signal]];
+    const ackTimeoutMs = this.config.limits.ackTimeoutMs;
     let waiting = records.length;
+    let resolveAll: () => void = () => {};
     let timer: NodeJS.Timeout | undefined;
     const acknowledged = new Promise<void>((resolve, reject) => {
+      resolveAll = resolve;
       timer = setTimeout(
         () =>
           reject(
             new Refusal(
               503,
               RPC.unavailable,
-              `Kafka did not acknowledge within ${this.config.limits.ackTimeoutMs} ms; retry later`,
+              `Kafka did not acknowledge within ${ackTimeoutMs} ms; retry later`,
               5,
             ),
           ),
-        this.config.limits.ackTimeoutMs,
+        ackTimeoutMs,
       );
-      for (const record of records) {
-        this.producer.enqueue({
-          topic,
-          key: record.key,
-          value: record.value,
-          onAck: () => {
-            if (--waiting === 0) resolve();
-          },
-        });
-      }
     });
-    this.metrics.inflightBytes.set(this.producer.inflightBytes);
     try {
-      await acknowledged;
-    } finally {
+      for (const record of records) {
+        // A callback of its own: the producer acknowledges consecutive records of a key that share one callback
+        // with a single call.
+        const onAck = () => {
+          if (--waiting === 0) resolveAll();
+        };
+        this.producer.enqueue({ topic, key: record.key, value: record.value, onAck });
+      }
+    } catch (error) {
+      clearTimeout(timer);
+      throw error;
+    }
+    this.metrics.inflightBytes.set(this.producer.inflightBytes);
+    return acknowledged.finally(() => {
       clearTimeout(timer);
       this.metrics.inflightBytes.set(this.producer.inflightBytes);
-    }
+    });
   }
 }
