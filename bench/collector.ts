@@ -4,12 +4,15 @@
  * with the collector's CPU and peak RSS; in the same run, two baselines: a bare HTTP sink that reads each body
  * and answers 200 (the ceiling of the client and HTTP path) and kafkajs producing the already converted span
  * documents straight to Kafka (the ceiling of the Kafka path).
- *   npm run bench:collector        (BENCH_SPANS=200000, BENCH_CONCURRENCY=4; BENCH_NODE_ARGS: the collectors' Node flags)
+ * The collector runs as its container runs it (core/entry.ts collectorLauncher: compiled, small young generation).
+ *   npm run bench:collector        (BENCH_SPANS=200000, BENCH_CONCURRENCY=4; BENCH_NODE_ARGS: the collectors' Node
+ *                                   flags, instead of the launcher's; BENCH_SOURCE=1: the TypeScript entry)
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { context, trace } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
@@ -21,11 +24,13 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { convertTraces, decodeRequest } from "../collector/otlp.ts";
 import { resolveKafka } from "../core/connections.ts";
+import { collectorLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
+import { lifelineBin } from "../test/helpers/cli.ts";
 import { startCollector } from "../test/helpers/collector.ts";
 import { uniqueName } from "../test/helpers/services.ts";
 import { type BenchRow, cpuSeconds, peakRssMiB, printTable, topicRecordCount, writeResults } from "./lib.ts";
@@ -33,7 +38,7 @@ import { type BenchRow, cpuSeconds, peakRssMiB, printTable, topicRecordCount, wr
 const SPANS = Number(process.env.BENCH_SPANS ?? 200_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const PER_REQUEST = 512;
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean);
 /** The collectors' limits.inflightBytes (BENCH_INFLIGHT_BYTES; the config's default otherwise). */
 const LIMITS = process.env.BENCH_INFLIGHT_BYTES
   ? { limits: { inflightBytes: Number(process.env.BENCH_INFLIGHT_BYTES) } }
@@ -139,6 +144,19 @@ async function startSink(): Promise<{ url: string; pid: number; stop: () => void
   return { url: `http://127.0.0.1:${port}/v1/traces`, pid: child.pid as number, stop: () => child.kill() };
 }
 
+/** The collector as deployed, or as BENCH_NODE_ARGS / BENCH_SOURCE say. */
+function launcher(): { nodeArgs: string[]; entry: string; system: string } {
+  if (!process.env.BENCH_SOURCE)
+    execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
+      stdio: "inherit",
+    });
+  const deployed = collectorLauncher();
+  const entry = process.env.BENCH_SOURCE ? lifelineBin : deployed.entry;
+  const nodeArgs = NODE_ARGS ?? deployed.nodeArgs;
+  const how = [entry.endsWith(".js") ? "compiled" : "TypeScript sources", ...nodeArgs].join(", ");
+  return { nodeArgs, entry, system: `lifeline collector (${how})` };
+}
+
 async function main() {
   if (!process.env.LIFELINE_KAFKA_BROKERS) await servicesUp(localServicesSettings(), process.env, () => {});
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-collector" });
@@ -181,6 +199,7 @@ async function main() {
   rows.push(row("kafkajs, pre-converted (ceiling of the Kafka path)", (performance.now() - rawBegan) / 1000));
   await producer.disconnect();
 
+  const collectorRun = launcher();
   process.stderr.write("lifeline collector...\n");
   const prefix = uniqueName("bench-collector");
   const dir = mkdtempSync(join(tmpdir(), "bench-collector-"));
@@ -191,12 +210,17 @@ async function main() {
       ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
       ...LIMITS,
     },
-    NODE_ARGS,
+    collectorRun,
   );
   const pid = collector.process.pid as number;
   const cpu0 = cpuSeconds(pid);
   rows.push(
-    row("lifeline collector (acked by Kafka)", await post(`${collector.url}/v1/traces`, bodies), pid, cpu0),
+    row(
+      `${collectorRun.system} over HTTP, acked by Kafka`,
+      await post(`${collector.url}/v1/traces`, bodies),
+      pid,
+      cpu0,
+    ),
   );
   const stored = await topicRecordCount(kafka, topicNames(prefix).spans);
   await collector.stop();
@@ -210,14 +234,14 @@ async function main() {
       ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
       ...LIMITS,
     },
-    NODE_ARGS,
+    collectorRun,
   );
   const grpcPort = /"grpcPort":(\d+)[^\n]*"msg":"collector started"/.exec(grpcCollector.output())?.[1];
   const grpcPid = grpcCollector.process.pid as number;
   const grpcCpu0 = cpuSeconds(grpcPid);
   rows.push(
     row(
-      "lifeline collector over gRPC (acked by Kafka)",
+      `${collectorRun.system} over gRPC, acked by Kafka`,
       await exportGrpc(`127.0.0.1:${grpcPort}`, bodies),
       grpcPid,
       grpcCpu0,

@@ -21,15 +21,17 @@ export interface CollectorUnderTest extends ProcessUnderTest {
 export async function startCollector(
   dir: string,
   config: Record<string, unknown>,
-  /** Node flags for the collector (bench:collector's BENCH_NODE_ARGS, e.g. --cpu-prof). */
-  nodeArgs: string[] = [],
+  /** How to run it: node flags and entry (bench:collector runs it as deployed); the TypeScript entry by default. */
+  launcher: { nodeArgs: string[]; entry: string } = { nodeArgs: [], entry: lifelineBin },
 ): Promise<CollectorUnderTest> {
   const file = join(dir, "collector.yaml");
   writeFileSync(file, stringify({ listen: { port: 0 }, http: { port: 0 }, grpc: { port: 0 }, ...config }));
-  const collector = startLifeline(["collector", "--config", file], "collector started", process.env, {
-    nodeArgs,
-    entry: lifelineBin,
-  });
+  const collector = startLifeline(
+    ["collector", "--config", file],
+    "collector started",
+    process.env,
+    launcher,
+  );
   await collector.started;
   const port = /"port":(\d+),"topicPrefix"[^\n]*"msg":"collector started"/.exec(collector.output())?.[1];
   if (!port) throw new Error(`collector did not say its port:\n${collector.output()}`);
