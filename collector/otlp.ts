@@ -1,5 +1,6 @@
 import { PermanentError } from "../core/errors.ts";
 import { deterministicId } from "../core/events.ts";
+import { isoString } from "../core/iso-time.ts";
 import { isValidSpanId, isValidTraceId } from "../core/trace-context.ts";
 import { otlpTypes } from "./otlp-schema.ts";
 import { decodeTraceRequest } from "./otlp-wire.ts";
@@ -463,24 +464,12 @@ function nanos(value: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Nanoseconds since the epoch (decimal text) → ISO 8601 in milliseconds, as Date's toISOString writes it;
- * undefined outside Date's range. The second's text is kept: a request's times are mostly within one second.
- */
+/** Nanoseconds since the epoch (decimal text) → ISO 8601 in milliseconds; undefined outside Date's range. */
 export function isoFromNanos(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   const ms = value.length > 6 ? Number(value.slice(0, -6)) : 0;
-  if (!(ms <= 8.64e15)) return undefined;
-  const second = Math.floor(ms / 1000);
-  if (second !== isoSecond) {
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
-    isoSecond = second;
-  }
-  const milli = ms - second * 1000;
-  return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+  return ms <= 8.64e15 ? isoString(ms) : undefined;
 }
-let isoSecond = Number.NaN;
-let isoPrefix = "";
 
 function enumNumber(value: unknown, names: string[]): number {
   if (typeof value === "number") return value;

@@ -1,4 +1,5 @@
 import type { SignedCommand } from "./commands.ts";
+import { murmur2 } from "./kafka/partitioner.ts";
 import type { KafkaPort, OutboundMessage } from "./kafka/port.ts";
 
 /**
@@ -10,39 +11,11 @@ import type { KafkaPort, OutboundMessage } from "./kafka/port.ts";
  * controller/README.md ("The control plane") has the reasoning and the figures.
  */
 
-/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as a signed 32-bit integer. */
-export function murmur2(data: Buffer): number {
-  const m = 0x5bd1e995;
-  const length = data.length;
-  const byte = (i: number) => data[i] as number;
-  let h = 0x9747b28c ^ length;
-  const whole = length & ~3;
-  for (let i = 0; i < whole; i += 4) {
-    let k = byte(i) | (byte(i + 1) << 8) | (byte(i + 2) << 16) | (byte(i + 3) << 24);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m) ^ k;
-  }
-  // The tail (1 to 3 bytes), as the Java switch mixes it by falling through.
-  const tail = length & 3;
-  if (tail >= 3) h ^= byte(whole + 2) << 16;
-  if (tail >= 2) h ^= byte(whole + 1) << 8;
-  if (tail >= 1) {
-    h ^= byte(whole);
-    h = Math.imul(h, m);
-  }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h | 0;
-}
-
 /** The control topic's partition that carries `host`'s commands. */
 export function controlPartition(host: string, partitions: number): number {
   if (!Number.isInteger(partitions) || partitions < 1)
     throw new Error(`invalid partition count ${partitions}`);
-  return (murmur2(Buffer.from(host, "utf8")) & 0x7fffffff) % partitions;
+  return (murmur2(host) & 0x7fffffff) % partitions;
 }
 
 /**

@@ -1,33 +1,36 @@
 import { type ICustomPartitioner, Partitioners } from "kafkajs";
 
 /**
- * Kafka's murmur2 of a key (the Java client's Utils.murmur2, which kafkajs's default partitioner also computes), in
- * 32-bit integer arithmetic: kafkajs computes it with 64-bit Long objects, a dozen allocations per four bytes of
- * key, and the collector hashes a new trace id for every record.
+ * Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2) of a key's bytes (a string's UTF-8), as a signed
+ * 32-bit integer, in 32-bit integer arithmetic: kafkajs computes it with 64-bit Long objects, a dozen allocations
+ * per four bytes of key, and the collector hashes a new trace id for every record. The control topic's partition
+ * of a host is this hash of its name too (core/control-plane.ts).
  */
-export function murmur2(key: string | Buffer): number {
-  const data = typeof key === "string" ? asciiOrUtf8(key) : key;
-  const length = typeof key === "string" && data === scratch ? key.length : data.length;
+export function murmur2(key: string | Uint8Array): number {
+  if (typeof key !== "string") return hashBytes(key, key.length);
+  const ascii = asciiBytes(key);
+  if (ascii) return hashBytes(ascii, key.length);
+  const utf8 = Buffer.from(key, "utf8");
+  return hashBytes(utf8, utf8.length);
+}
+
+function hashBytes(data: Uint8Array, length: number): number {
   const m = 0x5bd1e995;
+  const byte = (i: number) => data[i] as number;
   let h = 0x9747b28c ^ length;
-  const length4 = length >>> 2;
-  for (let i = 0; i < length4; i++) {
-    const i4 = i * 4;
-    let k =
-      (data[i4] as number) |
-      ((data[i4 + 1] as number) << 8) |
-      ((data[i4 + 2] as number) << 16) |
-      ((data[i4 + 3] as number) << 24);
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    let k = byte(i) | (byte(i + 1) << 8) | (byte(i + 2) << 16) | (byte(i + 3) << 24);
     k = Math.imul(k, m);
     k ^= k >>> 24;
     k = Math.imul(k, m);
     h = Math.imul(h, m) ^ k;
   }
-  const tail = length & ~3;
-  const rest = length & 3;
-  if (rest === 3) h ^= (data[tail + 2] as number) << 16;
-  if (rest >= 2) h ^= (data[tail + 1] as number) << 8;
-  if (rest >= 1) h = Math.imul(h ^ (data[tail] as number), m);
+  // The tail (1 to 3 bytes), as the Java switch mixes it by falling through.
+  const tail = length & 3;
+  if (tail >= 3) h ^= byte(whole + 2) << 16;
+  if (tail >= 2) h ^= byte(whole + 1) << 8;
+  if (tail >= 1) h = Math.imul(h ^ byte(whole), m);
   h ^= h >>> 13;
   h = Math.imul(h, m);
   h ^= h >>> 15;
@@ -35,14 +38,14 @@ export function murmur2(key: string | Buffer): number {
 }
 
 /**
- * A string's UTF-8 bytes: when it is ASCII (ids, names), its char codes in a scratch array reused from call to call
- * (its first key.length bytes), else a Buffer.
+ * An ASCII string's bytes (ids, names: its char codes) in a scratch array reused from call to call, its first
+ * key.length bytes; undefined for any other string.
  */
-function asciiOrUtf8(key: string): Uint8Array {
+function asciiBytes(key: string): Uint8Array | undefined {
   if (key.length > scratch.length) scratch = new Uint8Array(Math.max(key.length, 2 * scratch.length));
   for (let i = 0; i < key.length; i++) {
     const code = key.charCodeAt(i);
-    if (code > 0x7f) return Buffer.from(key);
+    if (code > 0x7f) return undefined;
     scratch[i] = code;
   }
   return scratch;

@@ -1,3 +1,5 @@
+import { isoString } from "../../core/iso-time.ts";
+
 /**
  * The time a plain-text log line says it was written, read from its start: what an SRE searching an outage needs
  * as `@timestamp`, instead of the time the shipper happened to read the line (minutes or hours later after an
@@ -194,24 +196,6 @@ export class TimestampReader {
     }
     return undefined;
   }
-}
-
-let isoSecond = Number.NaN;
-let isoPrefix = "";
-
-/**
- * `new Date(ms).toISOString()` for the times `read` returns (years 1000 to 9999), with the text up to the
- * seconds made once per second: lines come in time order, and a Date and its formatting per line showed in the
- * shipper's profile (bench/tuning.md).
- */
-export function isoString(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== isoSecond) {
-    isoSecond = second;
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
-  }
-  const milli = ms - second * 1000;
-  return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
 }
 
 function isDigit(code: number): boolean {

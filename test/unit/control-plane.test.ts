@@ -2,7 +2,8 @@ import { murmur2 as platformaticMurmur2 } from "@platformatic/kafka";
 import { Partitioners } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { generateSigningKeys, signCommand } from "../../core/commands.ts";
-import { controlMessages, controlPartition, murmur2 } from "../../core/control-plane.ts";
+import { controlMessages, controlPartition } from "../../core/control-plane.ts";
+import { murmur2 } from "../../core/kafka/partitioner.ts";
 
 describe("control plane partitioning", () => {
   it("hashes as Kafka's Java client does (its own test vectors)", () => {

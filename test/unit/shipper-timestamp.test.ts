@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isoString, TIMESTAMP_FORMATS, TimestampReader } from "../../shipper/parse/timestamp.ts";
+import { isoString } from "../../core/iso-time.ts";
+import { TIMESTAMP_FORMATS, TimestampReader } from "../../shipper/parse/timestamp.ts";
 
 const NOW = Date.UTC(2026, 11, 5, 12, 0, 0);
 const utc = new TimestampReader({ formats: TIMESTAMP_FORMATS, timeZone: "UTC" });
