@@ -47,7 +47,10 @@ export function readJournal(path: string): LifecycleEvent[] {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
   }
-  return text
+  // The agent appends whole lines, but a read racing its write can see part of the last one (seen in CI:
+  // "Unterminated string in JSON"): only lines the newline has closed are read; the rest is read next poll.
+  const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+  return complete
     .split("\n")
     .filter(Boolean)
     .map((line) => lifecycleRecord<LifecycleEvent>(line));
