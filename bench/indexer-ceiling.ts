@@ -2,7 +2,7 @@
  * The ceiling for bench/indexer.ts, in a process of its own so that its CPU and memory are measured as the
  * indexer's are: the very documents the indexer writes (its own toDocument on the same records), into a data
  * stream under the same templates, as pre-built bulk bodies of ~5 MB, three requests in flight. Prints
- * {"seconds": …} from the first request until the refresh after the last.
+ * "built" when its bodies are made, then {"seconds": …} from the first request until the refresh after the last.
  *   node bench/indexer-ceiling.ts <topic prefix> <run> <round> <documents>
  */
 import { resolveElastic } from "../core/connections.ts";
@@ -37,6 +37,7 @@ for (let i = 0; i < DOCS; i++) {
     body = "";
   }
 }
+process.stdout.write("built\n");
 const began = performance.now();
 let next = 0;
 await Promise.all(

@@ -18,15 +18,12 @@ import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
+import { runningElasticPid } from "../local-services/elasticsearch.ts";
+import { runningKafkaPid } from "../local-services/kafka.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import {
-  countDocuments,
-  produceLogRecords,
-  startLifeline,
-  waitForGroupCaughtUp,
-} from "../test/helpers/indexer.ts";
-import { type BenchRow, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
+import { countDocuments, produceLogRecords, startLifeline } from "../test/helpers/indexer.ts";
+import { type BenchRow, cpuSeconds, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -86,6 +83,37 @@ async function main() {
     `results: ${writeResults("indexer", rows, { docs: DOCS, refreshInterval: "1s (Elasticsearch default)" })}`,
   );
   await elastic.close();
+}
+
+/** A topic's end offsets, read once before a round (everything was produced before). */
+async function kafkaEnds(kafka: Kafka, topic: string) {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await admin.fetchTopicOffsets(topic);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * CPU seconds the local Elasticsearch and Kafka have used so far (NaN when they are external): on two shared cores
+ * the servers' CPU in a timed window shows what the system under test leaves them.
+ */
+function serverCpu(): { elastic: number; kafka: number } {
+  const settings = localServicesSettings();
+  const of = (pid: number | undefined) => (pid ? cpuSeconds(pid) : Number.NaN);
+  return { elastic: of(runningElasticPid(settings)), kafka: of(runningKafkaPid(settings)) };
+}
+
+/** The servers' CPU since `before`, as row columns. */
+function serverCpuColumns(before: { elastic: number; kafka: number }): Record<string, number> {
+  const after = serverCpu();
+  const round2 = (n: number) => Math.round(n * 100) / 100;
+  return {
+    "es cpu s": round2(after.elastic - before.elastic),
+    "kafka cpu s": round2(after.kafka - before.kafka),
+  };
 }
 
 /**
@@ -175,12 +203,16 @@ async function measureCeiling(prefix: string, run: string, round: number): Promi
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let output = "";
+  // Its bodies built, the ceiling prints a first line as its clock starts: the servers' CPU is read from there.
+  let servers: { elastic: number; kafka: number } | undefined;
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
+    if (!servers && output.includes("\n")) servers = serverCpu();
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  if (code !== 0) throw new Error(`the ceiling exited ${code}: ${output}`);
-  const { seconds } = JSON.parse(output) as { seconds: number };
+  if (code !== 0 || !servers) throw new Error(`the ceiling exited ${code}: ${output}`);
+  const serverColumns = serverCpuColumns(servers);
+  const { seconds } = JSON.parse(output.trimEnd().split("\n").pop() as string) as { seconds: number };
   const measured = timeMeasured(timeFile);
   return {
     scenario: `${DOCS} docs, round ${round + 1}`,
@@ -189,6 +221,7 @@ async function measureCeiling(prefix: string, run: string, round: number): Promi
     seconds,
     "cpu s": measured.cpuSeconds,
     "peak RSS MiB": measured.peakRssMiB,
+    ...serverColumns,
   };
 }
 
@@ -212,24 +245,56 @@ async function measureIndexer(
   const indexer = spawn(
     "/usr/bin/time",
     underTime(timeFile, [process.execPath, ...NODE_ARGS, lifelineBin, "indexer", "--config", config]),
-    { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "info" } },
+    { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "debug" } },
   );
-  // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling (bulk acknowledgements, one
-  // refresh): until the group has committed everything (commits follow Elasticsearch's acknowledgement), one
-  // refresh. Nothing polls Elasticsearch meanwhile: a refresh per poll would slow it down.
-  let output = "";
-  await new Promise<void>((resolve) => {
-    indexer.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('"msg":"joined the consumer group"')) resolve();
-    });
+  // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling
+  // (bulk acknowledgements, one refresh): until the indexer has committed every record (it commits only what
+  // Elasticsearch acknowledged), one refresh. Its own debug line for each commit says so: nothing polls Kafka or
+  // Elasticsearch meanwhile. Polling the group's offsets every 20 ms cost Kafka 1.2 CPU s in 4 s, taken from
+  // Elasticsearch on two cores in the indexer's rounds and not in the ceiling's.
+  const topic = topicNames(prefix).logs;
+  const ends = new Map((await kafkaEnds(kafka, topic)).map((end) => [end.partition, end.high]));
+  const committed = new Map<number, string>();
+  let joined: () => void = () => {};
+  let caughtUp: () => void = () => {};
+  const joinedSeen = new Promise<void>((resolve) => {
+    joined = resolve;
   });
-  indexer.stdout?.resume();
+  const caughtUpSeen = new Promise<void>((resolve) => {
+    caughtUp = resolve;
+  });
+  let pending = "";
+  indexer.stdout?.on("data", (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.includes('"msg":"joined the consumer group"')) joined();
+      if (!line.includes('"msg":"offset committed"')) continue;
+      const entry = JSON.parse(line) as { topic: string; partition: number; offset: string };
+      if (entry.topic === topic) committed.set(entry.partition, entry.offset);
+      if ([...ends].every(([partition, end]) => BigInt(committed.get(partition) ?? "0") >= BigInt(end)))
+        caughtUp();
+    }
+  });
+  await joinedSeen;
   const startedAt = performance.now();
-  await waitForGroupCaughtUp(kafka, `bench-${run}-${round}`, topicNames(prefix).logs, 600_000, 20);
+  const servers = serverCpu();
+  const exited = new Promise<never>((_, reject) =>
+    indexer.once("exit", (code) => reject(new Error(`the indexer exited (${code}) before catching up`))),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the indexer did not commit every record of ${topic} in 600 s`)),
+      600_000,
+    );
+  });
+  await Promise.race([caughtUpSeen, exited, timedOut]).finally(() => clearTimeout(timer));
   const target = `logs-lifeline.logs-${namespace}`;
   await elastic.indices.refresh({ index: target });
   const seconds = (performance.now() - startedAt) / 1000;
+  const serverColumns = serverCpuColumns(servers);
   const startupSeconds = (startedAt - start) / 1000;
   const indexed = await countDocuments(elastic, target);
   if (indexed !== DOCS) throw new Error(`${target}: ${indexed} documents, expected ${DOCS}`);
@@ -245,6 +310,7 @@ async function measureIndexer(
     "% of ceiling": Math.round((ceilingSeconds / seconds) * 100),
     "cpu s": measured.cpuSeconds,
     "peak RSS MiB": measured.peakRssMiB,
+    ...serverColumns,
   };
 }
 

@@ -327,9 +327,9 @@ export class Indexer implements Component {
     const commit = async () => {
       if (isStale() || !this.consumer) return;
       try {
-        await this.consumer.commitOffsets([
-          { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-        ]);
+        const offset = (BigInt(last) + 1n).toString();
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]);
+        this.logger.debug({ topic: batch.topic, partition: batch.partition, offset }, "offset committed");
         this.metrics.lag.set(
           { topic: batch.topic, partition: String(batch.partition) },
           Math.max(0, Number(batch.highWatermark) - Number(last) - 1),
