@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { type AddressInfo, connect, createServer } from "node:net";
@@ -8,6 +9,7 @@ import { npmPackage } from "../../core/install.ts";
 import { BufferPool } from "../../core/kafka/buffer-pool.ts";
 import {
   compressZstd,
+  decompressChunkBytes,
   encoderBufferSource,
   encoderBuffers,
   kafkajsIsPatched,
@@ -382,6 +384,20 @@ describe("kafkajs 2.2.4 with Lifeline's patch", () => {
     const compressed = await codec.compress(new Encoder().writeBuffer(input));
     expect(compressed.length).toBeLessThan(input.length / 10);
     expect((await codec.decompress(compressed)).equals(input)).toBe(true);
+    // Outputs of many decompression pieces: text compressed over 1,000 times (its piece is the 64 KiB floor), and
+    // random bytes that do not compress (pieces of 2 MiB).
+    const repetitive = Buffer.from("lifeline ".repeat(2_000_000));
+    const random = randomBytes(5 << 20);
+    for (const [name, text] of [
+      ["repetitive", repetitive],
+      ["random", random],
+    ] as const) {
+      // Copied at once, as kafkajs does: the compressed batch's buffer goes back to the pool on the next turn.
+      const packed = Buffer.from(await codec.compress(new Encoder().writeBuffer(text)));
+      const pieces = Math.ceil(text.length / decompressChunkBytes(packed.length));
+      expect(pieces, name).toBeGreaterThan(1);
+      expect((await codec.decompress(packed)).equals(text), name).toBe(true);
+    }
   });
 
   it("a packed message value splits into its JSON documents", () => {
