@@ -3,10 +3,14 @@
  * indexer's own code from the same records, into a data stream under the same templates) sent as pre-built bulk
  * bodies straight to Elasticsearch. Then end-to-end
  * latency: a line appended to a file until it is searchable, through the real shipper, Kafka and indexer.
- *   npm run bench:indexer            (BENCH_DOCS=200000, BENCH_ROUNDS=3 by default; BENCH_NODE_ARGS: the
- *                                    indexer's Node flags)
+ *   npm run bench:indexer            (BENCH_DOCS=200000, BENCH_ROUNDS=3 by default; BENCH_INDEXER_CONFIG: JSON
+ *                                    merged into the indexer's config, e.g. '{"fetch":{"partitionBytes":1048576}}';
+ *                                    BENCH_NODE_ARGS: the indexer's Node flags, instead of the launcher's;
+ *                                    BENCH_SOURCE=1: the TypeScript entry; BENCH_NO_ENV=1: without the launcher's
+ *                                    malloc settings)
+ * The indexer runs as its container runs it (core/entry.ts indexerLauncher: compiled, malloc settings).
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +18,7 @@ import type { Client } from "@elastic/elasticsearch";
 import { stringify } from "yaml";
 import { resolveElastic, resolveKafka } from "../core/connections.ts";
 import { createElastic } from "../core/elastic/client.ts";
+import { indexerLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
@@ -28,12 +33,35 @@ import { type BenchRow, cpuSeconds, printTable, timeMeasured, underTime, writeRe
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Node flags for the indexer under test (BENCH_NODE_ARGS="--max-semi-space-size=2"), shown in its row. */
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean);
+/** Settings for the indexer under test (tuning runs), shown in its row. */
+const INDEXER_CONFIG = JSON.parse(process.env.BENCH_INDEXER_CONFIG ?? "{}") as Record<string, unknown>;
 const root = "/tmp/lifeline-bench-indexer";
 const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
 const ceilingScript = fileURLToPath(new URL("./indexer-ceiling.ts", import.meta.url));
 
+/** The indexer as deployed, or as BENCH_NODE_ARGS / BENCH_SOURCE / BENCH_NO_ENV say. */
+function launcher(): { nodeArgs: string[]; entry: string; env: Record<string, string>; how: string } {
+  if (!process.env.BENCH_SOURCE)
+    execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
+      stdio: "inherit",
+    });
+  const deployed = indexerLauncher();
+  const entry = process.env.BENCH_SOURCE ? lifelineBin : deployed.entry;
+  const nodeArgs = NODE_ARGS ?? deployed.nodeArgs;
+  const env = process.env.BENCH_NO_ENV ? {} : (deployed.env ?? {});
+  const how = [
+    entry.endsWith(".js") ? "compiled" : "TypeScript sources",
+    ...nodeArgs,
+    ...Object.entries(env).map(([name, value]) => `${name}=${value}`),
+  ].join(", ");
+  return { nodeArgs, entry, env, how };
+}
+
+let indexerRun: ReturnType<typeof launcher>;
+
 async function main() {
+  indexerRun = launcher();
   if (!process.env.LIFELINE_KAFKA_BROKERS) {
     await servicesUp(localServicesSettings(), process.env, (m) => process.stderr.write(`[services] ${m}\n`));
   }
@@ -238,14 +266,30 @@ async function measureIndexer(
   const config = join(root, "indexer.yaml");
   writeFileSync(
     config,
-    stringify({ topicPrefix: prefix, groupId: `bench-${run}-${round}`, namespace, indices: { replicas: 0 } }),
+    stringify({
+      topicPrefix: prefix,
+      groupId: `bench-${run}-${round}`,
+      namespace,
+      indices: { replicas: 0 },
+      ...INDEXER_CONFIG,
+    }),
   );
   const timeFile = join(root, "time.txt");
   const start = performance.now();
   const indexer = spawn(
     "/usr/bin/time",
-    underTime(timeFile, [process.execPath, ...NODE_ARGS, lifelineBin, "indexer", "--config", config]),
-    { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LIFELINE_LOG_LEVEL: "debug" } },
+    underTime(timeFile, [
+      process.execPath,
+      ...indexerRun.nodeArgs,
+      indexerRun.entry,
+      "indexer",
+      "--config",
+      config,
+    ]),
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { ...process.env, ...indexerRun.env, LIFELINE_LOG_LEVEL: "debug" },
+    },
   );
   // Startup (templates, joining the group and getting its partitions) is reported apart. Then, as for the ceiling
   // (bulk acknowledgements, one refresh): until the indexer has committed every record (it commits only what
@@ -303,7 +347,10 @@ async function measureIndexer(
   const measured = timeMeasured(timeFile);
   return {
     scenario: `${DOCS} docs, round ${round + 1}`,
-    system: `lifeline indexer (from Kafka${NODE_ARGS.length > 0 ? `, ${NODE_ARGS.join(" ")}` : ""})`,
+    system: `lifeline indexer (from Kafka, ${[
+      indexerRun.how,
+      ...(Object.keys(INDEXER_CONFIG).length > 0 ? [JSON.stringify(INDEXER_CONFIG)] : []),
+    ].join(", ")})`,
     "docs/s": Math.round(DOCS / seconds),
     seconds,
     "startup s": startupSeconds,
