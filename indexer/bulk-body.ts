@@ -6,13 +6,14 @@ import type { RawDocument } from "./documents.ts";
  */
 export function bulkBody(
   chunk: ReadonlyArray<{ action: string | undefined; source: string | RawDocument }>,
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
   let chars = 0;
   for (const { action, source } of chunk) {
     chars += typeof source === "string" ? (action?.length ?? 0) + source.length + 2 : rawBytes(source);
   }
   // Room for ASCII text as is; a string that may not fit is measured exactly first.
-  let body = Buffer.allocUnsafe(chars + 4_096);
+  let body = allocate(chars + 4_096);
   let offset = 0;
   const reserve = (bytes: number) => {
     if (offset + bytes <= body.length) return;

@@ -18,6 +18,11 @@ describe("bulkBody", () => {
     }));
     const expected = Buffer.from(items.map(({ action, source }) => `${action}\n${source}\n`).join(""));
     expect(bulkBody(items).equals(expected)).toBe(true);
+    // Into a buffer the caller gives (the indexer's pool), a used one: the same bytes, in that buffer.
+    const given = Buffer.alloc(expected.length + 8_192, 0x41);
+    const pooled = bulkBody(items, (bytes) => (bytes <= given.length ? given : Buffer.allocUnsafe(bytes)));
+    expect(pooled.equals(expected)).toBe(true);
+    if (pooled.buffer === given.buffer) expect(pooled.byteOffset).toBe(0);
   });
 });
 
