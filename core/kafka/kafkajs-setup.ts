@@ -72,7 +72,16 @@ const zstdCodec = {
     encoderBuffers.give(encoder.buf);
     return compressed;
   },
-  decompress: (buffer: Buffer) => decompress(buffer, { chunkSize: decompressChunkBytes(buffer.length) }),
+  decompress: async (buffer: Buffer) => {
+    const text = await decompress(buffer, { chunkSize: decompressChunkBytes(buffer.length) });
+    // Text that fit one piece is a slice of that piece, and lives as long as the records that point into it: when
+    // it leaves over a fifth of the piece unused (data that compresses less than JSON), it is copied out.
+    // (Into memory of its own: Node's shared pool would hand out a slice of a 64 KiB slab below 32 KiB.)
+    if (text.byteLength * 1.25 >= text.buffer.byteLength) return text;
+    const copy = Buffer.allocUnsafeSlow(text.byteLength);
+    text.copy(copy);
+    return copy;
+  },
 };
 
 /**

@@ -398,6 +398,13 @@ describe("kafkajs 2.2.4 with Lifeline's patch", () => {
       expect(pieces, name).toBeGreaterThan(1);
       expect((await codec.decompress(packed)).equals(text), name).toBe(true);
     }
+    // Text much smaller than its piece (random bytes do not compress) holds no more than a fifth unused.
+    const small = randomBytes(20_000);
+    const unpacked = await codec.decompress(
+      Buffer.from(await codec.compress(new Encoder().writeBuffer(small))),
+    );
+    expect(unpacked.equals(small)).toBe(true);
+    expect(unpacked.buffer.byteLength).toBe(small.length);
   });
 
   it("a packed message value splits into its JSON documents", () => {
