@@ -8,11 +8,10 @@
  *   npm run bench:collector        (BENCH_SPANS=200000, BENCH_CONCURRENCY=4; BENCH_NODE_ARGS: the collectors' Node
  *                                   flags, instead of the launcher's; BENCH_SOURCE=1: the TypeScript entry)
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { context, trace } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
@@ -30,15 +29,21 @@ import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import { lifelineBin } from "../test/helpers/cli.ts";
 import { startCollector } from "../test/helpers/collector.ts";
 import { uniqueName } from "../test/helpers/services.ts";
-import { type BenchRow, cpuSeconds, peakRssMiB, printTable, topicRecordCount, writeResults } from "./lib.ts";
+import {
+  type BenchRow,
+  benchLauncher,
+  cpuSeconds,
+  peakRssMiB,
+  printTable,
+  topicRecordCount,
+  writeResults,
+} from "./lib.ts";
 
 const SPANS = Number(process.env.BENCH_SPANS ?? 200_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const PER_REQUEST = 512;
-const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean);
 /** The collectors' limits.inflightBytes (BENCH_INFLIGHT_BYTES; the config's default otherwise). */
 const LIMITS = process.env.BENCH_INFLIGHT_BYTES
   ? { limits: { inflightBytes: Number(process.env.BENCH_INFLIGHT_BYTES) } }
@@ -146,14 +151,7 @@ async function startSink(): Promise<{ url: string; pid: number; stop: () => void
 
 /** The collector as deployed, or as BENCH_NODE_ARGS / BENCH_SOURCE say. */
 function launcher(): { nodeArgs: string[]; entry: string; system: string } {
-  if (!process.env.BENCH_SOURCE)
-    execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
-      stdio: "inherit",
-    });
-  const deployed = collectorLauncher();
-  const entry = process.env.BENCH_SOURCE ? lifelineBin : deployed.entry;
-  const nodeArgs = NODE_ARGS ?? deployed.nodeArgs;
-  const how = [entry.endsWith(".js") ? "compiled" : "TypeScript sources", ...nodeArgs].join(", ");
+  const { nodeArgs, entry, how } = benchLauncher(collectorLauncher);
   return { nodeArgs, entry, system: `lifeline collector (${how})` };
 }
 

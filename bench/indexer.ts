@@ -10,7 +10,7 @@
  *                                    malloc settings)
  * The indexer runs as its container runs it (core/entry.ts indexerLauncher: compiled, malloc settings).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,40 +28,28 @@ import { runningKafkaPid } from "../local-services/kafka.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { countDocuments, produceLogRecords, startLifeline } from "../test/helpers/indexer.ts";
-import { type BenchRow, cpuSeconds, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
+import {
+  type BenchRow,
+  benchLauncher,
+  cpuSeconds,
+  printTable,
+  timeMeasured,
+  underTime,
+  writeResults,
+} from "./lib.ts";
 
 const DOCS = Number(process.env.BENCH_DOCS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-/** Node flags for the indexer under test (BENCH_NODE_ARGS="--max-semi-space-size=2"), shown in its row. */
-const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean);
 /** Settings for the indexer under test (tuning runs), shown in its row. */
 const INDEXER_CONFIG = JSON.parse(process.env.BENCH_INDEXER_CONFIG ?? "{}") as Record<string, unknown>;
 const root = "/tmp/lifeline-bench-indexer";
-const lifelineBin = fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url));
 const ceilingScript = fileURLToPath(new URL("./indexer-ceiling.ts", import.meta.url));
 
 /** The indexer as deployed, or as BENCH_NODE_ARGS / BENCH_SOURCE / BENCH_NO_ENV say. */
-function launcher(): { nodeArgs: string[]; entry: string; env: Record<string, string>; how: string } {
-  if (!process.env.BENCH_SOURCE)
-    execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
-      stdio: "inherit",
-    });
-  const deployed = indexerLauncher();
-  const entry = process.env.BENCH_SOURCE ? lifelineBin : deployed.entry;
-  const nodeArgs = NODE_ARGS ?? deployed.nodeArgs;
-  const env = process.env.BENCH_NO_ENV ? {} : (deployed.env ?? {});
-  const how = [
-    entry.endsWith(".js") ? "compiled" : "TypeScript sources",
-    ...nodeArgs,
-    ...Object.entries(env).map(([name, value]) => `${name}=${value}`),
-  ].join(", ");
-  return { nodeArgs, entry, env, how };
-}
-
-let indexerRun: ReturnType<typeof launcher>;
+let indexerRun: ReturnType<typeof benchLauncher>;
 
 async function main() {
-  indexerRun = launcher();
+  indexerRun = benchLauncher(indexerLauncher);
   if (!process.env.LIFELINE_KAFKA_BROKERS) {
     await servicesUp(localServicesSettings(), process.env, (m) => process.stderr.write(`[services] ${m}\n`));
   }

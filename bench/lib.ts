@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
+import type { Launcher } from "../core/entry.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 
 /** GNU time's arguments to run `command` and write its CPU and peak RSS to `timeFile` (read with timeMeasured). */
@@ -107,4 +109,33 @@ export function writeResults(name: string, rows: BenchRow[], notes: Record<strin
     `${JSON.stringify({ name, date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, notes, rows }, null, 2)}\n`,
   );
   return file;
+}
+
+/**
+ * A component as its deployment runs it (`deployed`, from core/entry.ts: compiled, built here first), or as the
+ * environment says: BENCH_NODE_ARGS (Node flags instead of the launcher's), BENCH_SOURCE=1 (the TypeScript entry),
+ * BENCH_NO_ENV=1 (without the launcher's environment). `how` names it in result rows.
+ */
+export function benchLauncher(deployed: () => Launcher): {
+  nodeArgs: string[];
+  entry: string;
+  env: Record<string, string>;
+  how: string;
+} {
+  if (!process.env.BENCH_SOURCE)
+    execFileSync(process.execPath, [fileURLToPath(new URL("../bin/build.ts", import.meta.url))], {
+      stdio: "inherit",
+    });
+  const launcher = deployed();
+  const entry = process.env.BENCH_SOURCE
+    ? fileURLToPath(new URL("../bin/lifeline.ts", import.meta.url))
+    : launcher.entry;
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? launcher.nodeArgs;
+  const env = process.env.BENCH_NO_ENV ? {} : (launcher.env ?? {});
+  const how = [
+    entry.endsWith(".js") ? "compiled" : "TypeScript sources",
+    ...nodeArgs,
+    ...Object.entries(env).map(([name, value]) => `${name}=${value}`),
+  ].join(", ");
+  return { nodeArgs, entry, env, how };
 }

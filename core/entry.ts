@@ -27,13 +27,7 @@ export function leanAgentLauncher(): Launcher {
  * docker-compose.yml sets the same for its shipper.
  */
 export function shipperLauncher(): Launcher {
-  const compiled = compiledEntry();
-  return {
-    nodeArgs: [SHIPPER_NODE_OPTIONS],
-    env: SHIPPER_ENV,
-    entry: compiled ?? lifelineEntry,
-    compiled: compiled !== undefined,
-  };
+  return deployed([SHIPPER_NODE_OPTIONS], MALLOC_ENV);
 }
 
 export const SHIPPER_NODE_OPTIONS = "--max-semi-space-size=2";
@@ -45,12 +39,7 @@ export const SHIPPER_NODE_OPTIONS = "--max-semi-space-size=2";
  * cost 15-30 % (bench/README.md).
  */
 export function collectorLauncher(): Launcher {
-  const compiled = compiledEntry();
-  return {
-    nodeArgs: [COLLECTOR_NODE_OPTIONS],
-    entry: compiled ?? lifelineEntry,
-    compiled: compiled !== undefined,
-  };
+  return deployed([COLLECTOR_NODE_OPTIONS]);
 }
 
 export const COLLECTOR_NODE_OPTIONS = "--max-semi-space-size=4";
@@ -62,24 +51,27 @@ export const COLLECTOR_NODE_OPTIONS = "--max-semi-space-size=4";
  * defaults, at the same speed within the rounds' spread (bench/README.md).
  */
 export function indexerLauncher(): Launcher {
+  return deployed([INDEXER_NODE_OPTIONS], MALLOC_ENV);
+}
+
+export const INDEXER_NODE_OPTIONS = "--max-semi-space-size=4";
+
+/** Two malloc arenas instead of one per thread, and a fixed threshold of 256 KiB for malloc's own mappings. */
+export const MALLOC_ENV: Record<string, string> = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "262144",
+};
+
+/** The compiled entry when built (the TypeScript one otherwise), with these flags and environment. */
+function deployed(nodeArgs: string[], env?: Record<string, string>): Launcher {
   const compiled = compiledEntry();
   return {
-    nodeArgs: [INDEXER_NODE_OPTIONS],
-    env: INDEXER_ENV,
+    nodeArgs,
+    ...(env ? { env } : {}),
     entry: compiled ?? lifelineEntry,
     compiled: compiled !== undefined,
   };
 }
-
-export const INDEXER_NODE_OPTIONS = "--max-semi-space-size=4";
-export const INDEXER_ENV: Record<string, string> = {
-  MALLOC_ARENA_MAX: "2",
-  MALLOC_MMAP_THRESHOLD_: "262144",
-};
-export const SHIPPER_ENV: Record<string, string> = {
-  MALLOC_ARENA_MAX: "2",
-  MALLOC_MMAP_THRESHOLD_: "262144",
-};
 
 export interface Launcher {
   nodeArgs: string[];

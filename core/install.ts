@@ -3,7 +3,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SHIPPER_ENV, SHIPPER_NODE_OPTIONS } from "./entry.ts";
+import { MALLOC_ENV, SHIPPER_NODE_OPTIONS } from "./entry.ts";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -47,7 +47,7 @@ export function systemdUnit(options: UnitOptions): string {
     `${etc}/${component}.yaml`,
   ].join(" ");
   const env =
-    component === "shipper" ? Object.entries(SHIPPER_ENV).map(([k, v]) => `Environment=${k}=${v}\n`) : [];
+    component === "shipper" ? Object.entries(MALLOC_ENV).map(([k, v]) => `Environment=${k}=${v}\n`) : [];
   return `[Unit]
 Description=Lifeline ${component === "agent" ? "agent (signed stop/start of this host's declared services)" : "shipper (service logs and the agent's journal into Kafka)"}
 After=network-online.target
