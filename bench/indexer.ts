@@ -34,6 +34,7 @@ import {
   cpuSeconds,
   printTable,
   timeMeasured,
+  topicEnds,
   underTime,
   writeResults,
 } from "./lib.ts";
@@ -99,17 +100,6 @@ async function main() {
     `results: ${writeResults("indexer", rows, { docs: DOCS, refreshInterval: "1s (Elasticsearch default)" })}`,
   );
   await elastic.close();
-}
-
-/** A topic's end offsets, read once before a round (everything was produced before). */
-async function kafkaEnds(kafka: Kafka, topic: string) {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await admin.fetchTopicOffsets(topic);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /**
@@ -285,7 +275,8 @@ async function measureIndexer(
   // Elasticsearch meanwhile. Polling the group's offsets every 20 ms cost Kafka 1.2 CPU s in 4 s, taken from
   // Elasticsearch on two cores in the indexer's rounds and not in the ceiling's.
   const topic = topicNames(prefix).logs;
-  const ends = new Map((await kafkaEnds(kafka, topic)).map((end) => [end.partition, end.high]));
+  // Read once before the round: everything was produced before.
+  const ends = new Map((await topicEnds(kafka, topic)).map((end) => [end.partition, end.high]));
   const committed = new Map<number, string>();
   let joined: () => void = () => {};
   let caughtUp: () => void = () => {};

@@ -44,16 +44,20 @@ export function anonRssMiB(pid: number): number {
   return statusMiB(pid, "RssAnon");
 }
 
-/** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */
-export async function topicRecordCount(kafka: Kafka, topic: string): Promise<number> {
+/** A topic's end offsets, partition by partition. */
+export async function topicEnds(kafka: Kafka, topic: string) {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+    return await admin.fetchTopicOffsets(topic);
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */
+export async function topicRecordCount(kafka: Kafka, topic: string): Promise<number> {
+  return (await topicEnds(kafka, topic)).reduce((sum, partition) => sum + Number(partition.high), 0);
 }
 
 /** Polls the topic until it holds `expected` records; returns the seconds since `since` when it did. */
