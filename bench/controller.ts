@@ -23,8 +23,16 @@ import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { lifelineBin } from "../test/helpers/cli.ts";
+import { createdAt } from "../test/helpers/leftovers.ts";
 import { uniqueName } from "../test/helpers/services.ts";
-import { type BenchRow, printTable, timeMeasured, underTime, writeResults } from "./lib.ts";
+import {
+  type BenchRow,
+  printTable,
+  removeTopicsAndGroups,
+  timeMeasured,
+  underTime,
+  writeResults,
+} from "./lib.ts";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 100);
@@ -116,7 +124,11 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
       "600000",
     ]),
     {
-      env: { ...process.env, LIFELINE_TOPIC_PREFIX: prefix, LIFELINE_LOG_LEVEL: "warn" },
+      env: {
+        ...process.env,
+        LIFELINE_TOPIC_PREFIX: prefix,
+        LIFELINE_LOG_LEVEL: process.env.BENCH_CONTROLLER_LOG_LEVEL ?? "warn",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -130,6 +142,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   const seconds = (performance.now() - began) / 1000;
+  writeFileSync(join(dir, `${prefix}.controller.log`), stderr);
   const result = JSON.parse(stdout || "{}") as {
     status?: string;
     steps?: Array<{ status: string; commandId: string; host: string }>;
@@ -139,7 +152,6 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   if (result.steps === undefined) throw new Error(`${label}: exit ${code}\n${stderr.slice(-2000)}`);
   const others = result.steps.filter((s) => s.status !== "success");
   if (others.length > 0) {
-    writeFileSync(join(dir, `${prefix}.controller.log`), stderr);
     process.stderr.write(
       `${label}: ${others.length} of ${hosts} steps did not succeed: ${JSON.stringify(others.slice(0, 5))}\n` +
         `  controller log: ${join(dir, `${prefix}.controller.log`)}\n`,
@@ -256,12 +268,21 @@ async function baseline(prefix: string, hosts: number, label: string): Promise<B
 async function main() {
   if (!process.env.LIFELINE_KAFKA_BROKERS) await servicesUp(localServicesSettings(), process.env, () => {});
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-controller" });
+  // Runs that crashed before cleaning up left their topics (up to 1,000 partitions each) and per-host groups.
+  const began = Date.now();
+  const stale = await removeTopicsAndGroups(
+    kafka,
+    (name) => name.startsWith("bench-controller") && (createdAt(name) ?? began) < began,
+  );
+  if (stale.topics + stale.groups > 0)
+    process.stderr.write(`removed what earlier runs left: ${stale.topics} topics, ${stale.groups} groups\n`);
   const rows: BenchRow[] = [];
   const scenarios: Array<[number, string, string]> = [
     [HOSTS, "partitioned", `plan + dispatch, ${HOSTS} hosts`],
     [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
   ];
   if (FLEET > 0) scenarios.push([FLEET, "partitioned", `simulated fleet, ${FLEET} hosts`]);
+  for (let i = scenarios.length - 1; i >= 0; i--) if (scenarios[i]?.[0] === 0) scenarios.splice(i, 1);
   for (const [hosts, mode, label] of scenarios) {
     const prefix = uniqueName("bench-controller");
     const partitions = controlPartitionsFor(hosts);
@@ -274,6 +295,7 @@ async function main() {
     process.stderr.write(`${label}: lifeline rollout...\n`);
     const row = await rollout(prefix, hosts, label);
     const { read, answered } = await stopFleet(fleet);
+    await removeTopicsAndGroups(kafka, (name) => name.startsWith(prefix));
     rows.push({
       ...row,
       "answered by the fleet": answered ?? 0,
@@ -292,6 +314,7 @@ async function main() {
     process.stderr.write(`${label}: kafkajs baseline...\n`);
     rows.push(await baseline(rawPrefix, hosts, label));
     await stopFleet(raw);
+    await removeTopicsAndGroups(kafka, (name) => name.startsWith(rawPrefix));
   }
   printTable(rows);
   console.error(

@@ -55,6 +55,34 @@ export async function topicEnds(kafka: Kafka, topic: string) {
   }
 }
 
+/**
+ * Deletes the topics and consumer groups whose names `match` (a run's own once measured, or what earlier runs
+ * left), so runs don't pile partitions and groups on the broker: a single broker holding thousands of leftover
+ * partitions is slower at everything the next run measures. A group that can't be deleted (members still in it)
+ * is reported, not thrown: the measurement it followed stands.
+ */
+export async function removeTopicsAndGroups(
+  kafka: Kafka,
+  matches: (name: string) => boolean,
+): Promise<{ topics: number; groups: number }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter(matches);
+    const groups = (await admin.listGroups()).filter(matches);
+    for (let i = 0; i < topics.length; i += 200)
+      // A topic already being deleted answers "unknown topic": the outcome wanted.
+      await admin.deleteTopics({ topics: topics.slice(i, i + 200), timeout: 60_000 }).catch(() => {});
+    for (let i = 0; i < groups.length; i += 200)
+      await admin
+        .deleteGroups(groups.slice(i, i + 200))
+        .catch((error: Error) => process.stderr.write(`consumer groups not deleted: ${error.message}\n`));
+    return { topics: topics.length, groups: groups.length };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Sum of a topic's end offsets: how many records Kafka holds (acknowledged). */
 export async function topicRecordCount(kafka: Kafka, topic: string): Promise<number> {
   return (await topicEnds(kafka, topic)).reduce((sum, partition) => sum + Number(partition.high), 0);
