@@ -6,8 +6,8 @@
  * same run for both: kafkajs alone doing the same round trips (one send per command, answered by the same
  * simulated fleet without signatures), no plan, no events, no spans.
  * (3) A simulated fleet of 100,000 hosts, the same way as (1), with the control records its agents read.
- *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100, BENCH_FLEET=100000; BENCH_NODE_ARGS for
- *                                    the controller)
+ *   npm run bench:controller        (BENCH_HOSTS=10000, BENCH_AGENTS=100, BENCH_FLEET=100000; BENCH_NODE_ARGS and
+ *                                    BENCH_SOURCE for the controller, as for bench:indexer)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -17,16 +17,17 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { generateSigningKeys } from "../core/commands.ts";
 import { resolveKafka } from "../core/connections.ts";
+import { controllerLauncher } from "../core/entry.ts";
 import { createKafka } from "../core/kafka/client.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
-import { lifelineBin } from "../test/helpers/cli.ts";
 import { createdAt } from "../test/helpers/leftovers.ts";
 import { uniqueName } from "../test/helpers/services.ts";
 import {
   type BenchRow,
+  benchLauncher,
   printTable,
   removeTopicsAndGroups,
   timeMeasured,
@@ -42,8 +43,11 @@ const FLEET = Number(process.env.BENCH_FLEET ?? 100_000);
 const BASELINE_MAX = Number(process.env.BENCH_BASELINE_MAX ?? 10_000);
 /** The control topic sized to the fleet, as controller/README.md advises: about 100 hosts per partition. */
 const controlPartitionsFor = (hosts: number) => Math.min(1_000, Math.max(6, Math.ceil(hosts / 100)));
-/** Extra node flags for the controller under test, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+/**
+ * The controller as an installed `lifeline rollout` runs (core/entry.ts controllerLauncher: compiled), or as
+ * BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") and BENCH_SOURCE=1 (the TypeScript entry) say.
+ */
+const launcher = benchLauncher(controllerLauncher);
 const simulator = fileURLToPath(new URL("./simulated-agents.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "bench-controller-"));
 const keys = generateSigningKeys();
@@ -110,8 +114,8 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
     "/usr/bin/time",
     underTime(timeFile, [
       process.execPath,
-      ...NODE_ARGS,
-      lifelineBin,
+      ...launcher.nodeArgs,
+      launcher.entry,
       "rollout",
       "--plan",
       plan,
@@ -161,7 +165,7 @@ async function rollout(prefix: string, hosts: number, label: string): Promise<Be
   const measured = timeMeasured(timeFile);
   return {
     scenario: label,
-    system: "lifeline rollout (CLI: presence, plan, sign, send, follow)",
+    system: `lifeline rollout (CLI: presence, plan, sign, send, follow; ${launcher.how})`,
     commands: hosts,
     succeeded,
     seconds,

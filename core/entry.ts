@@ -56,6 +56,16 @@ export function indexerLauncher(): Launcher {
 
 export const INDEXER_NODE_OPTIONS = "--max-semi-space-size=4";
 
+/**
+ * How `lifeline rollout` runs once installed (bin/launch.js): compiled, with Node's defaults. Its own flags were
+ * measured and not kept: a 4 MiB semi-space with a heap growing by half peaked at 210-221 MiB against 205-229
+ * without, at 10,000 hosts in alternated runs (bench/README.md), and a command typed by hand would need to
+ * re-execute itself to get them.
+ */
+export function controllerLauncher(): Launcher {
+  return deployed([]);
+}
+
 /** Two malloc arenas instead of one per thread, and a fixed threshold of 256 KiB for malloc's own mappings. */
 export const MALLOC_ENV: Record<string, string> = {
   MALLOC_ARENA_MAX: "2",
