@@ -23,16 +23,15 @@ import { createKafka } from "../core/kafka/client.ts";
 import type { KafkaPort as Kafka } from "../core/kafka/port.ts";
 import { ensureTopics } from "../core/kafka/topics.ts";
 import { topicNames } from "../core/topics.ts";
-import { runningElasticPid } from "../local-services/elasticsearch.ts";
-import { runningKafkaPid } from "../local-services/kafka.ts";
 import { servicesUp } from "../local-services/manager.ts";
 import { localServicesSettings } from "../local-services/settings.ts";
 import { countDocuments, produceLogRecords, startLifeline } from "../test/helpers/indexer.ts";
 import {
   type BenchRow,
   benchLauncher,
-  cpuSeconds,
   printTable,
+  serverCpu,
+  serverCpuColumns,
   timeMeasured,
   topicEnds,
   underTime,
@@ -100,26 +99,6 @@ async function main() {
     `results: ${writeResults("indexer", rows, { docs: DOCS, refreshInterval: "1s (Elasticsearch default)" })}`,
   );
   await elastic.close();
-}
-
-/**
- * CPU seconds the local Elasticsearch and Kafka have used so far (NaN when they are external): on two shared cores
- * the servers' CPU in a timed window shows what the system under test leaves them.
- */
-function serverCpu(): { elastic: number; kafka: number } {
-  const settings = localServicesSettings();
-  const of = (pid: number | undefined) => (pid ? cpuSeconds(pid) : Number.NaN);
-  return { elastic: of(runningElasticPid(settings)), kafka: of(runningKafkaPid(settings)) };
-}
-
-/** The servers' CPU since `before`, as row columns. */
-function serverCpuColumns(before: { elastic: number; kafka: number }): Record<string, number> {
-  const after = serverCpu();
-  const round2 = (n: number) => Math.round(n * 100) / 100;
-  return {
-    "es cpu s": round2(after.elastic - before.elastic),
-    "kafka cpu s": round2(after.kafka - before.kafka),
-  };
 }
 
 /**
