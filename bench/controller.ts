@@ -293,6 +293,7 @@ async function main() {
   if (stale.topics + stale.groups > 0)
     process.stderr.write(`removed what earlier runs left: ${stale.topics} topics, ${stale.groups} groups\n`);
   const rows: BenchRow[] = [];
+  const used: string[] = [];
   const scenarios: Array<[number, string, string]> = [
     [HOSTS, "partitioned", `plan + dispatch, ${HOSTS} hosts`],
     [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
@@ -304,14 +305,16 @@ async function main() {
     const partitions = controlPartitionsFor(hosts);
     await ensureTopics(kafka, [topicNames(prefix).lifecycle, `${prefix}.replies`]);
     await ensureTopics(kafka, [topicNames(prefix).control], partitions);
+    // Before the fleet starts: its readers' polls (1,000 of them at 100,000 hosts) keep Kafka busy from then on.
+    const quiet = await kafkaQuiet();
     process.stderr.write(
-      `${label}: starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
+      `${label}: Kafka quiet after ${quiet} s; starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
     );
     const fleet = await startFleet(prefix, hosts, mode);
-    process.stderr.write(`${label}: Kafka quiet after ${await kafkaQuiet()} s; lifeline rollout...\n`);
+    process.stderr.write(`${label}: lifeline rollout...\n`);
     const row = await rollout(prefix, hosts, label, fleet);
     const { read, answered } = await stopFleet(fleet);
-    await removeTopicsAndGroups(kafka, (name) => name.startsWith(prefix));
+    used.push(prefix);
     rows.push({
       ...row,
       "answered by the fleet": answered ?? 0,
@@ -326,12 +329,15 @@ async function main() {
       topicNames(rawPrefix).lifecycle,
       `${rawPrefix}.replies`,
     ]);
+    const rawQuiet = await kafkaQuiet();
     const raw = await startFleet(rawPrefix, hosts, mode === "per-host" ? "raw-per-host" : "raw");
-    process.stderr.write(`${label}: Kafka quiet after ${await kafkaQuiet()} s; kafkajs baseline...\n`);
+    process.stderr.write(`${label}: Kafka quiet after ${rawQuiet} s; kafkajs baseline...\n`);
     rows.push(await baseline(rawPrefix, hosts, label));
     await stopFleet(raw);
-    await removeTopicsAndGroups(kafka, (name) => name.startsWith(rawPrefix));
+    used.push(rawPrefix);
   }
+  // Removed at the end, not between scenarios: Kafka removes the files a minute later, in the next one's window.
+  await removeTopicsAndGroups(kafka, (name) => used.some((prefix) => name.startsWith(prefix)));
   printTable(rows);
   console.error(
     `results: ${writeResults("controller", rows, { hosts: HOSTS, agents: AGENTS, fleet: FLEET, simulated: true })}`,
