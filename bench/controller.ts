@@ -48,8 +48,9 @@ const BASELINE_MAX = Number(process.env.BENCH_BASELINE_MAX ?? 10_000);
 /** The control topic sized to the fleet, as controller/README.md advises: about 100 hosts per partition. */
 const controlPartitionsFor = (hosts: number) => Math.min(1_000, Math.max(6, Math.ceil(hosts / 100)));
 /**
- * The controller as an installed `lifeline rollout` runs (core/entry.ts controllerLauncher: compiled), or as
- * BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") and BENCH_SOURCE=1 (the TypeScript entry) say.
+ * The controller as an installed `lifeline rollout` runs (core/entry.ts controllerLauncher: compiled, with the
+ * flags it relaunches itself with), or as BENCH_NODE_ARGS (flags instead of those, e.g. "--cpu-prof
+ * --cpu-prof-dir=/tmp/prof") and BENCH_SOURCE=1 (the TypeScript entry) say.
  */
 const launcher = benchLauncher(controllerLauncher);
 const simulator = fileURLToPath(new URL("./simulated-agents.ts", import.meta.url));
@@ -135,8 +136,11 @@ async function rollout(prefix: string, hosts: number, label: string, fleet: Flee
       "600000",
     ]),
     {
+      // Exactly what the row names runs: no relaunch with the controller's own flags on top of BENCH_NODE_ARGS.
       env: {
         ...process.env,
+        ...launcher.env,
+        LIFELINE_RELAUNCH: "0",
         LIFELINE_TOPIC_PREFIX: prefix,
         LIFELINE_LOG_LEVEL: process.env.BENCH_CONTROLLER_LOG_LEVEL ?? "warn",
       },

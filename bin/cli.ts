@@ -424,6 +424,16 @@ After --install: systemctl daemon-reload && systemctl enable --now lifeline-${co
     });
 }
 
+/**
+ * The controller for a rollout that runs (run and resume): this process first re-executes itself with the
+ * controller's Node flags (core/entry.ts relaunchTuned), before the controller's modules are loaded.
+ */
+async function tunedController() {
+  const { controllerLauncher, relaunchTuned } = await import("../core/entry.ts");
+  relaunchTuned(controllerLauncher());
+  return import("../controller/main.ts");
+}
+
 function rolloutCommands(program: Command, act: Act): void {
   const rollout = program
     .command("rollout")
@@ -463,7 +473,7 @@ halted, cancelled (aborted). A plan that matches no host is an error (exit 2) un
 
 ${KAFKA_ENV}`,
     )
-    .action(act(async () => (await import("../controller/main.ts")).runPlan));
+    .action(act(async () => (await tunedController()).runPlan));
   const decisions: Array<[string, string]> = [
     ["approve", "let a rollout waiting for approval go on to its next wave"],
     ["abort", "stop a running rollout: in-flight steps finish, nothing new is sent"],
@@ -507,7 +517,7 @@ ${KAFKA_ENV}`,
 Settled steps are kept; a command recorded as sent is published again as the same signed message (same id: an
 agent that has it runs nothing twice) and its outcome awaited.`,
     )
-    .action(act(async () => (await import("../controller/main.ts")).resume));
+    .action(act(async () => (await tunedController()).resume));
   rollout
     .command("list")
     .description("the rollouts the controllers recorded on <prefix>.lifecycle")

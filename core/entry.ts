@@ -57,13 +57,37 @@ export function indexerLauncher(): Launcher {
 export const INDEXER_NODE_OPTIONS = "--max-semi-space-size=4";
 
 /**
- * How `lifeline rollout` runs once installed (bin/launch.js): compiled, with Node's defaults. Its own flags were
- * measured and not kept: a 4 MiB semi-space with a heap growing by half peaked at 210-221 MiB against 205-229
- * without, at 10,000 hosts in alternated runs (bench/README.md), and a command typed by hand would need to
- * re-execute itself to get them.
+ * How `lifeline rollout` is best run: a 4 MiB semi-space and a heap that grows by half, not by V8's default
+ * factor. A rollout's live data is small (56 MiB two seconds into 10,000 hosts, in a heap snapshot); what V8 lets
+ * the heap grow to under a wave's allocations is most of its peak: 206-232 MiB with these against 353-381 without,
+ * for about 0.5 CPU s more at 10,000 hosts (bench/README.md). The CLI is started by hand, so it re-executes itself
+ * with them (relaunchTuned).
  */
 export function controllerLauncher(): Launcher {
-  return deployed([]);
+  return deployed(CONTROLLER_NODE_ARGS);
+}
+
+export const CONTROLLER_NODE_ARGS = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
+
+/** LIFELINE_RELAUNCH=0: never relaunch; a relaunched process finds "done" there. */
+const RELAUNCH_ENV = "LIFELINE_RELAUNCH";
+
+/**
+ * Replaces this process (same pid, arguments, standard streams and exit status) with the same entry under
+ * `launcher`'s Node flags and environment, which V8 and the C library read only when a process starts. It returns,
+ * and the caller runs as it is, when the flags are already there, when it already relaunched or LIFELINE_RELAUNCH=0
+ * says not to, or where Node has no execve (Windows). Flags given to node by hand come after the launcher's, so
+ * they win. The entry is the one running, never a build that may be older than the sources.
+ */
+export function relaunchTuned(launcher: Launcher): void {
+  const script = process.argv[1];
+  if (process.env[RELAUNCH_ENV] !== undefined || !process.execve || script === undefined) return;
+  if (launcher.nodeArgs.every((flag) => process.execArgv.includes(flag))) return;
+  process.execve(
+    process.execPath,
+    [process.execPath, ...launcher.nodeArgs, ...process.execArgv, script, ...process.argv.slice(2)],
+    { ...process.env, ...launcher.env, [RELAUNCH_ENV]: "done" },
+  );
 }
 
 /** Two malloc arenas instead of one per thread, and a fixed threshold of 256 KiB for malloc's own mappings. */
