@@ -312,7 +312,7 @@ async function main() {
     // Before the fleet starts: its readers' polls (1,000 of them at 100,000 hosts) keep Kafka busy from then on.
     const quiet = await kafkaQuiet();
     process.stderr.write(
-      `${label}: Kafka quiet after ${quiet} s; starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
+      `${label}: ${quiet}; starting the simulated fleet (${mode}, ${partitions} control partitions)...\n`,
     );
     const fleet = await startFleet(prefix, hosts, mode);
     process.stderr.write(`${label}: lifeline rollout...\n`);
@@ -335,7 +335,7 @@ async function main() {
     ]);
     const rawQuiet = await kafkaQuiet();
     const raw = await startFleet(rawPrefix, hosts, mode === "per-host" ? "raw-per-host" : "raw");
-    process.stderr.write(`${label}: Kafka quiet after ${rawQuiet} s; kafkajs baseline...\n`);
+    process.stderr.write(`${label}: ${rawQuiet}; kafkajs baseline...\n`);
     rows.push(await baseline(rawPrefix, hosts, label));
     await stopFleet(raw);
     used.push(rawPrefix);

@@ -69,26 +69,27 @@ export function serverCpuColumns(before: { elastic: number; kafka: number }): Re
 
 /**
  * Waits until the local Kafka has no deleted topic's files left to remove and has used under `cores` of a core
- * over a whole second, up to `timeoutMs`, and returns the seconds waited (0 when Kafka is external). Kafka works on
+ * over a whole second, up to `timeoutMs`, and says which it was (quiet, or still busy and why) and how long. Kafka works on
  * its own after a bench's set-up: it settles new partitions, and removes a deleted topic's files a minute later
  * (file.delete.delay.ms), each partition logged. Measured while it did, the same controller build took 3.7 s
  * with Kafka at 1.0 CPU s and 9.2 s with Kafka at 7.4.
  */
-export async function kafkaQuiet(cores = 0.1, timeoutMs = 180_000): Promise<number> {
+export async function kafkaQuiet(cores = 0.1, timeoutMs = 180_000): Promise<string> {
   const settings = localServicesSettings();
   const pid = runningKafkaPid(settings);
-  if (!pid) return 0;
+  if (!pid) return "Kafka external, not waited for";
   const { data } = kafkaPaths(settings);
   const deleting = () => readdirSync(data).some((entry) => entry.endsWith("-delete"));
   const began = performance.now();
+  const waited = () => Math.round((performance.now() - began) / 100) / 10;
   let before = cpuSeconds(pid);
   while (performance.now() - began < timeoutMs) {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const now = cpuSeconds(pid);
-    if (now - before < cores && !deleting()) break;
+    if (now - before < cores && !deleting()) return `Kafka quiet after ${waited()} s`;
     before = now;
   }
-  return Math.round((performance.now() - began) / 100) / 10;
+  return `Kafka still busy after ${waited()} s (${deleting() ? "removing deleted topics' files" : "above the CPU threshold"}), measuring anyway`;
 }
 
 /** A topic's end offsets, partition by partition. */
