@@ -298,12 +298,14 @@ async function main() {
     process.stderr.write(`removed what earlier runs left: ${stale.topics} topics, ${stale.groups} groups\n`);
   const rows: BenchRow[] = [];
   const used: string[] = [];
-  const scenarios: Array<[number, string, string]> = [
-    [HOSTS, "partitioned", `plan + dispatch, ${HOSTS} hosts`],
-    [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
-  ];
-  if (FLEET > 0) scenarios.push([FLEET, "partitioned", `simulated fleet, ${FLEET} hosts`]);
-  for (let i = scenarios.length - 1; i >= 0; i--) if (scenarios[i]?.[0] === 0) scenarios.splice(i, 1);
+  // A size of 0 skips its scenario.
+  const scenarios = (
+    [
+      [HOSTS, "partitioned", `plan + dispatch, ${HOSTS} hosts`],
+      [AGENTS, "per-host", `fan-out to ${AGENTS} agents`],
+      [FLEET, "partitioned", `simulated fleet, ${FLEET} hosts`],
+    ] as Array<[number, string, string]>
+  ).filter(([hosts]) => hosts > 0);
   for (const [hosts, mode, label] of scenarios) {
     const prefix = uniqueName("bench-controller");
     const partitions = controlPartitionsFor(hosts);

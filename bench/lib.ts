@@ -69,10 +69,10 @@ export function serverCpuColumns(before: { elastic: number; kafka: number }): Re
 
 /**
  * Waits until the local Kafka has no deleted topic's files left to remove and has used under `cores` of a core
- * over a whole second, up to `timeoutMs`, and says which it was (quiet, or still busy and why) and how long. Kafka works on
- * its own after a bench's set-up: it settles new partitions, and removes a deleted topic's files a minute later
- * (file.delete.delay.ms), each partition logged. Measured while it did, the same controller build took 3.7 s
- * with Kafka at 1.0 CPU s and 9.2 s with Kafka at 7.4.
+ * over a whole second, up to `timeoutMs`, and says which it was (quiet, or still busy and why) and how long.
+ * Kafka works on its own after a bench's set-up: it settles new partitions, and removes a deleted topic's files a
+ * minute later (file.delete.delay.ms), each partition logged. Measured while it did, the same controller build
+ * took 3.7 s with Kafka at 1.0 CPU s and 9.2 s with Kafka at 7.4.
  */
 export async function kafkaQuiet(cores = 0.1, timeoutMs = 180_000): Promise<string> {
   const settings = localServicesSettings();

@@ -470,6 +470,7 @@ approvers (approve or abort); unsigned or untrusted decisions are recorded as re
 Step statuses: success, failed, timed_out, unknown, undeliverable, cancelled (each also recorded as one
 step.completed event); escalated stops are successes counted apart. Rollout: success, failed, incomplete,
 halted, cancelled (aborted). A plan that matches no host is an error (exit 2) unless it sets allowEmpty: true.
+It re-executes itself once (same pid) with Node flags that keep its heap small; LIFELINE_RELAUNCH=0 runs it as is.
 
 ${KAFKA_ENV}`,
     )
