@@ -337,6 +337,20 @@ async function main() {
     },
   ];
 
+  // BENCH_LIVE=<files>:<lines per file per 100 ms>[:<ticks>]: one more live scenario, to tell a cost per read (a
+  // change noticed and read) from a cost per line: 1000:2 and 100:20 write the same lines with ten times the reads.
+  const custom = process.env.BENCH_LIVE?.split(":").map(Number);
+  if (custom) {
+    const [files = 1, perTick = 1, ticks = 600] = custom;
+    scenarios.push({
+      name: `${files} files, live, ${perTick} per 100 ms`,
+      files,
+      perFile: 0,
+      live: { perTick, ticks },
+      baselines: ["rsyslog"],
+    });
+  }
+
   // BENCH_CPU_PROF=<dir>: the shipper writes a V8 CPU profile there per scenario (open in Chrome's DevTools).
   // BENCH_NODE_ARGS: more node options for the shipper (--perf-basic-prof for perf, say).
   const profile = [

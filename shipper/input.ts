@@ -31,9 +31,14 @@ export function compileInput(config: InputConfig, topicPrefix: string): Input {
     multiline: config.multiline ? compileMultiline(config.multiline) : undefined,
     timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
     keep: lineFilter(config.includeLines, config.excludeLines),
-    topic: topicNames(topicPrefix)[config.kind === "lifecycle" ? "lifecycle" : "logs"],
+    topic: inputTopic(config, topicPrefix),
     unreported: { lines: 0, bytes: 0 },
   };
+}
+
+/** The topic an input's records go to: the lifecycle journal's, or the logs'. */
+export function inputTopic(config: Pick<InputConfig, "kind">, topicPrefix: string): string {
+  return topicNames(topicPrefix)[config.kind === "lifecycle" ? "lifecycle" : "logs"];
 }
 
 /** Which rule leaves a record out, or undefined: kept. */

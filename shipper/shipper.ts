@@ -12,7 +12,7 @@ import { FolderWatcher, listMatching, type WatchEvent } from "./discovery.ts";
 import { FileOpener } from "./file-opener.ts";
 import { FileRegistry, type TrackedFile } from "./file-registry.ts";
 import { closableWhileInactive, drained } from "./file-state.ts";
-import { compileInput, type Input } from "./input.ts";
+import { compileInput, type Input, inputTopic } from "./input.ts";
 import { BehindGauge, type ShipperMetrics } from "./metrics.ts";
 import { ReadBudget } from "./read-budget.ts";
 import { RecordEncoder } from "./record-encoder.ts";
@@ -417,6 +417,8 @@ export function createShipper(options: {
     // recordFormat single: one document per record, whatever limits.packBytes says.
     packBytes: config.recordFormat === "single" ? 0 : config.limits.packBytes,
     lanes: config.limits.producers,
+    // Many files each writing a little share a message per partition, not one message per file per linger.
+    topics: [...new Set(config.inputs.map((input) => inputTopic(input, config.topicPrefix)))],
     deadLetterTopic: topicNames(config.topicPrefix).deadLetter,
     metrics: {
       sent: (records, bytes) => {

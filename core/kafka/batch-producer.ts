@@ -8,7 +8,7 @@ import { backoffDelay } from "../retry.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { KAFKAJS_COMPRESSION, kafkajsOf } from "./kafkajs-adapter.ts";
 import { RECORDS_HEADER } from "./packing.ts";
-import { murmur2Partitioner } from "./partitioner.ts";
+import { murmur2, murmur2Partitioner } from "./partitioner.ts";
 import type { Compression, KafkaPort } from "./port.ts";
 
 export type { Compression } from "./port.ts";
@@ -42,12 +42,16 @@ export interface BatchProducerMetrics {
 }
 
 /**
- * Records of one topic and key, written into one buffer as they are enqueued: one Kafka message. Their JSON text
- * lives only until it is copied here, so nothing per record waits in the heap for the acknowledgement.
+ * Records written into one buffer as they are enqueued: one Kafka message. Their JSON text lives only until it is
+ * copied here, so nothing per record waits in the heap for the acknowledgement. A pack holds one key's records, or,
+ * in a topic packed by partition, the records of every key of one partition.
  */
 interface Pack {
   topic: string;
-  key: string;
+  /** The key of every record in it; undefined once records of another key joined it (the message has no key). */
+  key: string | undefined;
+  /** In a topic packed by partition: the partition it goes to (the one Kafka's partitioner gives its keys). */
+  partition: number | undefined;
   headers: Record<string, string> | undefined;
   buffer: Buffer;
   bytes: number;
@@ -73,6 +77,16 @@ interface Lane {
   consecutiveFailures: number;
 }
 
+/**
+ * A topic whose records are packed by partition: per partition, the pack still taking records and the newest pack
+ * not yet acknowledged (open, queued or in flight).
+ */
+interface PartitionedTopic {
+  partitions: number;
+  open: Array<Pack | undefined>;
+  newest: Array<Pack | undefined>;
+}
+
 const FIRST_PACK_BYTES = 4 * 1024;
 
 const MESSAGE_OVERHEAD_BYTES = 64;
@@ -87,6 +101,7 @@ const MESSAGE_OVERHEAD_BYTES = 64;
 export class BatchProducer implements Component {
   readonly name = "kafka-producer";
   private readonly kafka: Kafka;
+  private readonly port: KafkaPort;
   private readonly logger: Logger;
   private readonly options: {
     batchBytes: number;
@@ -97,14 +112,19 @@ export class BatchProducer implements Component {
     packBytes: number;
     /** Where a record too large for the broker goes, with the reason, instead of being dropped. */
     deadLetterTopic: string;
+    topics: string[];
   };
   private readonly metrics: BatchProducerMetrics | undefined;
   private readonly lanes: Lane[];
-  /** Packs still taking records, one per topic and key, in the order they were opened. */
+  /** Packs still taking records, one per topic and key, in the order they were opened (topics packed by key). */
   private open = new Map<string, Pack>();
   /** Per topic and key, the newest pack not yet acknowledged (open, queued or in flight): see `advance`. */
   private readonly newest = new Map<string, Pack>();
+  /** Topics packed by partition (their partition counts learned at start), and their packs. */
+  private readonly partitioned = new Map<string, PartitionedTopic>();
+  /** The pack the last record joined, and that record's key: the next record of that key joins it too. */
   private lastPack: Pack | undefined;
+  private lastKey: string | undefined;
   private readonly buffers: BufferPool;
   /** `enqueue`'s record as a RecordWriter, reused: its text is copied into the pack at once. */
   private readonly stringWriter = {
@@ -130,6 +150,13 @@ export class BatchProducer implements Component {
     compression: Compression;
     packBytes?: number;
     /**
+     * Topics whose records are packed by partition rather than by key (with packBytes): their partition counts are
+     * learned at start, and consecutive records of any keys of one partition share a message, each key still in
+     * the partition Kafka's partitioner gives it. Many files (or traces) each writing a little then make a few
+     * large messages instead of one small message per key per linger. Other topics are packed by key.
+     */
+    topics?: string[];
+    /**
      * Producers sending side by side, keys spread over them (1: one request in flight, acknowledgements in enqueue
      * order). With idempotence each has one request in flight; with many keys, more lanes keep Kafka busier.
      */
@@ -139,10 +166,12 @@ export class BatchProducer implements Component {
   }) {
     // The batch producer is shaped around kafkajs (its lanes, its per-partition grouping): the client behind the port.
     this.kafka = kafkajsOf(options.kafka);
+    this.port = options.kafka;
     this.logger = options.logger;
     this.options = {
       ...options,
       packBytes: options.packBytes ?? 0,
+      topics: options.topics ?? [],
       // Uncompressed, a partition's share of a batch must stay under the broker's default message.max.bytes
       // (1 MiB): past it every send is refused, split and sent again (far slower: bench/tuning.md).
       batchBytes:
@@ -170,6 +199,7 @@ export class BatchProducer implements Component {
   }
 
   async start(): Promise<void> {
+    await this.learnPartitions();
     for (const lane of this.lanes) {
       lane.producer = this.newProducer();
       await lane.producer.connect();
@@ -198,12 +228,24 @@ export class BatchProducer implements Component {
     position: number,
   ): void {
     const bytes = writer.bytes;
-    let pack = this.openPack(topic, key);
+    let pack: Pack | undefined;
+    let partition: number | undefined;
+    const last = this.lastPack;
+    if (last && this.lastKey === key && last.topic === topic) pack = last;
+    else {
+      const partitioned = this.partitioned.get(topic);
+      if (partitioned) {
+        partition = partitionOf(key, partitioned.partitions);
+        pack = partitioned.open[partition];
+      } else pack = this.open.get(`${topic}\u0000${key}`);
+    }
     if (pack && pack.bytes + 1 + bytes > this.options.packBytes) {
+      partition = pack.partition;
       this.close(pack);
       pack = undefined;
     }
     if (pack) {
+      if (pack.key !== key) pack.key = undefined;
       this.joinHeaders(pack, headers);
       if (pack.buffer.length < pack.bytes + 1 + bytes) this.grow(pack, pack.bytes + 1 + bytes);
       pack.buffer[pack.bytes] = 10;
@@ -212,12 +254,13 @@ export class BatchProducer implements Component {
       pack.records++;
       this.account(pack, bytes + 1);
     } else {
-      pack = this.newPack(topic, key, headers, bytes);
+      pack = this.newPack(topic, key, headers, bytes, partition);
       writer.writeInto(pack.buffer, 0);
       pack.bytes = bytes;
       this.account(pack, bytes + key.length + MESSAGE_OVERHEAD_BYTES);
     }
     this.noteAck(pack, onAck, position);
+    this.lastKey = key;
   }
 
   /**
@@ -225,7 +268,10 @@ export class BatchProducer implements Component {
    * under `key` is acknowledged, in order with them; at once if none is waiting. No record joins a pack this way.
    */
   advance(topic: string, key: string, onAck: (position: number) => void, position: number): void {
-    const pack = this.newest.get(`${topic}\u0000${key}`);
+    const partitioned = this.partitioned.get(topic);
+    const pack = partitioned
+      ? partitioned.newest[partitionOf(key, partitioned.partitions)]
+      : this.newest.get(`${topic}\u0000${key}`);
     if (!pack) {
       onAck(position);
       return;
@@ -238,25 +284,24 @@ export class BatchProducer implements Component {
     }
   }
 
-  private openPack(topic: string, key: string): Pack | undefined {
-    const pack = this.lastPack;
-    if (pack && pack.key === key && pack.topic === topic) return pack;
-    return this.open.get(`${topic}\u0000${key}`);
-  }
-
   private joinHeaders(pack: Pack, headers: Record<string, string> | undefined): void {
     if (pack.headers !== headers && !sameHeaders(pack.headers, headers)) pack.headers = undefined;
   }
 
+  /** `partition`: known only in a topic packed by partition (undefined: worked out here if it is one). */
   private newPack(
     topic: string,
     key: string,
     headers: Record<string, string> | undefined,
     bytes: number,
+    partition?: number,
   ): Pack {
+    const partitioned = this.partitioned.get(topic);
+    if (partitioned && partition === undefined) partition = partitionOf(key, partitioned.partitions);
     const pack: Pack = {
       topic,
       key,
+      partition,
       headers,
       buffer: this.buffers.take(Math.max(bytes, Math.min(FIRST_PACK_BYTES, this.options.packBytes))),
       bytes: 0,
@@ -264,8 +309,13 @@ export class BatchProducer implements Component {
       records: 1,
       acks: [],
       positions: [],
-      lane: this.laneOf(key),
+      lane: partition === undefined ? this.laneOf(key) : (this.lanes[partition % this.lanes.length] as Lane),
     };
+    if (partitioned && partition !== undefined) {
+      partitioned.open[partition] = pack;
+      partitioned.newest[partition] = pack;
+      return pack;
+    }
     const name = `${topic}\u0000${key}`;
     if (this.options.packBytes > 0) this.open.set(name, pack);
     else pack.lane.ready.push(pack);
@@ -273,6 +323,7 @@ export class BatchProducer implements Component {
     return pack;
   }
 
+  /** A key's lane in a topic packed by key (in one packed by partition, the partition's). */
   private laneOf(key: string): Lane {
     const lanes = this.lanes;
     if (lanes.length === 1) return lanes[0] as Lane;
@@ -339,9 +390,49 @@ export class BatchProducer implements Component {
   }
 
   private close(pack: Pack): void {
-    this.open.delete(`${pack.topic}\u0000${pack.key}`);
-    if (this.lastPack === pack) this.lastPack = undefined;
+    this.forgetOpen(pack);
     pack.lane.ready.push(pack);
+  }
+
+  /** The pack takes no more records. */
+  private forgetOpen(pack: Pack): void {
+    if (pack.partition === undefined) this.open.delete(`${pack.topic}\u0000${pack.key}`);
+    else {
+      const open = this.partitioned.get(pack.topic)?.open;
+      if (open?.[pack.partition] === pack) open[pack.partition] = undefined;
+    }
+    if (this.lastPack === pack) this.lastPack = undefined;
+  }
+
+  /** The pack is acknowledged: if it was its key's (or partition's) newest, nothing of that key waits any more. */
+  private forgetNewest(pack: Pack): void {
+    if (pack.partition === undefined) {
+      const name = `${pack.topic}\u0000${pack.key}`;
+      if (this.newest.get(name) === pack) this.newest.delete(name);
+      return;
+    }
+    const newest = this.partitioned.get(pack.topic)?.newest;
+    if (newest?.[pack.partition] === pack) newest[pack.partition] = undefined;
+  }
+
+  /** The partition counts of the topics packed by partition (packed records only), from the cluster's metadata. */
+  private async learnPartitions(): Promise<void> {
+    if (this.options.packBytes <= 0 || this.options.topics.length === 0) return;
+    const admin = this.port.admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: this.options.topics });
+      for (const { name, partitions } of topics) {
+        if (partitions.length === 0 || this.partitioned.has(name)) continue;
+        this.partitioned.set(name, {
+          partitions: partitions.length,
+          open: new Array(partitions.length).fill(undefined),
+          newest: new Array(partitions.length).fill(undefined),
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private newProducer(): Producer {
@@ -384,8 +475,7 @@ export class BatchProducer implements Component {
         bytes += pack.bytes;
         records += pack.records;
         for (let i = 0; i < pack.acks.length; i++) pack.acks[i]?.(pack.positions[i] ?? 0);
-        const name = `${pack.topic}\u0000${pack.key}`;
-        if (this.newest.get(name) === pack) this.newest.delete(name);
+        this.forgetNewest(pack);
         this.buffers.give(pack.buffer);
       }
       this.inflight -= cost;
@@ -408,13 +498,25 @@ export class BatchProducer implements Component {
     }
     const batch = ready.splice(0, count);
     if (ready.length === 0) {
-      for (const [name, pack] of this.open) {
-        if (pack.lane !== lane) continue;
-        if (batch.length > 0 && cost + pack.cost > this.options.batchBytes) break;
+      const take = (pack: Pack): boolean => {
+        if (batch.length > 0 && cost + pack.cost > this.options.batchBytes) return false;
         cost += pack.cost;
         batch.push(pack);
-        this.open.delete(name);
-        if (this.lastPack === pack) this.lastPack = undefined;
+        this.forgetOpen(pack);
+        return true;
+      };
+      let full = false;
+      for (const pack of this.open.values()) {
+        if (pack.lane === lane && !take(pack)) {
+          full = true;
+          break;
+        }
+      }
+      for (const { open } of this.partitioned.values()) {
+        for (const pack of open) {
+          if (full) break;
+          if (pack?.lane === lane && !take(pack)) full = true;
+        }
       }
     }
     lane.queuedBytes -= cost;
@@ -481,7 +583,8 @@ export class BatchProducer implements Component {
         byTopic.set(pack.topic, messages);
       }
       messages.push({
-        key: pack.key,
+        key: pack.key ?? null,
+        ...(pack.partition === undefined ? {} : { partition: pack.partition }),
         value: pack.buffer.subarray(0, pack.bytes),
         headers: { ...pack.headers, [RECORDS_HEADER]: String(pack.records) },
       });
@@ -506,7 +609,7 @@ export class BatchProducer implements Component {
       error: { type: "record_too_large", message: (error as Error).message },
       original: {
         topic: pack.topic,
-        key: pack.key,
+        key: pack.key ?? null,
         bytes: pack.bytes,
         head: pack.buffer.subarray(0, 4_096).toString("utf8"),
       },
@@ -517,6 +620,7 @@ export class BatchProducer implements Component {
         {
           topic: this.options.deadLetterTopic,
           key: pack.key,
+          partition: undefined,
           headers: undefined,
           buffer,
           bytes: buffer.length,
@@ -531,6 +635,11 @@ export class BatchProducer implements Component {
     );
     this.metrics?.deadLettered(1);
   }
+}
+
+/** Kafka's partition of a key among `partitions` (murmur2Partitioner's). */
+function partitionOf(key: string, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
 }
 
 /** A pack of several records the broker refused as too large: two packs, split between records (no acks). */

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { BatchProducer } from "../../core/kafka/batch-producer.ts";
+import { murmur2 } from "../../core/kafka/partitioner.ts";
 import { ensureTopics } from "../../core/kafka/topics.ts";
 import { createLogger } from "../../core/logger.ts";
 import { formatTraceparent, newSpanId, newTraceId } from "../../core/trace-context.ts";
 import { freshTopic, testKafka, uniqueName } from "../helpers/services.ts";
+import { TopicReader } from "../helpers/shipper.ts";
 
 describe("kafka round trip through the project's client factory", () => {
   it("delivers every produced record exactly once, in order per key, with its headers", async () => {
@@ -109,5 +111,97 @@ describe("BatchProducer.advance: a position without a record", () => {
     } finally {
       await producer.stop(AbortSignal.timeout(5_000));
     }
+  });
+});
+
+describe("BatchProducer: a topic packed by partition", () => {
+  it("puts many keys' records in few messages, each key in its own partition and in order, acknowledged in order", async () => {
+    const kafka = testKafka();
+    const partitions = 3;
+    const topic = await freshTopic(kafka, "packed-by-partition", partitions);
+    const producer = new BatchProducer({
+      kafka,
+      logger: createLogger("test", { level: "warn" }),
+      batchBytes: 1 << 20,
+      lingerMs: 50,
+      inflightBytes: 8 << 20,
+      compression: "zstd",
+      packBytes: 63 * 1024,
+      lanes: 2,
+      topics: [topic],
+      deadLetterTopic: `${topic}-dead-letters`,
+    });
+    // 40 files writing 50 lines each, a line at a time in turn, as a thousand live files do; one more key alone.
+    const keys = Array.from({ length: 40 }, (_, i) => `host|file-${i}`);
+    const perKey = 50;
+    const acked = new Map<string, number[]>();
+    const waiters: Array<() => void> = [];
+    const ackedUpTo = (key: string, position: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => ((acked.get(key) ?? []).at(-1) === position ? resolve() : waiters.push(check));
+        check();
+      });
+    // A watermark: one call may stand for several records of its key (the last one's position).
+    const onAckOf = new Map(
+      [...keys, "host|alone"].map((key) => [
+        key,
+        (position: number) => {
+          acked.set(key, [...(acked.get(key) ?? []), position]);
+          for (const check of waiters.splice(0)) check();
+        },
+      ]),
+    );
+    const onAck = (key: string) => onAckOf.get(key) as (position: number) => void;
+    await producer.start();
+    try {
+      for (let seq = 0; seq < perKey; seq++)
+        for (const key of keys)
+          producer.enqueue({
+            topic,
+            key,
+            value: JSON.stringify({ key, seq }),
+            onAck: onAck(key),
+            position: seq,
+          });
+      await Promise.all(keys.map((key) => ackedUpTo(key, perKey - 1)));
+      // Enqueued once the others are acknowledged: its message holds its record only, and keeps its key.
+      const alone = { key: "host|alone", seq: 0 };
+      producer.enqueue({
+        topic,
+        key: alone.key,
+        value: JSON.stringify(alone),
+        onAck: onAck(alone.key),
+        position: 0,
+      });
+      await ackedUpTo(alone.key, 0);
+    } finally {
+      await producer.stop(AbortSignal.timeout(10_000));
+    }
+    for (const key of keys) {
+      const positions = acked.get(key) ?? [];
+      expect(positions, `acknowledgements of ${key}`).toEqual([...new Set(positions)].sort((a, b) => a - b));
+    }
+
+    const reader = await new TopicReader(kafka, topic).start();
+    const records = await reader.readToEnd();
+    await reader.stop();
+    expect(records).toHaveLength(keys.length * perKey + 1);
+    const messages = new Map<string, Set<string>>();
+    const seqs = new Map<string, number[]>();
+    for (const record of records) {
+      const { key, seq } = record.value as { key: string; seq: number };
+      expect(record.partition, `partition of ${key}`).toBe((murmur2(key) & 0x7fffffff) % partitions);
+      seqs.set(key, [...(seqs.get(key) ?? []), seq]);
+      const message = `${record.partition}/${record.offset}`;
+      messages.set(message, (messages.get(message) ?? new Set()).add(key));
+      // A message names a key only when every record in it is that key's.
+      const keysInMessage = messages.get(message) as Set<string>;
+      if (keysInMessage.size > 1) expect(record.key, `key of message ${message}`).toBe("null");
+    }
+    for (const key of keys) expect(seqs.get(key)).toEqual(Array.from({ length: perKey }, (_, i) => i));
+    const alone = records.find((record) => (record.value as { key: string }).key === "host|alone");
+    expect(alone?.key).toBe("host|alone");
+    // Packed by key it would take at least a message per key: 41.
+    expect(messages.size).toBeLessThan(keys.length);
   });
 });
