@@ -1,6 +1,7 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
-import { glob, stat } from "node:fs/promises";
+import { glob } from "node:fs/promises";
 import { basename, join, normalize, posix } from "node:path";
+import { type FileStat, statFileSync } from "./tail/file-identity.ts";
 
 /**
  * Paths and patterns as globs see them. On Windows a backslash is a separator (not an escape) and a drive letter
@@ -48,20 +49,20 @@ export function matches(
   );
 }
 
-/** Lists the regular files the patterns match now. */
+/** Lists the regular files the patterns match now, each with what a stat of it said. */
 export async function listMatching(
   matcher: PathMatcher,
   platform: NodeJS.Platform = process.platform,
-): Promise<string[]> {
-  const found = new Set<string>();
+): Promise<Map<string, FileStat>> {
+  const found = new Map<string, FileStat>();
   for (const pattern of matcher.include) {
     for await (const path of glob(slashes(pattern, platform))) {
       if (found.has(path) || !matches(path, matcher, platform)) continue;
-      const info = await stat(path).catch(() => undefined);
-      if (info?.isFile()) found.add(path);
+      const info = statFileSync(path, platform);
+      if (info?.isFile()) found.set(path, info);
     }
   }
-  return [...found];
+  return found;
 }
 
 /** What a folder's watch said: a file's content changed, or a name appeared or went (`path` unknown: anything). */

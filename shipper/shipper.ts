@@ -16,7 +16,7 @@ import { compileInput, type Input, inputTopic } from "./input.ts";
 import { BehindGauge, type ShipperMetrics } from "./metrics.ts";
 import { ReadBudget } from "./read-budget.ts";
 import { RecordEncoder } from "./record-encoder.ts";
-import { identityKey, statFile } from "./tail/file-identity.ts";
+import { identityKey } from "./tail/file-identity.ts";
 import { type FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import type { JoinedRecord } from "./tail/multiline.ts";
 
@@ -233,44 +233,43 @@ export class Shipper implements Component {
     let waiting = 0;
     for (const input of this.inputs) {
       const paths = await listMatching(input.matcher);
-      // Several paths at a time: a thousand files found at start open in a fraction of the time, one by one.
+      // Several paths open at a time: a thousand files found at start open in a fraction of the time, one by one.
+      // Files already open need nothing but the stat the listing made.
       const slots = new Semaphore(RECONCILE_CONCURRENCY);
-      await Promise.all(
-        paths.map((path) =>
+      const opening: Array<Promise<void>> = [];
+      for (const [path, info] of paths) {
+        if (this.stopped) break;
+        const key = identityKey(info);
+        seen.set(key, path);
+        const known = this.files.get(key);
+        if (known) {
+          this.files.rename(known, path);
+          known.reattach();
+          if (known.held) this.copies.review(known, info.size);
+          continue;
+        }
+        // Closed while inactive, and not grown since: stays closed (its checkpoint is parked).
+        const closed = this.checkpoints.parked(key);
+        if (closed && this.started && closed.size === info.size && closed.mtimeMs === info.mtimeMs) continue;
+        if (this.files.size + this.pendingOpens >= this.config.limits.openFiles) {
+          waiting++;
+          continue;
+        }
+        // Counted before the first await: paths open concurrently, and each must see the others' slots.
+        this.pendingOpens++;
+        opening.push(
           slots.run(async () => {
-            if (this.stopped) return;
-            const info = await statFile(path).catch(() => undefined);
-            if (!info) return;
-            const key = identityKey(info);
-            seen.set(key, path);
-            const known = this.files.get(key);
-            if (!known) {
-              // Closed while inactive, and not grown since: stays closed (its checkpoint is parked).
-              const closed = this.checkpoints.parked(key);
-              if (closed && this.started && closed.size === info.size && closed.mtimeMs === info.mtimeMs)
-                return;
-              if (this.files.size + this.pendingOpens >= this.config.limits.openFiles) {
-                waiting++;
-                return;
-              }
-            }
-            if (known) {
-              this.files.rename(known, path);
-              known.reattach();
-              if (known.held) this.copies.review(known, info.size);
-              return;
-            }
-            // Counted before the first await: paths open concurrently, and each must see the others' slots.
-            this.pendingOpens++;
             try {
+              if (this.stopped) return;
               const file = await this.opener.open(path, input, info.size);
               if (file) opened.push(file);
             } finally {
               this.pendingOpens--;
             }
           }),
-        ),
-      );
+        );
+      }
+      await Promise.all(opening);
       if (this.stopped) return;
     }
     if (this.checkpoints.anyParked)

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readSync, type Stats } from "node:fs";
+import { readSync, type Stats, statSync } from "node:fs";
 import { type FileHandle, stat } from "node:fs/promises";
 
 /** How many leading bytes identify a file's content (with device and inode). */
@@ -50,6 +50,31 @@ export async function statFile(
     mtimeMs: Number(exact.mtimeMs),
     isFile: () => exact.isFile(),
   };
+}
+
+/**
+ * statFile at once, or undefined when the path is gone (or cannot be stat'ed): for the reconcile pass, which looks at
+ * every matched path every few seconds. From the inode cache a stat takes about a microsecond; through the thread
+ * pool and a promise it cost tens, twice per path per pass (bench/README.md).
+ */
+export function statFileSync(
+  path: string,
+  platform: NodeJS.Platform = process.platform,
+): FileStat | undefined {
+  try {
+    if (platform !== "win32") return statSync(path, { throwIfNoEntry: false });
+    const exact = statSync(path, { bigint: true, throwIfNoEntry: false });
+    if (!exact) return undefined;
+    return {
+      dev: Number(exact.dev),
+      ino: exactIno(exact.ino),
+      size: Number(exact.size),
+      mtimeMs: Number(exact.mtimeMs),
+      isFile: () => exact.isFile(),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 export function fingerprintOf(handle: FileHandle, size: number, bytes = Math.min(size, FINGERPRINT_BYTES)) {
