@@ -442,8 +442,16 @@ export class FileTailer {
     const { fingerprint, fingerprintBytes } = this.identity;
     if (fingerprintBytes === 0) return false;
     // A short read (the file is now shorter than the fingerprint) differs too: also replaced.
+    const known = this.prefix;
+    if (known?.length === fingerprintBytes) {
+      // Into a buffer shared by every tailer (read and compared at once): no allocation per read.
+      const read = readSync(this.handle.fd, prefixScratch, 0, fingerprintBytes, 0);
+      return (
+        read !== fingerprintBytes ||
+        prefixScratch.compare(known, 0, fingerprintBytes, 0, fingerprintBytes) !== 0
+      );
+    }
     const current = readPrefix(this.handle, fingerprintBytes);
-    if (this.prefix?.length === fingerprintBytes) return !current.equals(this.prefix);
     if (hashPrefix(current) !== fingerprint) return true;
     this.prefix = ownCopy(current);
     return false;
@@ -667,6 +675,9 @@ const utf16be = {
 };
 /** windows-1252 as the WHATWG Encoding Standard defines it (what browsers and .NET's Encoding.GetEncoding(1252) read). */
 const windows1252 = new TextDecoder("windows-1252");
+
+/** Where `contentReplaced` reads a file's first bytes to compare them with what they were. */
+const prefixScratch = Buffer.allocUnsafeSlow(FINGERPRINT_BYTES);
 
 /** A copy in memory of its own: a small Buffer is a slice of a 64 KiB slab (Node's pool) that it would keep alive. */
 function ownCopy(bytes: Buffer): Buffer {

@@ -99,6 +99,50 @@ describe("FileTailer", () => {
       });
     }
 
+  it("a file truncated and written again past the offset read, between two reads, is read anew from its start", async () => {
+    // copytruncate under heavy writes: the size never looks smaller than the offset, only the first bytes tell.
+    dir = await mkdtemp(join(tmpdir(), "lifeline-tailer-"));
+    const path = join(dir, "app.log");
+    const before = Array.from({ length: 100 }, (_, i) => `old line ${String(i).padStart(4, "0")}\n`).join("");
+    const after = Array.from({ length: 300 }, (_, i) => `new line ${String(i).padStart(4, "0")}\n`).join("");
+    await writeFile(path, before);
+    const handle = await open(path, "r");
+    const info = await handle.stat();
+    const texts: string[] = [];
+    const truncations: number[] = [];
+    const tailer = new FileTailer({
+      handle,
+      path,
+      input: "test",
+      identity: { dev: info.dev, ino: info.ino, ...fingerprintOf(handle, info.size) },
+      offset: 0,
+      maxLineBytes: 1 << 20,
+      multiline: undefined,
+      events: {
+        record: (_, record) => texts.push(record.lines.join("\n")),
+        acquireRead: async () => ({ buffer: Buffer.alloc(64 * 1024), release: () => {} }),
+        truncated: (_, previous) => truncations.push(previous),
+        binarySkipped: () => {},
+        bytesRead: () => {},
+      },
+    });
+    try {
+      await tailer.pump();
+      expect(texts).toHaveLength(100);
+      // Grown once more, read: its first bytes are known by now, and compared on each read after.
+      await writeFile(path, `${before}old line 0100\n`);
+      await tailer.pump();
+      expect(texts).toHaveLength(101);
+      await writeFile(path, after);
+      expect(after.length).toBeGreaterThan(tailer.position);
+      await tailer.pump();
+      expect(truncations).toEqual([before.length + 14]);
+      expect(texts.slice(101)).toEqual(after.trimEnd().split("\n"));
+    } finally {
+      await tailer.close();
+    }
+  });
+
   it("truncates and flags a line over the limit, whether it fits one read or spans several", async () => {
     for (const bufferBytes of [64, 4096]) {
       const records = await tail(CONTENT, bufferBytes, 100);
