@@ -396,6 +396,10 @@ async function main() {
         inputs: [{ name: "bench", paths: [join(dir, "*.log")], service: { name: "bench" } }],
         http: { port },
         recordFormat: RECORD_FORMAT,
+        // BENCH_COMPRESSION=none|gzip|zstd: the shipper's `compression` (its default, zstd, otherwise).
+        ...(process.env.BENCH_COMPRESSION ? { compression: process.env.BENCH_COMPRESSION } : {}),
+        // BENCH_SHIPPER_LIMITS='{"producers":1}': settings of the shipper's `limits`, to measure one against another.
+        ...(process.env.BENCH_SHIPPER_LIMITS ? { limits: JSON.parse(process.env.BENCH_SHIPPER_LIMITS) } : {}),
       }),
     );
     // Lines travel packed (several per Kafka message): count acknowledged records from the shipper's metrics.
@@ -420,6 +424,8 @@ async function main() {
           ...launcher.nodeArgs,
           ...Object.entries(launcher.env ?? {}).map(([name, value]) => `${name}=${value}`),
           ...(RECORD_FORMAT === "single" ? ["recordFormat single"] : []),
+          ...(process.env.BENCH_COMPRESSION ? [`compression ${process.env.BENCH_COMPRESSION}`] : []),
+          ...(process.env.BENCH_SHIPPER_LIMITS ? [`limits ${process.env.BENCH_SHIPPER_LIMITS}`] : []),
         ].join(", ")})`,
         lifeline,
       ),
