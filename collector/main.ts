@@ -40,6 +40,8 @@ export async function runCollector(values: { config?: string; validate: boolean 
     inflightBytes: config.limits.inflightBytes,
     compression: config.compression,
     packBytes: config.recordFormat === "single" ? 0 : DEFAULT_PACK_BYTES,
+    // Spans of many traces share a message per partition, not one message per trace (each trace in its partition).
+    topics: Object.values(TOPIC_OF).map((kind) => topics[kind]),
     deadLetterTopic: topics.deadLetter,
     metrics: { sent: () => {}, failed: () => metrics.kafkaErrors.inc(), deadLettered: () => {} },
   });
