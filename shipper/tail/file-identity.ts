@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readSync, type Stats, statSync } from "node:fs";
+import { type BigIntStats, readSync, type Stats, statSync } from "node:fs";
 import { type FileHandle, stat } from "node:fs/promises";
 
 /** How many leading bytes identify a file's content (with device and inode). */
@@ -42,7 +42,11 @@ export async function statFile(
   const read = (options?: { bigint: true }) =>
     typeof target === "string" ? stat(target, options as never) : target.stat(options as never);
   if (platform !== "win32") return (await read()) as Stats;
-  const exact = (await read({ bigint: true })) as unknown as import("node:fs").BigIntStats;
+  return fromBigIntStats((await read({ bigint: true })) as unknown as BigIntStats);
+}
+
+/** What a bigint stat says, as a FileStat: the exact 64-bit file id, the rest as numbers. */
+function fromBigIntStats(exact: BigIntStats): FileStat {
   return {
     dev: Number(exact.dev),
     ino: exactIno(exact.ino),
@@ -64,14 +68,7 @@ export function statFileSync(
   try {
     if (platform !== "win32") return statSync(path, { throwIfNoEntry: false });
     const exact = statSync(path, { bigint: true, throwIfNoEntry: false });
-    if (!exact) return undefined;
-    return {
-      dev: Number(exact.dev),
-      ino: exactIno(exact.ino),
-      size: Number(exact.size),
-      mtimeMs: Number(exact.mtimeMs),
-      isFile: () => exact.isFile(),
-    };
+    return exact ? fromBigIntStats(exact) : undefined;
   } catch {
     return undefined;
   }

@@ -571,6 +571,9 @@ describe.skipIf(unavailable !== undefined)("Windows services through the SCM's A
     // A pattern as a Windows user writes it (Z:\...\Logs\*.log): both logs, whatever their case; not the .gz.
     expect(result.pattern).toMatch(/^Z:\\opt\\/);
     expect(result.listed).toEqual(["Other.LOG", "app.log"]);
+    // Listed with their stats, file ids from a bigint stat (a number, or the decimal digits past 2^53).
+    expect(result.fileIds).toHaveLength(2);
+    for (const type of result.fileIds) expect(["number", "string"]).toContain(type);
   }, 300_000);
 
   it("the shipper installed as a Windows folder (shipper install --platform windows) tails UTF-16LE logs Windows services write and roll (closed first, or renamed while still open), into Kafka exactly once", async () => {

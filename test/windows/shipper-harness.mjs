@@ -41,7 +41,9 @@ for (const name of ["app.log", "Other.LOG", "old.log.gz", "notes.txt"])
   writeFileSync(join(logs, name), "x\r\n");
 try {
   const listed = await listMatching({ include: [`${logs}\\*.log`], exclude: ["*.gz"] });
-  result.listed = listed.map((path) => path.slice(logs.length + 1)).sort();
+  // Each path with its stat: on Windows a bigint stat, for the exact 64-bit file id.
+  result.listed = [...listed.keys()].map((path) => path.slice(logs.length + 1)).sort();
+  result.fileIds = [...listed.values()].map((info) => typeof info.ino);
   result.pattern = `${logs}\\*.log`;
 } catch (error) {
   result.listed = `${error.code ?? ""} ${error.message}`;
