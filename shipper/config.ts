@@ -121,7 +121,10 @@ export const shipperConfigSchema = z.strictObject({
        * batches before the linger ends.
        */
       lingerMs: z.number().int().nonnegative().default(100),
-      /** Lines of one file travel together in Kafka messages of up to this size (0: one line per message). */
+      /**
+       * Lines bound for one partition travel together, whichever files they come from, in Kafka messages of up to
+       * this size (0: one line per message).
+       */
       packBytes: z
         .number()
         .int()
@@ -134,7 +137,7 @@ export const shipperConfigSchema = z.strictObject({
        */
       openFiles: z.number().int().positive().default(2_048),
       /**
-       * Kafka producers sending side by side, files spread over them (a file's lines stay with one, in order).
+       * Kafka producers sending side by side, partitions spread over them (a file's lines stay with one, in order).
        * Idempotence allows each one request in flight; with many files 3 were faster than 1 (bench/tuning.md).
        */
       producers: z.number().int().min(1).max(16).default(3),
