@@ -21,7 +21,7 @@ export interface Input {
    * Lines and bytes read since the metrics were last told (each tick): a labelled counter's update costs more than
    * a line, and a thousand files each read ten times a second made ten thousand of them a second.
    */
-  unreported: { lines: number; bytes: number };
+  unreported: { lines: number; bytes: number; reads: number };
 }
 
 export function compileInput(config: InputConfig, topicPrefix: string): Input {
@@ -32,7 +32,7 @@ export function compileInput(config: InputConfig, topicPrefix: string): Input {
     timestamps: config.timestamp.formats.length > 0 ? new TimestampReader(config.timestamp) : undefined,
     keep: lineFilter(config.includeLines, config.excludeLines),
     topic: inputTopic(config, topicPrefix),
-    unreported: { lines: 0, bytes: 0 },
+    unreported: { lines: 0, bytes: 0, reads: 0 },
   };
 }
 

@@ -18,6 +18,12 @@ export function createShipperMetrics() {
       labelNames,
       registers: [registry],
     }),
+    reads: new Counter({
+      name: "lifeline_shipper_reads_total",
+      help: "Reads that returned new bytes; records per read tells how many writes each read gathered (limits.readDelayMs)",
+      labelNames,
+      registers: [registry],
+    }),
     recordsAcked: new Counter({
       name: "lifeline_shipper_records_acked_total",
       help: "Records acknowledged by Kafka",

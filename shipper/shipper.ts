@@ -46,7 +46,7 @@ export class Shipper implements Component {
   private watcher: FolderWatcher | undefined;
   /** Files a change event named since the last turn: each is read once however many writes it saw. */
   private readonly changed = new Set<TrackedFile>();
-  private readChanged: NodeJS.Immediate | undefined;
+  private readChanged: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -111,7 +111,9 @@ export class Shipper implements Component {
       },
       bytesRead: (tailer, bytes) => {
         const file = this.files.ofTailer(tailer);
-        if (file) file.input.unreported.bytes += bytes;
+        if (!file) return;
+        file.input.unreported.bytes += bytes;
+        file.input.unreported.reads++;
       },
     };
     this.opener = new FileOpener({
@@ -170,7 +172,10 @@ export class Shipper implements Component {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.reconcileSoon);
-    clearImmediate(this.readChanged);
+    if (this.readChanged) {
+      clearTimeout(this.readChanged as NodeJS.Timeout);
+      clearImmediate(this.readChanged as NodeJS.Immediate);
+    }
     this.watcher?.close();
     await this.reconciling;
     // Stop reading; records already complete go out, half-written lines are read again next time.
@@ -190,11 +195,18 @@ export class Shipper implements Component {
       // A file closed while inactive (or waiting for a slot) that grows: opened by the next pass, soon.
       if (files.length > 0) {
         for (const file of files) this.changed.add(file);
-        this.readChanged ??= setImmediate(() => {
-          this.readChanged = undefined;
-          for (const file of this.changed) this.pump(file);
-          this.changed.clear();
-        });
+        if (this.readChanged === undefined) {
+          const read = () => {
+            this.readChanged = undefined;
+            const reads: Array<Promise<void>> = [];
+            for (const file of this.changed) reads.push(this.pump(file));
+            this.changed.clear();
+            // Every changed file read: its lines go to Kafka now, not after the linger (which is for full speed).
+            void Promise.all(reads).then(() => this.producer.sendQueued());
+          };
+          const wait = this.config.limits.readDelayMs;
+          this.readChanged = wait > 0 ? setTimeout(read, wait) : setImmediate(read);
+        }
         return;
       }
     }
@@ -331,9 +343,9 @@ export class Shipper implements Component {
   }
 
   /** Reads what is new in a file; a failed read is logged and tried again on its next event or pass. */
-  private pump(file: TrackedFile): void {
-    if (file.held) return;
-    file.tailer.pump().catch((error: Error) => {
+  private pump(file: TrackedFile): Promise<void> {
+    if (file.held) return Promise.resolve();
+    return file.tailer.pump().catch((error: Error) => {
       this.logger.warn({ path: file.tailer.path, err: error.message }, "read failed; will retry");
     });
   }
@@ -367,13 +379,15 @@ export class Shipper implements Component {
     this.encoder.encode(file, record, this.checkpoints.acknowledger(file));
   }
 
-  /** Lines and bytes read since the last report, per input (Input.unreported). */
+  /** Lines, bytes and reads since the last report, per input (Input.unreported). */
   private reportRead(): void {
     for (const { config, unreported } of this.inputs) {
       if (unreported.lines > 0) this.metrics.linesRead.inc({ input: config.name }, unreported.lines);
       if (unreported.bytes > 0) this.metrics.bytesRead.inc({ input: config.name }, unreported.bytes);
+      if (unreported.reads > 0) this.metrics.reads.inc({ input: config.name }, unreported.reads);
       unreported.lines = 0;
       unreported.bytes = 0;
+      unreported.reads = 0;
     }
   }
 }

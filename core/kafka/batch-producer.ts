@@ -73,6 +73,8 @@ interface Lane {
   ready: Pack[];
   queuedBytes: number;
   wake: (() => void) | undefined;
+  /** `sendQueued` was called since the last batch was taken: what is queued goes without the linger. */
+  sendNow: boolean;
   loop: Promise<void> | undefined;
   consecutiveFailures: number;
 }
@@ -185,6 +187,7 @@ export class BatchProducer implements Component {
       ready: [],
       queuedBytes: 0,
       wake: undefined,
+      sendNow: false,
       loop: undefined,
       consecutiveFailures: 0,
     }));
@@ -352,6 +355,18 @@ export class BatchProducer implements Component {
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
+  /**
+   * What is queued now is sent without waiting out the linger (as soon as its lane has no request in flight): the
+   * caller knows nothing more is coming soon, as when a pass over the changed files has read them all.
+   */
+  sendQueued(): void {
+    for (const lane of this.lanes) {
+      if (lane.queuedBytes === 0) continue;
+      lane.sendNow = true;
+      lane.wake?.();
+    }
+  }
+
   /** Sends what is queued, until the deadline; then gives up on the rest (it was never acknowledged). */
   async stop(deadline: AbortSignal): Promise<void> {
     this.stopping = true;
@@ -455,15 +470,23 @@ export class BatchProducer implements Component {
         lane.wake = undefined;
         continue;
       }
-      if (lane.queuedBytes < this.options.batchBytes && !this.stopping && this.options.lingerMs > 0) {
-        await Promise.race([
-          delay(this.options.lingerMs),
-          new Promise<void>((resolve) => {
-            lane.wake = resolve;
-          }),
-        ]);
+      if (
+        lane.queuedBytes < this.options.batchBytes &&
+        !this.stopping &&
+        !lane.sendNow &&
+        this.options.lingerMs > 0
+      ) {
+        // The timer goes when the lane is woken: left running, a long linger would hold the process at its exit.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.options.lingerMs);
+          lane.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
         lane.wake = undefined;
       }
+      lane.sendNow = false;
       const batch = this.takeBatch(lane);
       const sent = await this.sendUntilAcknowledged(batch, lane);
       if (!sent) return;

@@ -184,4 +184,60 @@ describe("shipper: every line as it was written", () => {
     const ids = new Set(records.map((r) => (r.value.event as { id: string }).id));
     expect(ids.size).toBe(records.length);
   });
+
+  it("limits.readDelayMs: writes within the delay are read together, after it, then sent without the linger; each line once, in order", async () => {
+    const ws = shipperWorkspace("read-delay");
+    const path = join(ws.logs, "app.log");
+    writeFileSync(path, "");
+    const config = writeShipperConfig(ws.dir, {
+      host: { name: "test-host" },
+      checkpointDir: ws.checkpointDir,
+      topicPrefix: ws.prefix,
+      // No reconcile pass (it reads every file) during the test: only the folder watch's events lead to reads.
+      reconcileIntervalMs: 600_000,
+      // A linger far longer than the test: the lines of a pass over changed files must not wait for it.
+      limits: { readDelayMs: 2_000, lingerMs: 60_000 },
+      http: { port: 0 },
+      inputs: [{ name: "app", paths: [join(ws.logs, "*.log")] }],
+    });
+    shipper = startShipper(config);
+    await shipper.started;
+    const port = Number(
+      /"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1],
+    );
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
+    // Twenty writes, each its own write(2) and its own change event, 5 ms apart: well within the delay.
+    const firstWriteAt = Date.now();
+    for (let n = 0; n < 20; n++) {
+      appendFileSync(path, `line ${n} of twenty\n`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const records = await reader.waitFor((r) => r.length >= 20);
+    const arrivedAt = Date.now();
+    expect(messages(records)).toEqual(Array.from({ length: 20 }, (_, n) => `line ${n} of twenty`));
+    // Plain lines without a time of their own are dated when read: not before the delay had passed.
+    const readAt = records.map((r) => Date.parse(r.value["@timestamp"] as string));
+    expect(Math.min(...readAt)).toBeGreaterThanOrEqual(firstWriteAt + 2_000 - 1);
+    expect(arrivedAt - Math.max(...readAt)).toBeLessThan(30_000);
+    const counters = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const value = (name: string) =>
+        Number(new RegExp(`^${name}\\{input="app"\\} (\\d+)`, "m").exec(text)?.[1]);
+      return {
+        records: value("lifeline_shipper_records_read_total"),
+        reads: value("lifeline_shipper_reads_total"),
+      };
+    };
+    // The counters are reported every 100 ms.
+    const deadline = Date.now() + 5_000;
+    while ((await counters()).records !== 20 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await counters()).toEqual({ records: 20, reads: 1 });
+    // Stopped at once, though the linger is a minute long: its timer ends when the producer stops.
+    const stopAsked = Date.now();
+    const all = await shipAndStop(shipper, reader, (r) => r.length >= 20);
+    expect(Date.now() - stopAsked).toBeLessThan(30_000);
+    shipper = undefined;
+    expect(all).toHaveLength(20);
+  });
 });
