@@ -44,9 +44,10 @@ export class Shipper implements Component {
   private readonly inputs: Input[];
   private readonly files: FileRegistry;
   private watcher: FolderWatcher | undefined;
-  /** Files a change event named since the last turn: each is read once however many writes it saw. */
+  /** Files a change event named since the last read pass: each is read once however many writes it saw. */
   private readonly changed = new Set<TrackedFile>();
-  private readChanged: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** Cancels the read pass to come (its timer, or its immediate when `readDelayMs` is 0); undefined: none is due. */
+  private cancelReadPass: (() => void) | undefined;
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -172,10 +173,8 @@ export class Shipper implements Component {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.reconcileSoon);
-    if (this.readChanged) {
-      clearTimeout(this.readChanged as NodeJS.Timeout);
-      clearImmediate(this.readChanged as NodeJS.Immediate);
-    }
+    this.cancelReadPass?.();
+    this.cancelReadPass = undefined;
     this.watcher?.close();
     await this.reconciling;
     // Stop reading; records already complete go out, half-written lines are read again next time.
@@ -195,9 +194,9 @@ export class Shipper implements Component {
       // A file closed while inactive (or waiting for a slot) that grows: opened by the next pass, soon.
       if (files.length > 0) {
         for (const file of files) this.changed.add(file);
-        if (this.readChanged === undefined) {
+        if (this.cancelReadPass === undefined) {
           const read = () => {
-            this.readChanged = undefined;
+            this.cancelReadPass = undefined;
             const reads: Array<Promise<void>> = [];
             for (const file of this.changed) reads.push(this.pump(file));
             this.changed.clear();
@@ -205,7 +204,13 @@ export class Shipper implements Component {
             void Promise.all(reads).then(() => this.producer.sendQueued());
           };
           const wait = this.config.limits.readDelayMs;
-          this.readChanged = wait > 0 ? setTimeout(read, wait) : setImmediate(read);
+          if (wait > 0) {
+            const timer = setTimeout(read, wait);
+            this.cancelReadPass = () => clearTimeout(timer);
+          } else {
+            const immediate = setImmediate(read);
+            this.cancelReadPass = () => clearImmediate(immediate);
+          }
         }
         return;
       }
