@@ -28,6 +28,17 @@ export function startShipper(configFile: string, env: NodeJS.ProcessEnv = proces
   return startLifeline(["shipper", "--config", configFile], "shipper started", env);
 }
 
+/** The port of a shipper's metrics endpoint (started with `http: { port: 0 }`), as its log says it. */
+export function metricsPort(shipper: ShipperUnderTest): number {
+  return Number(/"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1]);
+}
+
+/** One read of the shipper's /metrics: a counter's value for `input` by its name (NaN when absent). */
+export async function inputCounters(port: number, input: string): Promise<(name: string) => number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return (name) => Number(new RegExp(`^${name}\\{input="${input}"\\} (\\d+)`, "m").exec(text)?.[1]);
+}
+
 export interface ConsumedRecord {
   key: string;
   value: Record<string, unknown>;

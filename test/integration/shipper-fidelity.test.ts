@@ -5,6 +5,8 @@ import { topicNames } from "../../core/topics.ts";
 import { testKafka } from "../helpers/services.ts";
 import {
   type ConsumedRecord,
+  inputCounters,
+  metricsPort,
   type ShipperUnderTest,
   shipperWorkspace,
   startShipper,
@@ -202,9 +204,7 @@ describe("shipper: every line as it was written", () => {
     });
     shipper = startShipper(config);
     await shipper.started;
-    const port = Number(
-      /"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1],
-    );
+    const port = metricsPort(shipper);
     reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
     // Twenty writes, each its own write(2) and its own change event, 5 ms apart: well within the delay.
     const firstWriteAt = Date.now();
@@ -220,9 +220,7 @@ describe("shipper: every line as it was written", () => {
     expect(Math.min(...readAt)).toBeGreaterThanOrEqual(firstWriteAt + 2_000 - 1);
     expect(arrivedAt - Math.max(...readAt)).toBeLessThan(30_000);
     const counters = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const value = (name: string) =>
-        Number(new RegExp(`^${name}\\{input="app"\\} (\\d+)`, "m").exec(text)?.[1]);
+      const value = await inputCounters(port, "app");
       return {
         records: value("lifeline_shipper_records_read_total"),
         reads: value("lifeline_shipper_reads_total"),

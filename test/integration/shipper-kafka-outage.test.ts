@@ -7,6 +7,8 @@ import { topicNames } from "../../core/topics.ts";
 import { privateKafka } from "../helpers/private-kafka.ts";
 import { SequenceWriter, seqOf } from "../helpers/sequence-writer.ts";
 import {
+  inputCounters,
+  metricsPort,
   type ShipperUnderTest,
   shipperWorkspace,
   startShipper,
@@ -47,9 +49,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
     });
     shipper = startShipper(config);
     await shipper.started;
-    const port = Number(
-      /"port":(\d+),"msg":"metrics and health endpoint listening"/.exec(shipper.output())?.[1],
-    );
+    const port = metricsPort(shipper);
     const health = async () => (await fetch(`http://127.0.0.1:${port}/health`)).status;
     expect(await health()).toBe(200);
 
@@ -103,9 +103,7 @@ describe.skipIf(external)("shipper: Kafka stopped for 30 s mid-stream", () => {
       expect(await health()).toBe(200);
       // Read once each, through the outage: the counters (reported each tick) reach the file's lines and bytes.
       const counted = async () => {
-        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        const value = (name: string) =>
-          Number(new RegExp(`^${name}\\{input="app"\\} (\\d+)`, "m").exec(text)?.[1]);
+        const value = await inputCounters(port, "app");
         return {
           records: value("lifeline_shipper_records_read_total"),
           bytes: value("lifeline_shipper_bytes_read_total"),
