@@ -1,28 +1,46 @@
 import { Counter, Gauge } from "prom-client";
 import { componentRegistry } from "../core/observability/metrics.ts";
 
+/**
+ * What the shipper brings up to date when the metrics are scraped, rather than on a timer of its own: the read
+ * counters (kept per input as plain numbers while reading), the bytes in flight, the bytes behind per file (a stat
+ * each). An idle shipper then wakes for nothing, and a thousand files cost a stat each per scrape, not per second.
+ */
+export interface ScrapeHooks {
+  read?: () => void;
+  inflight?: () => void;
+  behind?: () => void;
+}
+
 export function createShipperMetrics() {
   const registry = componentRegistry("shipper");
   const labelNames = ["input"] as const;
+  const onScrape: ScrapeHooks = {};
+  // prom-client calls a metric's collect() just before it reads the metric's values.
+  const read = () => onScrape.read?.();
   return {
     registry,
+    onScrape,
     linesRead: new Counter({
       name: "lifeline_shipper_records_read_total",
       help: "Records read (multiline joined)",
       labelNames,
       registers: [registry],
+      collect: read,
     }),
     bytesRead: new Counter({
       name: "lifeline_shipper_bytes_read_total",
       help: "Bytes read from files",
       labelNames,
       registers: [registry],
+      collect: read,
     }),
     reads: new Counter({
       name: "lifeline_shipper_reads_total",
       help: "Reads that returned new bytes; records per read tells how many writes each read gathered (limits.readDelayMs)",
       labelNames,
       registers: [registry],
+      collect: read,
     }),
     recordsAcked: new Counter({
       name: "lifeline_shipper_records_acked_total",
@@ -112,12 +130,14 @@ export function createShipperMetrics() {
       name: "lifeline_shipper_inflight_bytes",
       help: "Bytes read, not yet acknowledged",
       registers: [registry],
+      collect: () => onScrape.inflight?.(),
     }),
     bytesBehind: new Gauge({
       name: "lifeline_shipper_behind_bytes",
-      help: "Bytes between the acknowledged offset and the end of the files being read, per path (checked every second)",
+      help: "Bytes between the acknowledged offset and the end of the files being read, per path (their size when scraped)",
       labelNames: ["input", "path"] as const,
       registers: [registry],
+      collect: () => onScrape.behind?.(),
     }),
   };
 }
@@ -134,7 +154,7 @@ export interface FileBehind {
  * The bytes-behind gauge, one series per input and path of the files being read now. A series whose file is no
  * longer read (drained after a deletion, closed while inactive, renamed) goes: left at its last value, it would
  * say for good that bytes wait that nobody will ship. Each series is labelled once (a labelled update hashes its
- * labels every time, and this runs for every file every second).
+ * labels every time, and this runs for every file at every scrape).
  */
 export class BehindGauge {
   private readonly gauge: ShipperMetrics["bytesBehind"];

@@ -20,8 +20,8 @@ import { identityKey } from "./tail/file-identity.ts";
 import { type FileTailer, READ_CHUNK_BYTES, type TailerEvents } from "./tail/file-tailer.ts";
 import type { JoinedRecord } from "./tail/multiline.ts";
 
+/** How often a pending multiline record's timeout is looked at (only when an input joins lines). */
 const TICK_MS = 100;
-const GAUGE_INTERVAL_MS = 1_000;
 const RECONCILE_CONCURRENCY = 16;
 const READ_CONCURRENCY = 4;
 
@@ -159,8 +159,14 @@ export class Shipper implements Component {
         ),
     );
     this.timers.push(setInterval(() => void this.reconcile(), this.config.reconcileIntervalMs));
-    this.timers.push(setInterval(() => this.tick(), TICK_MS));
-    this.timers.push(setInterval(() => this.refreshBytesBehind(), GAUGE_INTERVAL_MS));
+    if (this.inputs.some((input) => input.multiline !== undefined)) {
+      this.timers.push(setInterval(() => this.tick(), TICK_MS));
+    }
+    // The metrics that need a look at the files or the counters kept while reading are brought up to date when
+    // scraped, not on timers of their own.
+    this.metrics.onScrape.read = () => this.reportRead();
+    this.metrics.onScrape.inflight = () => this.metrics.inflightBytes.set(this.producer.inflightBytes);
+    this.metrics.onScrape.behind = () => this.refreshBytesBehind();
     this.started = true;
     this.logger.info({ files: this.files.size, inputs: this.inputs.length }, "shipper started");
   }
@@ -358,14 +364,11 @@ export class Shipper implements Component {
   private tick(): void {
     const now = Date.now();
     for (const file of this.files.values()) file.tailer.tick(now);
-    this.reportRead();
-    this.metrics.inflightBytes.set(this.producer.inflightBytes);
   }
 
   /**
-   * Once a second, not every tick: a labelled gauge per file costs more than the tick, at a thousand files. The size
-   * is the file's now (a stat through its handle), not the one its last read saw: while Kafka is away reading
-   * pauses, and the bytes piling up are what this gauge is for.
+   * When the metrics are scraped. The size is the file's now (a stat through its handle), not the one its last read
+   * saw: while Kafka is away reading pauses, and the bytes piling up are what this gauge is for.
    */
   private refreshBytesBehind(): void {
     this.behind.refresh(
@@ -384,7 +387,7 @@ export class Shipper implements Component {
     this.encoder.encode(file, record, this.checkpoints.acknowledger(file));
   }
 
-  /** Lines, bytes and reads since the last report, per input (Input.unreported). */
+  /** Lines, bytes and reads since the last report, per input (Input.unreported): at a scrape, and at the stop. */
   private reportRead(): void {
     for (const { config, unreported } of this.inputs) {
       if (unreported.lines > 0) this.metrics.linesRead.inc({ input: config.name }, unreported.lines);
