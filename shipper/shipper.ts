@@ -24,6 +24,8 @@ import type { JoinedRecord } from "./tail/multiline.ts";
 const TICK_MS = 100;
 const RECONCILE_CONCURRENCY = 16;
 const READ_CONCURRENCY = 4;
+/** A read pass lets the pumps of this many files end before it starts the next ones. */
+const PASS_GROUP = 16;
 
 /**
  * Tails every input's files into Kafka. Offsets advance only after Kafka acknowledged a record; the
@@ -201,20 +203,30 @@ export class Shipper implements Component {
       if (files.length > 0) {
         for (const file of files) this.changed.add(file);
         if (this.cancelReadPass === undefined) {
-          const read = () => {
+          const read = async () => {
             this.cancelReadPass = undefined;
-            const reads: Array<Promise<void>> = [];
-            for (const file of this.changed) reads.push(this.pump(file));
+            const files = [...this.changed];
             this.changed.clear();
-            // Every changed file read: its lines go to Kafka now, not after the linger (which is for full speed).
-            void Promise.all(reads).then(() => this.producer.sendQueued());
+            let outstanding = files.length;
+            const done = () => {
+              // Every changed file read: its lines go to Kafka now, not after the linger (which is for full speed).
+              if (--outstanding === 0) this.producer.sendQueued();
+            };
+            // PASS_GROUP files at a time: a pump that read all it could at once ends a microtask later, so each group's
+            // end before the next group starts. Started all at once, a pass over a thousand files held a thousand
+            // suspended pumps to its end, through the young-generation collections its reading set off, and V8 moved
+            // them to the old generation: half the bytes promoted while 1,000 files were tailed (--trace-gc-nvp).
+            for (let i = 0; i < files.length; i++) {
+              void this.pump(files[i] as TrackedFile).then(done);
+              if (i % PASS_GROUP === PASS_GROUP - 1) await null;
+            }
           };
           const wait = this.config.limits.readDelayMs;
           if (wait > 0) {
-            const timer = setTimeout(read, wait);
+            const timer = setTimeout(() => void read(), wait);
             this.cancelReadPass = () => clearTimeout(timer);
           } else {
-            const immediate = setImmediate(read);
+            const immediate = setImmediate(() => void read());
             this.cancelReadPass = () => clearImmediate(immediate);
           }
         }
