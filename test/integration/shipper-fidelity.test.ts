@@ -226,7 +226,7 @@ describe("shipper: every line as it was written", () => {
         reads: value("lifeline_shipper_reads_total"),
       };
     };
-    // The counters are reported every 100 ms.
+    // The counters are brought up to date when scraped; polled all the same, in case a scrape came first.
     const deadline = Date.now() + 5_000;
     while ((await counters()).records !== 20 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
@@ -237,5 +237,69 @@ describe("shipper: every line as it was written", () => {
     expect(Date.now() - stopAsked).toBeLessThan(30_000);
     shipper = undefined;
     expect(all).toHaveLength(20);
+  });
+
+  it("a file past its first KiB read a few lines at a time, half-written lines too: each line once, in order", async () => {
+    // What a live file is: past its first KiB (its fingerprint known, checked again by each read), growing by a
+    // line or two, or by half a line and then the rest, each growth read before the next.
+    const ws = shipperWorkspace("small-reads");
+    const path = join(ws.logs, "app.log");
+    const line = (n: number) => `line ${n} of a file that keeps growing, padded to make a KiB soon`;
+    const first = 40;
+    writeFileSync(path, Array.from({ length: first }, (_, n) => `${line(n)}\n`).join(""));
+    const config = writeShipperConfig(ws.dir, {
+      host: { name: "test-host" },
+      checkpointDir: ws.checkpointDir,
+      topicPrefix: ws.prefix,
+      reconcileIntervalMs: 600_000,
+      limits: { readDelayMs: 10 },
+      http: { port: 0 },
+      inputs: [{ name: "app", paths: [join(ws.logs, "*.log")] }],
+    });
+    shipper = startShipper(config);
+    await shipper.started;
+    const port = metricsPort(shipper);
+    reader = await new TopicReader(testKafka(), topicNames(ws.prefix).logs).start();
+    // A counter with no series yet is 0.
+    const count = async (name: string) => (await inputCounters(port, "app"))(name) || 0;
+    const readSoFar = () => count("lifeline_shipper_records_read_total");
+    const readsNow = () => count("lifeline_shipper_reads_total");
+    const readUpTo = async (records: number) => {
+      const deadline = Date.now() + 10_000;
+      while ((await readSoFar()) < records && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(await readSoFar()).toBe(records);
+    };
+    await readUpTo(first);
+    const readsBefore = await readsNow();
+    let next = first;
+    // Sixty growths, each read before the next: one or two whole lines, or a line's first half (no record yet)
+    // and then its second half with the newline.
+    for (let growth = 0; growth < 60; growth++) {
+      if (growth % 3 === 2) {
+        const text = line(next);
+        // A half line makes no record: the read that took it is what is waited for.
+        const before = await readsNow();
+        appendFileSync(path, text.slice(0, 20));
+        const deadline = Date.now() + 10_000;
+        while ((await readsNow()) === before && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 10));
+        expect(await readsNow()).toBe(before + 1);
+        appendFileSync(path, `${text.slice(20)}\n`);
+        next++;
+      } else {
+        const lines = 1 + (growth % 2);
+        appendFileSync(path, Array.from({ length: lines }, (_, i) => `${line(next + i)}\n`).join(""));
+        next += lines;
+      }
+      await readUpTo(next);
+    }
+    const records = await reader.waitFor((r) => r.length >= next);
+    expect(messages(records)).toEqual(Array.from({ length: next }, (_, n) => line(n)));
+    // Every growth was a read of its own (the half lines two).
+    expect((await readsNow()) - readsBefore).toBe(80);
+    const all = await shipAndStop(shipper, reader, (r) => r.length >= next);
+    shipper = undefined;
+    expect(all).toHaveLength(next);
   });
 });
