@@ -212,8 +212,8 @@ export class Shipper implements Component {
               // Every changed file read: its lines go to Kafka now, not after the linger (which is for full speed).
               if (--outstanding === 0) this.producer.sendQueued();
             };
-            // PASS_GROUP files at a time: a pump that read all it could at once ends a microtask later, so each group's
-            // end before the next group starts. Started all at once, a pass over a thousand files held a thousand
+            // PASS_GROUP files at a time: a pump that read all it could at once ends a microtask later, so each group
+            // ends before the next one starts. Started all at once, a pass over a thousand files held a thousand
             // suspended pumps to its end, through the young-generation collections its reading set off, and V8 moved
             // them to the old generation: half the bytes promoted while 1,000 files were tailed (--trace-gc-nvp).
             for (let i = 0; i < files.length; i++) {
