@@ -15,6 +15,7 @@ import {
   encodeSuccess,
 } from "../../collector/otlp.ts";
 import { otlpTypes } from "../../collector/otlp-schema.ts";
+import { deterministicId } from "../../core/events.ts";
 
 async function sdkSpans() {
   const memory = new InMemorySpanExporter();
@@ -71,6 +72,130 @@ describe("OTLP decoding and conversion", () => {
     expect(fromProto.records[0]?.key).toBe(rootSpan?.spanContext().traceId);
     // The same span sent twice is the same document.
     expect(root.event.id).toBe(JSON.parse(fromJson.records[1]?.value ?? "{}").event.id);
+  });
+
+  it("a span document is the very text JSON.stringify makes of its object form", () => {
+    // The converter writes the JSON as text (collector/otlp.ts): keys in this order, values escaped as
+    // JSON.stringify escapes them, absent fields left out. Each case below is one branch of the layout.
+    const trace = "0af7651916cd43dd8448eb211c80319c";
+    const [root, consumer, producer] = ["b7ad6b7169203331", "00f067aa0ba902b7", "00f067aa0ba902b8"];
+    const attributes = [
+      { key: "b", value: { intValue: "9007199254740993" } },
+      { key: "a", value: { doubleValue: 1.5 } },
+      { key: "a", value: { boolValue: true } },
+      { key: "1", value: { arrayValue: { values: [{ stringValue: "x" }, { bytesValue: "AAE=" }] } } },
+    ];
+    const spans = [
+      {
+        traceId: trace,
+        spanId: root,
+        name: 'say "hi"\n\u2028ü',
+        kind: 9,
+        startTimeUnixNano: "1796679838829000000",
+        endTimeUnixNano: "1796679838829946257",
+        status: { code: 2, message: 'bad "x"\n' },
+        attributes,
+        events: [
+          { name: "retry", timeUnixNano: "5000000", attributes: [{ key: "n", value: { intValue: 2 } }] },
+        ],
+        links: [{ traceId: trace, spanId: consumer }],
+      },
+      { traceId: trace, spanId: consumer, parentSpanId: "zz", name: "no times", kind: "SPAN_KIND_CONSUMER" },
+      {
+        traceId: trace,
+        spanId: producer,
+        parentSpanId: root,
+        name: "send",
+        kind: 4,
+        startTimeUnixNano: "100",
+        status: { code: "STATUS_CODE_OK" },
+      },
+    ];
+    const resource = [
+      { key: "service.name", value: { stringValue: 'ch"eckout' } },
+      { key: "service.version", value: { stringValue: "1.2" } },
+      { key: "deployment.environment", value: { stringValue: "prod" } },
+      { key: "service.instance.id", value: { stringValue: "i-1" } },
+      { key: "host.name", value: { stringValue: "web-1" } },
+    ];
+    const request = {
+      resourceSpans: [
+        { resource: { attributes: resource }, scopeSpans: [{ scope: { name: "lib", version: "2" }, spans }] },
+        { scopeSpans: [{ spans: [spans[2]] }] },
+      ],
+    };
+    const { records } = convertTraces(decodeRequest("traces", "json", Buffer.from(JSON.stringify(request))));
+    const event = (spanId: string, outcome: string) => ({
+      id: deterministicId("otlp-span", trace, spanId),
+      kind: "event",
+      category: "span",
+      dataset: "lifeline.spans",
+      outcome,
+    });
+    const owner = {
+      service: { name: 'ch"eckout', version: "1.2", environment: "prod", node: { name: "i-1" } },
+      host: { name: "web-1" },
+    };
+    const resourceFields = {
+      "service.name": 'ch"eckout',
+      "service.version": "1.2",
+      "deployment.environment": "prod",
+      "service.instance.id": "i-1",
+      "host.name": "web-1",
+    };
+    const producerDocument = (service: object, lifeline: object) => ({
+      "@timestamp": "1970-01-01T00:00:00.000Z",
+      event: event(producer, "success"),
+      trace: { id: trace },
+      span: { id: producer, name: "send", kind: "producer", start_ns: "100", end_ns: "100" },
+      parent: { id: root },
+      processor: { event: "span" },
+      ...service,
+      lifeline,
+    });
+    const expected = [
+      {
+        "@timestamp": new Date(1796679838829).toISOString(),
+        event: event(root, "failure"),
+        trace: { id: trace },
+        span: {
+          id: root,
+          name: 'say "hi"\n\u2028ü',
+          kind: "unspecified",
+          start_ns: "1796679838829000000",
+          end_ns: "1796679838829946257",
+        },
+        processor: { event: "transaction" },
+        transaction: { id: root, name: 'say "hi"\n\u2028ü' },
+        ...owner,
+        error: { message: 'bad "x"\n' },
+        lifeline: {
+          resource: resourceFields,
+          attributes: { 1: ["x", "AAE="], b: "9007199254740993", a: true },
+          scope: { name: "lib", version: "2" },
+          span_events: [{ name: "retry", "@timestamp": "1970-01-01T00:00:00.005Z", attributes: { n: 2 } }],
+          links: [{ trace_id: trace, span_id: consumer }],
+        },
+      },
+      {
+        event: event(consumer, "unknown"),
+        trace: { id: trace },
+        span: { id: consumer, name: "no times", kind: "consumer" },
+        processor: { event: "transaction" },
+        transaction: { id: consumer, name: "no times" },
+        ...owner,
+        lifeline: { resource: resourceFields, attributes: {}, scope: { name: "lib", version: "2" } },
+      },
+      producerDocument(owner, {
+        resource: resourceFields,
+        attributes: {},
+        scope: { name: "lib", version: "2" },
+      }),
+      producerDocument({ service: { name: "unknown_service" } }, { resource: {}, attributes: {} }),
+    ];
+    expect(records.map((record) => record.value)).toEqual(
+      expected.map((document) => JSON.stringify(document)),
+    );
   });
 
   it("log records: severity, body, ids; an invalid id is rejected alone", () => {
