@@ -210,7 +210,8 @@ export class RolloutRunner {
   private readonly addressed = new Map<string, string>();
   /** A valid abort received while steps were running: nothing new is sent. */
   private abortedBy: Approval | undefined;
-  private readonly waiters = new Map<string, () => void>();
+  /** Published commands awaiting their outcome (awaitResult), by command id. */
+  private readonly pending = new Map<string, Waiting>();
   // Set by run(): one runner runs one rollout.
   private rollout!: LifelineSpan;
   private rolloutId = "";
@@ -387,29 +388,20 @@ export class RolloutRunner {
         send: (key, wave, attempt) => {
           const step = planned.get(key) as PlannedStep;
           const span = waveSpans.get(wave) ?? this.rollout;
-          void (async () => {
-            // The attempt the crashed run made last: its recorded outcome or command speaks for this send.
-            const resumed = attempt === Math.max(1, resume?.attempts?.get(key) ?? 1);
-            const known = resumed ? resume?.results.get(key) : undefined;
-            // Settled before the restart; replayed through the same decisions, so a resumed run halts where the
-            // crashed one did.
-            if (known) return attempt > 1 ? { ...known, attempts: attempt } : known;
-            const sent = resumed ? resume?.pending.get(key) : undefined;
-            const result = sent
-              ? await this.awaitOutcome(step, sent, plan)
-              : await this.execute(plan, step, span, wave, false);
-            return attempt > 1 ? { ...result, attempts: attempt } : result;
-          })().then(
-            (result) => settle(result),
-            (error: Error) =>
-              settle({
-                ...step,
-                commandId: "",
-                status: "unknown",
-                reason: `the controller failed while sending or following it: ${error.message}`,
-                evidence: "no outcome: the controller's own error",
-              }),
-          );
+          const settled = (result: StepResult) =>
+            settle(attempt > 1 ? { ...result, attempts: attempt } : result);
+          // The attempt the crashed run made last: its recorded outcome or command speaks for this send.
+          const resumed = attempt === Math.max(1, resume?.attempts?.get(key) ?? 1);
+          const known = resumed ? resume?.results.get(key) : undefined;
+          // Settled before the restart; replayed through the same decisions, so a resumed run halts where the
+          // crashed one did. Settled in a later turn, as a fresh send is: never inside the decision carrying it out.
+          if (known) {
+            queueMicrotask(() => settled(known));
+            return;
+          }
+          const sent = resumed ? resume?.pending.get(key) : undefined;
+          if (sent) this.awaitOutcome(step, sent, plan, settled);
+          else this.startStep(plan, step, span, wave, settled);
         },
         retry: async (key, wave, attempt, delayMs) => {
           const last = latest.get(key) as StepResult;
@@ -731,16 +723,22 @@ export class RolloutRunner {
    * and publishing it, so the identical signed message goes out again while it is valid: an agent that already
    * has it reports a duplicate and runs nothing twice. Then its outcome is awaited.
    */
-  private async awaitOutcome(step: PlannedStep, sent: SentCommand, plan: Plan): Promise<StepResult> {
+  private awaitOutcome(
+    step: PlannedStep,
+    sent: SentCommand,
+    plan: Plan,
+    done: (result: StepResult) => void,
+  ): void {
     const { commandId, signed } = sent;
     this.addressed.set(commandId, step.host);
-    const outcome = new Promise<void>((resolve) => {
-      this.waiters.set(commandId, resolve);
-      if (this.outcomes.has(commandId)) resolve();
-    });
-    if (signed && !this.outcomes.has(commandId) && Date.parse(signed.command.expiresAt) > Date.now())
-      await this.publishCommand(step, signed);
-    return this.settle(step, commandId, outcome, plan);
+    const republish =
+      signed && !this.outcomes.has(commandId) && Date.parse(signed.command.expiresAt) > Date.now()
+        ? this.publishCommand(step, signed)
+        : Promise.resolve();
+    republish.then(
+      () => this.awaitResult(step, commandId, plan, done),
+      (error: Error) => done(this.controllerFailed(step, error)),
+    );
   }
 
   private async publishCommand(_step: PlannedStep, signed: SignedCommand): Promise<void> {
@@ -803,50 +801,78 @@ export class RolloutRunner {
   }
 
   /** Sends one step's command and follows it; its step.completed is recorded here unless `record` is false. */
-  private async execute(
+  private execute(
     plan: Plan,
     step: PlannedStep,
     waveSpan: LifelineSpan,
     wave?: number,
     record = true,
   ): Promise<StepResult> {
+    return new Promise<StepResult>((resolve, reject) =>
+      this.startStep(plan, step, waveSpan, wave, (result, span) => {
+        if (!record) return resolve(result);
+        this.recordStep(result, span ?? waveSpan, wave).then(() => resolve(result), reject);
+      }),
+    );
+  }
+
+  /**
+   * Starts one step: its command signed, recorded as sent, published. `done` gets the step's result once the
+   * addressed agent's verified outcome arrives or the deadline passes (awaitResult), or at once if the controller
+   * itself failed to send it. No step holds a suspended function while it waits: 10,000 of them in flight would.
+   */
+  private startStep(
+    plan: Plan,
+    step: PlannedStep,
+    waveSpan: LifelineSpan,
+    wave: number | undefined,
+    done: (result: StepResult, span?: LifelineSpan) => void,
+  ): void {
     const absent = this.undeliverable.get(step.host);
     if (absent) {
-      const result: StepResult = {
-        ...step,
-        commandId: "",
-        status: "undeliverable",
-        reason: absent,
-        evidence: "not sent: presence read from the lifecycle topic",
-      };
-      if (record) await this.recordStep(result, waveSpan, wave);
-      return result;
+      queueMicrotask(() =>
+        done({
+          ...step,
+          commandId: "",
+          status: "undeliverable",
+          reason: absent,
+          evidence: "not sent: presence read from the lifecycle topic",
+        }),
+      );
+      return;
     }
     const span = startSpan(`${step.action} ${step.service} on ${step.host}`, {
       parent: waveSpan,
       kind: SpanKind.PRODUCER,
       attributes: { "host.name": step.host, "service.name": step.service, "lifeline.action": step.action },
     });
-    const result = await this.sendAndFollow(plan, step, span, wave);
-    span.setAttributes({
-      "lifeline.command_id": result.commandId,
-      "lifeline.status": result.status,
-      "lifeline.escalated": Boolean(result.escalated),
-    });
-    span.end(result.status === "success" ? "success" : "failure", result.reason);
-    this.stepSpans.set(stepKey(step), span);
-    if (record) await this.recordStep(result, span, wave);
-    return result;
+    const ended = (result: StepResult) => {
+      span.setAttributes({
+        "lifeline.command_id": result.commandId,
+        "lifeline.status": result.status,
+        "lifeline.escalated": Boolean(result.escalated),
+      });
+      span.end(result.status === "success" ? "success" : "failure", result.reason);
+      this.stepSpans.set(stepKey(step), span);
+      done(result, span);
+    };
+    // Whatever fails here fails this step alone, as unknown: never the decision that started it.
+    try {
+      const command = this.command(plan, step, span);
+      this.addressed.set(command.id, step.host);
+      this.sendCommand(step, span, wave, command).then(
+        () => this.awaitResult(step, command.id, plan, ended),
+        (error: Error) => ended(this.controllerFailed(step, error)),
+      );
+    } catch (error) {
+      ended(this.controllerFailed(step, error as Error));
+    }
   }
 
-  private async sendAndFollow(
-    plan: Plan,
-    step: PlannedStep,
-    span: LifelineSpan,
-    wave: number | undefined,
-  ): Promise<StepResult> {
+  /** The step's command, carrying the traceparent of its own span. */
+  private command(plan: Plan, step: PlannedStep, span: LifelineSpan): Command {
     const now = Date.now();
-    const command: Command = {
+    return {
       id: randomUUID(),
       action: step.action,
       service: step.service,
@@ -859,9 +885,16 @@ export class RolloutRunner {
       rolloutId: this.rolloutId,
       traceparent: span.traceparent,
     };
+  }
+
+  /** Signs the command, records it as sent, then publishes it. */
+  private async sendCommand(
+    step: PlannedStep,
+    span: LifelineSpan,
+    wave: number | undefined,
+    command: Command,
+  ): Promise<void> {
     const signed = signCommand(command, this.signer.keyId, this.signingKey);
-    this.addressed.set(command.id, step.host);
-    const outcome = new Promise<void>((resolve) => this.waiters.set(command.id, resolve));
     // Recorded before it is published: a controller killed in between resumes by sending this same command.
     await this.event("command.sent", "success", {
       reason: `${step.action} ${step.service} on ${step.host}`,
@@ -872,34 +905,59 @@ export class RolloutRunner {
       extra: { command: signed },
     });
     await this.publishCommand(step, signed);
-    return this.settle(step, command.id, outcome, plan);
   }
 
-  private async settle(
-    step: PlannedStep,
-    commandId: string,
-    outcome: Promise<void>,
-    plan: Plan,
-  ): Promise<StepResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), plan.deadlines.executionMs + plan.deadlines.deliveryMs);
-    });
-    const done = await Promise.race([outcome.then(() => "done" as const), timeout]);
-    clearTimeout(timer);
-    this.waiters.delete(commandId);
-    const result = this.outcomes.get(commandId);
-    if (done === "timeout" || !result) {
-      return {
-        ...step,
-        commandId,
-        status: "timed_out",
-        reason: "no verified outcome before the deadline",
-        evidence: `no command.completed from ${step.host} within ${plan.deadlines.executionMs + plan.deadlines.deliveryMs} ms`,
-      };
-    }
+  /** A step the controller could not send or follow: `unknown`, never a guess either way. */
+  private controllerFailed(step: PlannedStep, error: Error): StepResult {
     return {
       ...step,
+      commandId: "",
+      status: "unknown",
+      reason: `the controller failed while sending or following it: ${error.message}`,
+      evidence: "no outcome: the controller's own error",
+    };
+  }
+
+  /**
+   * Waits for a published command's outcome: settled by the follower (settleCommand) when the addressed agent's
+   * verified event arrives, or `timed_out` when the delivery and execution deadlines have both passed.
+   */
+  private awaitResult(
+    step: PlannedStep,
+    commandId: string,
+    plan: Plan,
+    done: (result: StepResult) => void,
+  ): void {
+    const limitMs = plan.deadlines.executionMs + plan.deadlines.deliveryMs;
+    const timer = setTimeout(this.onDeadline, limitMs, commandId);
+    this.pending.set(commandId, { step, limitMs, timer, done });
+    // The outcome may have been read already (a resumed command's, or one faster than this turn).
+    if (this.outcomes.has(commandId)) this.settleCommand(commandId);
+  }
+
+  private readonly onDeadline = (commandId: string): void => {
+    const waiting = this.pending.get(commandId);
+    if (!waiting) return;
+    this.pending.delete(commandId);
+    const { step, limitMs } = waiting;
+    waiting.done({
+      ...step,
+      commandId,
+      status: "timed_out",
+      reason: "no verified outcome before the deadline",
+      evidence: `no command.completed from ${step.host} within ${limitMs} ms`,
+    });
+  };
+
+  /** A command's verified outcome arrived: its waiting step settles with it. */
+  private settleCommand(commandId: string): void {
+    const waiting = this.pending.get(commandId);
+    const result = this.outcomes.get(commandId);
+    if (!waiting || !result) return;
+    this.pending.delete(commandId);
+    clearTimeout(waiting.timer);
+    waiting.done({
+      ...waiting.step,
       commandId,
       status: result.outcome === "success" ? "success" : result.outcome === "failure" ? "failed" : "unknown",
       ...(result.reason ? { reason: result.reason } : {}),
@@ -907,7 +965,7 @@ export class RolloutRunner {
       evidence: result.evidence,
       ...(result.retryable ? { retryable: true } : {}),
       ...(result.pid !== undefined ? { pid: result.pid } : {}),
-    };
+    });
   }
 
   /**
@@ -945,7 +1003,7 @@ export class RolloutRunner {
           const outcome = outcomeFrom(event, host);
           if (!outcome) continue;
           this.outcomes.set(id, outcome);
-          this.waiters.get(id)?.();
+          this.settleCommand(id);
         }
       },
     });
@@ -992,6 +1050,14 @@ export class RolloutRunner {
     await this.lifecycle?.send({ key: this.rolloutId, value, headers: { traceparent: span.traceparent } });
     this.logger.info({ action, outcome, rolloutId: this.rolloutId }, "rollout event");
   }
+}
+
+/** A published command awaiting its outcome: settled by the follower or by its deadline. */
+interface Waiting {
+  step: PlannedStep;
+  limitMs: number;
+  timer: NodeJS.Timeout;
+  done: (result: StepResult) => void;
 }
 
 /** What a lifecycle record that settles a command (or decides on the rollout) holds, as JSON writes it. */
