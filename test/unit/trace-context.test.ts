@@ -2,7 +2,10 @@ import { describe, expect, it } from "vitest";
 import {
   childContext,
   formatTraceparent,
+  isValidSpanId,
   isValidTraceId,
+  newSpanId,
+  newTraceId,
   normaliseTraceId,
   parseTraceparent,
 } from "../../core/trace-context.ts";
@@ -43,6 +46,22 @@ describe("W3C trace context", () => {
     expect(child.traceId).toBe(TRACE);
     expect(child.spanId).not.toBe(SPAN);
     expect(isValidTraceId(childContext().traceId)).toBe(true);
+  });
+
+  it("draws valid, distinct ids across many refills of its random pool", () => {
+    // 4 KiB per draw: 3,000 of each spans several refills, mixing 16- and 8-byte ids.
+    const traces = new Set<string>();
+    const spans = new Set<string>();
+    for (let i = 0; i < 3_000; i++) {
+      const traceId = newTraceId();
+      const spanId = newSpanId();
+      expect(isValidTraceId(traceId) && /^[0-9a-f]{32}$/.test(traceId)).toBe(true);
+      expect(isValidSpanId(spanId) && /^[0-9a-f]{16}$/.test(spanId)).toBe(true);
+      traces.add(traceId);
+      spans.add(spanId);
+    }
+    expect(traces.size).toBe(3_000);
+    expect(spans.size).toBe(3_000);
   });
 
   it.each([
