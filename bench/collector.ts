@@ -44,10 +44,13 @@ import {
 const SPANS = Number(process.env.BENCH_SPANS ?? 200_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const PER_REQUEST = 512;
-/** The collectors' limits.inflightBytes (BENCH_INFLIGHT_BYTES; the config's default otherwise). */
-const LIMITS = process.env.BENCH_INFLIGHT_BYTES
-  ? { limits: { inflightBytes: Number(process.env.BENCH_INFLIGHT_BYTES) } }
-  : {}; // the SDK's BatchSpanProcessor default export size
+/** The collectors' limits.inflightBytes and limits.producers (BENCH_INFLIGHT_BYTES, BENCH_PRODUCERS; else the defaults). */
+const LIMITS = {
+  limits: {
+    ...(process.env.BENCH_INFLIGHT_BYTES ? { inflightBytes: Number(process.env.BENCH_INFLIGHT_BYTES) } : {}),
+    ...(process.env.BENCH_PRODUCERS ? { producers: Number(process.env.BENCH_PRODUCERS) } : {}),
+  },
+};
 
 /** Request bodies as the SDK's OTLP/HTTP protobuf exporter sends them: 512 spans each, 3 per trace. */
 function requestBodies(): Buffer[] {

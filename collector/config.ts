@@ -54,6 +54,11 @@ export const collectorConfigSchema = z.strictObject({
         .default(64 * MiB),
       /** How long a request waits for Kafka's acknowledgement before the client is told to retry (503). */
       ackTimeoutMs: z.number().int().positive().default(10_000),
+      /**
+       * Kafka producers sending side by side, partitions spread over them (each partition's records stay with one,
+       * in order). Each has one request in flight; two keep Kafka busy while the collector waits for an ack.
+       */
+      producers: z.number().int().min(1).max(16).default(2),
     })
     .prefault({}),
   compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),

@@ -37,6 +37,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
     logger: logger.child({ component: "kafka-producer" }),
     batchBytes: 1 << 20,
     lingerMs: 5,
+    lanes: config.limits.producers,
     inflightBytes: config.limits.inflightBytes,
     compression: config.compression,
     packBytes: config.recordFormat === "single" ? 0 : DEFAULT_PACK_BYTES,
