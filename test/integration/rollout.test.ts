@@ -75,6 +75,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       return "well-behaved.mjs";
     };
     const hosts: Record<string, { host: string; journal: string; port: number }> = {};
+    const agents: Record<string, ProcessUnderTest> = {};
     for (const tier of tiers) {
       const ws = { ...agentWorkspace(`rollout-${tier}`), keys: base.keys, prefix };
       const port = await freePort();
@@ -96,6 +97,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
       running.push(agent);
       await agent.started;
       hosts[tier] = { host: ws.host, journal: ws.journal, port };
+      agents[tier] = agent;
     }
     const shipperConfig = join(base.dir, "shipper.yaml");
     writeFileSync(
@@ -178,7 +180,7 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
         throw new Error(`rollout printed nothing (exit ${result.code}):\n${result.stderr.slice(-3000)}`);
       return { code: result.code, json: JSON.parse(result.stdout) as RolloutJson, stderr: result.stderr };
     };
-    return { hosts, rollout, rolloutArgs, env, prefix, dir: base.dir, keyFile, namespace };
+    return { hosts, agents, rollout, rolloutArgs, env, prefix, dir: base.dir, keyFile, namespace };
   }
 
   const completedAt = (journal: string, commandId: string) =>
@@ -692,6 +694,39 @@ describe("rollout across three agents: db ← api ← web", { timeout: 240_000 }
     expect(retryAt).toBeGreaterThan(-1);
     expect(entries[retryAt]?.reason).toMatch(/attempt 2 of 3 in \d+ ms after failed/);
     expect(actions.filter((a) => a === "command.received").length).toBe(4);
+  });
+
+  it("a host whose agent went silent after its heartbeat: its step times out at the deadline, never a success", async () => {
+    const { hosts, agents, rollout, prefix } = await fleet();
+    // Seen alive (its heartbeat is in the presence window), then gone: the command is sent and nobody answers.
+    await agents.web?.stop("SIGKILL");
+    const deadlines = { deliveryMs: 1_500, executionMs: 2_500 };
+    const started = await rollout("start", { services: [{ name: "web" }], deadlines });
+    expect(started.code).not.toBe(0);
+    // The one step counts against the failure budget (0 by default): the rollout halts, it does not succeed.
+    expect(started.json.status).toBe("halted");
+    expect(started.json.haltReason).toMatch(/budget/);
+    const [step] = started.json.steps as Array<RolloutJson["steps"][number] & { evidence?: string }>;
+    expect(started.json.steps).toHaveLength(1);
+    expect(step).toMatchObject({
+      host: hosts.web?.host,
+      service: "web",
+      status: "timed_out",
+      reason: "no verified outcome before the deadline",
+      evidence: `no command.completed from ${hosts.web?.host} within 4000 ms`,
+    });
+    expect(step?.commandId).not.toBe("");
+    // On the topic: the command was recorded as sent, and its one final record came no earlier than the deadline.
+    const rolloutId = (started.json as RolloutJson & { rolloutId: string }).rolloutId;
+    const events = (await rolloutEvents(prefix, rolloutId)).filter((e) =>
+      ["command.sent", "step.completed"].includes(e.event.action),
+    ) as Array<ControllerRecord & { "@timestamp": string }>;
+    expect(events.map((e) => `${e.event.action}:${e.lifeline.step_status ?? ""}`)).toEqual([
+      "command.sent:",
+      "step.completed:timed_out",
+    ]);
+    const waited = Date.parse(events[1]?.["@timestamp"] ?? "") - Date.parse(events[0]?.["@timestamp"] ?? "");
+    expect(waited).toBeGreaterThanOrEqual(4_000);
   });
 
   it("minHealthyTime: a service that dies after passing its health check is a failed step, not a success", async () => {
