@@ -42,17 +42,39 @@ export const signedCommandSchema = z.strictObject({
 });
 export type SignedCommand = z.infer<typeof signedCommandSchema>;
 
-/** JSON with object keys sorted at every level: the same bytes on every machine, so a signature can be checked. */
+/**
+ * JSON with object keys sorted at every level: the same bytes on every machine, so a signature can be checked.
+ * Keys whose value is undefined are left out, as JSON.stringify leaves them out. Written with one sorted key list
+ * per object and no intermediate arrays: the controller makes one per command and every agent one per command it
+ * verifies (entries, filter, sort, map and join were a seventh of a 10,000-step rollout's allocations).
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    let json = "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) json += ",";
+      // What Array#join writes for an element JSON has no text for (undefined, a function): nothing.
+      json += canonicalJson(value[i]) ?? "";
+    }
+    return `${json}]`;
+  }
   if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+    const object = value as Record<string, unknown>;
+    const keys = Object.keys(object).sort(byCodeUnits);
+    let json = "{";
+    let first = true;
+    for (const key of keys) {
+      const member = object[key];
+      if (member === undefined) continue;
+      json += `${first ? "" : ","}${JSON.stringify(key)}:${canonicalJson(member)}`;
+      first = false;
+    }
+    return `${json}}`;
   }
   return JSON.stringify(value);
 }
+
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");

@@ -46,6 +46,29 @@ describe("signed commands", () => {
     );
   });
 
+  it("canonical JSON is byte for byte what signatures were made over before (keys by code unit, escapes, gaps)", () => {
+    // Made by the definition before 2026-12-08 (Object.entries, filter, sort, map, join): a signature over these
+    // bytes must keep verifying.
+    const value = {
+      id: "cmd-\u00e9\u4e2d-0001",
+      action: "restart",
+      service: 'api "quoted" \\ back',
+      target: {
+        labels: { zone: "a", Zone: "b", "\u00e9t\u00e9": "x", "10": "ten", "9": "nine" },
+        hosts: ["web-2", "web-1"],
+        groups: undefined,
+      },
+      parameters: { gracePeriodMs: 1500 },
+      issuedAt: "2026-12-08T00:00:00.000Z",
+      nested: [1, undefined, null, { b: [], a: {} }, "t\n\u0001"],
+      traceparent: undefined,
+      n: -0.5e-7,
+    };
+    expect(canonicalJson(value)).toBe(
+      '{"action":"restart","id":"cmd-\u00e9\u4e2d-0001","issuedAt":"2026-12-08T00:00:00.000Z","n":-5e-8,"nested":[1,,null,{"a":{},"b":[]},"t\\n\\u0001"],"parameters":{"gracePeriodMs":1500},"service":"api \\"quoted\\" \\\\ back","target":{"hosts":["web-2","web-1"],"labels":{"10":"ten","9":"nine","Zone":"b","zone":"a","\u00e9t\u00e9":"x"}}}',
+    );
+  });
+
   it("a signature verifies, and any change to the command breaks it", () => {
     const signed = signCommand(command(), "ctl", keys.privateKeyPem);
     expect(verifyCommandSignature(signed, keys.publicKeyPem)).toBe(true);
