@@ -2,7 +2,7 @@ import { createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { loadConfigFile } from "../core/config.ts";
+import { loadConfigFile, timerMs } from "../core/config.ts";
 import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 
 /** A key whose signatures the agent accepts: inline PEM, or a PEM file (a mounted secret, `agent keygen` output). */
@@ -49,9 +49,9 @@ const probeSchema = z.strictObject({
     .optional(),
   exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
   /** Kubernetes probe semantics. */
-  initialDelayMs: z.number().int().nonnegative().default(0),
-  periodMs: z.number().int().positive().default(500),
-  timeoutMs: z.number().int().positive().default(1_000),
+  initialDelayMs: timerMs().default(0),
+  periodMs: timerMs().positive().default(500),
+  timeoutMs: timerMs().positive().default(1_000),
   successThreshold: z.number().int().positive().default(1),
   failureThreshold: z.number().int().positive().default(3),
 });
@@ -64,7 +64,7 @@ const hookSchema = z
   .strictObject({
     exec: z.array(z.string()).min(1).optional(),
     http: z.strictObject({ url: z.url(), method: z.enum(["GET", "POST"]).default("POST") }).optional(),
-    timeoutMs: z.number().int().positive().default(10_000),
+    timeoutMs: timerMs().positive().default(10_000),
   })
   .refine((h) => Boolean(h.exec) !== Boolean(h.http), { message: "a hook is either exec or http" });
 export type HookConfig = z.output<typeof hookSchema>;
@@ -78,12 +78,12 @@ export type HookConfig = z.output<typeof hookSchema>;
  */
 const restartSchema = z.strictObject({
   policy: z.enum(["never", "on-failure", "always"]).default("never"),
-  initialDelayMs: z.number().int().positive().default(1_000),
-  maxDelayMs: z.number().int().positive().default(60_000),
+  initialDelayMs: timerMs().positive().default(1_000),
+  maxDelayMs: timerMs().positive().default(60_000),
   maxRestarts: z.number().int().positive().default(5),
   windowMs: z.number().int().positive().default(300_000),
-  quietPeriodMs: z.number().int().positive().default(600_000),
-  resetAfterMs: z.number().int().positive().default(60_000),
+  quietPeriodMs: timerMs().positive().default(600_000),
+  resetAfterMs: timerMs().positive().default(60_000),
 });
 export type RestartConfig = z.output<typeof restartSchema>;
 
@@ -115,13 +115,13 @@ export const serviceSchema = z
     /** Where stdout and stderr go (the shipper tails them). Default: <stateDir>/logs/<name>.log */
     logFile: z.string().optional(),
     stopSignal: z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]).default("SIGTERM"),
-    gracePeriodMs: z.number().int().positive().default(10_000),
-    startTimeoutMs: z.number().int().positive().default(30_000),
+    gracePeriodMs: timerMs().positive().default(10_000),
+    startTimeoutMs: timerMs().positive().default(30_000),
     /**
      * Without a health probe, a start succeeds only once the service has stayed up this long: a process that
      * crashes on start is reported with its exit code and last output, never as started.
      */
-    minUptimeMs: z.number().int().nonnegative().default(2_000),
+    minUptimeMs: timerMs().default(2_000),
     /** A port the service listens on: after a stop it must be closed. */
     port: z.number().int().min(1).max(65535).optional(),
     health: probeSchema.optional(),
@@ -143,7 +143,7 @@ export const serviceSchema = z
      * How often a service the agent keeps running is checked for an exit nobody commanded.
      * Default: 1 s for the process driver (a /proc read), 5 s for systemd and Windows services (a query each).
      */
-    watchIntervalMs: z.number().int().positive().optional(),
+    watchIntervalMs: timerMs().positive().optional(),
     /**
      * Services on this host that must be healthy (their `health` probe passes, or running without one) before
      * this one starts; the agent waits for them with backoff up to the start's deadline.
@@ -182,7 +182,7 @@ export const agentConfigSchema = z
     /** Public keys allowed to sign commands, by key id. */
     trustedKeys: z.array(trustedKeySchema).min(1),
     services: z.array(serviceSchema).min(1),
-    heartbeatIntervalMs: z.number().int().positive().default(10_000),
+    heartbeatIntervalMs: timerMs().positive().default(10_000),
     /**
      * The lifecycle journal is renamed to <journal>.1 (older ones shifted, the oldest beyond `keep` deleted) when
      * it reaches maxBytes; the shipper follows the rename. The command journal is compacted to the ids whose

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { loadConfigFile } from "../core/config.ts";
+import { loadConfigFile, MAX_TIMER_MS, timerMs } from "../core/config.ts";
 import { ConfigError } from "../core/errors.ts";
 import { criticalPath, executionOrder } from "./schedule.ts";
 
@@ -39,12 +39,12 @@ export const planSchema = z
         /** At most this many commands in flight over the whole rollout (independent services run side by side). */
         maxInFlightTotal: z.number().int().positive().optional(),
         /** Wait after each host finished, before the next one. */
-        soakMs: z.number().int().nonnegative().default(0),
+        soakMs: timerMs().default(0),
         /**
          * A start or restart succeeds only if, this long after, its agent still reports the service running, the
          * same process, and its health probe passing (a status command); its slot stays taken meanwhile.
          */
-        minHealthyTimeMs: z.number().int().nonnegative().default(0),
+        minHealthyTimeMs: timerMs().default(0),
         /**
          * At most this many of a service's instances down at once by this rollout (stops and restarts in
          * progress, stops done, restarts that failed); a step past it waits, or is cancelled when nothing can
@@ -63,7 +63,7 @@ export const planSchema = z
       .strictObject({
         hosts: z.number().int().nonnegative().default(0),
         gate: z.enum(["none", "approval"]).default("none"),
-        waitMs: z.number().int().nonnegative().default(0),
+        waitMs: timerMs().default(0),
       })
       .default({ hosts: 0, gate: "none", waitMs: 0 }),
     /**
@@ -74,8 +74,8 @@ export const planSchema = z
     retries: z
       .strictObject({
         attempts: z.number().int().nonnegative().default(0),
-        backoffMs: z.number().int().positive().default(1_000),
-        maxBackoffMs: z.number().int().positive().default(30_000),
+        backoffMs: timerMs().positive().default(1_000),
+        maxBackoffMs: timerMs().positive().default(30_000),
       })
       .optional(),
     failureBudget: z
@@ -86,8 +86,12 @@ export const planSchema = z
       .default({ maxFailures: 0 }),
     deadlines: z
       .strictObject({
-        deliveryMs: z.number().int().positive().default(30_000),
-        executionMs: z.number().int().positive().default(120_000),
+        deliveryMs: timerMs().positive().default(30_000),
+        executionMs: timerMs().positive().default(120_000),
+      })
+      // The controller waits for a command's outcome until both have passed: one timer for the sum.
+      .refine((d) => d.deliveryMs + d.executionMs <= MAX_TIMER_MS, {
+        message: `deliveryMs + executionMs must be at most ${MAX_TIMER_MS} ms (24.8 days): a longer wait cannot be timed`,
       })
       .default({ deliveryMs: 30_000, executionMs: 120_000 }),
     rollback: z.enum(["none", "start-stopped"]).default("none"),

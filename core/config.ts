@@ -1,7 +1,21 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
-import type { z } from "zod";
+import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+
+/**
+ * The longest wait a Node timer can hold: 2^31 - 1 ms, 24.8 days. A longer setTimeout fires after 1 ms, so a soak,
+ * a deadline or a grace period past it would end at once and be recorded as if it had been waited for.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A duration in milliseconds that Lifeline times with a timer: a whole number, at most MAX_TIMER_MS. */
+export const timerMs = () =>
+  z
+    .number()
+    .int()
+    .nonnegative()
+    .max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (24.8 days): a longer wait cannot be timed`);
 
 /** An environment variable that overrides one config key, e.g. LIFELINE_KAFKA_BROKERS → kafka.brokers. */
 export interface EnvOverride {

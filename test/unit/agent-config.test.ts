@@ -37,6 +37,28 @@ describe("agent config errors", () => {
     );
   });
 
+  it("a grace period or probe timeout no timer can hold is refused, naming the field", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const { generateSigningKeys } = await import("../../core/commands.ts");
+    const file = join(mkdtempSync(join(tmpdir(), "lifeline-agent-config-")), "agent.yaml");
+    const key = JSON.stringify(generateSigningKeys().publicKeyPem);
+    // 2^31 ms: Node's setTimeout would fire after 1 ms, so the stop would escalate at once, "after" its grace.
+    writeFileSync(
+      file,
+      `stateDir: /x\ntrustedKeys: [{ id: k, publicKey: ${key} }]\nservices: [{ name: a, command: [/bin/true], gracePeriodMs: 2147483648 }]\n`,
+    );
+    expect(() => loadAgentConfig(file, {})).toThrowError(/services\.0\.gracePeriodMs: at most 2147483647 ms/);
+    writeFileSync(
+      file,
+      `stateDir: /x\ntrustedKeys: [{ id: k, publicKey: ${key} }]\nservices: [{ name: a, command: [/bin/true], health: { tcp: { port: 80 }, timeoutMs: 2147483648 } }]\n`,
+    );
+    expect(() => loadAgentConfig(file, {})).toThrowError(
+      /services\.0\.health\.timeoutMs: at most 2147483647 ms/,
+    );
+  });
+
   it("a trusted key can be a PEM file; an unreadable or non-Ed25519 file is refused, naming the field", async () => {
     const { mkdtempSync, writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");

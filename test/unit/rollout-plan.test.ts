@@ -85,6 +85,22 @@ describe("rollout planning", () => {
     ]);
   });
 
+  it("a wait no timer can hold is refused: past 2^31 - 1 ms, Node's timer would fire at once", () => {
+    // Measured: setTimeout(f, 2 ** 31) runs f after 1 ms. A soak, a health check or a deadline that long would end
+    // at once and be recorded as waited for (a false success, or a false timed_out).
+    const tooLong = 2 ** 31;
+    expect(() => plan({ waves: { soakMs: tooLong } })).toThrow(/at most 2147483647 ms/);
+    expect(() => plan({ waves: { minHealthyTimeMs: tooLong } })).toThrow(/at most 2147483647 ms/);
+    expect(() => plan({ canary: { hosts: 1, waitMs: tooLong } })).toThrow(/at most 2147483647 ms/);
+    expect(() => plan({ retries: { attempts: 1, maxBackoffMs: tooLong } })).toThrow(/at most 2147483647 ms/);
+    expect(() => plan({ deadlines: { deliveryMs: 2 ** 30, executionMs: 2 ** 30 } })).toThrow(
+      /deliveryMs \+ executionMs must be at most 2147483647 ms/,
+    );
+    expect(
+      plan({ waves: { soakMs: tooLong - 1 }, deadlines: { deliveryMs: 1, executionMs: tooLong - 2 } }),
+    ).toBeDefined();
+  });
+
   it("targeted hosts that run none of the planned services are reported, not silently skipped", () => {
     expect(buildPlan(plan(), fleet).unreachable).toEqual(["idle-1"]);
   });
