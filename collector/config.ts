@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { loadConfigFile, parseConfig } from "../core/config.ts";
+import { loadConfigFile, parseConfig, timerMs } from "../core/config.ts";
 import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 
 const MiB = 1 << 20;
@@ -53,7 +53,7 @@ export const collectorConfigSchema = z.strictObject({
         .positive()
         .default(64 * MiB),
       /** How long a request waits for Kafka's acknowledgement before the client is told to retry (503). */
-      ackTimeoutMs: z.number().int().positive().default(10_000),
+      ackTimeoutMs: timerMs().positive().default(10_000),
       /**
        * Kafka producers sending side by side, partitions spread over them (each partition's records stay with one,
        * in order). Each has one request in flight; two keep Kafka busy while the collector waits for an ack.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { loadConfigFile } from "../core/config.ts";
+import { loadConfigFile, timerMs } from "../core/config.ts";
 import { connectionEnvOverrides } from "../core/connections.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaConnectionSchema } from "../core/kafka/client.ts";
@@ -38,7 +38,7 @@ export const indexerConfigSchema = z.strictObject({
        * (bench/tuning.md).
        */
       concurrency: z.number().int().min(1).max(32).default(3),
-      maxRetryDelayMs: z.number().int().positive().default(10_000),
+      maxRetryDelayMs: timerMs().positive().default(10_000),
     })
     .default({ maxBytes: 5 << 20, concurrency: 3, maxRetryDelayMs: 10_000 }),
   /**

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { loadConfigFile } from "../core/config.ts";
+import { loadConfigFile, timerMs } from "../core/config.ts";
 import { elasticSettingsSchema } from "../core/elastic/settings.ts";
 import { kafkaConnectionSchema, kafkaEnvOverrides } from "../core/kafka/client.ts";
 import { DEFAULT_PACK_BYTES } from "../core/kafka/packing.ts";
@@ -33,7 +33,7 @@ export const multilineSchema = z.strictObject({
     .positive()
     .default(1 << 20),
   /** A record with no new line for this long is complete (unless a line is still half-written). */
-  timeoutMs: z.number().int().positive().default(1_000),
+  timeoutMs: timerMs().positive().default(1_000),
 });
 export type MultilineConfig = z.output<typeof multilineSchema>;
 
@@ -120,7 +120,7 @@ export const shipperConfigSchema = z.strictObject({
        * a written line reaches Kafka within the latency goal either way (bench/tuning.md). Full-speed reading fills
        * batches before the linger ends. Lines read in a pass over changed files (`readDelayMs`) do not wait for it.
        */
-      lingerMs: z.number().int().nonnegative().default(100),
+      lingerMs: timerMs().default(100),
       /**
        * A file's change event is acted on this long after the first one since the last pass: the files changed in the
        * meantime are read in one pass, each once however many writes it saw, and their lines go to Kafka at the end
@@ -128,7 +128,7 @@ export const shipperConfigSchema = z.strictObject({
        * linger, 100 ms took 14 % less CPU with 1,000 files written ten times a second, and halved the written →
        * acknowledged p50 (p99 the same); 150 ms took 17-20 % less, p99 +50 ms (bench/tuning.md).
        */
-      readDelayMs: z.number().int().nonnegative().default(100),
+      readDelayMs: timerMs().default(100),
       /**
        * Lines bound for one partition travel together, whichever files they come from, in Kafka messages of up to
        * this size (0: one line per message).
@@ -171,14 +171,10 @@ export const shipperConfigSchema = z.strictObject({
    * A file read to its end and acknowledged that has not grown for this long is closed (its handle released, its
    * checkpoint kept) and opened again when it grows. 0: files stay open until they are renamed away or deleted.
    */
-  closeInactiveMs: z
-    .number()
-    .int()
-    .nonnegative()
-    .default(5 * 60_000),
+  closeInactiveMs: timerMs().default(5 * 60_000),
   /** How often every path is re-listed and re-checked, in case a watch event was missed. */
-  reconcileIntervalMs: z.number().int().positive().default(2_000),
-  checkpointIntervalMs: z.number().int().positive().default(1_000),
+  reconcileIntervalMs: timerMs().positive().default(2_000),
+  checkpointIntervalMs: timerMs().positive().default(1_000),
   http: z
     .strictObject({
       host: z.string().default("127.0.0.1"),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseBoolean } from "../config.ts";
+import { parseBoolean, timerMs } from "../config.ts";
 
 // Apart from the client: components that only read connection settings (the agent) never load
 // @elastic/elasticsearch and its resident memory (bench/tuning.md).
@@ -17,7 +17,7 @@ export const elasticSettingsSchema = z
         rejectUnauthorized: z.boolean().default(true),
       })
       .optional(),
-    requestTimeoutMs: z.number().int().positive().default(30_000),
+    requestTimeoutMs: timerMs().positive().default(30_000),
   })
   .refine((s) => !(s.apiKey && s.username), { message: "set either username/password or apiKey, not both" })
   .refine((s) => Boolean(s.username) === Boolean(s.password), {

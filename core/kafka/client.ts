@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { type Admin, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import { z } from "zod";
-import { parseBoolean, parseList } from "../config.ts";
+import { parseBoolean, parseList, timerMs } from "../config.ts";
 import { ConfigError, RetryableError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { kafkajsPort } from "./kafkajs-adapter.ts";
@@ -30,8 +30,8 @@ export const kafkaSettingsSchema = z.strictObject({
       password: z.string().min(1),
     })
     .optional(),
-  connectionTimeoutMs: z.number().int().positive().default(3_000),
-  requestTimeoutMs: z.number().int().positive().default(30_000),
+  connectionTimeoutMs: timerMs().positive().default(3_000),
+  requestTimeoutMs: timerMs().positive().default(30_000),
 });
 export type KafkaSettings = z.output<typeof kafkaSettingsSchema>;
 

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadConfigFile } from "../../core/config.ts";
+import { collectorConfigSchema } from "../../collector/config.ts";
+import { loadConfigFile, parseConfig } from "../../core/config.ts";
 import { connectionEnvOverrides, connectionsSchema } from "../../core/connections.ts";
 import { ConfigError } from "../../core/errors.ts";
 
@@ -42,6 +43,22 @@ describe("config loading", () => {
     const error = errorOf(() => load("wrong-type.yaml"));
     expect(error.message).toMatch(/kafka\.brokers: .*array/i);
     expect(error.message).toMatch(/elasticsearch\.url: /);
+  });
+
+  it("a timeout no timer can hold is refused, naming the key (a longer setTimeout fires after 1 ms)", () => {
+    const error = errorOf(() =>
+      parseConfig(
+        "limits: { ackTimeoutMs: 2147483648 }\nkafka: { requestTimeoutMs: 3000000000 }\n",
+        "c.yaml",
+        collectorConfigSchema,
+      ),
+    );
+    expect(error.message).toContain("limits.ackTimeoutMs: at most 2147483647 ms");
+    expect(error.message).toContain("kafka.requestTimeoutMs: at most 2147483647 ms");
+    expect(
+      parseConfig("limits: { ackTimeoutMs: 2147483647 }\n", "c.yaml", collectorConfigSchema).limits
+        .ackTimeoutMs,
+    ).toBe(2_147_483_647);
   });
 
   it("broken YAML names the file", () => {
