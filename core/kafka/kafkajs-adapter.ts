@@ -1,5 +1,6 @@
 import "./kafkajs-setup.ts";
 import { CompressionTypes, type Kafka } from "kafkajs";
+import { murmur2Partitioner } from "./partitioner.ts";
 import {
   type Compression,
   type KafkaAdmin,
@@ -71,6 +72,8 @@ export function kafkajsPort(kafka: Kafka): KafkaPort {
       const producer = kafka.producer({
         idempotent: options.idempotent ?? true,
         maxInFlightRequests: options.maxInFlightRequests ?? 1,
+        // Keyed messages where kafkajs's default partitioner puts them, hashed without its 64-bit Long objects.
+        createPartitioner: murmur2Partitioner,
       });
       return {
         connect: () => producer.connect(),
