@@ -163,7 +163,9 @@ async function main() {
   const kafka = createKafka({ ...resolveKafka(), clientId: "bench-collector" });
   process.stderr.write(`building ${SPANS} spans as OTLP protobuf requests...\n`);
   const bodies = requestBodies();
-  const documents = bodies.map((body) => convertTraces(decodeRequest("traces", "protobuf", body)).records);
+  const documents = bodies.map((body) =>
+    convertTraces(decodeRequest("traces", "protobuf", body)).records.toArray(),
+  );
   const spans = documents.reduce((n, records) => n + records.length, 0);
   const megabytes = bodies.reduce((n, body) => n + body.length, 0) / 1e6;
   const rows: BenchRow[] = [];

@@ -1,9 +1,9 @@
 import { PermanentError } from "../core/errors.ts";
-import type { BatchProducer } from "../core/kafka/batch-producer.ts";
+import type { BatchProducer, RecordWriter } from "../core/kafka/batch-producer.ts";
 import { type Topics, topicNames } from "../core/topics.ts";
 import type { CollectorConfig } from "./config.ts";
 import type { CollectorMetrics } from "./metrics.ts";
-import { type ConvertedRecord, convert, decodeRequest, type Encoding, type Signal } from "./otlp.ts";
+import { type ConvertedRecords, convert, decodeRequest, type Encoding, type Signal } from "./otlp.ts";
 
 /** What an accepted export request's answer says: how many items were taken, how many refused and why. */
 export interface ExportResult {
@@ -40,6 +40,11 @@ export class OtlpPipeline {
   private readonly config: CollectorConfig;
   private readonly producer: BatchProducer;
   private readonly metrics: CollectorMetrics;
+  /**
+   * Where the next request's records are written: a request is converted and its records copied into the
+   * producer's packs without waiting in between, so one buffer serves every request in turn.
+   */
+  private scratch: Buffer | undefined;
 
   constructor(options: { config: CollectorConfig; producer: BatchProducer; metrics: CollectorMetrics }) {
     this.config = options.config;
@@ -62,20 +67,26 @@ export class OtlpPipeline {
   /**
    * Decodes, converts and produces; resolves once Kafka acknowledged every record, with what the answer says
    * (partial success). The records' text is in the producer's packs once enqueued: nothing here holds it while
-   * Kafka is awaited, so it dies young.
+   * Kafka is awaited.
    */
   async export(signal: Signal, encoding: Encoding, body: Buffer): Promise<ExportResult> {
     let acknowledged: Promise<void>;
     let result: ExportResult;
+    const scratch = this.scratch;
+    this.scratch = undefined;
     try {
-      const conversion = convert(signal, decodeRequest(signal, encoding, body));
+      const conversion = convert(signal, decodeRequest(signal, encoding, body), scratch);
       result = {
         accepted: conversion.records.length,
         rejected: conversion.rejected,
         ...(conversion.rejectedReason ? { rejectedReason: conversion.rejectedReason } : {}),
       };
       if (result.rejected > 0) this.metrics.itemsRejected.inc({ signal }, result.rejected);
-      acknowledged = this.produce(signal, conversion.records);
+      try {
+        acknowledged = this.produce(signal, conversion.records);
+      } finally {
+        this.scratch = conversion.records.release();
+      }
     } catch (error) {
       if (error instanceof PermanentError) throw new Refusal(400, RPC.invalidArgument, error.message);
       throw error;
@@ -89,7 +100,7 @@ export class OtlpPipeline {
    * Enqueues every record (or refuses at once, retryable, when Kafka cannot take them) and returns the promise of
    * their acknowledgement.
    */
-  private produce(signal: Signal, records: ConvertedRecord[]): Promise<void> {
+  private produce(signal: Signal, records: ConvertedRecords): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     if (!this.producer.healthy) {
       throw new Refusal(
@@ -99,9 +110,7 @@ export class OtlpPipeline {
         5,
       );
     }
-    let bytes = 0;
-    for (const record of records) bytes += record.value.length;
-    if (this.producer.inflightBytes + bytes > this.config.limits.inflightBytes) {
+    if (this.producer.inflightBytes + records.bytes > this.config.limits.inflightBytes) {
       throw new Refusal(429, RPC.resourceExhausted, "too much data waiting for Kafka; retry later", 1);
     }
     const topic = topicNames(this.config.topicPrefix)[TOPIC_OF[signal]];
@@ -124,14 +133,17 @@ export class OtlpPipeline {
         ackTimeoutMs,
       );
     });
+    const writer = new RecordCopier(records);
     try {
-      for (const record of records) {
+      for (let index = 0; index < records.length; index++) {
         // A callback of its own: the producer acknowledges consecutive records of a key that share one callback
         // with a single call.
         const onAck = () => {
           if (--waiting === 0) resolveAll();
         };
-        this.producer.enqueue({ topic, key: record.key, value: record.value, onAck });
+        writer.index = index;
+        writer.bytes = records.end(index) - records.start(index);
+        this.producer.enqueueWritten(topic, records.key(index), undefined, writer, onAck, 0);
       }
     } catch (error) {
       clearTimeout(timer);
@@ -142,5 +154,20 @@ export class OtlpPipeline {
       clearTimeout(timer);
       this.metrics.inflightBytes.set(this.producer.inflightBytes);
     });
+  }
+}
+
+/** One converted record at a time, as the producer's RecordWriter: its text copied from the request's buffer. */
+class RecordCopier implements RecordWriter {
+  index = 0;
+  bytes = 0;
+  private readonly records: ConvertedRecords;
+
+  constructor(records: ConvertedRecords) {
+    this.records = records;
+  }
+
+  writeInto(target: Buffer, offset: number): void {
+    this.records.copy(this.index, target, offset);
   }
 }

@@ -8,6 +8,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { describe, expect, it } from "vitest";
 import {
+  ConvertedRecords,
   convertLogs,
   convertTraces,
   decodeRequest,
@@ -47,9 +48,10 @@ describe("OTLP decoding and conversion", () => {
     const fromJson = convertTraces(
       decodeRequest("traces", "json", Buffer.from(JsonTraceSerializer.serializeRequest(spans) as Uint8Array)),
     );
-    expect(fromProto).toEqual(fromJson);
+    expect(fromProto.records.toArray()).toEqual(fromJson.records.toArray());
     expect(fromProto.rejected).toBe(0);
-    const [child, root] = fromProto.records.map((record) => JSON.parse(record.value));
+    expect(fromJson.rejected).toBe(0);
+    const [child, root] = fromProto.records.toArray().map((record) => JSON.parse(record.value));
     const rootSpan = spans[1];
     expect(root).toMatchObject({
       trace: { id: rootSpan?.spanContext().traceId },
@@ -69,9 +71,9 @@ describe("OTLP decoding and conversion", () => {
       lifeline: { span_events: [{ name: "retry", attributes: { attempt: 2 } }] },
     });
     expect(child.transaction).toBeUndefined();
-    expect(fromProto.records[0]?.key).toBe(rootSpan?.spanContext().traceId);
+    expect(fromProto.records.key(0)).toBe(rootSpan?.spanContext().traceId);
     // The same span sent twice is the same document.
-    expect(root.event.id).toBe(JSON.parse(fromJson.records[1]?.value ?? "{}").event.id);
+    expect(root.event.id).toBe(JSON.parse(fromJson.records.value(1)).event.id);
   });
 
   it("a span document is the very text JSON.stringify makes of its object form", () => {
@@ -124,7 +126,9 @@ describe("OTLP decoding and conversion", () => {
         { scopeSpans: [{ spans: [spans[2]] }] },
       ],
     };
-    const { records } = convertTraces(decodeRequest("traces", "json", Buffer.from(JSON.stringify(request))));
+    const records = convertTraces(
+      decodeRequest("traces", "json", Buffer.from(JSON.stringify(request))),
+    ).records.toArray();
     const event = (spanId: string, outcome: string) => ({
       id: deterministicId("otlp-span", trace, spanId),
       kind: "event",
@@ -223,7 +227,7 @@ describe("OTLP decoding and conversion", () => {
     };
     const converted = convertLogs(decodeRequest("logs", "json", Buffer.from(JSON.stringify(request))));
     expect(converted.rejected).toBe(1);
-    const [first, second] = converted.records.map((record) => JSON.parse(record.value));
+    const [first, second] = converted.records.toArray().map((record) => JSON.parse(record.value));
     expect(first).toMatchObject({
       "@timestamp": "2026-11-27T05:20:00.000Z",
       message: '{"msg":"slow"}',
@@ -234,11 +238,11 @@ describe("OTLP decoding and conversion", () => {
     });
     expect(second).toMatchObject({ message: "plain", log: { level: "info" } });
     expect(second["@timestamp"]).toBeUndefined();
-    expect(converted.records[0]?.key).toBe("worker");
+    expect(converted.records.key(0)).toBe("worker");
   });
 
   it("responses: partial success and Status in both encodings", () => {
-    const conversion = { records: [], rejected: 2, rejectedReason: "bad ids" };
+    const conversion = { rejected: 2, rejectedReason: "bad ids" };
     const proto = encodeSuccess("traces", "protobuf", conversion) as Buffer;
     expect(
       otlpTypes.traceResponse.toObject(otlpTypes.traceResponse.decode(proto), { longs: Number }),
@@ -258,5 +262,32 @@ describe("OTLP decoding and conversion", () => {
       /not an OTLP protobuf/,
     );
     expect(() => decodeRequest("logs", "json", Buffer.from("[1]"))).toThrow(/not a JSON object/);
+  });
+
+  it("records written into one buffer keep their keys and exact text, past growth and in any script", () => {
+    const texts = [
+      '{"message":"plain"}',
+      '{"message":"café ✓ 日本"}',
+      `{"message":"${"😀".repeat(300)}"}`,
+      "",
+      `{"message":"${"x".repeat(400_000)}"}`,
+      '{"message":"\\u0000 after"}',
+    ];
+    const small = Buffer.alloc(16);
+    const records = new ConvertedRecords(small);
+    texts.forEach((text, index) => {
+      records.add(`key-${index}`, text);
+    });
+    expect(records.length).toBe(texts.length);
+    expect(records.toArray()).toEqual(texts.map((value, index) => ({ key: `key-${index}`, value })));
+    expect(records.bytes).toBe(texts.reduce((n, text) => n + Buffer.byteLength(text), 0));
+    const target = Buffer.alloc(Buffer.byteLength(texts[1] as string) + 3, 0x2e);
+    records.copy(1, target, 3);
+    expect(target.toString("utf8")).toBe(`...${texts[1]}`);
+    // The buffer grew past what is kept for the next request; a small one is handed on.
+    expect(records.release()).toBeUndefined();
+    const reused = new ConvertedRecords(small);
+    reused.add("k", "{}");
+    expect(reused.release()).toBe(small);
   });
 });
