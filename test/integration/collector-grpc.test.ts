@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { connect as http2Connect } from "node:http2";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -279,6 +281,28 @@ describe("collector: OTLP/gRPC from the official exporter into Kafka and Elastic
     const stored = await elastic.search<{ span: { name: string } }>({ index: ws.spans });
     expect(stored.hits.hits.map((hit) => hit._source?.span.name).sort()).toEqual(["good 1", "good 3"]);
     expect(collector.process.exitCode).toBeNull();
+  });
+
+  it("advertises a receive window that holds a whole request of the largest size, per call and per connection", async () => {
+    // Node's HTTP/2 default is 64 KiB: a client then waits for a WINDOW_UPDATE every 64 KiB of an export.
+    const ws = workspace("grpcwindow");
+    const collector = await startCollector(ws.dir, {
+      topicPrefix: ws.prefix,
+      limits: { maxRequestBytes: 3 << 20 },
+    });
+    running.push(collector);
+    const session = http2Connect(`http://${grpcAddress(collector)}`);
+    try {
+      const [settings] = (await once(session, "remoteSettings")) as [{ initialWindowSize?: number }];
+      expect(settings.initialWindowSize).toBe(3 << 20);
+      // The connection's WINDOW_UPDATE follows the server's SETTINGS; a ping answered comes after both.
+      await new Promise<void>((resolve, reject) =>
+        session.ping((error) => (error ? reject(error) : resolve())),
+      );
+      expect(session.state.remoteWindowSize).toBe(3 << 20);
+    } finally {
+      session.close();
+    }
   });
 
   describe.skipIf(external)("with Kafka stopped during ingest", () => {

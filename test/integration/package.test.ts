@@ -39,7 +39,11 @@ describe("the npm package", () => {
     expect(paths).toContain("bin/launch.js");
     // Lifeline's patched kafkajs travels in the package (bundled): an install gets the patched copy.
     expect(paths).toContain("node_modules/kafkajs/src/lifeline/partitionReader.js");
-    expect(paths.filter((path) => path.endsWith(".ts") && !path.endsWith(".d.ts"))).toEqual([]);
+    // So does the patched grpc-js (its server reads grpc-node.flow_control_window: the collector's gRPC window).
+    expect(paths).toContain("node_modules/@grpc/grpc-js/build/src/server.js");
+    // Lifeline's own code compiled (bundled packages ship as published: grpc-js carries its TypeScript sources).
+    const ours = paths.filter((path) => !path.startsWith("node_modules/"));
+    expect(ours.filter((path) => path.endsWith(".ts") && !path.endsWith(".d.ts"))).toEqual([]);
     expect(paths.some((path) => path.startsWith("test/") || path.startsWith("bench/"))).toBe(false);
 
     const prefix = join(work, "prefix");
@@ -87,6 +91,8 @@ describe("the npm package", () => {
     expect(existsSync(join(home, "node_modules", "kafkajs", "src", "lifeline", "partitionReader.js"))).toBe(
       true,
     );
+    const grpcServer = join(home, "node_modules", "@grpc", "grpc-js", "build", "src", "server.js");
+    expect(readFileSync(grpcServer, "utf8")).toContain("this.options['grpc-node.flow_control_window']");
     rmSync(work, { recursive: true, force: true });
   });
 });
