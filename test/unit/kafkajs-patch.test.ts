@@ -34,6 +34,7 @@ const RECORD = "src/protocol/recordBatch/record/v0/index.js";
 const RECORD_BATCH = "src/protocol/recordBatch/v0/index.js";
 const REQUEST_QUEUE = "src/network/requestQueue/index.js";
 const GROUPING = "src/producer/groupMessagesPerPartition.js";
+const CRC32C = "src/protocol/recordBatch/crc32C/index.js";
 
 beforeAll(async () => {
   pristineRoot = await npmPackage("kafkajs@2.2.4");
@@ -105,6 +106,23 @@ describe("kafkajs 2.2.4 with Lifeline's patch", () => {
     whole.writeEncoderArray(parts);
     whole.writeInt32(-2);
     expect(whole.buffer.equals(expected)).toBe(true);
+  });
+
+  it("the record batch checksum (CRC-32C, eight bytes a step) is kafkajs's own at every length and alignment", () => {
+    type Crc = (buffer: Buffer) => number;
+    const ours = patched<Crc>(CRC32C);
+    const theirs = pristine<Crc>(CRC32C);
+    const bytes = randomBytes(70_000);
+    for (let length = 0; length <= 300; length++) {
+      for (const start of [0, 1, 3, 7]) {
+        const slice = bytes.subarray(start, start + length);
+        expect(ours(slice), `length ${length} at ${start}`).toBe(theirs(slice));
+      }
+    }
+    expect(ours(bytes)).toBe(theirs(bytes));
+    // The check value of the CRC-32C catalogue ("123456789").
+    expect(ours(Buffer.from("123456789"))).toBe(0xe3069283);
+    expect(ours(Buffer.alloc(64, 0xff))).toBe(theirs(Buffer.alloc(64, 0xff)));
   });
 
   it("varints are written in place, byte for byte kafkajs's own, at every length and sign", () => {
