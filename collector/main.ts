@@ -21,7 +21,7 @@ export async function runCollector(values: { config?: string; validate: boolean 
     process.stdout.write(`${values.config ?? "defaults"}: valid collector config\n`);
     return 0;
   }
-  // A small young generation must be given at start, as a node flag (NODE_OPTIONS=--max-semi-space-size=4, as
+  // A small young generation must be given at start, as a node flag (NODE_OPTIONS=--max-semi-space-size=8, as
   // docker-compose.yml does: core/entry.ts collectorLauncher).
   limitHeapGrowth();
   const logger = createLogger("collector");

@@ -34,15 +34,15 @@ export const SHIPPER_NODE_OPTIONS = "--max-semi-space-size=2";
 
 /**
  * How the collector is best run, as its container runs it (docker-compose.yml): compiled JavaScript (the image holds
- * the build) with a 4 MiB semi-space. V8's default young generation grows to 128 MiB under a stream of requests,
- * most of the collector's peak RSS; 4 MiB kept its peak at 125-131 MiB for about 5 % more CPU, where 1 and 2 MiB
- * cost 15-30 % (bench/README.md).
+ * the build) with an 8 MiB semi-space. V8's default young generation grows to 128 MiB under a stream of requests,
+ * most of the collector's peak RSS. Since a request's documents no longer stay alive while it is converted, 8 MiB
+ * costs 3-10 % less CPU than 4 for 7-13 MiB more peak RSS (132-141 MiB); 16 MiB reached 148-153 (bench/tuning.md).
  */
 export function collectorLauncher(): Launcher {
   return deployed([COLLECTOR_NODE_OPTIONS]);
 }
 
-export const COLLECTOR_NODE_OPTIONS = "--max-semi-space-size=4";
+export const COLLECTOR_NODE_OPTIONS = "--max-semi-space-size=8";
 
 /**
  * How the indexer is best run, as its container runs it (docker-compose.yml): compiled JavaScript, a 4 MiB
