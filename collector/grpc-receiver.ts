@@ -136,9 +136,8 @@ export class OtlpGrpcReceiver extends OtlpReceiverBase implements Component {
  * The HTTP/2 receive window the server advertises, for each call and for the connection: room for a whole
  * request of the largest size taken. Node's default is 64 KiB, so a client sending a 160 KB export waited three
  * times for a WINDOW_UPDATE; with this, gRPC is about as fast as OTLP/HTTP (bench/tuning.md). grpc-js reads the
- * option only on the client;
- * patches/@grpc+grpc-js+1.14.7.patch makes its server read it too (grpc/grpc-node#3058, not yet released).
- * HTTP/2 bounds a window to 64 KiB - 1 ... 2^31 - 1 bytes.
+ * option only on the client; patches/@grpc+grpc-js+1.14.7.patch makes its server read it too (grpc/grpc-node#3058,
+ * not yet released). HTTP/2 bounds a window to 64 KiB - 1 ... 2^31 - 1 bytes.
  */
 export function flowControlWindow(maxRequestBytes: number): number {
   return Math.min(2 ** 31 - 1, Math.max(65_535, maxRequestBytes));

@@ -42,7 +42,7 @@ export class OtlpPipeline {
   private readonly metrics: CollectorMetrics;
   /**
    * Where the next request's records are written: a request is converted and its records copied into the
-   * producer's packs without waiting in between, so one buffer serves every request in turn.
+   * producer's packs without an await in between, so one buffer serves every request in turn.
    */
   private scratch: Buffer | undefined;
 
@@ -72,10 +72,8 @@ export class OtlpPipeline {
   async export(signal: Signal, encoding: Encoding, body: Buffer): Promise<ExportResult> {
     let acknowledged: Promise<void>;
     let result: ExportResult;
-    const scratch = this.scratch;
-    this.scratch = undefined;
     try {
-      const conversion = convert(signal, decodeRequest(signal, encoding, body), scratch);
+      const conversion = convert(signal, decodeRequest(signal, encoding, body), this.scratch);
       result = {
         accepted: conversion.records.length,
         rejected: conversion.rejected,
